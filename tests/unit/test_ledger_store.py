@@ -1,0 +1,282 @@
+"""ledger.store and ledger.export against SQLite and PostgreSQL: dense, chained, transactional."""
+
+import json
+import os
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, event, text, update
+
+from ledger.canonical import b64url_decode, canonical_json
+from ledger.entry import GENESIS_PREV, entry_hash
+from ledger.errors import LedgerError, LedgerVerificationError
+from ledger.export import export
+from ledger.keys import Signer, public_key_from_jwk
+from ledger.store import (
+    append,
+    count,
+    create_schema,
+    get_entry,
+    head,
+    iter_entries,
+    ledger_entries,
+)
+from ledger.verify import verify_export
+
+SIGNER = Signer.generate()
+T0 = datetime(2026, 11, 21, 20, 10, tzinfo=UTC)
+
+_DATABASES = os.environ.get("DSGW_TEST_DATABASES")
+_WANTED = {d.strip().lower() for d in (_DATABASES or "sqlite,postgresql").split(",")}
+
+
+def _sqlite_engine(path):
+    """An engine set up as the gateway's: SQLite transactions begin IMMEDIATE (write-locked)."""
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    from tests.support.pg import PostgresCluster
+
+    with PostgresCluster() as pg:
+        yield pg
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", marks=pytest.mark.skipif("sqlite" not in _WANTED, reason="off")),
+        pytest.param(
+            "postgresql",
+            marks=pytest.mark.skipif(
+                "postgresql" not in _WANTED,
+                reason=f"DSGW_TEST_DATABASES={_DATABASES!r} does not include postgresql",
+            ),
+        ),
+    ]
+)
+def engine(request, tmp_path):
+    if request.param == "sqlite":
+        engine = _sqlite_engine(tmp_path / "ledger.db")
+    else:
+        pg = request.getfixturevalue("postgres")
+        name = f"ledger_{os.getpid()}_{abs(hash(request.node.nodeid)) % 10**8}"
+        engine = create_engine(pg.create_database(name), pool_size=10)
+    create_schema(engine)
+    yield engine
+    engine.dispose()
+    if request.param == "postgresql":
+        request.getfixturevalue("postgres").drop_database(name)
+
+
+def _append(conn, i: int, signer: Signer = SIGNER):
+    return append(
+        conn, type="exchange.decided", data={"i": i}, time=T0 + timedelta(seconds=i), signer=signer
+    )
+
+
+def test_schema_starts_empty_at_the_genesis_head_and_is_idempotent(engine):
+    create_schema(engine)
+    create_schema(engine)
+    with engine.connect() as conn:
+        assert head(conn) == (0, GENESIS_PREV)
+        assert count(conn) == 0
+        assert conn.execute(text("select count(*) from ledger_head")).scalar_one() == 1
+
+
+def test_appends_across_transactions_are_dense_and_chained(engine):
+    appended = []
+    for batch in ([1], [2, 3], [4, 5, 6]):
+        with engine.begin() as conn:
+            appended += [_append(conn, i) for i in batch]
+    with engine.connect() as conn:
+        stored = list(iter_entries(conn))
+        assert head(conn) == (6, stored[-1].hash)
+        assert count(conn) == 6
+    assert stored == appended
+    assert [e.seq for e in stored] == [1, 2, 3, 4, 5, 6]
+    prev = GENESIS_PREV
+    public_key = public_key_from_jwk(SIGNER.public_jwk())
+    for entry in stored:
+        assert entry.prev == prev
+        assert entry.hash == entry_hash(entry.body)
+        public_key.verify(b64url_decode(entry.sig), canonical_json(entry.body))
+        prev = entry.hash
+
+
+def test_rolled_back_transaction_leaves_no_entry_and_no_gap(engine):
+    with engine.begin() as conn:
+        first = _append(conn, 1)
+    with pytest.raises(RuntimeError), engine.begin() as conn:
+        _append(conn, 2)
+        _append(conn, 3)
+        raise RuntimeError("the state change failed after its entries were appended")
+    with engine.connect() as conn:
+        assert head(conn) == (1, first.hash)
+        assert count(conn) == 1
+    with engine.begin() as conn:
+        second = _append(conn, 4)
+    assert (second.seq, second.prev) == (2, first.hash)
+
+
+def test_append_does_not_commit_the_callers_transaction(engine):
+    conn = engine.connect()
+    try:
+        conn.begin()
+        _append(conn, 1)
+        conn.rollback()
+    finally:
+        conn.close()
+    with engine.connect() as conn:
+        assert count(conn) == 0
+
+
+def test_concurrent_appends_queue_up_and_stay_dense(engine):
+    threads, per_thread = 4, 8
+    errors: list[BaseException] = []
+
+    def worker(k: int) -> None:
+        try:
+            for j in range(per_thread):
+                with engine.begin() as conn:
+                    _append(conn, k * 100 + j)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    pool = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert errors == []
+    with engine.connect() as conn:
+        seqs = [e.seq for e in iter_entries(conn)]
+        prevs = [(e.prev, e.hash) for e in iter_entries(conn)]
+    assert seqs == list(range(1, threads * per_thread + 1))
+    assert all(prevs[i + 1][0] == prevs[i][1] for i in range(len(prevs) - 1))
+
+
+def test_iter_entries_streams_ranges_in_order_across_batches(engine):
+    with engine.begin() as conn:
+        for i in range(1, 8):
+            _append(conn, i)
+    with engine.connect() as conn:
+        assert [e.seq for e in iter_entries(conn, batch=3)] == [1, 2, 3, 4, 5, 6, 7]
+        assert [e.seq for e in iter_entries(conn, 3, 6, batch=2)] == [3, 4, 5]
+        assert [e.seq for e in iter_entries(conn, 6, batch=1)] == [6, 7]
+        assert list(iter_entries(conn, 8)) == []
+        assert get_entry(conn, 4).data == {"i": 4}
+        assert get_entry(conn, 99) is None
+
+
+def test_body_column_holds_the_canonical_json_text(engine):
+    with engine.begin() as conn:
+        entry = append(conn, type="x.y", data={"b": 1, "a": "数据"}, time=T0, signer=SIGNER)
+        stored = conn.execute(ledger_entries.select()).one()
+    assert stored.body == canonical_json(entry.body).decode("utf-8")
+    assert (stored.seq, stored.time, stored.type, stored.kid) == (1, entry.time, "x.y", SIGNER.kid)
+
+
+def test_append_without_a_schema_says_so(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    create_schema(engine)
+    with engine.begin() as conn:
+        conn.execute(text("delete from ledger_head"))
+    with pytest.raises(LedgerError, match="create_schema"), engine.begin() as conn:
+        _append(conn, 1)
+    engine.dispose()
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+
+def test_export_writes_canonical_lines_and_a_manifest_that_verifies(engine, tmp_path):
+    with engine.begin() as conn:
+        entries = [_append(conn, i) for i in range(1, 4)]
+    with engine.connect() as conn:
+        manifest = export(
+            conn, tmp_path / "out", public_jwks=[], signer=SIGNER, origin="test.dsgw/ledger", now=T0
+        )
+    lines = (tmp_path / "out" / "entries.jsonl").read_bytes()
+    assert lines == b"".join(canonical_json(e.to_json()) + b"\n" for e in entries)
+    assert manifest == json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert (manifest["size"], manifest["head"], manifest["kid"]) == (
+        3,
+        entries[-1].hash,
+        SIGNER.kid,
+    )
+    assert verify_export(tmp_path / "out").size == 3
+
+
+def test_export_publishes_only_public_key_members(engine, tmp_path):
+    with engine.begin() as conn:
+        _append(conn, 1)
+        export(
+            conn,
+            tmp_path / "out",
+            public_jwks=[SIGNER.private_jwk()],
+            signer=SIGNER,
+            origin="o",
+            now=T0,
+        )
+    keys = json.loads((tmp_path / "out" / "keys.json").read_text())["keys"]
+    assert keys == [SIGNER.public_jwk()]
+
+
+def test_export_refuses_entries_signed_by_an_unpublished_key(engine, tmp_path):
+    retired = Signer.generate()
+    with engine.begin() as conn:
+        _append(conn, 1, signer=retired)
+    with pytest.raises(LedgerError, match=retired.kid), engine.connect() as conn:
+        export(conn, tmp_path / "out", public_jwks=[], signer=SIGNER, origin="o", now=T0)
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_export_refuses_to_seal_a_damaged_database(engine, tmp_path):
+    with engine.begin() as conn:
+        for i in range(1, 4):
+            _append(conn, i)
+        damaged = get_entry(conn, 2).body | {"data": {"i": 999}}
+        conn.execute(
+            update(ledger_entries).where(ledger_entries.c.seq == 2).values(body=json.dumps(damaged))
+        )
+    with pytest.raises(LedgerVerificationError) as info, engine.connect() as conn:
+        export(conn, tmp_path / "out", public_jwks=[], signer=SIGNER, origin="o", now=T0)
+    assert (info.value.seq, info.value.check) == (2, "hash")
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_export_refuses_a_head_that_points_past_the_entries(engine, tmp_path):
+    with engine.begin() as conn:
+        for i in range(1, 4):
+            _append(conn, i)
+        conn.execute(ledger_entries.delete().where(ledger_entries.c.seq == 3))
+    with pytest.raises(LedgerVerificationError) as info, engine.connect() as conn:
+        export(conn, tmp_path / "out", public_jwks=[], signer=SIGNER, origin="o", now=T0)
+    assert (info.value.seq, info.value.check) == (3, "seq")
+
+
+def test_a_later_export_into_the_same_folder_extends_the_earlier_one(engine, tmp_path):
+    out = tmp_path / "out"
+    with engine.begin() as conn:
+        for i in range(1, 3):
+            _append(conn, i)
+        earlier = export(conn, out, public_jwks=[], signer=SIGNER, origin="o", now=T0)
+        for i in range(3, 6):
+            _append(conn, i)
+        later = export(conn, out, public_jwks=[], signer=SIGNER, origin="o", now=T0)
+    assert verify_export(out).size == later["size"] == 5
+    lines = (out / "entries.jsonl").read_text().splitlines()
+    assert json.loads(lines[earlier["size"] - 1])["hash"] == earlier["head"]
+    assert sorted(p.name for p in out.iterdir()) == ["entries.jsonl", "keys.json", "manifest.json"]
