@@ -1,0 +1,44 @@
+"""The usage-contract model (数字合约): offers, negotiation states, canonical form, signatures.
+
+A library: it never imports the gateway or the ledger.
+"""
+
+from contracts.document import canonical_bytes, contract_document, contract_hash, rfc3339
+from contracts.errors import ContractError, ContractSignatureError, InvalidTransition
+from contracts.offer import Offer, to_odrl
+from contracts.signing import (
+    countersign,
+    sign_contract,
+    verify_contract_signature,
+    verify_countersignature,
+)
+from contracts.states import (
+    TERMINAL_STATES,
+    TRANSITIONS,
+    ContractState,
+    allowed_next,
+    check_transition,
+    is_terminal,
+)
+
+__all__ = [
+    "TERMINAL_STATES",
+    "TRANSITIONS",
+    "ContractError",
+    "ContractSignatureError",
+    "ContractState",
+    "InvalidTransition",
+    "Offer",
+    "allowed_next",
+    "canonical_bytes",
+    "check_transition",
+    "contract_document",
+    "contract_hash",
+    "countersign",
+    "is_terminal",
+    "rfc3339",
+    "sign_contract",
+    "to_odrl",
+    "verify_contract_signature",
+    "verify_countersignature",
+]

@@ -1,0 +1,180 @@
+"""Offers: the usage terms a product carries, and their ODRL 2.2 form for the catalogue."""
+
+from collections import Counter
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from contracts._duration import DURATION_PATTERN, format_duration, parse_duration, signed_duration
+
+ODRL_CONTEXT = "http://www.w3.org/ns/odrl.jsonld"
+# Terms ODRL 2.2 does not define (a row quota, a field restriction) are written as full IRIs in
+# this namespace, and the policy declares it as its ODRL profile. Replace with the deployment's own.
+DSGW_NS = "https://dsgw.example/odrl#"
+DSGW_PROFILE = "https://dsgw.example/odrl"
+# ODRL's own spatial example names a country by its Wikidata IRI; Q148 is the PRC.
+DOMESTIC_SPATIAL = "https://www.wikidata.org/wiki/Q148"
+# The unit of a payAmount, as in ODRL's own compensate example (which uses dbpedia's Euro).
+CURRENCY_UNIT = "http://dbpedia.org/resource/Renminbi"
+
+Purpose = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
+]
+FieldName = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^\S(?:.*\S)?$")
+]
+# RFC 8785 (and I-JSON, RFC 7493) only carries integers up to 2**53 - 1 exactly.
+MAX_SAFE_INTEGER = 2**53 - 1
+PositiveInt = Annotated[StrictInt, Field(gt=0, le=MAX_SAFE_INTEGER)]
+
+
+def _unique(values: list[str] | None, what: str) -> list[str] | None:
+    if values is not None:
+        repeated = sorted(v for v, n in Counter(values).items() if n > 1)
+        if repeated:
+            raise ValueError(f"expected each {what} once, found repeated {repeated}")
+    return values
+
+
+class Offer(BaseModel):
+    """Usage terms a consumer can request: purposes, term, quotas, fields, region, price."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    purposes: list[Purpose] = Field(min_length=1)
+    term: timedelta = Field(
+        description="ISO 8601 duration in weeks, days, hours, minutes, seconds: 'P30D', 'PT2S'",
+        json_schema_extra={"pattern": DURATION_PATTERN},
+    )
+    quota_rows: PositiveInt | None = None
+    quota_calls: PositiveInt | None = None
+    fields: list[FieldName] | None = Field(None, min_length=1)
+    region: Literal["domestic", "any"] = "domestic"
+    onward_transfer: StrictBool = False
+    price_fen: Annotated[StrictInt, Field(ge=0, le=MAX_SAFE_INTEGER)] = 0
+    lawful_basis_fields: list[FieldName] = Field(default_factory=list)
+    lawful_basis: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] | None = (
+        None
+    )
+
+    @field_validator("term", mode="before")
+    @classmethod
+    def _term_from_iso8601(cls, value: Any) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        if isinstance(value, str):
+            return parse_duration(value)
+        raise ValueError(f"expected an ISO 8601 duration string, found {type(value).__name__}")
+
+    @field_validator("term")
+    @classmethod
+    def _term_is_positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError(f"expected a term longer than zero, found {signed_duration(value)}")
+        return value
+
+    @field_validator("purposes", "fields", "lawful_basis_fields")
+    @classmethod
+    def _no_repeats(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        return _unique(value, info.field_name.removesuffix("s"))
+
+    @model_validator(mode="after")
+    def _lawful_basis_names_its_fields(self) -> "Offer":
+        if self.lawful_basis_fields and self.lawful_basis is None:
+            raise ValueError(
+                f"expected a lawful_basis for lawful_basis_fields {self.lawful_basis_fields}, "
+                "found none"
+            )
+        if self.lawful_basis is not None and not self.lawful_basis_fields:
+            raise ValueError(
+                f"expected lawful_basis_fields naming the personal fields that lawful_basis "
+                f"{self.lawful_basis!r} covers, found none"
+            )
+        return self
+
+    @field_serializer("term")
+    def _term_to_iso8601(self, value: timedelta) -> str:
+        return format_duration(value)
+
+
+def _constraint(left: str, operator: str, right: Any, **extra: Any) -> dict[str, Any]:
+    return {"leftOperand": left, "operator": operator, "rightOperand": right, **extra}
+
+
+def _yuan(fen: int) -> str:
+    return f"{fen // 100}.{fen % 100:02d}"
+
+
+def to_odrl(offer: Offer, *, offer_id: str, target: str, assigner: str) -> dict[str, Any]:
+    """Return the offer as an ODRL 2.2 JSON-LD Offer policy."""
+    purposes = offer.purposes
+    constraints = [
+        _constraint("purpose", "eq", purposes[0])
+        if len(purposes) == 1
+        else _constraint("purpose", "isAnyOf", list(purposes)),
+        _constraint(
+            "elapsedTime",
+            "lteq",
+            {"@value": format_duration(offer.term), "@type": "xsd:duration"},
+        ),
+    ]
+    if offer.quota_calls is not None:
+        constraints.append(_constraint("count", "lteq", offer.quota_calls))
+    if offer.quota_rows is not None:
+        constraints.append(_constraint(DSGW_NS + "rowCount", "lteq", offer.quota_rows))
+    if offer.fields is not None:
+        constraints.append(_constraint(DSGW_NS + "field", "isAnyOf", list(offer.fields)))
+    if offer.region == "domestic":
+        constraints.append(
+            _constraint("spatial", "eq", {"@value": DOMESTIC_SPATIAL, "@type": "xsd:anyURI"})
+        )
+    permission: dict[str, Any] = {
+        "target": target,
+        "assigner": assigner,
+        "action": "use",
+        "constraint": constraints,
+    }
+    if offer.price_fen > 0:
+        permission["duty"] = [
+            {
+                "action": [
+                    {
+                        "rdf:value": {"@id": "odrl:compensate"},
+                        "refinement": [
+                            _constraint(
+                                "payAmount",
+                                "eq",
+                                {"@value": _yuan(offer.price_fen), "@type": "xsd:decimal"},
+                                unit=CURRENCY_UNIT,
+                            )
+                        ],
+                    }
+                ],
+                "compensatedParty": assigner,
+            }
+        ]
+    policy: dict[str, Any] = {
+        "@context": ODRL_CONTEXT,
+        "@type": "Offer",
+        "uid": offer_id,
+        "assigner": assigner,
+        "target": target,
+    }
+    if offer.quota_rows is not None or offer.fields is not None:
+        policy["profile"] = DSGW_PROFILE
+    policy["permission"] = [permission]
+    if not offer.onward_transfer:
+        policy["prohibition"] = [{"target": target, "assigner": assigner, "action": "distribute"}]
+    return policy
