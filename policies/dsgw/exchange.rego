@@ -1,0 +1,545 @@
+# METADATA
+# title: Usage control for data exchange
+# description: >-
+#   Decides whether a consumer may pull data from a resource under a contract (allow), why not
+#   (reasons, each citing the rule that fired) and what the gateway must do to the data it
+#   delivers (obligations). Time comes from input.now only, so every decision replays exactly.
+#   The input and decision documents are described in specs/policy-input.md.
+# schemas:
+#   - input: schema["exchange-input"]
+package dsgw.exchange
+
+# METADATA
+# title: Exchange decision
+# description: >-
+#   The document the gateway acts on. It is defined for every input: malformed input is denied
+#   with INPUT_INVALID, and the default below is a last line of defence should any part of the
+#   decision be undefined.
+# entrypoint: true
+default decision := {
+	"allow": false,
+	"reasons": [{
+		"code": "INPUT_INVALID",
+		"title": "Input invalid",
+		"detail": "the policy could not evaluate this input",
+	}],
+	"obligations": {"mask": [], "drop": [], "row_cap": null, "min_group_size": null, "watermark": false},
+}
+
+decision := {"allow": allow, "reasons": reasons, "obligations": obligations}
+
+default allow := false
+
+allow if count(reasons) == 0
+
+# Malformed input is refused with INPUT_INVALID alone: nothing else is judged on data that
+# failed validation. Otherwise every reason that fired, sorted by code.
+reasons := [input_invalid] if {
+	not input_valid
+} else := [r | some code in sort({d.code | some d in deny}); some r in deny; r.code == code]
+
+obligations := {
+	"mask": sort(mask),
+	"drop": [],
+	"row_cap": row_cap,
+	"min_group_size": min_group_size,
+	"watermark": watermark,
+}
+
+reason(annotation, detail) := {"code": annotation.custom.code, "title": annotation.title, "detail": detail}
+
+# ---------------------------------------------------------------------------------------------
+# Input validation
+
+input_valid if count(input_problems) == 0
+
+# METADATA
+# title: Input invalid
+# description: >-
+#   A required input field is missing or has the wrong type or value. The policy fails closed:
+#   it decides nothing else on input it cannot trust.
+# custom:
+#   code: INPUT_INVALID
+input_invalid := reason(rego.metadata.rule(), detail) if {
+	not input_valid
+	detail := sprintf("the gateway sent a malformed policy input: %s", [concat("; ", sort(input_problems))])
+}
+
+input_problems := {"input must be a JSON object"} if {
+	not input_object
+} else := field_problems
+
+input_object if is_object(input)
+
+# What each check requires, by the name under which passed_checks records that it passed.
+# Checks are positive rules, so a missing field fails its check instead of escaping it
+# (in Rego, `not f(input.missing)` is undefined, not true).
+input_checks := {
+	"now": "now must be an RFC 3339 timestamp",
+	"action": `action must be "exchange"`,
+	"subject.id": "subject.id must be a non-empty string",
+	"subject.roles": "subject.roles must be a list of strings",
+	"subject.region": `subject.region must be "domestic" or "cross_border"`,
+	"purpose": "purpose must be a non-empty string",
+	"delivery": `delivery must be "api", "file" or "compute"`,
+	"requested_fields": "requested_fields must be a non-empty list of strings",
+	"resource.id": "resource.id must be a non-empty string",
+	"resource.grade": `resource.grade must be "core", "important" or "general"`,
+	"resource.level": `resource.level must be "L1", "L2", "L3" or "L4" (null only for core and important data)`,
+	"resource.personal_information": "resource.personal_information must be a boolean",
+	"resource.sensitive_personal_information": "resource.sensitive_personal_information must be a boolean",
+	"resource.fields": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean}",
+	"product.id": "product.id must be a non-empty string",
+	"product.delivery_modes": "product.delivery_modes must be a list of strings",
+	"product.public_interest": "product.public_interest must be a boolean",
+	"contract": "contract must be null or an object",
+}
+
+# The checks of a contract, made only when there is one.
+contract_checks := {
+	"contract.id": "contract.id must be a non-empty string",
+	"contract.state": "contract.state must be a non-empty string",
+	"contract.consumer": "contract.consumer must be a non-empty string",
+	"contract.purposes": "contract.purposes must be a list of strings",
+	"contract.not_before": "contract.not_before must be an RFC 3339 timestamp",
+	"contract.not_after": "contract.not_after must be an RFC 3339 timestamp",
+	"contract.quota": "contract.quota must be {rows: integer >= 0 or null, calls: integer >= 0 or null}",
+	"contract.usage": "contract.usage must be {rows: integer >= 0, calls: integer >= 0}",
+	"contract.fields": "contract.fields must be null or a list of strings",
+	"contract.lawful_basis_fields": "contract.lawful_basis_fields must be a list of strings",
+	"contract.holder_approved": "contract.holder_approved must be a boolean",
+	"contract.region": `contract.region must be "domestic" or "any"`,
+}
+
+field_problems contains message if {
+	some check, message in input_checks
+	not check in passed_checks
+}
+
+field_problems contains message if {
+	has_contract
+	some check, message in contract_checks
+	not check in passed_checks
+}
+
+passed_checks contains "now" if timestamp(input.now)
+
+passed_checks contains "action" if input.action == "exchange"
+
+passed_checks contains "subject.id" if non_empty_string(input.subject.id)
+
+passed_checks contains "subject.roles" if string_list(input.subject.roles)
+
+passed_checks contains "subject.region" if input.subject.region in {"domestic", "cross_border"}
+
+passed_checks contains "purpose" if non_empty_string(input.purpose)
+
+passed_checks contains "delivery" if input.delivery in {"api", "file", "compute"}
+
+passed_checks contains "requested_fields" if {
+	string_list(input.requested_fields)
+	count(input.requested_fields) > 0
+}
+
+passed_checks contains "resource.id" if non_empty_string(input.resource.id)
+
+passed_checks contains "resource.grade" if input.resource.grade in {"core", "important", "general"}
+
+passed_checks contains "resource.level" if {
+	input.resource.grade == "general"
+	input.resource.level in levels
+}
+
+passed_checks contains "resource.level" if {
+	input.resource.grade in {"core", "important"}
+	optional_level(object.get(input.resource, "level", null))
+}
+
+passed_checks contains "resource.personal_information" if is_boolean(input.resource.personal_information)
+
+passed_checks contains "resource.sensitive_personal_information" if {
+	is_boolean(input.resource.sensitive_personal_information)
+}
+
+passed_checks contains "resource.fields" if {
+	is_array(input.resource.fields)
+	every field in input.resource.fields {
+		non_empty_string(field.name)
+		is_boolean(field.personal)
+		is_boolean(field.sensitive)
+	}
+}
+
+passed_checks contains "product.id" if non_empty_string(input.product.id)
+
+passed_checks contains "product.delivery_modes" if string_list(input.product.delivery_modes)
+
+passed_checks contains "product.public_interest" if is_boolean(input.product.public_interest)
+
+passed_checks contains "contract" if object.get(input, "contract", null) == null
+
+passed_checks contains "contract" if has_contract
+
+passed_checks contains sprintf("contract.%s", [name]) if {
+	some name in ["id", "state", "consumer"]
+	non_empty_string(contract[name])
+}
+
+passed_checks contains "contract.purposes" if string_list(contract.purposes)
+
+passed_checks contains sprintf("contract.%s", [name]) if {
+	some name in ["not_before", "not_after"]
+	timestamp(contract[name])
+}
+
+passed_checks contains "contract.quota" if {
+	is_object(contract.quota)
+	optional_natural(object.get(contract.quota, "rows", null))
+	optional_natural(object.get(contract.quota, "calls", null))
+}
+
+passed_checks contains "contract.usage" if {
+	natural(contract.usage.rows)
+	natural(contract.usage.calls)
+}
+
+passed_checks contains "contract.fields" if object.get(contract, "fields", null) == null
+
+passed_checks contains "contract.fields" if string_list(contract.fields)
+
+passed_checks contains "contract.lawful_basis_fields" if string_list(contract.lawful_basis_fields)
+
+passed_checks contains "contract.holder_approved" if is_boolean(contract.holder_approved)
+
+passed_checks contains "contract.region" if contract.region in {"domestic", "any"}
+
+levels := {"L1", "L2", "L3", "L4"}
+
+optional_level(value) if value == null
+
+optional_level(value) if value in levels
+
+timestamp(value) if {
+	is_string(value)
+	time.parse_rfc3339_ns(value)
+}
+
+non_empty_string(value) if {
+	is_string(value)
+	value != ""
+}
+
+string_list(value) if {
+	is_array(value)
+	every item in value {
+		is_string(item)
+	}
+}
+
+natural(value) if {
+	is_number(value)
+	value >= 0
+	round(value) == value
+}
+
+optional_natural(value) if value == null
+
+optional_natural(value) if natural(value)
+
+# ---------------------------------------------------------------------------------------------
+# Facts about the request, named so that rules read as sentences and negation goes through them
+
+# The contract the exchange runs under; undefined when the request names none (null or absent).
+contract := input.contract if is_object(input.contract)
+
+has_contract if is_object(input.contract)
+
+now_ns := time.parse_rfc3339_ns(input.now)
+
+domestic_subject if input.subject.region == "domestic"
+
+compute_delivery if input.delivery == "compute"
+
+resource_field_names := {field.name | some field in input.resource.fields}
+
+requested := {name | some name in input.requested_fields}
+
+protected_field(field) if field.personal == true
+
+protected_field(field) if field.sensitive == true
+
+# Resource fields holding personal or sensitive personal information.
+protected_field_names := {field.name | some field in input.resource.fields; protected_field(field)}
+
+# Public data: general, level L1, no personal information at resource or field level.
+public_resource if {
+	input.resource.grade == "general"
+	input.resource.level == "L1"
+	input.resource.personal_information == false
+	input.resource.sensitive_personal_information == false
+	every field in input.resource.fields {
+		not protected_field(field)
+	}
+}
+
+not_public_because contains sprintf("it is graded %s", [input.resource.grade]) if {
+	input.resource.grade != "general"
+}
+
+not_public_because contains sprintf("it is general data at level %s", [input.resource.level]) if {
+	input.resource.grade == "general"
+	input.resource.level != "L1"
+}
+
+not_public_because contains "it holds personal information" if input.resource.personal_information == true
+
+not_public_because contains "it holds sensitive personal information" if {
+	input.resource.sensitive_personal_information == true
+}
+
+not_public_because contains sprintf("its fields %s hold personal or sensitive personal information", [listing(protected_field_names)]) if {
+	count(protected_field_names) > 0
+}
+
+contract_finalized if contract.state == "FINALIZED"
+
+contract_is_subjects if contract.consumer == input.subject.id
+
+contract_started if now_ns >= time.parse_rfc3339_ns(contract.not_before)
+
+contract_unexpired if now_ns < time.parse_rfc3339_ns(contract.not_after)
+
+purpose_permitted if input.purpose in contract.purposes
+
+holder_approved if contract.holder_approved == true
+
+delivery_offered if input.delivery in input.product.delivery_modes
+
+quota_rows := object.get(contract.quota, "rows", null)
+
+quota_calls := object.get(contract.quota, "calls", null)
+
+rows_remaining if contract.usage.rows < quota_rows
+
+calls_remaining if contract.usage.calls < quota_calls
+
+lawful_basis := {name | some name in contract.lawful_basis_fields}
+
+listing(names) := concat(", ", sort(names)) if count(names) > 0
+
+listing(names) := "none" if count(names) == 0
+
+# ---------------------------------------------------------------------------------------------
+# Reasons to refuse. Each is a rule whose annotation gives the reason its code and title.
+
+# METADATA
+# title: Contract required
+# description: >-
+#   Only public data (general, level L1, no personal information at resource or field level) is
+#   open to any authenticated participant; everything else is exchanged under a contract.
+# custom:
+#   code: CONTRACT_REQUIRED
+deny contains reason(rego.metadata.rule(), detail) if {
+	not has_contract
+	not public_resource
+	detail := sprintf(
+		"no contract was given, and resource %s is not public data: %s",
+		[input.resource.id, concat("; ", sort(not_public_because))],
+	)
+}
+
+# METADATA
+# title: Contract not active
+# description: Data flows only under a FINALIZED contract (not one still in negotiation, suspended, revoked or terminated).
+# custom:
+#   code: CONTRACT_NOT_ACTIVE
+deny contains reason(rego.metadata.rule(), detail) if {
+	has_contract
+	not contract_finalized
+	detail := sprintf("contract %s is %s; only a FINALIZED contract permits exchange", [contract.id, contract.state])
+}
+
+# METADATA
+# title: Contract not yours
+# description: A contract permits exchange only to the consumer it was concluded with.
+# custom:
+#   code: CONTRACT_NOT_YOURS
+deny contains reason(rego.metadata.rule(), detail) if {
+	has_contract
+	not contract_is_subjects
+	detail := sprintf("contract %s belongs to %s, not to %s", [contract.id, contract.consumer, input.subject.id])
+}
+
+# METADATA
+# title: Contract not yet valid
+# description: The contract's term has not begun (now is before not_before).
+# custom:
+#   code: CONTRACT_NOT_YET_VALID
+deny contains reason(rego.metadata.rule(), detail) if {
+	has_contract
+	not contract_started
+	detail := sprintf("contract %s starts at %s; now is %s", [contract.id, contract.not_before, input.now])
+}
+
+# METADATA
+# title: Contract expired
+# description: The contract's term is over (now is at or after not_after).
+# custom:
+#   code: CONTRACT_EXPIRED
+deny contains reason(rego.metadata.rule(), detail) if {
+	has_contract
+	not contract_unexpired
+	detail := sprintf("contract %s ended at %s; now is %s", [contract.id, contract.not_after, input.now])
+}
+
+# METADATA
+# title: Purpose not permitted
+# description: The purpose the consumer states must be one the contract permits.
+# custom:
+#   code: PURPOSE_NOT_PERMITTED
+deny contains reason(rego.metadata.rule(), detail) if {
+	has_contract
+	not purpose_permitted
+	detail := sprintf(
+		"purpose %q is not permitted by contract %s (permitted: %s)",
+		[input.purpose, contract.id, listing(contract.purposes)],
+	)
+}
+
+# METADATA
+# title: Core data never leaves
+# description: Core data (GB/T 43697-2024) never leaves the gateway, whatever the contract.
+# custom:
+#   code: CORE_DATA_NEVER_LEAVES
+deny contains reason(rego.metadata.rule(), detail) if {
+	input.resource.grade == "core"
+	detail := sprintf("resource %s is graded core; core data never leaves the gateway", [input.resource.id])
+}
+
+important_shortfalls contains sprintf("delivery is %q, not \"compute\"", [input.delivery]) if not compute_delivery
+
+important_shortfalls contains sprintf("the holder has not approved contract %s", [contract.id]) if {
+	has_contract
+	not holder_approved
+}
+
+important_shortfalls contains "there is no contract for the holder to approve" if not has_contract
+
+important_shortfalls contains sprintf("subject %s is %s, not domestic", [input.subject.id, input.subject.region]) if {
+	not domestic_subject
+}
+
+# METADATA
+# title: Important data restricted
+# description: >-
+#   Important data leaves only through compute-to-data delivery, under a contract the holder
+#   approved, to a domestic consumer.
+# custom:
+#   code: IMPORTANT_DATA_RESTRICTED
+deny contains reason(rego.metadata.rule(), detail) if {
+	input.resource.grade == "important"
+	count(important_shortfalls) > 0
+	detail := sprintf(
+		"resource %s is graded important: %s",
+		[input.resource.id, concat("; ", sort(important_shortfalls))],
+	)
+}
+
+# METADATA
+# title: Delivery mode not offered
+# description: The delivery mode asked for must be one the product offers.
+# custom:
+#   code: DELIVERY_MODE_NOT_OFFERED
+deny contains reason(rego.metadata.rule(), detail) if {
+	not delivery_offered
+	detail := sprintf(
+		"delivery %q is not offered by product %s (offered: %s)",
+		[input.delivery, input.product.id, listing(input.product.delivery_modes)],
+	)
+}
+
+# METADATA
+# title: Unknown field
+# description: Every requested field must be a field of the resource.
+# custom:
+#   code: UNKNOWN_FIELD
+deny contains reason(rego.metadata.rule(), detail) if {
+	unknown := {name | some name in requested; not name in resource_field_names}
+	count(unknown) > 0
+	detail := sprintf("resource %s has no field(s) %s", [input.resource.id, listing(unknown)])
+}
+
+# METADATA
+# title: Field not permitted
+# description: When the contract restricts fields, every requested field must be among them.
+# custom:
+#   code: FIELD_NOT_PERMITTED
+deny contains reason(rego.metadata.rule(), detail) if {
+	is_array(contract.fields)
+	unpermitted := {name | some name in requested; not name in contract.fields}
+	count(unpermitted) > 0
+	detail := sprintf(
+		"contract %s does not permit field(s) %s (permitted: %s)",
+		[contract.id, listing(unpermitted), listing(contract.fields)],
+	)
+}
+
+# METADATA
+# title: Region not permitted
+# description: A contract restricted to domestic consumers serves only a domestic subject.
+# custom:
+#   code: REGION_NOT_PERMITTED
+deny contains reason(rego.metadata.rule(), detail) if {
+	contract.region == "domestic"
+	not domestic_subject
+	detail := sprintf(
+		"contract %s is restricted to domestic consumers; subject %s is %s",
+		[contract.id, input.subject.id, input.subject.region],
+	)
+}
+
+quota_shortfalls contains sprintf("%v of %v rows used", [contract.usage.rows, quota_rows]) if {
+	quota_rows != null
+	not rows_remaining
+}
+
+quota_shortfalls contains sprintf("%v of %v calls used", [contract.usage.calls, quota_calls]) if {
+	quota_calls != null
+	not calls_remaining
+}
+
+# METADATA
+# title: Quota exhausted
+# description: The contract's row or call quota is used up (usage has reached the quota).
+# custom:
+#   code: QUOTA_EXHAUSTED
+deny contains reason(rego.metadata.rule(), detail) if {
+	count(quota_shortfalls) > 0
+	detail := sprintf("contract %s has exhausted its quota: %s", [contract.id, concat("; ", sort(quota_shortfalls))])
+}
+
+# ---------------------------------------------------------------------------------------------
+# Obligations: computed for every decision, meaningful only when the exchange is allowed.
+
+# Requested personal or sensitive fields without a lawful basis recorded in the contract.
+mask contains name if {
+	some name in requested
+	name in protected_field_names
+	not name in lawful_basis
+}
+
+# Rows still within the quota; never negative.
+row_cap := max([0, quota_rows - contract.usage.rows]) if {
+	quota_rows != null
+} else := null
+
+# Aggregates computed in place must cover at least this many records.
+min_group_size := 10 if {
+	compute_delivery
+} else := null
+
+default watermark := false
+
+watermark if input.resource.level in {"L3", "L4"}
+
+watermark if input.resource.grade == "important"
