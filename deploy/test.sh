@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# "test": make sure everything is installed (PostgreSQL too), check the policies, lint, and
+# run the whole test suite.
+#   ./deploy/test.sh [pytest arguments]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=deploy/lib.sh
+. deploy/lib.sh
+
+DSGW_T0_US="${EPOCHREALTIME/./}"
+report_time() {
+    local rc=$? us=$((${EPOCHREALTIME/./} - DSGW_T0_US))
+    printf 'dsgw test: total wall time %d.%01d s (exit %d)\n' \
+        $((us / 1000000)) $((us % 1000000 / 100000)) "$rc" >&2
+}
+trap report_time EXIT
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "set-up: virtualenv, OPA ${OPA_VERSION}, PostgreSQL"
+ensure_venv
+ensure_opa
+ensure_postgres
+echo "python: $(.venv/bin/python --version 2>&1); opa: $DSGW_OPA_BIN; postgresql: $DSGW_PG_BINDIR"
+
+if [ -n "$(find policies -name '*.rego' -print -quit 2>/dev/null)" ]; then
+    step "opa fmt --list --fail policies"
+    if ! "$DSGW_OPA_BIN" fmt --list --fail policies; then
+        dsgw_die "opa fmt: the policy files listed above need formatting (run '$DSGW_OPA_BIN fmt --write policies') or do not parse"
+    fi
+
+    check_args=(check --strict policies)
+    [ -d policies/schemas ] && check_args+=(--schema policies/schemas)
+    step "opa ${check_args[*]}"
+    "$DSGW_OPA_BIN" "${check_args[@]}" || dsgw_die "opa check failed"
+
+    step "opa test policies"
+    "$DSGW_OPA_BIN" test policies || dsgw_die "opa test failed"
+
+    step "opa test policies --coverage --threshold 95"
+    # Reads opa's JSON coverage report on stdin; prints the total and the lines no test reaches.
+    read -r -d '' coverage_py <<'PY' || true
+import json, sys
+report = json.load(sys.stdin)
+print(f"policy test coverage: {report.get('coverage', 0):.2f}%")
+for name, f in sorted(report.get("files", {}).items()):
+    rows = sorted({row for r in f.get("not_covered", [])
+                   for row in range(r["start"]["row"], r["end"]["row"] + 1)})
+    spans = []
+    for row in rows:
+        if spans and row == spans[-1][1] + 1:
+            spans[-1][1] = row
+        else:
+            spans.append([row, row])
+    if spans:
+        text = [str(a) if a == b else f"{a}-{b}" for a, b in spans]
+        more = f" (+{len(text) - 12} more)" if len(text) > 12 else ""
+        print(f"  {name} ({f.get('coverage', 0):.1f}%): lines {', '.join(text[:12])}{more}")
+PY
+    if ! "$DSGW_OPA_BIN" test policies --coverage --threshold 95 >/dev/null; then
+        # Below the threshold opa prints no report: run again without it to show the gaps.
+        "$DSGW_OPA_BIN" test policies --coverage 2>/dev/null | .venv/bin/python -c "$coverage_py" || true
+        dsgw_die "policy test coverage is below 95%"
+    fi
+    "$DSGW_OPA_BIN" test policies --coverage | .venv/bin/python -c "$coverage_py" | head -n1
+else
+    step "policies: no .rego files under policies/ yet; skipping opa fmt, check and test"
+fi
+
+step "ruff check gateway contracts ledger tests"
+.venv/bin/ruff check gateway contracts ledger tests || dsgw_die "ruff found problems (see above)"
+
+step "pytest (DSGW_TEST_DATABASES=sqlite,postgresql)"
+rc=0
+DSGW_TEST_DATABASES=sqlite,postgresql .venv/bin/python -m pytest "$@" || rc=$?
+if [ "$rc" -eq 5 ]; then
+    dsgw_die "pytest collected no tests (exit 5): that counts as a failure"
+elif [ "$rc" -ne 0 ]; then
+    dsgw_die "pytest failed (exit $rc)"
+fi
