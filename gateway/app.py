@@ -1,0 +1,151 @@
+"""The FastAPI application: built from Settings, with every route and the problem handlers."""
+
+import time
+from pathlib import Path
+
+import structlog
+from fastapi import FastAPI, Request
+from jwt.algorithms import OKPAlgorithm
+from pydantic import BaseModel
+from sqlalchemy.orm import sessionmaker
+
+from gateway import __version__, openapi
+from gateway.auth.service import TokenIssuer
+from gateway.auth.views import router as auth_router
+from gateway.authorisations.views import router as authorisations_router
+from gateway.context import Gateway
+from gateway.core import clock
+from gateway.core.config import Settings
+from gateway.core.db import create_schema, make_engine
+from gateway.core.errors import install_handlers
+from gateway.evidence.service import record
+from gateway.evidence.views import router as ledger_router
+from gateway.exchanges.views import router as exchanges_router
+from gateway.negotiation.views import router as contracts_router
+from gateway.participants import service as participants
+from gateway.participants.views import router as participants_router
+from gateway.policy.client import PolicyClient
+from gateway.products.views import router as products_router
+from gateway.resources.views import router as resources_router
+from ledger import load_or_create_signer
+from ledger import store as ledger_store
+
+log = structlog.get_logger("gateway")
+
+
+def build_gateway(settings: Settings) -> Gateway:
+    """Open the state folder, database, keys and policy client; bootstrap a new ledger."""
+    settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    signer = load_or_create_signer(settings.gateway_key_path)
+    engine = make_engine(settings.resolved_database_url)
+    create_schema(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    gateway = Gateway(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        signer=signer,
+        private_key=OKPAlgorithm.from_jwk(signer.private_jwk()),
+        policy=PolicyClient(settings.opa_url, timeout=settings.opa_timeout),
+    )
+    with sessions() as session:
+        size, _ = ledger_store.head(session.connection())
+        if size == 0:
+            record(
+                session,
+                signer,
+                type="ledger.genesis",
+                data={"origin": settings.origin, "key": signer.public_jwk()},
+            )
+            session.commit()
+        participants.ensure_admin(
+            session, signer, admin_key=load_or_create_signer(settings.admin_key_path)
+        )
+    return gateway
+
+
+def api() -> FastAPI:
+    """Return the application's routes and handlers, not yet bound to a running gateway."""
+    app = FastAPI(
+        title="Trusted data-space gateway",
+        version=__version__,
+        description=(
+            "Registers participants, resources, products and usage contracts; decides every "
+            "exchange with OPA; brokers the data under the policy's obligations; and signs "
+            "every state change and decision into a hash-chained ledger. Errors are RFC 9457 "
+            "problem details."
+        ),
+    )
+    install_handlers(app)
+    openapi.install(app)
+    for router in (
+        auth_router,
+        participants_router,
+        resources_router,
+        authorisations_router,
+        products_router,
+        contracts_router,
+        exchanges_router,
+        ledger_router,
+    ):
+        app.include_router(router)
+
+    @app.get("/health", tags=["health"], response_model=Health)
+    def health(request: Request) -> Health:
+        """Return whether the gateway and its policy engine answer."""
+        gw: Gateway = request.app.state.gateway
+        return Health(
+            status="ok",
+            time=clock.rfc3339(clock.now()),
+            policy_engine="ok" if gw.policy.healthy() else "unavailable",
+        )
+
+    @app.middleware("http")
+    async def _log_requests(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        log.info(
+            "request",
+            method=request.method,
+            path=request.url.path,
+            status=response.status_code,
+            ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        return response
+
+    return app
+
+
+def create_app(settings: Settings | None = None, *, gateway: Gateway | None = None) -> FastAPI:
+    """Return the gateway's ASGI application, bound to a gateway built from `settings`."""
+    app = api()
+    gw = gateway or build_gateway(settings or Settings.from_env())
+    app.state.gateway = gw
+    app.state.issuer = TokenIssuer(gw.settings, gw.signer)
+    return app
+
+
+class Health(BaseModel):
+    status: str
+    time: str
+    policy_engine: str
+
+
+def build_ledger_export(settings: Settings, out_dir: Path) -> dict:
+    """Export the ledger of the state folder's database; return the signed manifest."""
+    from ledger import export
+
+    signer = load_or_create_signer(settings.gateway_key_path)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with engine.connect() as conn:
+            return export(
+                conn,
+                out_dir,
+                public_jwks=[signer.public_jwk()],
+                signer=signer,
+                origin=settings.origin,
+                now=clock.now(),
+            )
+    finally:
+        engine.dispose()

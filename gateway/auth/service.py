@@ -1,0 +1,268 @@
+"""OAuth 2.0 client credentials with private_key_jwt (RFC 6749, RFC 7523), and access tokens.
+
+authlib runs the token endpoint: it parses the request, authenticates the client assertion and
+drives the grant. Access tokens are JWTs (RFC 7519) signed by the gateway's Ed25519 key; pyjwt
+verifies them on every call.
+"""
+
+from datetime import timedelta
+from typing import Any
+
+import jwt
+from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, InvalidClientError
+from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload, OAuth2Request
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from joserfc import jwt as joserfc_jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from jwt.algorithms import OKPAlgorithm
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gateway.auth.models import UsedAssertion
+from gateway.core import clock
+from gateway.core.config import Settings
+from gateway.core.errors import Problem
+from gateway.core.ids import new_id
+from gateway.participants.models import Participant
+from ledger import Signer
+
+ASSERTION_ALG = "EdDSA"
+AUTH_METHOD = "private_key_jwt"
+
+
+class _Client(ClientMixin):
+    """An active participant seen as an OAuth 2.0 client."""
+
+    def __init__(self, participant: Participant) -> None:
+        self.participant = participant
+
+    def get_client_id(self) -> str:
+        return self.participant.id
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method == AUTH_METHOD and endpoint == "token"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == "client_credentials"
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        return ""
+
+
+class _FormRequest(OAuth2Request):
+    """An already-parsed form POST, as authlib wants to see it."""
+
+    def __init__(self, uri: str, form: dict[str, str], headers: dict[str, str]) -> None:
+        super().__init__("POST", uri, headers=headers)
+        self._form = form
+        self.payload = BasicOAuth2Payload(form)
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+    @property
+    def args(self) -> dict[str, str]:
+        return {}
+
+
+class _PrivateKeyJWT(JWTBearerClientAssertion):
+    """RFC 7523 client authentication against the participant's registered Ed25519 keys."""
+
+    CLIENT_AUTH_METHOD = AUTH_METHOD
+
+    def __init__(self, session: Session, audiences: list[str], max_age: int) -> None:
+        super().__init__(validate_jti=True, leeway=5)
+        self._session = session
+        self._audiences = audiences
+        self._max_age = max_age
+
+    def get_audiences(self) -> list[str]:
+        return self._audiences
+
+    def extract_assertion(self, assertion: str):
+        headers, claims = super().extract_assertion(assertion)
+        alg = headers.get("alg")
+        if alg != ASSERTION_ALG:
+            raise InvalidClientError(
+                description=f"the client assertion must be signed with {ASSERTION_ALG}, the "
+                f"algorithm of the registered key; found alg {alg!r}"
+            )
+        return headers, claims
+
+    def process_assertion_claims(self, assertion: str, resolve_key):
+        # authlib's default registry only takes "recommended" algorithms; name ours explicitly.
+        try:
+            token = joserfc_jwt.decode(assertion, resolve_key, algorithms=[ASSERTION_ALG])
+        except JoseError as exc:
+            raise InvalidClientError(description=exc.description) from exc
+        self.verify_claims(token.claims)
+        return token.claims
+
+    def resolve_client_public_key(self, client: _Client) -> KeySet:
+        return KeySet.import_key_set(client.participant.jwks)
+
+    def verify_claims(self, claims) -> None:
+        exp = claims.get("exp")
+        if isinstance(exp, int | float):
+            horizon = clock.now().timestamp() + self._max_age
+            if exp > horizon:
+                raise InvalidClientError(
+                    description=f"the client assertion lives too long: exp must be at most "
+                    f"{self._max_age} s ahead"
+                )
+        super().verify_claims(claims)
+
+    def validate_jti(self, claims, jti: str) -> bool:
+        if not isinstance(jti, str) or not jti or len(jti) > 200:
+            return False
+        expires = clock.now() + timedelta(seconds=self._max_age + 60)
+        try:
+            with self._session.begin_nested():
+                self._session.add(
+                    UsedAssertion(client_id=claims["sub"], jti=jti, expires_at=expires)
+                )
+        except IntegrityError:
+            return False
+        return True
+
+
+class _ClientCredentials(ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = [AUTH_METHOD]
+
+
+class TokenIssuer:
+    """Issues and verifies the gateway's access tokens."""
+
+    def __init__(self, settings: Settings, signer: Signer) -> None:
+        self.settings = settings
+        self.kid = signer.kid
+        self._private = OKPAlgorithm.from_jwk(signer.private_jwk())
+        self._public = OKPAlgorithm.from_jwk(signer.public_jwk())
+
+    def issue(self, participant: Participant) -> dict[str, Any]:
+        """Return the token response for an authenticated participant."""
+        now = clock.now()
+        ttl = self.settings.token_ttl_seconds
+        claims = {
+            "iss": self.settings.issuer,
+            "sub": participant.id,
+            "aud": self.settings.audience,
+            "iat": int(now.timestamp()),
+            "nbf": int(now.timestamp()),
+            "exp": int(now.timestamp()) + ttl,
+            "jti": new_id("tok"),
+            "client_id": participant.id,
+            "roles": list(participant.roles),
+        }
+        token = jwt.encode(
+            claims, self._private, algorithm="EdDSA", headers={"kid": self.kid, "typ": "at+jwt"}
+        )
+        return {"access_token": token, "token_type": "Bearer", "expires_in": ttl}
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """Return the claims of a valid access token, else raise a 401 problem saying why."""
+        try:
+            return jwt.decode(
+                token,
+                self._public,
+                algorithms=["EdDSA"],
+                audience=self.settings.audience,
+                issuer=self.settings.issuer,
+                options={"require": ["exp", "iat", "sub", "aud", "iss", "jti"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise unauthorized("invalid-token", "the access token has expired") from None
+        except jwt.InvalidAudienceError:
+            raise unauthorized(
+                "invalid-token",
+                f"the access token is not for this API (audience must be "
+                f"{self.settings.audience!r})",
+            ) from None
+        except jwt.InvalidAlgorithmError:
+            raise unauthorized(
+                "invalid-token", "the access token must be signed with EdDSA by this gateway"
+            ) from None
+        except jwt.PyJWTError as exc:
+            raise unauthorized("invalid-token", f"the access token is not valid: {exc}") from None
+
+
+def unauthorized(error: str, detail: str) -> Problem:
+    """Return a 401 problem with the RFC 6750 challenge."""
+    return Problem(
+        401,
+        "unauthorized",
+        "Authentication failed",
+        detail,
+        headers={"WWW-Authenticate": f'Bearer error="{error}"'},
+    )
+
+
+def token_response(
+    *,
+    session: Session,
+    settings: Settings,
+    issuer: TokenIssuer,
+    uri: str,
+    form: dict[str, str],
+    headers: dict[str, str],
+) -> tuple[int, dict[str, Any]]:
+    """Run the token endpoint; return the HTTP status and the JSON body (token or OAuth error)."""
+    audiences = sorted({settings.issuer, f"{settings.issuer}/oauth/token", uri})
+
+    class _Server(AuthorizationServer):
+        def query_client(self, client_id: str):
+            participant = session.get(Participant, client_id)
+            if participant is None or participant.status != "active":
+                return None
+            return _Client(participant)
+
+        def save_token(self, token, request) -> None:
+            return None
+
+        def create_oauth2_request(self, request):
+            return request
+
+        def handle_response(self, status, body, headers):
+            return status, body
+
+        def send_signal(self, name, *args, **kwargs) -> None:
+            return None
+
+    server = _Server()
+    server.register_client_auth_method(
+        AUTH_METHOD, _PrivateKeyJWT(session, audiences, settings.assertion_max_age_seconds)
+    )
+    server.register_grant(_ClientCredentials)
+
+    def _generate(grant_type, client, user=None, scope=None, **_):
+        return issuer.issue(client.participant)
+
+    server.register_token_generator("default", _generate)
+    _purge_expired_assertions(session)
+    status, body = server.create_token_response(_FormRequest(uri, form, headers))
+    if status == 200:
+        session.commit()
+    else:
+        session.rollback()
+    return status, body
+
+
+def _purge_expired_assertions(session: Session) -> None:
+    """Forget used assertion ids whose assertions have expired anyway."""
+    session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at < clock.now()))
+
+
+def load_participant(session: Session, participant_id: str) -> Participant:
+    """Return the active participant a token names, else raise 401."""
+    participant = session.execute(
+        select(Participant).where(Participant.id == participant_id)
+    ).scalar_one_or_none()
+    if participant is None:
+        raise unauthorized("invalid-token", "the token's participant is not registered")
+    if participant.status != "active":
+        raise unauthorized("invalid-token", f"participant {participant.id} is {participant.status}")
+    return participant

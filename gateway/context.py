@@ -1,0 +1,37 @@
+"""The running gateway's parts, built once and handed to requests through FastAPI's state."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import Depends, Request
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.core.config import Settings
+from gateway.core.db import session_scope
+from gateway.policy.client import PolicyClient
+from ledger import Signer
+
+
+@dataclass
+class Gateway:
+    """Settings, database, signing key and policy client of one gateway process."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    signer: Signer
+    private_key: Ed25519PrivateKey
+    policy: PolicyClient
+
+
+def get_gateway(request: Request) -> Gateway:
+    """Return the gateway serving this request."""
+    return request.app.state.gateway
+
+
+def get_session(gateway: Gateway = Depends(get_gateway)) -> Iterator[Session]:
+    """Yield a database session for one request; it is rolled back unless a service commits."""
+    with session_scope(gateway.sessions) as session:
+        yield session

@@ -1,0 +1,62 @@
+"""Settings: read once from the environment and the command line, then passed explicitly."""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def default_state_dir() -> Path:
+    """Return the state folder: $DSGW_STATE, else `.dsgw` in the current directory."""
+    return Path(os.environ.get("DSGW_STATE", ".dsgw")).resolve()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the gateway needs to start; nothing else reads the environment."""
+
+    state_dir: Path = field(default_factory=default_state_dir)
+    database_url: str | None = None
+    opa_url: str = "http://127.0.0.1:8181"
+    opa_timeout: float = 2.0
+    issuer: str = "http://127.0.0.1:8080"
+    audience: str = "dsgw-api"
+    token_ttl_seconds: int = 900
+    assertion_max_age_seconds: int = 300
+    origin: str = "dsgw.local/ledger"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.state_dir / "keys"
+
+    @property
+    def gateway_key_path(self) -> Path:
+        return self.keys_dir / "gateway-ed25519.jwk"
+
+    @property
+    def admin_key_path(self) -> Path:
+        return self.keys_dir / "admin-ed25519.jwk"
+
+    @property
+    def resolved_database_url(self) -> str:
+        """Return the database URL: the configured one, else SQLite in the state folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.state_dir / 'gateway.db'}"
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        """Return settings from DSGW_* variables, with explicit overrides winning."""
+        env = os.environ
+        values: dict = {}
+        if "DSGW_STATE" in env:
+            values["state_dir"] = Path(env["DSGW_STATE"]).resolve()
+        if "DSGW_DATABASE_URL" in env:
+            values["database_url"] = env["DSGW_DATABASE_URL"]
+        if "DSGW_OPA_URL" in env:
+            values["opa_url"] = env["DSGW_OPA_URL"]
+        if "DSGW_OPA_TIMEOUT" in env:
+            values["opa_timeout"] = float(env["DSGW_OPA_TIMEOUT"])
+        if "DSGW_ISSUER" in env:
+            values["issuer"] = env["DSGW_ISSUER"]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

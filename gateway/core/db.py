@@ -1,0 +1,102 @@
+"""The database: SQLAlchemy 2 engines for SQLite (embedded default) and PostgreSQL (production)."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.types import JSON
+
+from gateway.core.errors import Problem
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored in UTC and always read back as an aware UTC datetime.
+
+    SQLite keeps no offset, so without this the same column would come back naive there and
+    aware on PostgreSQL.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: the gateway stores aware UTC times only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """The declarative base of every gateway table."""
+
+    type_annotation_map = {dict: JSON, list: JSON, datetime: UTCDateTime()}
+
+
+def make_engine(url: str) -> Engine:
+    """Return an engine; SQLite transactions take the write lock at BEGIN (serialised appends)."""
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_connection, _record):  # pragma: no cover - driver hook
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):  # pragma: no cover - driver hook
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def create_schema(engine: Engine) -> None:
+    """Create the gateway's and the ledger's tables when missing."""
+    # Import every models module so that its tables are registered on Base.metadata.
+    from gateway import models_registry  # noqa: F401
+    from ledger import store as ledger_store
+
+    Base.metadata.create_all(engine)
+    ledger_store.create_schema(engine)
+
+
+def database_unavailable(exc: Exception) -> Problem:
+    """Return the 503 problem for a database that could not answer."""
+    return Problem(
+        503,
+        "database-unavailable",
+        "Database unavailable",
+        f"the database could not complete the request ({type(exc).__name__}); nothing was "
+        "changed or delivered; retry later",
+    )
+
+
+@contextmanager
+def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """Yield a session; roll back on any error and turn database outages into 503 problems."""
+    session = factory()
+    try:
+        yield session
+    except (OperationalError, InterfaceError) as exc:
+        session.rollback()
+        raise database_unavailable(exc) from exc
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

@@ -1,0 +1,500 @@
+"""`dsgw demo`: the whole story over HTTP, printed step by step.
+
+A holder registers graded data, authorises an operator that publishes it as a product; a consumer
+authenticates with private_key_jwt, contracts for an offer, pulls masked rows; three requests are
+denied with their reasons; an auditor exports the ledger over the API and verifies it offline.
+"""
+
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+from jwt.algorithms import OKPAlgorithm
+
+from contracts import sign_contract
+from gateway.core.config import Settings
+from gateway.participants import uscc
+from gateway.participants.service import PLATFORM_ADMIN_ID
+from gateway.policy.opa_process import free_port
+from ledger import Signer, load_or_create_signer
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+class DemoError(RuntimeError):
+    """A step did not answer as the story expects."""
+
+
+def _say(step: str, text: str = "") -> None:
+    print(f"\n== {step}" + (f"\n   {text}" if text else ""), flush=True)
+
+
+def _show(label: str, value: Any) -> None:
+    print(f"   {label}: {value}", flush=True)
+
+
+def random_uscc(rng: random.Random) -> str:
+    """Return a valid unified social credit code for a made-up enterprise (工商, 企业)."""
+    body = "".join(rng.choice(uscc.CHARSET[:10]) for _ in range(6))
+    org = "".join(rng.choice(uscc.CHARSET) for _ in range(9))
+    return uscc.complete("91" + body + org)
+
+
+class Party:
+    """A participant the demo acts as: its key, id and access token."""
+
+    def __init__(self, client: httpx.Client, name: str, key: Signer, pid: str | None = None):
+        self.client = client
+        self.name = name
+        self.key = key
+        self.id = pid
+        self._token: str | None = None
+        self._private = OKPAlgorithm.from_jwk(key.private_jwk())
+
+    def assertion(self, *, jti: str | None = None, **override: Any) -> str:
+        """Return an RFC 7523 client assertion signed with this party's key."""
+        now = int(time.time())
+        token_url = f"{self.client.base_url}/oauth/token".replace("//oauth", "/oauth")
+        claims = {
+            "iss": self.id,
+            "sub": self.id,
+            "aud": token_url,
+            "iat": now,
+            "exp": now + 60,
+            "jti": jti or str(uuid.uuid4()),
+        }
+        claims.update(override)
+        return jwt.encode(claims, self._private, algorithm="EdDSA", headers={"kid": self.key.kid})
+
+    def token(self) -> str:
+        """Return an access token, getting one with client credentials + private_key_jwt."""
+        if self._token is None:
+            response = self.client.post(
+                "/oauth/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_assertion_type": ASSERTION_TYPE,
+                    "client_assertion": self.assertion(),
+                },
+            )
+            _expect(response, 200, f"token for {self.name}")
+            self._token = response.json()["access_token"]
+        return self._token
+
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token()}"}
+        return self.client.request(method, path, headers=headers, **kwargs)
+
+    def sign(self, document: dict) -> str:
+        return sign_contract(document, self._private, kid=self.key.kid)
+
+
+def _expect(response: httpx.Response, status: int, what: str) -> dict:
+    if response.status_code != status:
+        raise DemoError(
+            f"{what}: expected HTTP {status}, got {response.status_code}: {response.text[:500]}"
+        )
+    return response.json()
+
+
+RESIDENTS = [
+    {
+        "name": "张伟",
+        "phone": "13812345678",
+        "id_card": "110101199003074512",
+        "district": "海淀",
+        "score": 712,
+    },
+    {
+        "name": "王芳",
+        "phone": "13987654321",
+        "id_card": "110102198512125623",
+        "district": "朝阳",
+        "score": 655,
+    },
+    {
+        "name": "李娜",
+        "phone": "13700001111",
+        "id_card": "110105199211301234",
+        "district": "东城",
+        "score": 690,
+    },
+    {
+        "name": "刘洋",
+        "phone": "13611112222",
+        "id_card": "110106198807085432",
+        "district": "西城",
+        "score": 741,
+    },
+    {
+        "name": "陈静",
+        "phone": "13522223333",
+        "id_card": "110108199512256789",
+        "district": "海淀",
+        "score": 603,
+    },
+]
+FIELDS = [
+    {"name": "name", "description": "resident name", "personal": True},
+    {"name": "phone", "description": "mobile phone number", "personal": True},
+    {"name": "id_card", "description": "ID-card number", "personal": True, "sensitive": True},
+    {"name": "district", "description": "district of residence"},
+    {"name": "score", "description": "credit score"},
+]
+
+
+def story(client: httpx.Client, admin_key: Signer, workdir: Path) -> None:
+    """Run the story against the gateway behind `client`; raise DemoError on any surprise."""
+    rng = random.Random()
+    _say("1. health", _expect(client.get("/health"), 200, "health")["status"])
+
+    admin = Party(client, "platform admin", admin_key, PLATFORM_ADMIN_ID)
+    parties: dict[str, Party] = {}
+    for role, name, roles in [
+        ("holder", "市大数据局 (municipal data bureau)", ["holder"]),
+        (
+            "merchant",
+            "城市数据运营有限公司 (authorised operator and data merchant)",
+            ["operator", "merchant"],
+        ),
+        ("consumer", "某某金融科技有限公司 (enterprise consumer)", ["consumer"]),
+        ("auditor", "第三方审计 (third-party auditor)", ["auditor"]),
+    ]:
+        key = load_or_create_signer(workdir / f"{role}.jwk")
+        body = {
+            "name": name,
+            "uscc": random_uscc(rng),
+            "roles": roles,
+            "region": "domestic",
+            "jwks": {"keys": [{k: v for k, v in key.public_jwk().items() if k != "use"}]},
+        }
+        created = _expect(admin.call("POST", "/participants", json=body), 201, f"register {role}")
+        parties[role] = Party(client, name, key, created["id"])
+    _say("2. participants registered by the platform admin (each with its own Ed25519 key)")
+    for role, party in parties.items():
+        _show(role, f"{party.id}  {party.name}")
+    holder, merchant, consumer, auditor = (
+        parties[r] for r in ("holder", "merchant", "consumer", "auditor")
+    )
+
+    resource = _expect(
+        holder.call(
+            "POST",
+            "/resources",
+            json={
+                "name": "居民信用信息 (resident credit records)",
+                "domain": "finance/credit",
+                "grade": "general",
+                "level": "L3",
+                "fields": FIELDS,
+                "rows": RESIDENTS,
+                "update_cycle": "monthly",
+            },
+        ),
+        201,
+        "register resource",
+    )
+    core = _expect(
+        holder.call(
+            "POST",
+            "/resources",
+            json={
+                "name": "电网调度数据 (grid dispatch data)",
+                "domain": "energy/grid",
+                "grade": "core",
+                "fields": [{"name": "substation"}, {"name": "load_mw"}],
+                "rows": [{"substation": "北郊站", "load_mw": 812}],
+            },
+        ),
+        201,
+        "register core resource",
+    )
+    _say("3. holder registers a general/L3 resource with personal fields, and a core resource")
+    _show(
+        "resource",
+        f"{resource['id']} grade={resource['grade']}/{resource['level']} "
+        f"personal={resource['personal_information']} "
+        f"sensitive={resource['sensitive_personal_information']}",
+    )
+    _show("core resource", f"{core['id']} grade={core['grade']}")
+
+    authorisation = _expect(
+        holder.call(
+            "POST",
+            "/authorisations",
+            json={
+                "operator_id": merchant.id,
+                "resource_ids": [resource["id"], core["id"]],
+                "not_after": "2099-12-31T00:00:00Z",
+                "fee_cap_fen": 500_000,
+            },
+        ),
+        201,
+        "authorise operator",
+    )
+    _say(
+        "4. holder authorises the operator (授权运营)",
+        f"{authorisation['id']} fee cap 5000.00 yuan",
+    )
+
+    offer_terms = {
+        "purposes": ["credit-risk-assessment"],
+        "term": "P30D",
+        "quota_rows": 1000,
+        "price_fen": 120_000,
+    }
+    product = _expect(
+        merchant.call(
+            "POST",
+            "/products",
+            json={
+                "name": "居民信用核验 (resident credit check)",
+                "resource_id": resource["id"],
+                "authorisation_id": authorisation["id"],
+                "delivery_modes": ["api"],
+                "offers": [offer_terms, {**offer_terms, "term": "PT2S", "price_fen": 0}],
+            },
+        ),
+        201,
+        "publish product",
+    )
+    core_product = _expect(
+        merchant.call(
+            "POST",
+            "/products",
+            json={
+                "name": "电网负荷 (grid load)",
+                "resource_id": core["id"],
+                "authorisation_id": authorisation["id"],
+                "delivery_modes": ["api"],
+                "offers": [{"purposes": ["grid-research"], "term": "P7D"}],
+            },
+        ),
+        201,
+        "publish core product",
+    )
+    main_offer, trial_offer = product["offers"]
+    _say("5. merchant publishes the product with its offers (ODRL)")
+    _show(
+        "product",
+        f"{product['id']} offers {main_offer['id']} (30 days, 1000 rows) and "
+        f"{trial_offer['id']} (2-second trial)",
+    )
+
+    consumer.token()
+    _say("6. consumer gets an access token (client credentials, private_key_jwt)")
+
+    contract = _contract(consumer, merchant, main_offer["id"], "credit-risk-assessment")
+    _say("7. contract requested, agreed and signed by both parties, countersigned by the gateway")
+    _show(
+        "contract", f"{contract['id']} {contract['state']} hash {contract['document_hash'][:16]}…"
+    )
+
+    pulled = _expect(
+        consumer.call(
+            "POST",
+            "/exchanges",
+            json={
+                "contract_id": contract["id"],
+                "purpose": "credit-risk-assessment",
+            },
+        ),
+        200,
+        "pull rows",
+    )
+    _say("8. consumer pulls rows: personal fields masked as the policy obliges")
+    _show("masked", pulled["masked"])
+    for row in pulled["rows"][:3]:
+        _show("row", {k: v for k, v in row.items() if k != "_watermark"})
+    _show(
+        "receipt", f"ledger entry {pulled['receipt']['seq']} hash {pulled['receipt']['hash'][:16]}…"
+    )
+
+    _say("9. three requests denied, each with its reason")
+    denied = consumer.call(
+        "POST", "/exchanges", json={"contract_id": contract["id"], "purpose": "marketing"}
+    )
+    _show_denial("purpose not in the contract", denied, "PURPOSE_NOT_PERMITTED")
+    core_contract = _contract(consumer, merchant, core_product["offers"][0]["id"], "grid-research")
+    denied = consumer.call(
+        "POST", "/exchanges", json={"contract_id": core_contract["id"], "purpose": "grid-research"}
+    )
+    _show_denial("core data", denied, "CORE_DATA_NEVER_LEAVES")
+    trial = _contract(consumer, merchant, trial_offer["id"], "credit-risk-assessment")
+    _wait_past(client, trial["not_after"])
+    denied = consumer.call(
+        "POST", "/exchanges", json={"contract_id": trial["id"], "purpose": "credit-risk-assessment"}
+    )
+    _show_denial("contract term ended", denied, "CONTRACT_EXPIRED")
+
+    _say("10. auditor exports the ledger over the API and verifies it offline")
+    export_dir = workdir / "ledger-export"
+    manifest = export_over_api(auditor, export_dir)
+    _show("exported", f"{manifest['size']} entries to {export_dir}")
+    from ledger import verify_export
+
+    report = verify_export(export_dir)
+    _show(
+        "verified",
+        f"{report.size} entries, chain, hashes and signatures OK; head {report.head[:16]}…",
+    )
+    print("\nDemo complete.", flush=True)
+
+
+def _contract(consumer: Party, merchant: Party, offer_id: str, purpose: str) -> dict:
+    requested = _expect(
+        consumer.call("POST", "/contracts", json={"offer_id": offer_id, "purpose": purpose}),
+        201,
+        "request contract",
+    )
+    agreed = _expect(
+        merchant.call(
+            "POST",
+            f"/contracts/{requested['id']}/agree",
+            json={"signature": merchant.sign(requested["document"])},
+        ),
+        200,
+        "provider agrees",
+    )
+    return _expect(
+        consumer.call(
+            "POST",
+            f"/contracts/{agreed['id']}/verify",
+            json={"signature": consumer.sign(agreed["document"])},
+        ),
+        200,
+        "consumer verifies",
+    )
+
+
+def _show_denial(label: str, response: httpx.Response, code: str) -> None:
+    body = _expect(response, 403, f"denial ({label})")
+    codes = [r["code"] for r in body.get("reasons", [])]
+    if code not in codes:
+        raise DemoError(f"denial ({label}): expected reason {code}, got {codes}")
+    _show(
+        f"403 {label}",
+        f"{code}: {body['detail']} (decision {body['decision_id']}, "
+        f"ledger entry {body['ledger_seq']})",
+    )
+
+
+def _wait_past(client: httpx.Client, moment: str) -> None:
+    """Sleep until the gateway's clock is past `moment` (RFC 3339)."""
+    from datetime import datetime
+
+    end = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    while True:
+        now = datetime.fromisoformat(client.get("/health").json()["time"].replace("Z", "+00:00"))
+        if now > end:
+            return
+        time.sleep(min(0.5, (end - now).total_seconds() + 0.05))
+
+
+def export_over_api(auditor: Party, out: Path) -> dict:
+    """Download every entry, the gateway's keys and a signed manifest into an export folder."""
+    from ledger.export import write_export
+
+    manifest = _expect(auditor.call("GET", "/ledger/manifest"), 200, "ledger manifest")
+    keys = _expect(auditor.client.get("/.well-known/jwks.json"), 200, "gateway keys")
+
+    def entries():
+        start = 1
+        while start <= manifest["size"]:
+            page = _expect(
+                auditor.call("GET", "/ledger/entries", params={"start": start, "limit": 1000}),
+                200,
+                "ledger entries",
+            )
+            if not page:
+                return
+            for entry in page:
+                if entry["body"]["seq"] > manifest["size"]:
+                    return
+                yield entry
+            start = page[-1]["body"]["seq"] + 1
+
+    write_export(out, entries(), keys=keys["keys"], manifest=manifest)
+    return manifest
+
+
+@contextmanager
+def local_gateway(state_dir: Path):
+    """Start `dsgw serve` (and its OPA) on a free loopback port; yield its URL; stop both."""
+    port = free_port()
+    env = dict(os.environ)
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "--state",
+            str(state_dir),
+            "serve",
+            "--port",
+            str(port),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                log.seek(0)
+                raise DemoError(
+                    f"the gateway did not start:\n{log.read().decode(errors='replace')}"
+                )
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise DemoError("the gateway did not answer within 60 s")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def run_demo(*, url: str | None, state_dir: Path | None) -> int:
+    """Run the demo; return the exit code."""
+    settings = Settings.from_env(state_dir=state_dir)
+    settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    workdir = settings.state_dir / "demo" / time.strftime("%Y%m%dT%H%M%S")
+    workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    admin_key = load_or_create_signer(settings.admin_key_path)
+    try:
+        if url:
+            with httpx.Client(base_url=url, timeout=30) as client:
+                story(client, admin_key, workdir)
+        else:
+            print(f"starting a gateway and OPA on free loopback ports (state {settings.state_dir})")
+            with (
+                local_gateway(settings.state_dir) as local,
+                httpx.Client(base_url=local, timeout=30) as client,
+            ):
+                story(client, admin_key, workdir)
+    except (DemoError, httpx.HTTPError) as exc:
+        print(f"\ndemo failed: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,97 @@
+"""Exchanges: a consumer's request for data under a contract, and every decision on it."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.core.db import Base
+
+
+class Decision(Base):
+    """One policy decision, allowed or denied, with the exact input and result."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(40))
+    contract_id: Mapped[str | None] = mapped_column(String(40))
+    allow: Mapped[bool]
+    input: Mapped[dict]
+    result: Mapped[dict]
+    policy_version: Mapped[str | None] = mapped_column(String(80))
+    rows_delivered: Mapped[int] = mapped_column(default=0)
+    ledger_seq: Mapped[int | None]
+    created_at: Mapped[datetime]
+
+
+class ExchangeRequest(BaseModel):
+    """What a consumer asks for: data under a contract, for a purpose."""
+
+    model_config = ConfigDict(extra="forbid")
+    contract_id: str
+    purpose: str = Field(min_length=1, max_length=100)
+    delivery: Literal["api"] = Field(
+        "api", description="rows through the gateway; file and compute deliveries come later"
+    )
+    fields: list[str] | None = Field(
+        None, max_length=200, description="fields wanted; default: all the contract allows"
+    )
+    limit: int | None = Field(None, gt=0, le=100_000)
+
+    def requested(self, available: list[str]) -> list[str]:
+        """Return the requested field names, defaulting to `available`."""
+        return list(self.fields) if self.fields is not None else list(available)
+
+
+class Reason(BaseModel):
+    code: str
+    title: str
+    detail: str
+
+
+class Obligations(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mask: list[str] = Field(default_factory=list)
+    drop: list[str] = Field(default_factory=list)
+    row_cap: int | None = None
+    min_group_size: int | None = None
+    watermark: bool = False
+
+
+class Receipt(BaseModel):
+    """The ledger entry that records this exchange: check it against the gateway's keys."""
+
+    seq: int
+    hash: str
+    sig: str
+    kid: str
+    body: dict
+
+
+class ExchangeResult(BaseModel):
+    exchange_id: str
+    contract_id: str
+    purpose: str
+    fields: list[str]
+    masked: list[str]
+    row_count: int
+    rows: list[dict[str, Any]]
+    watermark: str | None
+    content_hash: str
+    receipt: Receipt
+
+
+class DecisionRead(BaseModel):
+    id: str
+    subject_id: str
+    contract_id: str | None
+    allow: bool
+    input: dict
+    result: dict
+    policy_version: str | None
+    rows_delivered: int
+    ledger_seq: int | None
+    created_at: datetime

@@ -1,0 +1,67 @@
+"""Usage contracts (数字合约) between a provider and a consumer, negotiated on an offer."""
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.core.db import Base
+
+
+class Contract(Base):
+    __tablename__ = "contracts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    offer_id: Mapped[str] = mapped_column(ForeignKey("offers.id"))
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.id"))
+    provider_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
+    consumer_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
+    purpose: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(20))
+    document: Mapped[dict]
+    document_hash: Mapped[str] = mapped_column(String(64))
+    provider_signature: Mapped[str | None]
+    consumer_signature: Mapped[str | None]
+    gateway_signature: Mapped[str | None]
+    not_before: Mapped[datetime]
+    not_after: Mapped[datetime]
+    rows_used: Mapped[int] = mapped_column(default=0)
+    calls_used: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ContractRequest(BaseModel):
+    """A consumer's request for an offer, for one of the offer's purposes."""
+
+    model_config = ConfigDict(extra="forbid")
+    offer_id: str
+    purpose: str = Field(min_length=1, max_length=100)
+
+
+class ContractSignature(BaseModel):
+    """A party's compact JWS (EdDSA) over the canonical contract document."""
+
+    model_config = ConfigDict(extra="forbid")
+    signature: str = Field(min_length=1, max_length=20_000)
+
+
+class ContractRead(BaseModel):
+    id: str
+    offer_id: str
+    product_id: str
+    provider_id: str
+    consumer_id: str
+    purpose: str
+    state: str
+    allowed_next_states: list[str]
+    document: dict
+    document_hash: str
+    signatures: dict[str, str | None]
+    not_before: datetime
+    not_after: datetime
+    usage: dict[str, int]
+    created_at: datetime
+    updated_at: datetime
+    ledger_seq: int | None = None

@@ -1,0 +1,83 @@
+"""Contract routes: request an offer, sign as provider or consumer, terminate, read."""
+
+from fastapi import APIRouter, Depends
+from sqlalchemy.orm import Session
+
+from gateway.auth.views import current_participant
+from gateway.context import Gateway, get_gateway, get_session
+from gateway.core.errors import forbidden, problem_responses
+from gateway.negotiation import service
+from gateway.negotiation.models import ContractRead, ContractRequest, ContractSignature
+from gateway.participants.models import Participant
+
+router = APIRouter(prefix="/contracts", tags=["contracts"])
+_ERRORS = problem_responses(401, 403, 404, 409, 422)
+
+
+@router.post("", status_code=201, response_model=ContractRead, responses=_ERRORS)
+def request_contract(
+    body: ContractRequest,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> ContractRead:
+    """Request an offer for a purpose (consumers); returns the document both parties sign."""
+    contract, entry = service.request(session, gateway, body=body, consumer=me)
+    return service.to_read(contract, entry)
+
+
+@router.post("/{contract_id}/agree", response_model=ContractRead, responses=_ERRORS)
+def agree_contract(
+    contract_id: str,
+    body: ContractSignature,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> ContractRead:
+    """The provider signs the contract document (JWS, EdDSA): REQUESTED → AGREED."""
+    contract, entry = service.agree(
+        session, gateway, contract_id=contract_id, provider=me, jws=body.signature
+    )
+    return service.to_read(contract, entry)
+
+
+@router.post("/{contract_id}/verify", response_model=ContractRead, responses=_ERRORS)
+def verify_contract(
+    contract_id: str,
+    body: ContractSignature,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> ContractRead:
+    """The consumer signs; the gateway countersigns: AGREED → VERIFIED → FINALIZED."""
+    contract, entry = service.verify(
+        session, gateway, contract_id=contract_id, consumer=me, jws=body.signature
+    )
+    return service.to_read(contract, entry)
+
+
+@router.post("/{contract_id}/terminate", response_model=ContractRead, responses=_ERRORS)
+def terminate_contract(
+    contract_id: str,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> ContractRead:
+    """Either party terminates the contract; the next exchange under it is refused."""
+    contract, entry = service.terminate(session, gateway, contract_id=contract_id, party=me)
+    return service.to_read(contract, entry)
+
+
+@router.get(
+    "/{contract_id}", response_model=ContractRead, responses=problem_responses(401, 403, 404)
+)
+def get_contract(
+    contract_id: str,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+) -> ContractRead:
+    """Return a contract to its parties and to auditors."""
+    contract = service.get(session, contract_id)
+    if not service.visible_to(contract, me):
+        raise forbidden("only the parties of a contract and auditors can read it")
+    return service.to_read(contract)

@@ -1,0 +1,72 @@
+"""Fixtures: the real OPA server, the databases (SQLite and PostgreSQL), and a gateway per test.
+
+DSGW_TEST_DATABASES (default "sqlite") lists the engines every database test runs against;
+./deploy/test.sh sets "sqlite,postgresql".
+"""
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.app import build_gateway, create_app
+from gateway.core.config import Settings
+from gateway.policy.opa_process import OpaServer
+
+DATABASES = [d.strip() for d in os.environ.get("DSGW_TEST_DATABASES", "sqlite").split(",") if d]
+BASE_URL = "http://localhost"
+
+
+@pytest.fixture(scope="session")
+def opa_server():
+    """The real OPA server, loaded with policies/, for the whole session."""
+    with OpaServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throw-away PostgreSQL cluster for the whole session."""
+    from tests.support.pg import PostgresCluster
+
+    with PostgresCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request, tmp_path: Path):
+    """A fresh, empty database of each configured engine."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'gateway.db'}"
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    cluster.create_database(name)
+    yield cluster.url(name)
+    cluster.drop_database(name)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, opa_server: OpaServer) -> Settings:
+    return Settings(
+        state_dir=tmp_path / "state",
+        database_url=database_url,
+        opa_url=opa_server.url,
+        issuer=BASE_URL,
+    )
+
+
+@pytest.fixture
+def gateway(settings: Settings):
+    gw = build_gateway(settings)
+    yield gw
+    gw.policy.close()
+    gw.engine.dispose()
+
+
+@pytest.fixture
+def client(gateway) -> TestClient:
+    with TestClient(create_app(gateway=gateway), base_url=BASE_URL) as test_client:
+        yield test_client
