@@ -35,6 +35,9 @@ log = structlog.get_logger("gateway")
 
 def build_gateway(settings: Settings) -> Gateway:
     """Open the state folder, database, keys and policy client; bootstrap a new ledger."""
+    # The state folder holds the database (with the datasets) and the keys: owner only.
+    settings.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    settings.state_dir.chmod(0o700)
     settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     signer = load_or_create_signer(settings.gateway_key_path)
     engine = make_engine(settings.resolved_database_url)

@@ -36,6 +36,7 @@ def test_demo_runs_to_the_end_and_its_ledger_exports_and_verifies(tmp_path):
         assert marker in demo.stdout, marker
     key = tmp_path / "state" / "keys" / "gateway-ed25519.jwk"
     assert key.stat().st_mode & 0o077 == 0
+    assert (tmp_path / "state").stat().st_mode & 0o077 == 0  # database and keys: owner only
 
     out = tmp_path / "export"
     export = subprocess.run(
