@@ -56,30 +56,27 @@ def test_replayed_client_assertion_is_refused(world, client):
     assert "used" in body["detail"].lower()
 
 
-def test_unsigned_assertion_is_refused(world, client):
+def _assertion_claims(client_id: str) -> dict:
+    """Return valid client-assertion claims, for signing the wrong way."""
     now = int(time.time())
-    claims = {
-        "iss": world.consumer.id,
-        "sub": world.consumer.id,
+    return {
+        "iss": client_id,
+        "sub": client_id,
         "aud": "http://localhost/oauth/token",
         "iat": now,
         "exp": now + 60,
         "jti": str(uuid.uuid4()),
     }
+
+
+def test_unsigned_assertion_is_refused(world, client):
+    claims = _assertion_claims(world.consumer.id)
     unsigned = jwt.encode(claims, None, algorithm="none")
     _assert_401(_token_request(client, unsigned))
 
 
 def test_assertion_signed_with_another_algorithm_is_refused(world, client):
-    now = int(time.time())
-    claims = {
-        "iss": world.consumer.id,
-        "sub": world.consumer.id,
-        "aud": "http://localhost/oauth/token",
-        "iat": now,
-        "exp": now + 60,
-        "jti": str(uuid.uuid4()),
-    }
+    claims = _assertion_claims(world.consumer.id)
     es256 = jwt.encode(claims, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256")
     body = _assert_401(_token_request(client, es256))
     assert "EdDSA" in body["detail"]
