@@ -18,6 +18,7 @@ from gateway.core import clock
 from gateway.core.config import Settings
 from gateway.core.db import create_schema, make_engine
 from gateway.core.errors import install_handlers
+from gateway.core.guard import InputGuard
 from gateway.evidence.service import record
 from gateway.evidence.views import router as ledger_router
 from gateway.exchanges.views import router as exchanges_router
@@ -81,6 +82,7 @@ def api() -> FastAPI:
     )
     install_handlers(app)
     openapi.install(app)
+    app.add_middleware(InputGuard)
     for router in (
         auth_router,
         participants_router,

@@ -1,6 +1,6 @@
 """Ledger routes for auditors: the head, and entries by sequence number."""
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
@@ -13,6 +13,7 @@ from ledger import store as ledger_store
 from ledger.export import sign_manifest
 
 router = APIRouter(prefix="/ledger", tags=["ledger"])
+MAX_SEQ = 2**63 - 1  # sequence numbers are BIGINT
 
 
 class LedgerEntry(BaseModel):
@@ -73,7 +74,7 @@ def manifest(
     "/entries", response_model=list[LedgerEntry], responses=problem_responses(401, 403, 422)
 )
 def entries(
-    start: int = Query(1, ge=1, description="first sequence number"),
+    start: int = Query(1, ge=1, le=MAX_SEQ, description="first sequence number"),
     limit: int = Query(100, ge=1, le=1000),
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
@@ -88,7 +89,7 @@ def entries(
     "/entries/{seq}", response_model=LedgerEntry, responses=problem_responses(401, 403, 404)
 )
 def entry(
-    seq: int,
+    seq: int = Path(ge=1, le=MAX_SEQ, description="sequence number"),
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> LedgerEntry:

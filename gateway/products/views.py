@@ -49,7 +49,7 @@ def get_product(
 def catalogue(
     _: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**31),
     limit: int = Query(50, ge=1, le=200),
 ) -> list[ProductRead]:
     """Return listed products with their offers, oldest first."""

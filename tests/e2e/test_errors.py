@@ -154,3 +154,21 @@ def test_consumer_cannot_sign_for_the_provider(world):
         json={"signature": world.consumer.sign(requested["document"])},
     )
     _problem(response, 403, "forbidden")
+
+
+def test_nul_characters_are_refused_the_same_way_on_every_engine(world):
+    headers = {"Authorization": f"Bearer {world.consumer.token()}"}
+    _problem(world.client.get("/contracts/ctr%00x", headers=headers), 422, "invalid-request")
+    body = b'{"offer_id": "off_\\u0000", "purpose": "credit-risk-assessment"}'
+    response = world.client.post(
+        "/contracts", content=body, headers={**headers, "content-type": "application/json"}
+    )
+    assert "NUL" in _problem(response, 422, "invalid-request")["detail"]
+
+
+def test_an_escaped_backslash_before_u0000_is_ordinary_text(world):
+    headers = {"Authorization": f"Bearer {world.consumer.token()}",
+               "content-type": "application/json"}
+    body = b'{"offer_id": "off_\\\\u0000", "purpose": "credit-risk-assessment"}'
+    response = world.client.post("/contracts", content=body, headers=headers)
+    _problem(response, 404, "not-found")  # reached the service: an unknown offer, not a NUL
