@@ -93,6 +93,22 @@ def register_party(admin: Party, name: str, roles: list[str], region: str = "dom
     return Party(admin.client, name, key, response.json()["id"])
 
 
+def register_resource(admin: Party, holder: Party, body: dict, window_seconds: int = 0) -> dict:
+    """Walk a resource through registration: apply, accept, review, publicise, code."""
+    applied = holder.call("POST", "/resources", json=body)
+    assert applied.status_code == 201, applied.text
+    registration = applied.json()["registration"]["id"]
+    for step, payload in [
+        ("accept", None),
+        ("review", None),
+        ("publicise", {"window_seconds": window_seconds}),
+        ("code", None),
+    ]:
+        done = admin.call("POST", f"/registrations/{registration}/{step}", json=payload)
+        assert done.status_code == 200, done.text
+    return holder.call("GET", f"/resources/{applied.json()['id']}").json()
+
+
 OFFER = {"purposes": [PURPOSE], "term": "P30D", "quota_rows": 1000, "price_fen": 120_000}
 
 
@@ -108,10 +124,10 @@ def build_world(client: TestClient, state_dir: Path) -> World:
     merchant = register_party(admin, "merchant", ["operator", "merchant"])
     consumer = register_party(admin, "consumer", ["consumer"])
     auditor = register_party(admin, "auditor", ["auditor"])
-    resource = holder.call(
-        "POST",
-        "/resources",
-        json={
+    resource = register_resource(
+        admin,
+        holder,
+        {
             "name": "resident credit",
             "domain": "finance",
             "grade": "general",
@@ -120,11 +136,10 @@ def build_world(client: TestClient, state_dir: Path) -> World:
             "rows": RESIDENTS,
         },
     )
-    assert resource.status_code == 201, resource.text
-    core = holder.call(
-        "POST",
-        "/resources",
-        json={
+    core = register_resource(
+        admin,
+        holder,
+        {
             "name": "grid",
             "domain": "energy",
             "grade": "core",
@@ -132,13 +147,12 @@ def build_world(client: TestClient, state_dir: Path) -> World:
             "rows": [{"substation": "north", "load_mw": 812}],
         },
     )
-    assert core.status_code == 201, core.text
     authorisation = holder.call(
         "POST",
         "/authorisations",
         json={
             "operator_id": merchant.id,
-            "resource_ids": [resource.json()["id"], core.json()["id"]],
+            "resource_ids": [resource["id"], core["id"]],
             "not_after": "2099-01-01T00:00:00Z",
             "fee_cap_fen": 500_000,
         },
@@ -151,8 +165,8 @@ def build_world(client: TestClient, state_dir: Path) -> World:
         merchant,
         consumer,
         auditor,
-        resource.json(),
-        core.json(),
+        resource,
+        core,
         authorisation.json(),
         {},
         {},
