@@ -112,6 +112,72 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
     return ledger_main(argv)
 
 
+def cmd_verify_certificate(args: argparse.Namespace) -> int:
+    """Verify a registration certificate offline with the gateway's public keys."""
+    from gateway.resources.certificate import CertificateError, verify
+
+    try:
+        text = Path(args.file).read_text(encoding="utf-8").strip()
+        if args.jwks:
+            keys = json.loads(Path(args.jwks).read_text(encoding="utf-8"))
+        else:
+            path = _settings(args).gateway_key_path
+            if not path.exists():
+                print(
+                    f"dsgw resource verify-certificate: no gateway key at {path}; pass --jwks",
+                    file=sys.stderr,
+                )
+                return 2
+            keys = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"dsgw resource verify-certificate: {exc}", file=sys.stderr)
+        return 2
+    keys = keys.get("keys", [keys]) if isinstance(keys, dict) else []
+    public = [{k: v for k, v in key.items() if k != "d"} for key in keys if isinstance(key, dict)]
+    certificate = text
+    if text.startswith("{"):
+        try:
+            certificate = json.loads(text).get("certificate", "")
+        except (ValueError, AttributeError):
+            certificate = ""
+    try:
+        payload = verify(certificate, public)
+    except CertificateError as exc:
+        print(f"INVALID: {exc}")
+        return 1
+    record = payload["record"]
+    print(
+        f"OK: registration {payload['registration']} ({payload['kind']}) coded "
+        f"{payload['code']} at {payload['coded_at']}: resource {record['resource']} "
+        f"{record['name']!r} v{record['version']} {record['status']}, held by "
+        f"{record['holder']['name']} ({record['holder']['uscc']}); record_hash "
+        f"{payload['record_hash']}"
+    )
+    return 0
+
+
+def cmd_authorisations_sweep(args: argparse.Namespace) -> int:
+    """End the authorisations past their term and suspend their products (state folder)."""
+    from gateway.app import build_gateway
+    from gateway.authorisations.service import sweep
+    from gateway.core.errors import Problem
+
+    gateway = build_gateway(_settings(args))
+    try:
+        with gateway.sessions() as session:
+            result = sweep(session, gateway.signer)
+    except Problem as exc:
+        print(f"dsgw authorisations sweep: {exc.detail}", file=sys.stderr)
+        return 2
+    finally:
+        gateway.engine.dispose()
+    print(
+        f"expired {len(result.expired)} authorisation(s) {result.expired}; suspended "
+        f"{len(result.suspended_products)} product(s) {result.suspended_products}"
+    )
+    return 0
+
+
 def cmd_openapi(args: argparse.Namespace) -> int:
     """Print (or write) the OpenAPI document of the gateway."""
     from gateway.openapi import openapi_document
@@ -155,6 +221,25 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("dir", help="an exported ledger folder")
     verify.add_argument("--json", action="store_true", help="print a JSON report")
     verify.set_defaults(func=cmd_ledger_verify)
+
+    resource = sub.add_parser("resource", help="data resource registrations")
+    resource_sub = resource.add_subparsers(dest="resource_command", required=True)
+    check = resource_sub.add_parser(
+        "verify-certificate", help="verify a registration certificate offline"
+    )
+    check.add_argument("file", help="the certificate: compact JWS, or the JSON of the API")
+    check.add_argument(
+        "--jwks", help="the gateway's public keys (/.well-known/jwks.json); default: state folder"
+    )
+    check.set_defaults(func=cmd_verify_certificate)
+
+    authorisations = sub.add_parser("authorisations", help="authorisations (授权运营)")
+    authorisations_sub = authorisations.add_subparsers(dest="auz_command", required=True)
+    sweep = authorisations_sub.add_parser(
+        "sweep", help="end authorisations past their term, suspending their products"
+    )
+    sweep.add_argument("--database-url", help="SQLAlchemy URL; default SQLite in the state folder")
+    sweep.set_defaults(func=cmd_authorisations_sweep)
 
     openapi = sub.add_parser("openapi", help="print the OpenAPI document")
     openapi.add_argument("--out", help="write it to this file")

@@ -1,0 +1,74 @@
+"""The state-machine helper's 409 problem, and registration certificates checked offline."""
+
+import pytest
+
+from gateway.core.errors import Problem
+from gateway.core.states import StateMachine
+from gateway.participants.service import LIFECYCLE as PARTICIPANT
+from gateway.resources import certificate
+from gateway.resources.service import LIFECYCLE as REGISTRATION
+from ledger import Signer, b64url, canonical_json
+
+MACHINE = StateMachine("thing", {"new": {"start": "running"}, "running": {"stop": "done"}})
+
+
+def test_advance_returns_the_next_state():
+    assert MACHINE.advance("t1", "new", "start") == "running"
+    assert MACHINE.actions("running") == ["stop"] and MACHINE.allowed_next("done") == []
+
+
+def test_an_invalid_transition_names_the_current_state_and_the_allowed_ones():
+    with pytest.raises(Problem) as caught:
+        MACHINE.advance("t1", "new", "stop")
+    problem = caught.value
+    assert problem.status == 409 and problem.slug == "invalid-transition"
+    assert problem.extensions == {
+        "current_state": "new",
+        "allowed_next_states": ["running"],
+        "allowed_actions": ["start"],
+    }
+    assert "t1 is new" in problem.detail and "'stop'" in problem.detail
+
+
+def test_the_published_tables_are_the_documented_ones():
+    assert ("active", "suspend", "suspended") in PARTICIPANT.table()
+    assert ("publicised", "object", "accepted") in REGISTRATION.table()
+    assert REGISTRATION.actions("coded") == []
+
+
+def _payload() -> dict:
+    record = {"resource": "res_1", "name": "n"}
+    from gateway.core.hashing import content_hash
+
+    return {
+        "type": certificate.PAYLOAD_TYPE,
+        "code": "DR-2026-000001",
+        "record": record,
+        "record_hash": content_hash(record),
+    }
+
+
+def test_a_certificate_verifies_with_the_gateway_key_only():
+    signer = Signer.generate()
+    jws = certificate.sign(_payload(), signer)
+    assert certificate.verify(jws, [signer.public_jwk()])["code"] == "DR-2026-000001"
+    other = Signer.generate()
+    with pytest.raises(certificate.CertificateError, match="kid"):
+        certificate.verify(jws, [other.public_jwk()])
+    with pytest.raises(certificate.CertificateError, match="signature"):
+        certificate.verify(jws, [{**other.public_jwk(), "kid": signer.kid}])
+
+
+def test_a_changed_record_or_hash_is_caught():
+    signer = Signer.generate()
+    head, _, sig = certificate.sign(_payload(), signer).split(".")
+    changed = {**_payload(), "code": "DR-2026-000002"}
+    with pytest.raises(certificate.CertificateError, match="signature"):
+        certificate.verify(f"{head}.{b64url(canonical_json(changed))}.{sig}", [signer.public_jwk()])
+    bad_hash = {**_payload(), "record_hash": "0" * 64}
+    jws = certificate.sign(bad_hash, signer)
+    with pytest.raises(certificate.CertificateError, match="record_hash"):
+        certificate.verify(jws, [signer.public_jwk()])
+    for garbage in ("", "a.b", "a.b.c", 42):
+        with pytest.raises(certificate.CertificateError, match="format"):
+            certificate.verify(garbage, [signer.public_jwk()])
