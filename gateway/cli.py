@@ -178,6 +178,77 @@ def cmd_authorisations_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _as_admin(args: argparse.Namespace, action) -> int:
+    """Run `action(session, gateway, admin)` on the state folder's database as the platform
+    admin; print its JSON result, or the problem (exit 1)."""
+    from gateway.app import build_gateway
+    from gateway.core.errors import Problem
+    from gateway.participants.service import PLATFORM_ADMIN_ID
+    from gateway.participants.service import get as get_participant
+
+    gateway = build_gateway(_settings(args))
+    try:
+        with gateway.sessions() as session:
+            admin = get_participant(session, PLATFORM_ADMIN_ID)
+            result = action(session, gateway, admin)
+    except Problem as exc:
+        print(json.dumps(exc.body(), ensure_ascii=False, indent=2), file=sys.stderr)
+        return 1
+    finally:
+        gateway.engine.dispose()
+    print(result.model_dump_json(indent=2))
+    return 0
+
+
+def cmd_participant_status(args: argparse.Namespace) -> int:
+    """Suspend or reinstate a participant as the platform admin (state folder)."""
+    from gateway.participants import service
+
+    def run(session, gateway, admin):
+        participant, _ = service.change_status(
+            session,
+            gateway.signer,
+            participant_id=args.participant_id,
+            action=args.participant_command,
+            actor=admin.id,
+            reason=args.reason,
+        )
+        return service.to_read(participant)
+
+    return _as_admin(args, run)
+
+
+def cmd_registration_step(args: argparse.Namespace) -> int:
+    """Take one step of a registration as the platform admin (state folder)."""
+    from datetime import timedelta
+
+    from gateway.resources import service
+
+    def run(session, gateway, admin):
+        seconds = args.window_seconds
+        if seconds is None:
+            seconds = gateway.settings.publicity_seconds
+        registration, _ = service.advance(
+            session,
+            gateway.signer,
+            registration_id=args.registration_id,
+            action=args.registration_command,
+            actor=admin,
+            reason=args.reason or "",
+            window=timedelta(seconds=seconds),
+            issuer=gateway.settings.issuer,
+        )
+        return service.registration_read(registration)
+
+    if args.window_seconds is not None and args.window_seconds < 0:
+        print("dsgw registrations publicise: --window-seconds must be >= 0", file=sys.stderr)
+        return 2
+    if args.registration_command == "reject" and not args.reason:
+        print("dsgw registrations reject: give --reason", file=sys.stderr)
+        return 2
+    return _as_admin(args, run)
+
+
 def cmd_openapi(args: argparse.Namespace) -> int:
     """Print (or write) the OpenAPI document of the gateway."""
     from gateway.openapi import openapi_document
@@ -240,6 +311,37 @@ def parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--database-url", help="SQLAlchemy URL; default SQLite in the state folder")
     sweep.set_defaults(func=cmd_authorisations_sweep)
+
+    participants = sub.add_parser(
+        "participants", help="suspend or reinstate a participant (admin, state folder)"
+    )
+    participants_sub = participants.add_subparsers(dest="participant_command", required=True)
+    for name in ("suspend", "reinstate"):
+        step = participants_sub.add_parser(name, help=f"{name} a participant")
+        step.add_argument("participant_id")
+        step.add_argument("--reason", required=True)
+        step.add_argument("--database-url", help="SQLAlchemy URL; default SQLite in state folder")
+        step.set_defaults(func=cmd_participant_status)
+
+    registrations = sub.add_parser(
+        "registrations", help="review resource registrations (admin, state folder)"
+    )
+    registrations_sub = registrations.add_subparsers(dest="registration_command", required=True)
+    for name, text in [
+        ("accept", "accept an application: applied → accepted"),
+        ("review", "pass the review: accepted → reviewed"),
+        ("publicise", "open the objection window: reviewed → publicised"),
+        ("code", "code it once the window has closed: publicised → coded"),
+        ("reject", "reject it before publicity"),
+    ]:
+        step = registrations_sub.add_parser(name, help=text)
+        step.add_argument("registration_id")
+        step.add_argument("--reason", help="why (required to reject)")
+        step.add_argument(
+            "--window-seconds", type=int, help="publicise: window length (default: settings)"
+        )
+        step.add_argument("--database-url", help="SQLAlchemy URL; default SQLite in state folder")
+        step.set_defaults(func=cmd_registration_step)
 
     openapi = sub.add_parser("openapi", help="print the OpenAPI document")
     openapi.add_argument("--out", help="write it to this file")

@@ -72,3 +72,29 @@ def test_a_changed_record_or_hash_is_caught():
     for garbage in ("", "a.b", "a.b.c", 42):
         with pytest.raises(certificate.CertificateError, match="format"):
             certificate.verify(garbage, [signer.public_jwk()])
+
+
+def _documented(section: str) -> set[tuple[str, str, str]]:
+    """Return the (from, action, to) rows of a section's table in specs/lifecycles.md."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "specs" / "lifecycles.md").read_text()
+    body = text.split(f"## {section}")[1].split("\n## ")[0]
+    rows = set()
+    for line in body.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or cells[0] in ("from", "—") or not cells[0].startswith("`"):
+            continue
+        action = cells[1].split(" (")[0]
+        for state in re.findall(r"`([a-z]+)`", cells[0]):
+            rows.add((state, action, cells[2].strip("`")))
+    return rows
+
+
+def test_the_spec_tables_are_the_code_tables():
+    from gateway.authorisations.service import LIFECYCLE as AUTHORISATION
+
+    assert _documented("Participants") == set(PARTICIPANT.table())
+    assert _documented("Resource registrations") == set(REGISTRATION.table())
+    assert _documented("Authorisations") == set(AUTHORISATION.table())
