@@ -10,7 +10,7 @@ from gateway.disclosure import service
 from gateway.disclosure.models import Disclosure
 
 router = APIRouter(prefix="/disclosure", tags=["disclosure"])
-YEAR = Path(ge=2000, le=9999, description="calendar year (UTC)")
+YEAR = Path(ge=2000, le=3000, description="calendar year (UTC)")
 
 
 @router.get("/{year}.html", response_class=HTMLResponse, responses=problem_responses(422))

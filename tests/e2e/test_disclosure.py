@@ -60,7 +60,7 @@ def test_disclosure_page_is_readable_and_escapes_what_participants_wrote(world, 
 
 
 def test_disclosure_rejects_bad_years_with_a_problem(client):
-    for path in ("/disclosure/1999", "/disclosure/abc", "/disclosure/abc.html"):
+    for path in ("/disclosure/1999", "/disclosure/9999", "/disclosure/abc", "/disclosure/abc.html"):
         response = client.get(path)
         assert response.status_code == 422, path
         assert response.headers["content-type"] == "application/problem+json"
