@@ -3,7 +3,8 @@
 An authorisation is `active` until the holder revokes it (`revoked`) or its term passes
 (`expired`). Either way its listed products are suspended, each with a `product.suspended`
 ledger entry: on revocation in the same transaction; on term end when the gateway next notices,
-that is the next use of the authorisation (publishing a product, reading it) or a sweep
+that is the next use of the authorisation (publishing a product, a contract request on one of
+its products, reading it) or a sweep
 (`POST /authorisations/sweep`, `dsgw authorisations sweep`), whichever comes first.
 """
 

@@ -163,3 +163,21 @@ def test_a_sweep_ends_authorisations_past_their_term(world, settings, capsys):
         args = ["--state", str(settings.state_dir), "authorisations", "sweep"]
         assert dsgw([*args, "--database-url", settings.resolved_database_url]) == 0
         assert second["id"] in capsys.readouterr().out
+
+
+def test_a_contract_request_after_the_term_notices_the_end_and_is_refused(world):
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=10)
+    authorisation = _grant(world, not_after=end.isoformat())
+    product = _publish(world, authorisation).json()
+    offer = {"offer_id": product["offers"][0]["id"], "purpose": PURPOSE}
+    with freeze_time(end - timedelta(microseconds=1)) as frozen:
+        _fresh_tokens(world)
+        assert world.consumer.call("POST", "/contracts", json=offer).status_code == 201
+        frozen.tick(timedelta(microseconds=1))
+        body = _problem(
+            world.consumer.call("POST", "/contracts", json=offer), 409, "product-not-listed"
+        )
+        assert "suspended" in body["detail"]
+    _fresh_tokens(world)
+    got = world.holder.call("GET", f"/authorisations/{authorisation['id']}").json()
+    assert got["status"] == "expired"
