@@ -186,32 +186,39 @@ def story(client: httpx.Client, admin_key: Signer, workdir: Path) -> None:
         parties[r] for r in ("holder", "merchant", "consumer", "auditor")
     )
 
-    resource = _register(
-        client,
-        admin,
-        holder,
-        {
-            "name": "居民信用信息 (resident credit records)",
-            "domain": "finance/credit",
-            "grade": "general",
-            "level": "L3",
-            "fields": FIELDS,
-            "rows": RESIDENTS,
-            "update_cycle": "monthly",
-        },
+    resource = _expect(
+        holder.call(
+            "POST",
+            "/resources",
+            json={
+                "name": "居民信用信息 (resident credit records)",
+                "domain": "finance/credit",
+                "grade": "general",
+                "level": "L3",
+                "fields": FIELDS,
+                "rows": RESIDENTS,
+                "update_cycle": "monthly",
+            },
+        ),
+        201,
+        "register resource",
     )
-    core = _register(
-        client,
-        admin,
-        holder,
-        {
-            "name": "电网调度数据 (grid dispatch data)",
-            "domain": "energy/grid",
-            "grade": "core",
-            "fields": [{"name": "substation"}, {"name": "load_mw"}],
-            "rows": [{"substation": "北郊站", "load_mw": 812}],
-        },
+    core = _expect(
+        holder.call(
+            "POST",
+            "/resources",
+            json={
+                "name": "电网调度数据 (grid dispatch data)",
+                "domain": "energy/grid",
+                "grade": "core",
+                "fields": [{"name": "substation"}, {"name": "load_mw"}],
+                "rows": [{"substation": "北郊站", "load_mw": 812}],
+            },
+        ),
+        201,
+        "register core resource",
     )
+    resource, core = (_register(client, admin, holder, r) for r in (resource, core))
     _say(
         "3. holder registers (登记) a general/L3 resource with personal fields, and a core one: "
         "applied, accepted, reviewed, publicised (1 s objection window), coded"
@@ -348,9 +355,8 @@ def story(client: httpx.Client, admin_key: Signer, workdir: Path) -> None:
     print("\nDemo complete.", flush=True)
 
 
-def _register(client: httpx.Client, admin: Party, holder: Party, body: dict) -> dict:
-    """Walk a resource through registration (登记) to coded; return the coded resource."""
-    applied = _expect(holder.call("POST", "/resources", json=body), 201, "apply for registration")
+def _register(client: httpx.Client, admin: Party, holder: Party, applied: dict) -> dict:
+    """Walk an applied resource through registration (登记) to coded; return it coded."""
     path = f"/registrations/{applied['registration']['id']}"
     _expect(admin.call("POST", f"{path}/accept"), 200, "accept registration")
     _expect(admin.call("POST", f"{path}/review"), 200, "review registration")

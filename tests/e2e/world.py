@@ -93,10 +93,8 @@ def register_party(admin: Party, name: str, roles: list[str], region: str = "dom
     return Party(admin.client, name, key, response.json()["id"])
 
 
-def register_resource(admin: Party, holder: Party, body: dict, window_seconds: int = 0) -> dict:
-    """Walk a resource through registration: apply, accept, review, publicise, code."""
-    applied = holder.call("POST", "/resources", json=body)
-    assert applied.status_code == 201, applied.text
+def register_resource(admin: Party, holder: Party, applied, window_seconds: int = 0):
+    """Walk an applied resource through registration (登记) to coded; return its GET response."""
     registration = applied.json()["registration"]["id"]
     for step, payload in [
         ("accept", None),
@@ -106,7 +104,7 @@ def register_resource(admin: Party, holder: Party, body: dict, window_seconds: i
     ]:
         done = admin.call("POST", f"/registrations/{registration}/{step}", json=payload)
         assert done.status_code == 200, done.text
-    return holder.call("GET", f"/resources/{applied.json()['id']}").json()
+    return holder.call("GET", f"/resources/{applied.json()['id']}")
 
 
 OFFER = {"purposes": [PURPOSE], "term": "P30D", "quota_rows": 1000, "price_fen": 120_000}
@@ -124,10 +122,10 @@ def build_world(client: TestClient, state_dir: Path) -> World:
     merchant = register_party(admin, "merchant", ["operator", "merchant"])
     consumer = register_party(admin, "consumer", ["consumer"])
     auditor = register_party(admin, "auditor", ["auditor"])
-    resource = register_resource(
-        admin,
-        holder,
-        {
+    resource = holder.call(
+        "POST",
+        "/resources",
+        json={
             "name": "resident credit",
             "domain": "finance",
             "grade": "general",
@@ -136,10 +134,11 @@ def build_world(client: TestClient, state_dir: Path) -> World:
             "rows": RESIDENTS,
         },
     )
-    core = register_resource(
-        admin,
-        holder,
-        {
+    assert resource.status_code == 201, resource.text
+    core = holder.call(
+        "POST",
+        "/resources",
+        json={
             "name": "grid",
             "domain": "energy",
             "grade": "core",
@@ -147,12 +146,14 @@ def build_world(client: TestClient, state_dir: Path) -> World:
             "rows": [{"substation": "north", "load_mw": 812}],
         },
     )
+    assert core.status_code == 201, core.text
+    resource, core = (register_resource(admin, holder, r) for r in (resource, core))
     authorisation = holder.call(
         "POST",
         "/authorisations",
         json={
             "operator_id": merchant.id,
-            "resource_ids": [resource["id"], core["id"]],
+            "resource_ids": [resource.json()["id"], core.json()["id"]],
             "not_after": "2099-01-01T00:00:00Z",
             "fee_cap_fen": 500_000,
         },
@@ -165,8 +166,8 @@ def build_world(client: TestClient, state_dir: Path) -> World:
         merchant,
         consumer,
         auditor,
-        resource,
-        core,
+        resource.json(),
+        core.json(),
         authorisation.json(),
         {},
         {},
