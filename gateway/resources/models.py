@@ -73,6 +73,14 @@ class FieldSpec(BaseModel):
     description: str = ""
     personal: bool = False
     sensitive: bool = False
+    grade: Grade | None = Field(None, description="this field's own grade; at most the resource's")
+    level: Level | None = Field(None, description="sub-level of a 'general' field")
+
+
+def grade_rank(grade: str, level: str | None) -> tuple[int, int]:
+    """Return a sortable rank: core > important > general L4 > L3 > L2 > L1 (GB/T 43697)."""
+    major = {"general": 0, "important": 1, "core": 2}[grade]
+    return (major, int(level[1]) if level else 0)
 
 
 class ResourceDetails(BaseModel):
@@ -114,6 +122,15 @@ class ResourceCreate(BaseModel):
             extra = set(row) - known
             if extra:
                 raise ValueError(f"row {index} has fields not declared: {sorted(extra)}")
+        top = grade_rank(self.grade, self.level)
+        for f in self.fields:
+            if f.level is not None and f.grade != "general":
+                raise ValueError(f"field {f.name!r}: only a 'general' field has a level")
+            if f.grade is not None and grade_rank(f.grade, f.level) > top:
+                raise ValueError(
+                    f"field {f.name!r} is graded above the resource: a resource takes the "
+                    "highest grade of its fields (就高)"
+                )
         if any(f.sensitive for f in self.fields) and not self.sensitive_personal_information:
             self.sensitive_personal_information = True
         if any(f.personal or f.sensitive for f in self.fields):

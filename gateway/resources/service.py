@@ -132,7 +132,7 @@ def apply(
         level=body.level,
         personal_information=body.personal_information,
         sensitive_personal_information=body.sensitive_personal_information,
-        fields=[f.model_dump() for f in body.fields],
+        fields=[f.model_dump(exclude_none=True) for f in body.fields],
         update_cycle=body.update_cycle,
         rows=body.rows,
         details=body.details.model_dump(),
@@ -324,7 +324,7 @@ def _code(
         resource.level = amended.level
         resource.personal_information = amended.personal_information
         resource.sensitive_personal_information = amended.sensitive_personal_information
-        resource.fields = [f.model_dump() for f in amended.fields]
+        resource.fields = [f.model_dump(exclude_none=True) for f in amended.fields]
         resource.update_cycle = amended.update_cycle
         resource.details = amended.details.model_dump()
     else:

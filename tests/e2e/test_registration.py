@@ -244,3 +244,25 @@ def test_a_rejected_application_leaves_an_unusable_resource(world):
     listed = _ok(world.consumer.call("GET", "/registrations", params={"state": "rejected"}))
     assert [r["id"] for r in listed] == [reg]
     _problem(world.consumer.call("GET", "/registrations/reg_nope"), 404, "not-found")
+
+
+def test_fields_carry_their_own_grade_never_above_the_resource(world):
+    graded = {
+        **GRID,
+        "level": "L2",
+        "fields": [{"name": "station", "grade": "general", "level": "L1"}, {"name": "ph"}],
+    }
+    applied = _ok(world.holder.call("POST", "/resources", json=graded))
+    assert applied["fields"][0]["grade"] == "general" and applied["fields"][0]["level"] == "L1"
+    assert applied["fields"][1]["grade"] is None
+    above = {**graded, "fields": [{"name": "station", "grade": "important"}, {"name": "ph"}]}
+    body = _problem(world.holder.call("POST", "/resources", json=above), 422, "invalid-request")
+    assert "highest grade" in body["detail"]
+    level_on_core = {
+        **graded,
+        "fields": [{"name": "station", "grade": "core", "level": "L1"}, {"name": "ph"}],
+    }
+    body = _problem(
+        world.holder.call("POST", "/resources", json=level_on_core), 422, "invalid-request"
+    )
+    assert "only a 'general' field has a level" in body["detail"]
