@@ -19,6 +19,7 @@ from gateway.core.config import Settings
 from gateway.core.db import create_schema, make_engine
 from gateway.core.errors import install_handlers
 from gateway.core.guard import InputGuard
+from gateway.disclosure.views import router as disclosure_router
 from gateway.evidence.service import record
 from gateway.evidence.views import router as ledger_router
 from gateway.exchanges.views import router as exchanges_router
@@ -27,6 +28,7 @@ from gateway.participants import service as participants
 from gateway.participants.views import router as participants_router
 from gateway.policy.client import PolicyClient
 from gateway.products.views import router as products_router
+from gateway.resources.views import registrations as registrations_router
 from gateway.resources.views import router as resources_router
 from ledger import load_or_create_signer
 from ledger import store as ledger_store
@@ -87,11 +89,13 @@ def api() -> FastAPI:
         auth_router,
         participants_router,
         resources_router,
+        registrations_router,
         authorisations_router,
         products_router,
         contracts_router,
         exchanges_router,
         ledger_router,
+        disclosure_router,
     ):
         app.include_router(router)
 

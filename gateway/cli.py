@@ -112,6 +112,143 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
     return ledger_main(argv)
 
 
+def cmd_verify_certificate(args: argparse.Namespace) -> int:
+    """Verify a registration certificate offline with the gateway's public keys."""
+    from gateway.resources.certificate import CertificateError, verify
+
+    try:
+        text = Path(args.file).read_text(encoding="utf-8").strip()
+        if args.jwks:
+            keys = json.loads(Path(args.jwks).read_text(encoding="utf-8"))
+        else:
+            path = _settings(args).gateway_key_path
+            if not path.exists():
+                print(
+                    f"dsgw resource verify-certificate: no gateway key at {path}; pass --jwks",
+                    file=sys.stderr,
+                )
+                return 2
+            keys = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"dsgw resource verify-certificate: {exc}", file=sys.stderr)
+        return 2
+    keys = keys.get("keys", [keys]) if isinstance(keys, dict) else []
+    public = [{k: v for k, v in key.items() if k != "d"} for key in keys if isinstance(key, dict)]
+    certificate = text
+    if text.startswith("{"):
+        try:
+            certificate = json.loads(text).get("certificate", "")
+        except (ValueError, AttributeError):
+            certificate = ""
+    try:
+        payload = verify(certificate, public)
+    except CertificateError as exc:
+        print(f"INVALID: {exc}")
+        return 1
+    record = payload["record"]
+    print(
+        f"OK: registration {payload['registration']} ({payload['kind']}) coded "
+        f"{payload['code']} at {payload['coded_at']}: resource {record['resource']} "
+        f"{record['name']!r} v{record['version']} {record['status']}, held by "
+        f"{record['holder']['name']} ({record['holder']['uscc']}); record_hash "
+        f"{payload['record_hash']}"
+    )
+    return 0
+
+
+def cmd_authorisations_sweep(args: argparse.Namespace) -> int:
+    """End the authorisations past their term and suspend their products (state folder)."""
+    from gateway.app import build_gateway
+    from gateway.authorisations.service import sweep
+    from gateway.core.errors import Problem
+
+    gateway = build_gateway(_settings(args))
+    try:
+        with gateway.sessions() as session:
+            result = sweep(session, gateway.signer)
+    except Problem as exc:
+        print(f"dsgw authorisations sweep: {exc.detail}", file=sys.stderr)
+        return 2
+    finally:
+        gateway.engine.dispose()
+    print(
+        f"expired {len(result.expired)} authorisation(s) {result.expired}; suspended "
+        f"{len(result.suspended_products)} product(s) {result.suspended_products}"
+    )
+    return 0
+
+
+def _as_admin(args: argparse.Namespace, action) -> int:
+    """Run `action(session, gateway, admin)` on the state folder's database as the platform
+    admin; print its JSON result, or the problem (exit 1)."""
+    from gateway.app import build_gateway
+    from gateway.core.errors import Problem
+    from gateway.participants.service import PLATFORM_ADMIN_ID
+    from gateway.participants.service import get as get_participant
+
+    gateway = build_gateway(_settings(args))
+    try:
+        with gateway.sessions() as session:
+            admin = get_participant(session, PLATFORM_ADMIN_ID)
+            result = action(session, gateway, admin)
+    except Problem as exc:
+        print(json.dumps(exc.body(), ensure_ascii=False, indent=2), file=sys.stderr)
+        return 1
+    finally:
+        gateway.engine.dispose()
+    print(result.model_dump_json(indent=2))
+    return 0
+
+
+def cmd_participant_status(args: argparse.Namespace) -> int:
+    """Suspend or reinstate a participant as the platform admin (state folder)."""
+    from gateway.participants import service
+
+    def run(session, gateway, admin):
+        participant, _ = service.change_status(
+            session,
+            gateway.signer,
+            participant_id=args.participant_id,
+            action=args.participant_command,
+            actor=admin.id,
+            reason=args.reason,
+        )
+        return service.to_read(participant)
+
+    return _as_admin(args, run)
+
+
+def cmd_registration_step(args: argparse.Namespace) -> int:
+    """Take one step of a registration as the platform admin (state folder)."""
+    from datetime import timedelta
+
+    from gateway.resources import service
+
+    def run(session, gateway, admin):
+        seconds = args.window_seconds
+        if seconds is None:
+            seconds = gateway.settings.publicity_seconds
+        registration, _ = service.advance(
+            session,
+            gateway.signer,
+            registration_id=args.registration_id,
+            action=args.registration_command,
+            actor=admin,
+            reason=args.reason or "",
+            window=timedelta(seconds=seconds),
+            issuer=gateway.settings.issuer,
+        )
+        return service.registration_read(registration)
+
+    if args.window_seconds is not None and args.window_seconds < 0:
+        print("dsgw registrations publicise: --window-seconds must be >= 0", file=sys.stderr)
+        return 2
+    if args.registration_command == "reject" and not args.reason:
+        print("dsgw registrations reject: give --reason", file=sys.stderr)
+        return 2
+    return _as_admin(args, run)
+
+
 def cmd_openapi(args: argparse.Namespace) -> int:
     """Print (or write) the OpenAPI document of the gateway."""
     from gateway.openapi import openapi_document
@@ -155,6 +292,56 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("dir", help="an exported ledger folder")
     verify.add_argument("--json", action="store_true", help="print a JSON report")
     verify.set_defaults(func=cmd_ledger_verify)
+
+    resource = sub.add_parser("resource", help="data resource registrations")
+    resource_sub = resource.add_subparsers(dest="resource_command", required=True)
+    check = resource_sub.add_parser(
+        "verify-certificate", help="verify a registration certificate offline"
+    )
+    check.add_argument("file", help="the certificate: compact JWS, or the JSON of the API")
+    check.add_argument(
+        "--jwks", help="the gateway's public keys (/.well-known/jwks.json); default: state folder"
+    )
+    check.set_defaults(func=cmd_verify_certificate)
+
+    authorisations = sub.add_parser("authorisations", help="authorisations (授权运营)")
+    authorisations_sub = authorisations.add_subparsers(dest="auz_command", required=True)
+    sweep = authorisations_sub.add_parser(
+        "sweep", help="end authorisations past their term, suspending their products"
+    )
+    sweep.add_argument("--database-url", help="SQLAlchemy URL; default SQLite in the state folder")
+    sweep.set_defaults(func=cmd_authorisations_sweep)
+
+    participants = sub.add_parser(
+        "participants", help="suspend or reinstate a participant (admin, state folder)"
+    )
+    participants_sub = participants.add_subparsers(dest="participant_command", required=True)
+    for name in ("suspend", "reinstate"):
+        step = participants_sub.add_parser(name, help=f"{name} a participant")
+        step.add_argument("participant_id")
+        step.add_argument("--reason", required=True)
+        step.add_argument("--database-url", help="SQLAlchemy URL; default SQLite in state folder")
+        step.set_defaults(func=cmd_participant_status)
+
+    registrations = sub.add_parser(
+        "registrations", help="review resource registrations (admin, state folder)"
+    )
+    registrations_sub = registrations.add_subparsers(dest="registration_command", required=True)
+    for name, text in [
+        ("accept", "accept an application: applied → accepted"),
+        ("review", "pass the review: accepted → reviewed"),
+        ("publicise", "open the objection window: reviewed → publicised"),
+        ("code", "code it once the window has closed: publicised → coded"),
+        ("reject", "reject it before publicity"),
+    ]:
+        step = registrations_sub.add_parser(name, help=text)
+        step.add_argument("registration_id")
+        step.add_argument("--reason", help="why (required to reject)")
+        step.add_argument(
+            "--window-seconds", type=int, help="publicise: window length (default: settings)"
+        )
+        step.add_argument("--database-url", help="SQLAlchemy URL; default SQLite in state folder")
+        step.set_defaults(func=cmd_registration_step)
 
     openapi = sub.add_parser("openapi", help="print the OpenAPI document")
     openapi.add_argument("--out", help="write it to this file")

@@ -218,14 +218,19 @@ def story(client: httpx.Client, admin_key: Signer, workdir: Path) -> None:
         201,
         "register core resource",
     )
-    _say("3. holder registers a general/L3 resource with personal fields, and a core resource")
+    resource, core = (_register(client, admin, holder, r) for r in (resource, core))
+    _say(
+        "3. holder registers (登记) a general/L3 resource with personal fields, and a core one: "
+        "applied, accepted, reviewed, publicised (1 s objection window), coded"
+    )
     _show(
         "resource",
-        f"{resource['id']} grade={resource['grade']}/{resource['level']} "
+        f"{resource['id']} code {resource['code']} "
+        f"grade={resource['grade']}/{resource['level']} "
         f"personal={resource['personal_information']} "
         f"sensitive={resource['sensitive_personal_information']}",
     )
-    _show("core resource", f"{core['id']} grade={core['grade']}")
+    _show("core resource", f"{core['id']} code {core['code']} grade={core['grade']}")
 
     authorisation = _expect(
         holder.call(
@@ -348,6 +353,21 @@ def story(client: httpx.Client, admin_key: Signer, workdir: Path) -> None:
         f"{report.size} entries, chain, hashes and signatures OK; head {report.head[:16]}…",
     )
     print("\nDemo complete.", flush=True)
+
+
+def _register(client: httpx.Client, admin: Party, holder: Party, applied: dict) -> dict:
+    """Walk an applied resource through registration (登记) to coded; return it coded."""
+    path = f"/registrations/{applied['registration']['id']}"
+    _expect(admin.call("POST", f"{path}/accept"), 200, "accept registration")
+    _expect(admin.call("POST", f"{path}/review"), 200, "review registration")
+    publicised = _expect(
+        admin.call("POST", f"{path}/publicise", json={"window_seconds": 1}),
+        200,
+        "publicise registration",
+    )
+    _wait_past(client, publicised["publicity_ends_at"])
+    _expect(admin.call("POST", f"{path}/code"), 200, "code registration")
+    return _expect(holder.call("GET", f"/resources/{applied['id']}"), 200, "coded resource")
 
 
 def _contract(consumer: Party, merchant: Party, offer_id: str, purpose: str) -> dict:

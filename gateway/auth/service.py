@@ -155,6 +155,8 @@ class TokenIssuer:
             "nbf": int(now.timestamp()),
             "exp": int(now.timestamp()) + ttl,
             "jti": new_id("tok"),
+            # Sub-second time of authentication: a key retirement revokes earlier tokens.
+            "auth_time": now.timestamp(),
             "client_id": participant.id,
             "roles": list(participant.roles),
         }
@@ -266,3 +268,16 @@ def load_participant(session: Session, participant_id: str) -> Participant:
     if participant.status != "active":
         raise unauthorized("invalid-token", f"participant {participant.id} is {participant.status}")
     return participant
+
+
+def check_not_revoked(participant: Participant, claims: dict[str, Any]) -> None:
+    """Raise 401 if the token was issued before the participant last retired a key."""
+    if participant.tokens_not_before is None:
+        return
+    issued = claims.get("auth_time", claims.get("iat"))
+    if not isinstance(issued, int | float) or issued < participant.tokens_not_before.timestamp():
+        raise unauthorized(
+            "invalid-token",
+            f"the access token was issued before a key of {participant.id} was retired "
+            f"({clock.rfc3339(participant.tokens_not_before)}); get a new token",
+        )

@@ -9,7 +9,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from gateway.auth.models import TokenResponse
-from gateway.auth.service import TokenIssuer, load_participant, token_response, unauthorized
+from gateway.auth.service import (
+    TokenIssuer,
+    check_not_revoked,
+    load_participant,
+    token_response,
+    unauthorized,
+)
 from gateway.context import Gateway, get_gateway, get_session
 from gateway.core.db import session_scope
 from gateway.core.errors import PROBLEM_MEDIA_TYPE, Problem, forbidden, problem_responses
@@ -34,7 +40,9 @@ def current_participant(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise unauthorized("invalid_request", "this call needs an access token (Bearer)")
     claims = issuer.verify(credentials.credentials)
-    return load_participant(session, claims["sub"])
+    participant = load_participant(session, claims["sub"])
+    check_not_revoked(participant, claims)
+    return participant
 
 
 def require_role(participant: Participant, *roles: str) -> None:

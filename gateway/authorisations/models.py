@@ -1,12 +1,15 @@
 """Authorisations (授权运营协议): a holder lets an operator develop products from resources."""
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.core.db import Base
+
+ProductKind = Literal["api", "file", "compute"]
 
 
 class Authorisation(Base):
@@ -22,6 +25,11 @@ class Authorisation(Base):
     revenue_share: Mapped[dict]
     status: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime]
+    product_kinds: Mapped[list] = mapped_column(default=lambda: ["api", "compute", "file"])
+    security_obligations: Mapped[list] = mapped_column(default=list)
+    exit_terms: Mapped[str] = mapped_column(default="")
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    end_reason: Mapped[str | None] = mapped_column(default=None)
 
 
 class AuthorisationCreate(BaseModel):
@@ -35,6 +43,17 @@ class AuthorisationCreate(BaseModel):
         default_factory=lambda: {"holder": 40, "operator": 50, "platform": 10},
         description="percentages by party; they add up to 100",
     )
+    product_kinds: list[ProductKind] = Field(
+        default_factory=lambda: ["api", "compute", "file"],
+        min_length=1,
+        description="the kinds (delivery modes) of product the operator may build",
+    )
+    security_obligations: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="security duties the operator accepts (e.g. 'data stays in the gateway')",
+    )
+    exit_terms: str = Field("", max_length=2000, description="what happens when it ends (退出)")
 
     @model_validator(mode="after")
     def _valid(self) -> "AuthorisationCreate":
@@ -59,6 +78,22 @@ class AuthorisationRead(BaseModel):
     not_after: datetime
     fee_cap_fen: int
     revenue_share: dict[str, int]
+    product_kinds: list[str]
+    security_obligations: list[str]
+    exit_terms: str
     status: str
+    allowed_actions: list[str]
+    ended_at: datetime | None
+    end_reason: str | None
     created_at: datetime
     ledger_seq: int | None = None
+
+
+class Revocation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class SweepResult(BaseModel):
+    expired: list[str] = Field(description="authorisations found past their term and ended now")
+    suspended_products: list[str]

@@ -23,6 +23,8 @@ class Settings:
     token_ttl_seconds: int = 900
     assertion_max_age_seconds: int = 300
     origin: str = "dsgw.local/ledger"
+    # Default objection window of a publicised registration (公示期), in seconds: 7 days.
+    publicity_seconds: int = 7 * 86400
 
     @property
     def keys_dir(self) -> Path:
@@ -58,5 +60,7 @@ class Settings:
             values["opa_timeout"] = float(env["DSGW_OPA_TIMEOUT"])
         if "DSGW_ISSUER" in env:
             values["issuer"] = env["DSGW_ISSUER"]
+        if "DSGW_PUBLICITY_SECONDS" in env:
+            values["publicity_seconds"] = int(env["DSGW_PUBLICITY_SECONDS"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -19,6 +19,7 @@ from contracts import (
     countersign,
     verify_contract_signature,
 )
+from gateway.authorisations import service as authorisations
 from gateway.context import Gateway
 from gateway.core import clock
 from gateway.core.errors import Problem, conflict, forbidden, not_found, unprocessable
@@ -50,6 +51,10 @@ def request(
         raise forbidden("requesting an offer needs the role consumer")
     stored, offer = products.get_offer(session, body.offer_id)
     product = products.get(session, stored.product_id)
+    # Its authorisation's term may have passed since the last sweep: notice it now.
+    authorisations.expire_if_over(
+        session, gateway.signer, authorisations.get(session, product.authorisation_id)
+    )
     if product.status != "listed":
         raise conflict(
             "product-not-listed",

@@ -25,6 +25,10 @@ class Participant(Base):
     status: Mapped[str] = mapped_column(String(20), default="active")
     jwks: Mapped[dict]
     created_at: Mapped[datetime]
+    # Keys retired from `jwks`, each with its `retired_at`: kept for the record, never trusted.
+    retired_keys: Mapped[list] = mapped_column(default=list)
+    # Access tokens authenticated before this moment are refused (set when a key is retired).
+    tokens_not_before: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class PublicJWK(BaseModel):
@@ -81,6 +85,20 @@ class ParticipantRead(BaseModel):
     roles: list[str]
     region: str
     status: str
-    jwks: dict
+    allowed_actions: list[str] = []
+    jwks: dict = Field(description="the active public keys (RFC 7517 JWKS)")
+    retired_keys: list[dict] = Field(default=[], description="retired keys, with retired_at")
     created_at: datetime
     ledger_seq: int | None = None
+
+
+class StatusChange(BaseModel):
+    """Why the admin suspends or reinstates a participant."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class KeyRetirement(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field("", max_length=500)

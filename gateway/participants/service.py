@@ -4,8 +4,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.core import clock
-from gateway.core.errors import conflict, not_found
+from gateway.core.errors import conflict, forbidden, not_found
 from gateway.core.ids import new_id
+from gateway.core.states import StateMachine
 from gateway.evidence.service import commit, record
 from gateway.participants import uscc
 from gateway.participants.models import (
@@ -20,16 +21,31 @@ from ledger import Entry, Signer, jwk_thumbprint
 PLATFORM_USCC = "91110108MA01ABCDE"  # 17 characters; the check character is computed
 PLATFORM_ADMIN_ID = "prt_platform"  # fixed, so that the admin key in the state folder can log in
 
+LIFECYCLE = StateMachine(
+    "participant",
+    {
+        "active": {"suspend": "suspended"},
+        "suspended": {"reinstate": "active"},
+    },
+)
+EVENTS = {"suspend": "suspended", "reinstate": "reinstated"}
+
+
+def _public_jwk(key: PublicJWK) -> dict:
+    """Return the key to store: public members only, with its RFC 7638 kid unless it has one."""
+    jwk = {"kty": key.kty, "crv": key.crv, "x": key.x}
+    jwk["kid"] = key.kid or jwk_thumbprint(jwk)
+    jwk["alg"] = "EdDSA"
+    jwk["use"] = "sig"
+    return jwk
+
 
 def _public_jwks(body: ParticipantCreate) -> dict:
     """Return the JWKS to store: public members only, each key with its RFC 7638 kid."""
-    keys = []
-    for key in body.jwks.keys:
-        jwk = {"kty": key.kty, "crv": key.crv, "x": key.x}
-        jwk["kid"] = key.kid or jwk_thumbprint(jwk)
-        jwk["alg"] = "EdDSA"
-        jwk["use"] = "sig"
-        keys.append(jwk)
+    keys = [_public_jwk(key) for key in body.jwks.keys]
+    kids = [k["kid"] for k in keys]
+    if len(set(kids)) != len(kids):
+        raise conflict("duplicate-key", "Duplicate key id", f"key ids must be unique: {kids}")
     return {"keys": keys}
 
 
@@ -82,12 +98,127 @@ def register(
     return participant, entry
 
 
-def get(session: Session, participant_id: str) -> Participant:
-    """Return the participant, else raise 404."""
-    participant = session.get(Participant, participant_id)
+def get(session: Session, participant_id: str, *, for_update: bool = False) -> Participant:
+    """Return the participant (locked for update when asked), else raise 404."""
+    query = select(Participant).where(Participant.id == participant_id)
+    if for_update:
+        query = query.with_for_update()
+    participant = session.execute(query).scalar_one_or_none()
     if participant is None:
         raise not_found("participant", participant_id)
     return participant
+
+
+def _may_manage_keys(participant: Participant, actor: Participant) -> None:
+    """Raise 403 unless `actor` is the participant itself or the platform admin."""
+    if actor.id != participant.id and "admin" not in actor.roles:
+        raise forbidden("only the participant itself or the platform admin manages its keys")
+
+
+def add_key(
+    session: Session, signer: Signer, *, participant_id: str, key: PublicJWK, actor: Participant
+) -> tuple[Participant, Entry]:
+    """Add a public key to the participant's JWKS; raise 409 if its kid is taken."""
+    participant = get(session, participant_id, for_update=True)
+    _may_manage_keys(participant, actor)
+    jwk = _public_jwk(key)
+    known = {k["kid"] for k in participant.jwks["keys"]} | {
+        k["kid"] for k in participant.retired_keys or []
+    }
+    if jwk["kid"] in known:
+        raise conflict(
+            "duplicate-key",
+            "Duplicate key id",
+            f"participant {participant.id} already has (or had) a key {jwk['kid']!r}; a retired "
+            "kid is never reused",
+            kid=jwk["kid"],
+        )
+    if len(participant.jwks["keys"]) >= 10:
+        raise conflict("too-many-keys", "Too many keys", "a participant has at most 10 active keys")
+    participant.jwks = {"keys": [*participant.jwks["keys"], jwk]}
+    entry = record(
+        session,
+        signer,
+        type="participant.key_added",
+        data={"participant": participant.id, "kid": jwk["kid"], "key": jwk, "by": actor.id},
+    )
+    commit(session)
+    return participant, entry
+
+
+def retire_key(
+    session: Session,
+    signer: Signer,
+    *,
+    participant_id: str,
+    kid: str,
+    actor: Participant,
+    reason: str = "",
+) -> tuple[Participant, Entry]:
+    """Retire a key: it no longer authenticates or signs, and tokens issued so far die."""
+    participant = get(session, participant_id, for_update=True)
+    _may_manage_keys(participant, actor)
+    active = participant.jwks["keys"]
+    key = next((k for k in active if k["kid"] == kid), None)
+    if key is None:
+        if any(k["kid"] == kid for k in participant.retired_keys or []):
+            raise conflict(
+                "key-retired", "Key already retired", f"key {kid!r} of {participant.id} is retired"
+            )
+        raise not_found("key", kid)
+    if len(active) == 1:
+        raise conflict(
+            "last-key",
+            "Cannot retire the last key",
+            f"{kid!r} is the only active key of {participant.id}; add its successor first",
+            active_kids=[kid],
+        )
+    now = clock.now()
+    participant.jwks = {"keys": [k for k in active if k["kid"] != kid]}
+    participant.retired_keys = [
+        *(participant.retired_keys or []),
+        {**key, "retired_at": clock.rfc3339(now)},
+    ]
+    participant.tokens_not_before = now
+    entry = record(
+        session,
+        signer,
+        type="participant.key_retired",
+        data={"participant": participant.id, "kid": kid, "by": actor.id, "reason": reason},
+    )
+    commit(session)
+    return participant, entry
+
+
+def change_status(
+    session: Session,
+    signer: Signer,
+    *,
+    participant_id: str,
+    action: str,
+    actor: str,
+    reason: str,
+) -> tuple[Participant, Entry]:
+    """Suspend or reinstate a participant (admin); its tokens stop or start working at once."""
+    participant = get(session, participant_id, for_update=True)
+    if participant.id == PLATFORM_ADMIN_ID:
+        raise forbidden("the platform administrator cannot be suspended")
+    before = participant.status
+    participant.status = LIFECYCLE.advance(participant.id, before, action)
+    entry = record(
+        session,
+        signer,
+        type=f"participant.{EVENTS[action]}",
+        data={
+            "participant": participant.id,
+            "from": before,
+            "to": participant.status,
+            "by": actor,
+            "reason": reason,
+        },
+    )
+    commit(session)
+    return participant, entry
 
 
 def to_read(participant: Participant, entry: Entry | None = None) -> ParticipantRead:
@@ -99,7 +230,9 @@ def to_read(participant: Participant, entry: Entry | None = None) -> Participant
         roles=participant.roles,
         region=participant.region,
         status=participant.status,
+        allowed_actions=LIFECYCLE.actions(participant.status),
         jwks=participant.jwks,
+        retired_keys=participant.retired_keys or [],
         created_at=participant.created_at,
         ledger_seq=entry.seq if entry else None,
     )

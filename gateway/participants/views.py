@@ -7,7 +7,15 @@ from gateway.auth.views import current_participant, require_role
 from gateway.context import Gateway, get_gateway, get_session
 from gateway.core.errors import problem_responses
 from gateway.participants import service
-from gateway.participants.models import Participant, ParticipantCreate, ParticipantRead
+from gateway.participants.models import (
+    JWKS,
+    KeyRetirement,
+    Participant,
+    ParticipantCreate,
+    ParticipantRead,
+    PublicJWK,
+    StatusChange,
+)
 
 router = APIRouter(prefix="/participants", tags=["participants"])
 
@@ -40,3 +48,90 @@ def get_participant(
 ) -> ParticipantRead:
     """Return a participant's public record."""
     return service.to_read(service.get(session, participant_id))
+
+
+@router.get("/{participant_id}/jwks", response_model=JWKS, responses=problem_responses(401, 404))
+def get_participant_jwks(
+    participant_id: str,
+    _: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+) -> dict:
+    """Return the participant's active public keys (RFC 7517); retired keys are not in it."""
+    return service.get(session, participant_id).jwks
+
+
+@router.post(
+    "/{participant_id}/keys",
+    status_code=201,
+    response_model=ParticipantRead,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+def add_participant_key(
+    participant_id: str,
+    body: PublicJWK,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> ParticipantRead:
+    """Add an Ed25519 public key to a participant's JWKS (the participant itself or the admin)."""
+    participant, entry = service.add_key(
+        session, gateway.signer, participant_id=participant_id, key=body, actor=me
+    )
+    return service.to_read(participant, entry)
+
+
+@router.post(
+    "/{participant_id}/keys/{kid}/retire",
+    response_model=ParticipantRead,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+def retire_participant_key(
+    participant_id: str,
+    kid: str,
+    body: KeyRetirement | None = None,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> ParticipantRead:
+    """Retire a key: it stops authenticating and signing; the participant's tokens are revoked."""
+    participant, entry = service.retire_key(
+        session,
+        gateway.signer,
+        participant_id=participant_id,
+        kid=kid,
+        actor=me,
+        reason=body.reason if body else "",
+    )
+    return service.to_read(participant, entry)
+
+
+def _status_route(action: str, summary: str):
+    def change(
+        participant_id: str,
+        body: StatusChange,
+        me: Participant = Depends(current_participant),
+        session: Session = Depends(get_session),
+        gateway: Gateway = Depends(get_gateway),
+    ) -> ParticipantRead:
+        require_role(me, "admin")
+        participant, entry = service.change_status(
+            session,
+            gateway.signer,
+            participant_id=participant_id,
+            action=action,
+            actor=me.id,
+            reason=body.reason,
+        )
+        return service.to_read(participant, entry)
+
+    change.__doc__ = summary
+    change.__name__ = f"{action}_participant"
+    router.post(
+        f"/{{participant_id}}/{action}",
+        response_model=ParticipantRead,
+        responses=problem_responses(401, 403, 404, 409, 422),
+    )(change)
+
+
+_status_route("suspend", "Suspend a participant (admin): its tokens stop working at once.")
+_status_route("reinstate", "Reinstate a suspended participant (admin).")

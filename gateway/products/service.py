@@ -52,6 +52,8 @@ def publish(
         operator_id=merchant_id,
         resource_id=resource.id,
         at=now,
+        signer=signer,
+        delivery_modes=body.delivery_modes,
     )
     fields = {f["name"]: f for f in resource.fields}
     for index, offer in enumerate(body.offers):
@@ -170,3 +172,59 @@ def require_merchant(roles: list[str]) -> None:
     """Raise 403 unless the roles allow publishing products."""
     if not {"merchant", "operator"} & set(roles):
         raise forbidden("publishing products needs the role merchant or operator")
+
+
+def suspend_for_authorisation(
+    session: Session, signer: Signer, *, authorisation_id: str, reason: str
+) -> list[str]:
+    """Suspend the listed products built under an authorisation that ended; return their ids.
+
+    Each suspension gets its `product.suspended` entry in the caller's transaction (no commit).
+    """
+    return _suspend_where(
+        session,
+        signer,
+        Product.authorisation_id == authorisation_id,
+        reason=reason,
+        cause={"authorisation": authorisation_id},
+    )
+
+
+def suspend_for_resource(
+    session: Session, signer: Signer, *, resource_id: str, reason: str
+) -> list[str]:
+    """Suspend the listed products built from a resource whose registration was cancelled."""
+    return _suspend_where(
+        session,
+        signer,
+        Product.resource_id == resource_id,
+        reason=reason,
+        cause={"resource": resource_id},
+    )
+
+
+def _suspend_where(session: Session, signer: Signer, condition, *, reason: str, cause: dict):
+    found = session.execute(
+        select(Product)
+        .where(condition, Product.status == "listed")
+        .order_by(Product.id)
+        .with_for_update()
+    ).scalars()
+    suspended = []
+    for product in found:
+        product.status = "suspended"
+        record(
+            session,
+            signer,
+            type="product.suspended",
+            data={
+                "product": product.id,
+                "from": "listed",
+                "to": "suspended",
+                "by": "gateway",
+                "reason": reason,
+                **cause,
+            },
+        )
+        suspended.append(product.id)
+    return suspended

@@ -29,6 +29,42 @@ class Resource(Base):
     update_cycle: Mapped[str] = mapped_column(String(40))
     rows: Mapped[list]
     created_at: Mapped[datetime]
+    # Registration (登记): "registering" until coded, then "coded"; "rejected" or "cancelled".
+    status: Mapped[str] = mapped_column(String(20), default="registering")
+    code: Mapped[str | None] = mapped_column(String(40), unique=True, default=None)
+    version: Mapped[int] = mapped_column(default=0)
+    details: Mapped[dict] = mapped_column(default=dict)
+
+
+class Registration(Base):
+    """One registration of a resource: initial, change, correction or cancellation."""
+
+    __tablename__ = "registrations"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(20))
+    applicant_id: Mapped[str] = mapped_column(ForeignKey("participants.id"))
+    changes: Mapped[dict]
+    reason: Mapped[str]
+    publicity_starts_at: Mapped[datetime | None] = mapped_column(default=None)
+    publicity_ends_at: Mapped[datetime | None] = mapped_column(default=None)
+    objections: Mapped[list] = mapped_column(default=list)
+    code: Mapped[str | None] = mapped_column(String(40), default=None)
+    certificate: Mapped[str | None] = mapped_column(default=None)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class CatalogueCode(Base):
+    """The counter behind catalogue codes: one row per coded resource, never reused."""
+
+    __tablename__ = "catalogue_codes"
+
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id"), unique=True)
+    created_at: Mapped[datetime]
 
 
 class FieldSpec(BaseModel):
@@ -37,6 +73,24 @@ class FieldSpec(BaseModel):
     description: str = ""
     personal: bool = False
     sensitive: bool = False
+    grade: Grade | None = Field(None, description="this field's own grade; at most the resource's")
+    level: Level | None = Field(None, description="sub-level of a 'general' field")
+
+
+def grade_rank(grade: str, level: str | None) -> tuple[int, int]:
+    """Return a sortable rank: core > important > general L4 > L3 > L2 > L1 (GB/T 43697)."""
+    major = {"general": 0, "important": 1, "core": 2}[grade]
+    return (major, int(level[1]) if level else 0)
+
+
+class ResourceDetails(BaseModel):
+    """The rest of the registration record (DESIGN §3): source, business attributes, usage."""
+
+    model_config = ConfigDict(extra="forbid")
+    source: str = Field("", max_length=500, description="where the data comes from")
+    business_attributes: list[str] = Field(default_factory=list, max_length=50)
+    usage_permissions: list[str] = Field(default_factory=list, max_length=50)
+    security_measures: list[str] = Field(default_factory=list, max_length=50)
 
 
 class ResourceCreate(BaseModel):
@@ -52,6 +106,7 @@ class ResourceCreate(BaseModel):
     fields: list[FieldSpec] = Field(min_length=1, max_length=200)
     update_cycle: str = Field("static", max_length=40)
     rows: list[dict[str, Any]] = Field(default_factory=list, max_length=100_000)
+    details: ResourceDetails = Field(default_factory=lambda: ResourceDetails())
 
     @model_validator(mode="after")
     def _consistent(self) -> "ResourceCreate":
@@ -67,6 +122,15 @@ class ResourceCreate(BaseModel):
             extra = set(row) - known
             if extra:
                 raise ValueError(f"row {index} has fields not declared: {sorted(extra)}")
+        top = grade_rank(self.grade, self.level)
+        for f in self.fields:
+            if f.level is not None and f.grade != "general":
+                raise ValueError(f"field {f.name!r}: only a 'general' field has a level")
+            if f.grade is not None and grade_rank(f.grade, f.level) > top:
+                raise ValueError(
+                    f"field {f.name!r} is graded above the resource: a resource takes the "
+                    "highest grade of its fields (就高)"
+                )
         if any(f.sensitive for f in self.fields) and not self.sensitive_personal_information:
             self.sensitive_personal_information = True
         if any(f.personal or f.sensitive for f in self.fields):
@@ -86,5 +150,98 @@ class ResourceRead(BaseModel):
     fields: list[FieldSpec]
     update_cycle: str
     row_count: int
+    details: ResourceDetails = Field(default_factory=lambda: ResourceDetails())
+    status: str = Field(description="registering, coded, rejected or cancelled")
+    code: str | None = Field(None, description="the catalogue code, once coded (stable)")
+    version: int = Field(0, description="how many registrations have been coded")
+    dataset_hash: str
+    registration: "RegistrationRead | None" = Field(
+        None, description="the open registration, or the one this call created"
+    )
     created_at: datetime
     ledger_seq: int | None = None
+
+
+RegistrationKind = Literal["change", "correction", "cancellation"]
+
+
+class ResourceAmendment(BaseModel):
+    """New values of a change or correction registration; what is left out stays as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=200)
+    domain: str | None = Field(None, min_length=1, max_length=100)
+    grade: Grade | None = None
+    level: Level | None = None
+    personal_information: bool | None = None
+    sensitive_personal_information: bool | None = None
+    fields: list[FieldSpec] | None = Field(None, min_length=1, max_length=200)
+    update_cycle: str | None = Field(None, max_length=40)
+    details: ResourceDetails | None = None
+
+
+class RegistrationCreate(BaseModel):
+    """A later registration of a coded resource (变更、更正、注销登记)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: RegistrationKind
+    reason: str = Field(min_length=1, max_length=1000)
+    changes: ResourceAmendment = Field(default_factory=lambda: ResourceAmendment())
+
+    @model_validator(mode="after")
+    def _changes_fit_kind(self) -> "RegistrationCreate":
+        given = self.changes.model_dump(exclude_unset=True)
+        if self.kind == "cancellation" and given:
+            raise ValueError("a cancellation carries no changes")
+        if self.kind != "cancellation" and not given:
+            raise ValueError(f"a {self.kind} registration needs at least one change")
+        return self
+
+
+class Publicity(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    window_seconds: int | None = Field(
+        None,
+        ge=0,
+        le=366 * 86400,
+        description="length of the objection window; default: the gateway's publicity_seconds",
+    )
+
+
+class Objection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class Rejection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class RegistrationRead(BaseModel):
+    id: str
+    resource_id: str
+    kind: str
+    state: str
+    allowed_actions: list[str]
+    applicant_id: str
+    changes: dict
+    reason: str
+    publicity_starts_at: datetime | None
+    publicity_ends_at: datetime | None
+    objections: list[dict]
+    code: str | None
+    created_at: datetime
+    updated_at: datetime
+    ledger_seq: int | None = None
+
+
+class Certificate(BaseModel):
+    """A registration certificate: a compact JWS (EdDSA, gateway key) and its decoded payload."""
+
+    certificate: str = Field(description="compact JWS over the canonical payload (RFC 7515)")
+    payload: dict
+    kid: str
+
+
+ResourceRead.model_rebuild()

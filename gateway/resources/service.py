@@ -1,20 +1,128 @@
-"""Registering data resources (数据资源登记) with their grade and dataset."""
+"""Registering data resources (数据资源登记): apply, accept, review, publicise, code; amend later.
 
+A holder applies; the platform (admin) accepts and reviews it and opens the publicity (公示)
+window; any authenticated participant may object while it is open, which sends the registration
+back for review; once the window has closed the admin codes it (赋码): the resource gets its
+stable catalogue code and the registration a certificate signed by the gateway. A coded
+resource takes later registrations: change, correction, cancellation, through the same steps.
+Only a coded resource can be authorised or turned into products (`require_coded`).
+"""
+
+from datetime import datetime, timedelta
+
+from pydantic import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.core import clock
-from gateway.core.errors import not_found
+from gateway.core.errors import conflict, forbidden, not_found, unprocessable
 from gateway.core.hashing import content_hash
 from gateway.core.ids import new_id
+from gateway.core.states import StateMachine
 from gateway.evidence.service import commit, record
-from gateway.resources.models import Resource, ResourceCreate, ResourceRead
+from gateway.participants.models import Participant
+from gateway.resources import certificate
+from gateway.resources.models import (
+    CatalogueCode,
+    Registration,
+    RegistrationCreate,
+    RegistrationRead,
+    Resource,
+    ResourceCreate,
+    ResourceRead,
+)
 from ledger import Entry, Signer
 
+LIFECYCLE = StateMachine(
+    "registration",
+    {
+        "applied": {"accept": "accepted", "reject": "rejected"},
+        "accepted": {"review": "reviewed", "reject": "rejected"},
+        "reviewed": {"publicise": "publicised", "reject": "rejected"},
+        # An objection sends it back for review; `code` only once the window has closed.
+        "publicised": {"object": "accepted", "code": "coded"},
+        "coded": {},
+        "rejected": {},
+    },
+)
+OPEN_STATES = ("applied", "accepted", "reviewed", "publicised")
+EVENTS = {
+    "accept": "accepted",
+    "review": "reviewed",
+    "publicise": "publicised",
+    "object": "objected",
+    "code": "coded",
+    "reject": "rejected",
+}
+ADMIN_ACTIONS = ("accept", "review", "publicise", "code", "reject")
 
-def register(
+
+def _record_of(resource: Resource) -> dict:
+    """Return the resource's registration record as ResourceCreate fields (rows included)."""
+    return {
+        "name": resource.name,
+        "domain": resource.domain,
+        "grade": resource.grade,
+        "level": resource.level,
+        "personal_information": resource.personal_information,
+        "sensitive_personal_information": resource.sensitive_personal_information,
+        "fields": resource.fields,
+        "update_cycle": resource.update_cycle,
+        "rows": resource.rows,
+        "details": resource.details or {},
+    }
+
+
+def canonical_record(resource: Resource, holder: Participant) -> dict:
+    """Return the record a certificate covers: everything registered, the dataset by hash."""
+    return {
+        "resource": resource.id,
+        "code": resource.code,
+        "version": resource.version,
+        "status": resource.status,
+        "holder": {"id": holder.id, "name": holder.name, "uscc": holder.uscc},
+        "name": resource.name,
+        "domain": resource.domain,
+        "grade": resource.grade,
+        "level": resource.level,
+        "personal_information": resource.personal_information,
+        "sensitive_personal_information": resource.sensitive_personal_information,
+        "fields": resource.fields,
+        "update_cycle": resource.update_cycle,
+        "details": resource.details or {},
+        "row_count": len(resource.rows),
+        "dataset_hash": content_hash(resource.rows),
+    }
+
+
+def _amended(resource: Resource, changes: dict) -> ResourceCreate:
+    """Return the resource's record with `changes` applied, validated, else raise 422."""
+    merged = {**_record_of(resource), **changes}
+    if "grade" in changes and changes["grade"] != "general" and "level" not in changes:
+        merged["level"] = None
+    try:
+        return ResourceCreate.model_validate(merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "changes"
+        raise unprocessable(f"the amended record is invalid: {where}: {first['msg']}") from None
+
+
+def _registration_data(registration: Registration, **extra) -> dict:
+    return {
+        "registration": registration.id,
+        "resource": registration.resource_id,
+        "kind": registration.kind,
+        "state": registration.state,
+        **extra,
+    }
+
+
+def apply(
     session: Session, signer: Signer, *, body: ResourceCreate, holder_id: str
-) -> tuple[Resource, Entry]:
-    """Create a resource held by `holder_id` and its ledger entry."""
+) -> tuple[Resource, Registration, Entry]:
+    """Apply for the initial registration of a resource held by `holder_id`; record it."""
+    now = clock.now()
     resource = Resource(
         id=new_id("res"),
         holder_id=holder_id,
@@ -24,44 +132,331 @@ def register(
         level=body.level,
         personal_information=body.personal_information,
         sensitive_personal_information=body.sensitive_personal_information,
-        fields=[f.model_dump() for f in body.fields],
+        fields=[f.model_dump(exclude_none=True) for f in body.fields],
         update_cycle=body.update_cycle,
         rows=body.rows,
-        created_at=clock.now(),
+        details=body.details.model_dump(),
+        status="registering",
+        code=None,
+        version=0,
+        created_at=now,
     )
     session.add(resource)
+    session.flush()
+    registration = Registration(
+        id=new_id("reg"),
+        resource_id=resource.id,
+        kind="initial",
+        state="applied",
+        applicant_id=holder_id,
+        changes={},
+        reason="initial registration",
+        objections=[],
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(registration)
     session.flush()
     entry = record(
         session,
         signer,
-        type="resource.registered",
-        data={
-            "resource": resource.id,
-            "holder": holder_id,
-            "name": resource.name,
-            "domain": resource.domain,
-            "grade": resource.grade,
-            "level": resource.level,
-            "personal_information": resource.personal_information,
-            "sensitive_personal_information": resource.sensitive_personal_information,
-            "fields": resource.fields,
-            "rows": len(resource.rows),
-            "dataset_hash": content_hash(resource.rows),
-        },
+        type="registration.applied",
+        data=_registration_data(
+            registration,
+            holder=holder_id,
+            name=resource.name,
+            domain=resource.domain,
+            grade=resource.grade,
+            level=resource.level,
+            personal_information=resource.personal_information,
+            sensitive_personal_information=resource.sensitive_personal_information,
+            fields=resource.fields,
+            details=resource.details,
+            rows=len(resource.rows),
+            dataset_hash=content_hash(resource.rows),
+        ),
     )
     commit(session)
-    return resource, entry
+    return resource, registration, entry
 
 
-def get(session: Session, resource_id: str) -> Resource:
-    """Return the resource, else raise 404."""
-    resource = session.get(Resource, resource_id)
+def apply_later(
+    session: Session, signer: Signer, *, resource_id: str, body: RegistrationCreate, holder_id: str
+) -> tuple[Registration, Entry]:
+    """Apply for a change, correction or cancellation of a coded resource; record it."""
+    resource = get(session, resource_id, for_update=True)
+    if resource.holder_id != holder_id:
+        raise forbidden(f"resource {resource.id} is held by {resource.holder_id}, not {holder_id}")
+    require_coded(resource)
+    pending = open_registration(session, resource.id)
+    if pending is not None:
+        raise conflict(
+            "registration-open",
+            "A registration is already open",
+            f"resource {resource.id} has the {pending.kind} registration {pending.id} "
+            f"({pending.state}) open; finish it first",
+            registration_id=pending.id,
+            current_state=pending.state,
+        )
+    changes = body.changes.model_dump(mode="json", exclude_unset=True)
+    if changes:
+        _amended(resource, changes)
+    now = clock.now()
+    registration = Registration(
+        id=new_id("reg"),
+        resource_id=resource.id,
+        kind=body.kind,
+        state="applied",
+        applicant_id=holder_id,
+        changes=changes,
+        reason=body.reason,
+        objections=[],
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(registration)
+    session.flush()
+    entry = record(
+        session,
+        signer,
+        type="registration.applied",
+        data=_registration_data(
+            registration,
+            holder=holder_id,
+            code=resource.code,
+            changes=changes,
+            changes_hash=content_hash(changes),
+            reason=body.reason,
+        ),
+    )
+    commit(session)
+    return registration, entry
+
+
+def advance(
+    session: Session,
+    signer: Signer,
+    *,
+    registration_id: str,
+    action: str,
+    actor: Participant,
+    reason: str = "",
+    window: timedelta | None = None,
+    issuer: str = "",
+) -> tuple[Registration, Entry]:
+    """Take one step of a registration (accept, review, publicise, object, code, reject)."""
+    registration = get_registration(session, registration_id, for_update=True)
+    if action in ADMIN_ACTIONS and "admin" not in actor.roles:
+        raise forbidden(f"only the platform admin can {action} a registration")
+    now = clock.now()
+    before = registration.state
+    target = LIFECYCLE.advance(registration.id, before, action)
+    extra: dict = {"by": actor.id}
+    if reason:
+        extra["reason"] = reason
+    ends = registration.publicity_ends_at
+    if action == "object":
+        if now >= ends:
+            raise conflict(
+                "publicity-closed",
+                "Publicity closed",
+                f"the objection window of registration {registration.id} closed at "
+                f"{clock.rfc3339(ends)}",
+                current_state=before,
+                publicity_ends_at=clock.rfc3339(ends),
+                allowed_actions=["code"],
+            )
+        objection = {"by": actor.id, "reason": reason, "at": clock.rfc3339(now)}
+        registration.objections = [*registration.objections, objection]
+    if action == "code" and now < ends:
+        raise conflict(
+            "publicity-open",
+            "Publicity still open",
+            f"registration {registration.id} is under publicity until {clock.rfc3339(ends)}; "
+            "it can be coded from then on",
+            current_state=before,
+            publicity_ends_at=clock.rfc3339(ends),
+            allowed_actions=["object"],
+        )
+    if action == "publicise":
+        registration.publicity_starts_at = now
+        registration.publicity_ends_at = now + (window or timedelta(0))
+        extra["publicity_starts_at"] = clock.rfc3339(now)
+        extra["publicity_ends_at"] = clock.rfc3339(registration.publicity_ends_at)
+    registration.state = target
+    registration.updated_at = now
+    resource = get(session, registration.resource_id, for_update=True)
+    if action == "reject" and registration.kind == "initial":
+        resource.status = "rejected"
+    if action == "code":
+        extra.update(_code(session, signer, registration, resource, now=now, issuer=issuer))
+    entry = record(
+        session,
+        signer,
+        type=f"registration.{EVENTS[action]}",
+        data=_registration_data(registration, **{"from": before}, **extra),
+    )
+    commit(session)
+    return registration, entry
+
+
+def _code(
+    session: Session,
+    signer: Signer,
+    registration: Registration,
+    resource: Resource,
+    *,
+    now: datetime,
+    issuer: str,
+) -> dict:
+    """Apply a registration to its resource, code it and sign its certificate; return evidence."""
+    if registration.kind == "initial":
+        number = CatalogueCode(resource_id=resource.id, created_at=now)
+        session.add(number)
+        session.flush()
+        resource.code = f"DR-{now.year:04d}-{number.seq:06d}"
+        resource.status = "coded"
+    elif registration.kind in ("change", "correction"):
+        amended = _amended(resource, registration.changes)
+        resource.name = amended.name
+        resource.domain = amended.domain
+        resource.grade = amended.grade
+        resource.level = amended.level
+        resource.personal_information = amended.personal_information
+        resource.sensitive_personal_information = amended.sensitive_personal_information
+        resource.fields = [f.model_dump(exclude_none=True) for f in amended.fields]
+        resource.update_cycle = amended.update_cycle
+        resource.details = amended.details.model_dump()
+    else:
+        resource.status = "cancelled"
+        from gateway.products import service as products
+
+        products.suspend_for_resource(
+            session,
+            signer,
+            resource_id=resource.id,
+            reason=f"registration of resource {resource.code} cancelled by {registration.id}",
+        )
+    resource.version += 1
+    registration.code = resource.code
+    holder = session.get(Participant, resource.holder_id)
+    record_ = canonical_record(resource, holder)
+    payload = {
+        "type": certificate.PAYLOAD_TYPE,
+        "issuer": issuer,
+        "registration": registration.id,
+        "kind": registration.kind,
+        "code": resource.code,
+        "coded_at": clock.rfc3339(now),
+        "publicity": {
+            "from": clock.rfc3339(registration.publicity_starts_at),
+            "until": clock.rfc3339(registration.publicity_ends_at),
+            "objections": len(registration.objections),
+        },
+        "record": record_,
+        "record_hash": content_hash(record_),
+    }
+    registration.certificate = certificate.sign(payload, signer)
+    return {
+        "code": resource.code,
+        "version": resource.version,
+        "resource_status": resource.status,
+        "record_hash": payload["record_hash"],
+        "certificate_hash": content_hash(registration.certificate),
+    }
+
+
+def require_coded(resource: Resource) -> None:
+    """Raise 409 unless the resource is coded (registered and not cancelled)."""
+    if resource.status != "coded":
+        raise conflict(
+            "resource-not-coded",
+            "Resource not coded",
+            f"resource {resource.id} is {resource.status}; only a coded resource can be "
+            "authorised, productised or amended",
+            current_state=resource.status,
+        )
+
+
+def open_registration(session: Session, resource_id: str) -> Registration | None:
+    """Return the resource's registration still in progress, if any."""
+    return session.execute(
+        select(Registration).where(
+            Registration.resource_id == resource_id, Registration.state.in_(OPEN_STATES)
+        )
+    ).scalar_one_or_none()
+
+
+def registrations_of(session: Session, resource_id: str) -> list[Registration]:
+    """Return a resource's registrations, oldest first."""
+    return list(
+        session.execute(
+            select(Registration)
+            .where(Registration.resource_id == resource_id)
+            .order_by(Registration.created_at, Registration.id)
+        ).scalars()
+    )
+
+
+def list_registrations(session: Session, *, state: str | None, limit: int) -> list[Registration]:
+    """Return registrations (in one state, if given), newest first."""
+    query = select(Registration).order_by(Registration.updated_at.desc(), Registration.id)
+    if state is not None:
+        query = query.where(Registration.state == state)
+    return list(session.execute(query.limit(limit)).scalars())
+
+
+def get(session: Session, resource_id: str, *, for_update: bool = False) -> Resource:
+    """Return the resource (locked for update when asked), else raise 404."""
+    query = select(Resource).where(Resource.id == resource_id)
+    if for_update:
+        query = query.with_for_update()
+    resource = session.execute(query).scalar_one_or_none()
     if resource is None:
         raise not_found("resource", resource_id)
     return resource
 
 
-def to_read(resource: Resource, entry: Entry | None = None) -> ResourceRead:
+def get_registration(
+    session: Session, registration_id: str, *, for_update: bool = False
+) -> Registration:
+    """Return the registration (locked for update when asked), else raise 404."""
+    query = select(Registration).where(Registration.id == registration_id)
+    if for_update:
+        query = query.with_for_update()
+    registration = session.execute(query).scalar_one_or_none()
+    if registration is None:
+        raise not_found("registration", registration_id)
+    return registration
+
+
+def registration_read(registration: Registration, entry: Entry | None = None) -> RegistrationRead:
+    """Return the API view of a registration, with the actions it allows now."""
+    return RegistrationRead(
+        id=registration.id,
+        resource_id=registration.resource_id,
+        kind=registration.kind,
+        state=registration.state,
+        allowed_actions=LIFECYCLE.actions(registration.state),
+        applicant_id=registration.applicant_id,
+        changes=registration.changes,
+        reason=registration.reason,
+        publicity_starts_at=registration.publicity_starts_at,
+        publicity_ends_at=registration.publicity_ends_at,
+        objections=registration.objections,
+        code=registration.code,
+        created_at=registration.created_at,
+        updated_at=registration.updated_at,
+        ledger_seq=entry.seq if entry else None,
+    )
+
+
+def to_read(
+    resource: Resource,
+    entry: Entry | None = None,
+    *,
+    registration: Registration | None = None,
+) -> ResourceRead:
     """Return the API view of a resource (its rows are never shown here)."""
     return ResourceRead(
         id=resource.id,
@@ -75,6 +470,12 @@ def to_read(resource: Resource, entry: Entry | None = None) -> ResourceRead:
         fields=resource.fields,
         update_cycle=resource.update_cycle,
         row_count=len(resource.rows),
+        details=resource.details or {},
+        status=resource.status,
+        code=resource.code,
+        version=resource.version,
+        dataset_hash=content_hash(resource.rows),
+        registration=registration_read(registration) if registration else None,
         created_at=resource.created_at,
         ledger_seq=entry.seq if entry else None,
     )

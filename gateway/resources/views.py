@@ -1,6 +1,9 @@
-"""Resource routes: registration by holders, and look-up."""
+"""Resource routes: registration (登记) by holders, its review by the platform, and look-up."""
 
-from fastapi import APIRouter, Depends
+from datetime import timedelta
+from typing import Literal
+
+from fastapi import APIRouter, Body, Depends, Query
 from sqlalchemy.orm import Session
 
 from gateway.auth.views import current_participant, require_role
@@ -8,9 +11,20 @@ from gateway.context import Gateway, get_gateway, get_session
 from gateway.core.errors import forbidden, problem_responses
 from gateway.participants.models import Participant
 from gateway.resources import service
-from gateway.resources.models import ResourceCreate, ResourceRead
+from gateway.resources.certificate import decode
+from gateway.resources.models import (
+    Certificate,
+    Objection,
+    Publicity,
+    RegistrationCreate,
+    RegistrationRead,
+    Rejection,
+    ResourceCreate,
+    ResourceRead,
+)
 
 router = APIRouter(prefix="/resources", tags=["resources"])
+registrations = APIRouter(prefix="/registrations", tags=["resources"])
 
 
 @router.post(
@@ -22,10 +36,19 @@ def register_resource(
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
 ) -> ResourceRead:
-    """Register a data resource with its grade, fields and dataset (holders only)."""
+    """Apply to register a data resource (holders only): it is usable once coded."""
     require_role(me, "holder")
-    resource, entry = service.register(session, gateway.signer, body=body, holder_id=me.id)
-    return service.to_read(resource, entry)
+    resource, registration, entry = service.apply(
+        session, gateway.signer, body=body, holder_id=me.id
+    )
+    return service.to_read(resource, entry, registration=registration)
+
+
+def _may_see(resource, me: Participant) -> None:
+    if resource.holder_id != me.id and not {"operator", "merchant", "auditor", "admin"} & set(
+        me.roles
+    ):
+        raise forbidden("only the holder, operators and auditors see resource records")
 
 
 @router.get(
@@ -38,8 +61,187 @@ def get_resource(
 ) -> ResourceRead:
     """Return a resource's registration record (its holder, operators and auditors)."""
     resource = service.get(session, resource_id)
-    if resource.holder_id != me.id and not {"operator", "merchant", "auditor", "admin"} & set(
-        me.roles
-    ):
-        raise forbidden("only the holder, operators and auditors see resource records")
-    return service.to_read(resource)
+    _may_see(resource, me)
+    return service.to_read(resource, registration=service.open_registration(session, resource.id))
+
+
+@router.get(
+    "/{resource_id}/registrations",
+    response_model=list[RegistrationRead],
+    responses=problem_responses(401, 403, 404),
+)
+def list_resource_registrations(
+    resource_id: str,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+) -> list[RegistrationRead]:
+    """Return every registration of a resource, oldest first."""
+    resource = service.get(session, resource_id)
+    _may_see(resource, me)
+    return [service.registration_read(r) for r in service.registrations_of(session, resource_id)]
+
+
+@router.post(
+    "/{resource_id}/registrations",
+    status_code=201,
+    response_model=RegistrationRead,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+def apply_later_registration(
+    resource_id: str,
+    body: RegistrationCreate,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> RegistrationRead:
+    """Apply for a change, correction or cancellation of a coded resource (its holder)."""
+    require_role(me, "holder")
+    registration, entry = service.apply_later(
+        session, gateway.signer, resource_id=resource_id, body=body, holder_id=me.id
+    )
+    return service.registration_read(registration, entry)
+
+
+@registrations.get("", response_model=list[RegistrationRead], responses=problem_responses(401, 422))
+def list_registrations(
+    state: Literal["applied", "accepted", "reviewed", "publicised", "coded", "rejected"]
+    | None = Query(None, description="only registrations in this state, e.g. publicised"),
+    limit: int = Query(100, ge=1, le=500),
+    _: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+) -> list[RegistrationRead]:
+    """Return registrations, newest first: `?state=publicised` lists those open to objection."""
+    return [
+        service.registration_read(r)
+        for r in service.list_registrations(session, state=state, limit=limit)
+    ]
+
+
+@registrations.get(
+    "/{registration_id}", response_model=RegistrationRead, responses=problem_responses(401, 404)
+)
+def get_registration(
+    registration_id: str,
+    _: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+) -> RegistrationRead:
+    """Return a registration (any participant: registrations are publicised)."""
+    return service.registration_read(service.get_registration(session, registration_id))
+
+
+@registrations.get(
+    "/{registration_id}/certificate",
+    response_model=Certificate,
+    responses=problem_responses(401, 404, 409),
+)
+def get_certificate(
+    registration_id: str,
+    _: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+) -> Certificate:
+    """Return the gateway-signed certificate of a coded registration (save it; verify offline)."""
+    registration = service.get_registration(session, registration_id)
+    if registration.certificate is None:
+        raise service.LIFECYCLE.invalid(registration.id, registration.state, "certified")
+    header, payload = decode(registration.certificate)
+    return Certificate(certificate=registration.certificate, payload=payload, kid=header["kid"])
+
+
+def _step(
+    registration_id: str,
+    action: str,
+    me: Participant,
+    session: Session,
+    gateway: Gateway,
+    **kwargs,
+) -> RegistrationRead:
+    registration, entry = service.advance(
+        session,
+        gateway.signer,
+        registration_id=registration_id,
+        action=action,
+        actor=me,
+        issuer=gateway.settings.issuer,
+        **kwargs,
+    )
+    return service.registration_read(registration, entry)
+
+
+_STEP = {
+    "response_model": RegistrationRead,
+    "responses": problem_responses(401, 403, 404, 409, 422),
+}
+
+
+@registrations.post("/{registration_id}/accept", **_STEP)
+def accept_registration(
+    registration_id: str,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> RegistrationRead:
+    """Accept an application for examination (admin): applied → accepted."""
+    return _step(registration_id, "accept", me, session, gateway)
+
+
+@registrations.post("/{registration_id}/review", **_STEP)
+def review_registration(
+    registration_id: str,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> RegistrationRead:
+    """Record the review as passed (admin): accepted → reviewed."""
+    return _step(registration_id, "review", me, session, gateway)
+
+
+@registrations.post("/{registration_id}/publicise", **_STEP)
+def publicise_registration(
+    registration_id: str,
+    body: Publicity | None = Body(None),
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> RegistrationRead:
+    """Open the publicity (公示) window (admin): reviewed → publicised."""
+    seconds = body.window_seconds if body and body.window_seconds is not None else None
+    if seconds is None:
+        seconds = gateway.settings.publicity_seconds
+    return _step(
+        registration_id, "publicise", me, session, gateway, window=timedelta(seconds=seconds)
+    )
+
+
+@registrations.post("/{registration_id}/object", **_STEP)
+def object_to_registration(
+    registration_id: str,
+    body: Objection,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> RegistrationRead:
+    """Object during publicity (any participant): publicised → accepted, to be reviewed again."""
+    return _step(registration_id, "object", me, session, gateway, reason=body.reason)
+
+
+@registrations.post("/{registration_id}/code", **_STEP)
+def code_registration(
+    registration_id: str,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> RegistrationRead:
+    """Code the registration once its window has closed (admin): publicised → coded."""
+    return _step(registration_id, "code", me, session, gateway)
+
+
+@registrations.post("/{registration_id}/reject", **_STEP)
+def reject_registration(
+    registration_id: str,
+    body: Rejection,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> RegistrationRead:
+    """Reject an application before publicity (admin)."""
+    return _step(registration_id, "reject", me, session, gateway, reason=body.reason)

@@ -20,7 +20,7 @@ def test_every_registration_is_signed_into_the_ledger(world, gateway):
     types = _types(gateway)
     assert types[0] == "ledger.genesis"
     assert types.count("participant.registered") == 5  # admin + holder, merchant, consumer, auditor
-    assert types.count("resource.registered") == 2
+    assert types.count("registration.coded") == 2
     assert "authorisation.granted" in types
     assert types.count("product.published") == 2
 

@@ -93,6 +93,20 @@ def register_party(admin: Party, name: str, roles: list[str], region: str = "dom
     return Party(admin.client, name, key, response.json()["id"])
 
 
+def register_resource(admin: Party, holder: Party, applied, window_seconds: int = 0):
+    """Walk an applied resource through registration (登记) to coded; return its GET response."""
+    registration = applied.json()["registration"]["id"]
+    for step, payload in [
+        ("accept", None),
+        ("review", None),
+        ("publicise", {"window_seconds": window_seconds}),
+        ("code", None),
+    ]:
+        done = admin.call("POST", f"/registrations/{registration}/{step}", json=payload)
+        assert done.status_code == 200, done.text
+    return holder.call("GET", f"/resources/{applied.json()['id']}")
+
+
 OFFER = {"purposes": [PURPOSE], "term": "P30D", "quota_rows": 1000, "price_fen": 120_000}
 
 
@@ -133,6 +147,7 @@ def build_world(client: TestClient, state_dir: Path) -> World:
         },
     )
     assert core.status_code == 201, core.text
+    resource, core = (register_resource(admin, holder, r) for r in (resource, core))
     authorisation = holder.call(
         "POST",
         "/authorisations",

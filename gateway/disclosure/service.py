@@ -1,0 +1,243 @@
+"""The yearly disclosure: every authorisation in force and every product published in a year,
+with the fees actually charged (finalised contracts' prices) and the exchanges delivered.
+
+It reads only what the other services wrote; it changes nothing and records nothing.
+"""
+
+import html
+from datetime import UTC, datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from gateway.authorisations.models import Authorisation
+from gateway.core import clock
+from gateway.disclosure.models import (
+    DisclosedAuthorisation,
+    DisclosedProduct,
+    DisclosedResource,
+    Disclosure,
+    Fees,
+    Party,
+)
+from gateway.exchanges.models import Decision
+from gateway.negotiation.models import Contract
+from gateway.participants.models import Participant
+from gateway.products.models import Product, ProductOffer
+from gateway.resources.models import Resource
+
+
+def _party(session: Session, participant_id: str) -> Party:
+    p = session.get(Participant, participant_id)
+    return Party(id=p.id, name=p.name, uscc=p.uscc)
+
+
+def _resource(session: Session, resource_id: str) -> DisclosedResource:
+    r = session.get(Resource, resource_id)
+    return DisclosedResource(id=r.id, code=r.code, name=r.name, grade=r.grade, level=r.level)
+
+
+def _fees(session: Session, product_id: str, start: datetime, end: datetime) -> Fees:
+    contracts = list(
+        session.execute(
+            select(Contract).where(
+                Contract.product_id == product_id,
+                Contract.gateway_signature.is_not(None),
+                Contract.created_at >= start,
+                Contract.created_at < end,
+            )
+        ).scalars()
+    )
+    exchanges, rows = session.execute(
+        select(func.count(Decision.id), func.coalesce(func.sum(Decision.rows_delivered), 0))
+        .join(Contract, Contract.id == Decision.contract_id)
+        .where(
+            Contract.product_id == product_id,
+            Decision.allow.is_(True),
+            Decision.created_at >= start,
+            Decision.created_at < end,
+        )
+    ).one()
+    return Fees(
+        contracts=len(contracts),
+        contract_fees_fen=sum(int(c.document.get("price_fen", 0)) for c in contracts),
+        exchanges=int(exchanges),
+        rows_delivered=int(rows),
+    )
+
+
+def build(session: Session, *, year: int, publisher: str) -> Disclosure:
+    """Return the disclosure of `year` (UTC calendar year)."""
+    start = datetime(year, 1, 1, tzinfo=UTC)
+    end = datetime(year + 1, 1, 1, tzinfo=UTC)
+    authorisations = session.execute(
+        select(Authorisation)
+        .where(
+            Authorisation.not_before < end,
+            Authorisation.created_at < end,
+            Authorisation.not_after >= start,
+            or_(Authorisation.ended_at.is_(None), Authorisation.ended_at >= start),
+        )
+        .order_by(Authorisation.created_at, Authorisation.id)
+    ).scalars()
+    disclosed_auz = [
+        DisclosedAuthorisation(
+            id=a.id,
+            holder=_party(session, a.holder_id),
+            operator=_party(session, a.operator_id),
+            resources=[_resource(session, r) for r in a.resource_ids],
+            product_kinds=a.product_kinds or [],
+            not_before=a.not_before,
+            not_after=a.not_after,
+            fee_cap_fen=a.fee_cap_fen,
+            revenue_share=a.revenue_share,
+            security_obligations=a.security_obligations or [],
+            status=a.status,
+            ended_at=a.ended_at,
+        )
+        for a in authorisations
+    ]
+    products = session.execute(
+        select(Product).where(Product.created_at < end).order_by(Product.created_at, Product.id)
+    ).scalars()
+    disclosed_products = []
+    for p in products:
+        offers = session.execute(
+            select(ProductOffer).where(ProductOffer.product_id == p.id).order_by(ProductOffer.id)
+        ).scalars()
+        disclosed_products.append(
+            DisclosedProduct(
+                id=p.id,
+                name=p.name,
+                merchant=_party(session, p.merchant_id),
+                authorisation_id=p.authorisation_id,
+                resource=_resource(session, p.resource_id),
+                delivery_modes=p.delivery_modes,
+                public_interest=p.public_interest,
+                status=p.status,
+                listed_at=p.created_at,
+                offer_prices_fen=[int(o.terms.get("price_fen", 0)) for o in offers],
+                fees=_fees(session, p.id, start, end),
+            )
+        )
+    return Disclosure(
+        year=year,
+        generated_at=clock.now(),
+        publisher=publisher,
+        period={"from": start, "until": end},
+        authorisations=disclosed_auz,
+        products=disclosed_products,
+        totals={
+            "authorisations": len(disclosed_auz),
+            "products": len(disclosed_products),
+            "contracts": sum(p.fees.contracts for p in disclosed_products),
+            "contract_fees_fen": sum(p.fees.contract_fees_fen for p in disclosed_products),
+            "exchanges": sum(p.fees.exchanges for p in disclosed_products),
+            "rows_delivered": sum(p.fees.rows_delivered for p in disclosed_products),
+        },
+    )
+
+
+def _yuan(fen: int) -> str:
+    return f"¥{fen // 100:,}.{fen % 100:02d}"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    if not rows:
+        return f"<table><tr>{head}</tr><tr><td colspan='{len(headers)}'>none</td></tr></table>"
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>"
+        for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _who(party: Party) -> str:
+    return f"{party.name} ({party.uscc})"
+
+
+def render_html(disclosure: Disclosure) -> str:
+    """Return the disclosure as a self-contained HTML page a person can read (values escaped)."""
+    d = disclosure
+    authorisations = _table(
+        [
+            "Authorisation",
+            "Holder",
+            "Operator",
+            "Resources",
+            "Term",
+            "Fee cap",
+            "Revenue share",
+            "Product kinds",
+            "Security obligations",
+            "Status",
+        ],
+        [
+            [
+                a.id,
+                _who(a.holder),
+                _who(a.operator),
+                ", ".join(f"{r.code or r.id} {r.name}" for r in a.resources),
+                f"{clock.rfc3339(a.not_before)[:10]} – {clock.rfc3339(a.not_after)[:10]}",
+                _yuan(a.fee_cap_fen),
+                ", ".join(f"{k} {v}%" for k, v in sorted(a.revenue_share.items())),
+                ", ".join(a.product_kinds),
+                "; ".join(a.security_obligations) or "—",
+                a.status,
+            ]
+            for a in d.authorisations
+        ],
+    )
+    products = _table(
+        [
+            "Product",
+            "Merchant",
+            "Resource",
+            "Delivery",
+            "Public interest",
+            "Status",
+            "Offer prices",
+            "Contracts",
+            "Fees charged",
+            "Exchanges",
+            "Rows",
+        ],
+        [
+            [
+                f"{p.name} ({p.id})",
+                _who(p.merchant),
+                f"{p.resource.code or p.resource.id} {p.resource.name}",
+                ", ".join(p.delivery_modes),
+                "yes (公益, free)" if p.public_interest else "no",
+                p.status,
+                ", ".join(_yuan(x) for x in p.offer_prices_fen),
+                p.fees.contracts,
+                _yuan(p.fees.contract_fees_fen),
+                p.fees.exchanges,
+                p.fees.rows_delivered,
+            ]
+            for p in d.products
+        ],
+    )
+    t = d.totals
+    return f"""<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<title>数据授权运营年度公开 {d.year} — disclosure {d.year}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #999;padding:.3em .6em;text-align:left;vertical-align:top}}</style>
+</head><body>
+<h1>数据授权运营年度公开 · Yearly disclosure {d.year}</h1>
+<p>Published by {html.escape(d.publisher)} at {clock.rfc3339(d.generated_at)}.
+Period {clock.rfc3339(d.period["from"])} to {clock.rfc3339(d.period["until"])} (UTC).
+The same data as JSON: <a href="/disclosure/{d.year}">/disclosure/{d.year}</a>.</p>
+<h2>Totals</h2>
+<p>{t["authorisations"]} authorisations, {t["products"]} products, {t["contracts"]} contracts
+finalised, fees charged {_yuan(t["contract_fees_fen"])}, {t["exchanges"]} exchanges,
+{t["rows_delivered"]} rows delivered.</p>
+<h2>授权运营协议 · Authorisations</h2>
+{authorisations}
+<h2>数据产品与实际收费 · Products and actual fees</h2>
+{products}
+</body></html>
+"""
