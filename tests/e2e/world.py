@@ -43,6 +43,13 @@ class World:
         }
         response = self.merchant.call("POST", "/products", json=body)
         assert response.status_code == 201, response.text
+        return self.list_product(response.json()["id"])
+
+    def list_product(self, product_id: str) -> dict:
+        """Walk a draft through review to listed: the merchant submits, the admin lists."""
+        for party, action in ((self.merchant, "submit"), (self.admin, "list")):
+            response = party.call("POST", f"/products/{product_id}/{action}")
+            assert response.status_code == 200, response.text
         return response.json()
 
     def contract(
