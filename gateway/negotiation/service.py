@@ -27,6 +27,7 @@ from gateway.core.ids import new_id
 from gateway.evidence.service import commit, record
 from gateway.negotiation.models import Contract, ContractRead, ContractRequest
 from gateway.participants.models import Participant
+from gateway.products import catalogue
 from gateway.products import service as products
 from ledger import Entry
 
@@ -55,6 +56,11 @@ def request(
             "product-not-listed",
             "Product not listed",
             f"product {product.id} is {product.status}; only listed products take new contracts",
+        )
+    if not catalogue.may_see(product, consumer):
+        raise forbidden(
+            f"product {product.id} is graded {product.grade}: it is not offered to consumers "
+            f"outside the country (region {consumer.region})"
         )
     if body.purpose not in offer.purposes:
         raise unprocessable(
