@@ -91,13 +91,7 @@ def _conditions(query: Query, consumer: Participant) -> list[ColumnElement[bool]
     if query.public_interest is not None:
         where.append(Product.public_interest.is_(query.public_interest))
     if query.q:
-        text = query.q.strip().lower()
-        where.append(
-            or_(
-                func.lower(Product.name).contains(text, autoescape=True),
-                func.lower(Product.description).contains(text, autoescape=True),
-            )
-        )
+        where.append(Product.search_text.contains(query.q.strip().lower(), autoescape=True))
     return where
 
 

@@ -30,8 +30,18 @@ class Product(Base):
     __table_args__ = (
         # The catalogue: listed products, newest first, optionally by grade or domain.
         Index("ix_products_catalogue", "status", "created_at", "id"),
-        Index("ix_products_grade", "status", "grade", "created_at", "id"),
-        Index("ix_products_domain", "status", "domain", "created_at", "id"),
+        # Covers every structured catalogue filter, so counting the matches reads no table row.
+        Index(
+            "ix_products_filters",
+            "status",
+            "grade",
+            "level",
+            "domain",
+            "modes",
+            "public_interest",
+            "created_at",
+            "id",
+        ),
         Index("ix_products_authorisation", "authorisation_id", "status"),
     )
 
@@ -50,6 +60,8 @@ class Product(Base):
     level: Mapped[str | None] = mapped_column(String(4), default=None)
     domain: Mapped[str] = mapped_column(String(100), default="")
     holder_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    # Name and description in lower case: what the catalogue's free-text search reads.
+    search_text: Mapped[str] = mapped_column(default="")
     quality: Mapped[dict] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(20))
     status_reason: Mapped[str | None] = mapped_column(default=None)

@@ -49,6 +49,11 @@ def modes_key(modes: list[str]) -> str:
     return "," + ",".join(sorted(set(modes))) + ","
 
 
+def search_text(name: str, description: str) -> str:
+    """Return what free-text search matches: name and description, lower case."""
+    return f"{name}\n{description}".lower()
+
+
 def publish(
     session: Session, signer: Signer, *, body: ProductCreate, merchant_id: str
 ) -> tuple[Product, list[ProductOffer], Entry]:
@@ -82,6 +87,7 @@ def publish(
         delivery_modes=modes,
         modes=modes_key(modes),
         public_interest=body.public_interest,
+        search_text=search_text(body.name, body.description),
         grade=resource.grade,
         level=resource.level,
         domain=resource.domain,
