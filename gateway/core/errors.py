@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -159,6 +160,17 @@ def install_handlers(app: FastAPI) -> None:
             str(exc.detail) if exc.status_code != 404 else "Not found",
             str(exc.detail) if exc.status_code != 404 else f"no route for {request.url.path}",
             headers=dict(exc.headers or {}),
+        )
+        return _response(problem, request)
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value the request carried (PostgreSQL: a NUL character in text).
+        problem = Problem(
+            422,
+            "invalid-request",
+            "Invalid request",
+            f"the database cannot store or compare a value of this request: {exc.orig}",
         )
         return _response(problem, request)
 

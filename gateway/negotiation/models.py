@@ -55,7 +55,7 @@ class ContractAction(BaseModel):
     """Why a contract is suspended, reinstated, revoked, terminated, approved or refused."""
 
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field("", max_length=2000)
+    reason: str = Field("", max_length=2000, pattern=r"^[^\x00]*$")
 
 
 class ContractRead(BaseModel):

@@ -11,6 +11,8 @@ from contracts import Offer
 from gateway.core.db import Base
 
 DeliveryMode = Literal["api", "file", "compute"]
+# Text the databases can store and compare: no NUL character (PostgreSQL refuses it).
+TEXT = r"^[^\x00]*$"
 
 # GB/T 36344-2018 data quality dimensions: API key → the standard's name.
 QUALITY_DIMENSIONS: dict[str, str] = {
@@ -85,7 +87,7 @@ class StatedScore(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     score: float = Field(ge=0, le=1)
-    basis: str = Field("", max_length=1000)
+    basis: str = Field("", max_length=1000, pattern=TEXT)
 
 
 class StatedQuality(BaseModel):
@@ -101,8 +103,8 @@ class ProductCreate(BaseModel):
     """A merchant's product from a resource it is authorised for, with its offers."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field("", max_length=4000)
+    name: str = Field(min_length=1, max_length=200, pattern=TEXT)
+    description: str = Field("", max_length=4000, pattern=TEXT)
     resource_id: str
     authorisation_id: str
     delivery_modes: list[DeliveryMode] = Field(min_length=1)
@@ -115,7 +117,7 @@ class ProductAction(BaseModel):
     """Why a product changes state (kept in its ledger entry)."""
 
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field("", max_length=2000)
+    reason: str = Field("", max_length=2000, pattern=TEXT)
 
 
 class OfferRead(BaseModel):

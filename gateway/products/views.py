@@ -13,7 +13,14 @@ from gateway.core.errors import not_found, problem_responses
 from gateway.participants.models import Participant
 from gateway.products import catalogue as cat
 from gateway.products import service
-from gateway.products.models import DeliveryMode, Product, ProductAction, ProductCreate, ProductRead
+from gateway.products.models import (
+    TEXT,
+    DeliveryMode,
+    Product,
+    ProductAction,
+    ProductCreate,
+    ProductRead,
+)
 from gateway.products.states import ProductState
 from gateway.resources.models import Grade, Level
 
@@ -125,12 +132,19 @@ def catalogue(
     grade: Grade | None = Query(None, description="GB/T 43697 grade"),
     level: Level | None = Query(None, description="sub-level of grade general"),
     domain: str | None = Query(
-        None, max_length=100, description="industry domain; 'finance' also finds 'finance/…'"
+        None,
+        max_length=100,
+        pattern=TEXT,
+        description="industry domain; 'finance' also finds 'finance/…'",
     ),
     delivery: DeliveryMode | None = Query(None, description="delivery mode"),
     public_interest: bool | None = Query(None, description="only public-interest (公益) ones"),
     q: str | None = Query(
-        None, min_length=1, max_length=200, description="text in name or description"
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=TEXT,
+        description="text in name or description",
     ),
     offset: int = Query(0, ge=0, le=1_000_000),
     limit: int = Query(50, ge=1, le=200),

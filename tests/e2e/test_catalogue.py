@@ -131,6 +131,8 @@ def test_catalogue_searches_by_grade_level_domain_delivery_and_text(world):
         {"offset": -1},
         {"level": "L9"},
         {"q": ""},
+        {"q": "nul\x00char"},
+        {"domain": "finance\x00"},
     ],
 )
 def test_invalid_catalogue_query_is_a_422_problem(world, params):

@@ -142,6 +142,7 @@ def test_suspension_stops_the_next_exchange_and_reinstatement_resumes(world, gat
     contract = world.contract(world.product["offers"][0]["id"])
     assert world.pull(contract["id"]).status_code == 200
     assert _act(world.consumer, contract["id"], "suspend").status_code == 403
+    assert _act(world.merchant, contract["id"], "suspend", "nul\x00char").status_code == 422
     suspended = _act(world.merchant, contract["id"], "suspend", "invoice overdue")
     assert suspended.status_code == 200 and suspended.json()["state"] == "SUSPENDED"
     entry = _entry(gateway, suspended.json()["ledger_seq"])

@@ -14,7 +14,7 @@ def world(client, settings):
     return build_world(client, settings.state_dir)
 
 
-def _draft(world, **extra) -> dict:
+def _draft_response(world, **extra):
     body = {
         "name": "resident credit, monthly",
         "description": "credit scores by district",
@@ -24,7 +24,11 @@ def _draft(world, **extra) -> dict:
         "offers": [OFFER],
         **extra,
     }
-    response = world.merchant.call("POST", "/products", json=body)
+    return world.merchant.call("POST", "/products", json=body)
+
+
+def _draft(world, **extra) -> dict:
+    response = _draft_response(world, **extra)
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -132,6 +136,8 @@ def test_invalid_transition_names_the_current_state_and_the_allowed_next_states(
 
 def test_unknown_action_and_unknown_product_are_problems(world):
     assert _act(world.admin, world.product["id"], "explode").status_code == 422
+    assert _act(world.admin, world.product["id"], "suspend", "nul\x00char").status_code == 422
+    assert _draft_response(world, name="nul\x00char").status_code == 422
     assert _act(world.admin, "prd_nope", "list").status_code == 404
 
 
@@ -219,3 +225,11 @@ def test_merchant_lists_its_own_products_and_admin_sees_the_review_queue(world):
     mine = world.merchant.call("GET", "/products").json()
     assert {p["id"] for p in mine} == {world.product["id"], world.core_product["id"], draft["id"]}
     assert world.consumer.call("GET", "/products").json() == []
+
+
+def test_an_id_the_database_cannot_compare_is_a_problem_not_a_crash(world):
+    # %00 decodes to NUL, which PostgreSQL refuses in text; SQLite finds no such product.
+    for path in ("/products/prd%00x", "/contracts/ctr%00x"):
+        response = world.consumer.call("GET", path)
+        assert response.status_code in (404, 422), response.text
+        assert response.headers["content-type"] == "application/problem+json"
