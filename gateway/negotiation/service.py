@@ -63,6 +63,11 @@ def request(
             f"product {product.id} is graded {product.grade}: it is not offered to consumers "
             f"outside the country (region {consumer.region})"
         )
+    if not catalogue.may_request(offer.region, consumer):
+        raise forbidden(
+            f"offer {stored.id} restricts use to region {offer.region}: it is not offered to "
+            f"consumers outside the country (region {consumer.region})"
+        )
     if body.purpose not in offer.purposes:
         raise unprocessable(
             f"purpose {body.purpose!r} is not offered; the offer allows {offer.purposes}"

@@ -1,7 +1,8 @@
 """The catalogue: listed products as a DCAT 3 catalogue in JSON-LD, filtered per consumer.
 
 A consumer sees only what it may request: listed products, and — when it is outside the country
-(region `cross_border`) — no product graded `important` or `core`. Each product is a
+(region `cross_border`) — no product graded `important` or `core`, and only offers whose data may
+be used anywhere (`region: any`; a product without one is not shown). Each product is a
 `dcat:Dataset` with one `dcat:Distribution` per delivery mode (served by the gateway's
 `dcat:DataService`), its offers as ODRL policies (`odrl:hasPolicy`), its lineage
 (`prov:wasDerivedFrom`) and its GB/T 36344 quality report (`dqv:hasQualityMeasurement`).
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from contracts.offer import DSGW_NS
@@ -63,17 +64,30 @@ class Query:
         }
 
 
+def _abroad(consumer: Participant) -> bool:
+    return consumer.region == "cross_border"
+
+
 def may_see(product: Product, consumer: Participant) -> bool:
     """Return whether the catalogue shows this product to `consumer` (and it may request it)."""
     if product.status != ProductState.LISTED:
         return False
-    return not (consumer.region == "cross_border" and product.grade in NOT_ACROSS_BORDER)
+    return not (_abroad(consumer) and product.grade in NOT_ACROSS_BORDER)
+
+
+def may_request(offer_region: str, consumer: Participant) -> bool:
+    """Return whether `consumer` may take an offer with this region term: a consumer outside
+    the country only offers whose data may be used anywhere (`region: any`)."""
+    return not (_abroad(consumer) and offer_region != "any")
 
 
 def _conditions(query: Query, consumer: Participant) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = [Product.status == ProductState.LISTED.value]
-    if consumer.region == "cross_border":
+    if _abroad(consumer):
         where.append(Product.grade.not_in(NOT_ACROSS_BORDER))
+        where.append(
+            exists().where(ProductOffer.product_id == Product.id, ProductOffer.region == "any")
+        )
     if query.grade:
         where.append(Product.grade == query.grade)
     if query.level:
@@ -112,10 +126,11 @@ def search(
     )
     offers: dict[str, list[ProductOffer]] = {p.id: [] for p in page}
     if page:
+        wanted = select(ProductOffer).where(ProductOffer.product_id.in_(list(offers)))
+        if _abroad(consumer):
+            wanted = wanted.where(ProductOffer.region == "any")
         for stored in session.execute(
-            select(ProductOffer)
-            .where(ProductOffer.product_id.in_(list(offers)))
-            .order_by(ProductOffer.product_id, ProductOffer.position)
+            wanted.order_by(ProductOffer.product_id, ProductOffer.position)
         ).scalars():
             offers[stored.product_id].append(stored)
     return total, page, offers

@@ -73,11 +73,15 @@ class Product(Base):
 
 class ProductOffer(Base):
     __tablename__ = "offers"
-    __table_args__ = (Index("ix_offers_product", "product_id", "position"),)
+    __table_args__ = (
+        Index("ix_offers_product", "product_id", "position"),
+        Index("ix_offers_region", "product_id", "region"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     product_id: Mapped[str] = mapped_column(ForeignKey("products.id"))
     position: Mapped[int] = mapped_column(default=0)  # the order the merchant gave
+    region: Mapped[str] = mapped_column(String(20), default="domestic")  # the offer's region term
     terms: Mapped[dict]
     created_at: Mapped[datetime]
 

@@ -103,6 +103,7 @@ def publish(
             id=new_id("off"),
             product_id=product.id,
             position=position,
+            region=offer.region,
             terms=offer.model_dump(mode="json"),
             created_at=now,
         )

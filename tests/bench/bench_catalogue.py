@@ -136,10 +136,11 @@ def seed(client: TestClient, gateway, state_dir: Path, products: int) -> dict[st
             terms = {
                 **OFFER_TERMS,
                 "price_fen": 0 if n % 10 == 0 else 100 * position,
+                "region": "any" if position == 1 and n % 3 == 0 else "domestic",
             }
             offer_rows.append(
                 {"id": f"off_bench{n:06d}_{position}", "product_id": pid, "position": position,
-                 "terms": terms, "created_at": at}
+                 "region": terms["region"], "terms": terms, "created_at": at}
             )  # fmt: skip
     with gateway.engine.begin() as conn:
         for i in range(0, len(product_rows), 1000):

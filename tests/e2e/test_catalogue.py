@@ -72,19 +72,42 @@ def test_only_listed_products_are_shown(world):
 
 
 def test_cross_border_consumer_sees_no_important_or_core_product_and_cannot_request_one(world):
-    important = world.publish(resource=world.add_resource(**IMPORTANT), offers=[OFFER])
+    anywhere = {**OFFER, "region": "any"}
+    important = world.publish(resource=world.add_resource(**IMPORTANT), offers=[anywhere])
+    open_product = world.publish(offers=[OFFER, anywhere])
     abroad = world.register("overseas bank", ["consumer"], region="cross_border")
     assert set(_ids(_catalogue(world.consumer))) == {
         world.product["id"],
         world.core_product["id"],
         important["id"],
+        open_product["id"],
     }
-    assert _ids(_catalogue(abroad)) == [world.product["id"]]
+    assert _ids(_catalogue(abroad)) == [open_product["id"]]
     refused = abroad.call(
         "POST", "/contracts", json={"offer_id": important["offers"][0]["id"], "purpose": PURPOSE}
     )
     assert refused.status_code == 403
     assert refused.headers["content-type"] == "application/problem+json"
+
+
+def test_cross_border_consumer_sees_and_may_take_only_offers_usable_anywhere(world):
+    anywhere = {**OFFER, "region": "any"}
+    product = world.publish(offers=[OFFER, anywhere])
+    abroad = world.register("overseas bank", ["consumer"], region="cross_border")
+    (dataset,) = _catalogue(abroad)["dcat:dataset"]
+    assert [p["uid"] for p in dataset["odrl:hasPolicy"]] == [product["offers"][1]["id"]]
+    domestic_only, usable_anywhere = (o["id"] for o in product["offers"])
+    refused = abroad.call(
+        "POST", "/contracts", json={"offer_id": domestic_only, "purpose": PURPOSE}
+    )
+    assert refused.status_code == 403 and "region domestic" in refused.json()["detail"]
+    taken = abroad.call(
+        "POST", "/contracts", json={"offer_id": usable_anywhere, "purpose": PURPOSE}
+    )
+    assert taken.status_code == 201, taken.text
+    home = _catalogue(world.consumer)
+    mine = next(d for d in home["dcat:dataset"] if d["dct:identifier"] == product["id"])
+    assert len(mine["odrl:hasPolicy"]) == 2
 
 
 def test_catalogue_pages_carry_the_total_and_the_next_link(world):
