@@ -297,3 +297,32 @@ def test_the_holder_can_read_contracts_on_its_data(world):
     assert world.holder.call("GET", f"/contracts/{contract['id']}").status_code == 200
     other = world.register("stranger", ["consumer"])
     assert other.call("GET", f"/contracts/{contract['id']}").status_code == 403
+
+
+def test_every_life_cycle_move_is_on_a_ledger_that_verifies_offline(
+    world, important, gateway, settings, tmp_path, capsys
+):
+    from gateway.cli import main as dsgw
+
+    requested = _request(world, important["offers"][0]["id"])
+    _act(world.holder, requested["id"], "approve")
+    _act(world.holder, _request(world, important["offers"][0]["id"])["id"], "refuse")
+    contract = world.contract(world.product["offers"][0]["id"])
+    for party, action in [(world.merchant, "suspend"), (world.admin, "reinstate"),
+                          (world.holder, "revoke")]:  # fmt: skip
+        assert _act(party, contract["id"], action).status_code == 200
+    product = world.product["id"]
+    for action in ("suspend", "reinstate", "delist"):
+        assert world.admin.call("POST", f"/products/{product}/{action}").status_code == 200
+    out = tmp_path / "export"
+    args = ["--state", str(settings.state_dir), "ledger", "export", "--out", str(out),
+            "--database-url", settings.resolved_database_url]  # fmt: skip
+    assert dsgw(args) == 0
+    assert dsgw(["ledger", "verify", str(out)]) == 0
+    assert "OK" in capsys.readouterr().out
+    types = set(_types(gateway))
+    assert {
+        "product.drafted", "product.submitted", "product.listed", "product.suspended",
+        "product.reinstated", "product.delisted", "contract.holder_approved",
+        "contract.holder_refused", "contract.suspended", "contract.reinstated", "contract.revoked",
+    } <= types  # fmt: skip
