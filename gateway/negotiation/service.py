@@ -52,6 +52,16 @@ def request(
         raise forbidden("requesting an offer needs the role consumer")
     stored, offer = products.get_offer(session, body.offer_id)
     product = products.get(session, stored.product_id)
+    if product.status == "listed" and not products.authorisation_in_force(session, product):
+        # Its authorisation has ended: the product is suspended now, on the ledger, before the
+        # request is refused below.
+        products.suspend_for_authorisation(
+            session,
+            gateway.signer,
+            product.authorisation_id,
+            f"authorisation {product.authorisation_id} is no longer in force",
+        )
+        commit(session)
     if product.status != "listed":
         raise conflict(
             "product-not-listed",

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from contracts import Offer, to_odrl
 from gateway.authorisations import service as authorisations
 from gateway.core import clock
-from gateway.core.errors import forbidden, not_found, unprocessable
+from gateway.core.errors import Problem, forbidden, not_found, unprocessable
 from gateway.core.hashing import content_hash
 from gateway.core.ids import new_id
 from gateway.evidence.service import commit, record
@@ -203,6 +203,23 @@ def transition(
     entry = _move(session, signer, product, action, by=actor.id, reason=reason)
     commit(session)
     return product, entry
+
+
+def authorisation_in_force(session: Session, product: Product) -> bool:
+    """Return whether the product's authorisation still lets its merchant offer it now."""
+    try:
+        authorisations.active_for(
+            session,
+            authorisation_id=product.authorisation_id,
+            operator_id=product.merchant_id,
+            resource_id=product.resource_id,
+            at=clock.now(),
+        )
+    except Problem as exc:
+        if exc.status == 403:
+            return False
+        raise
+    return True
 
 
 def suspend_for_authorisation(

@@ -233,3 +233,38 @@ def test_an_id_the_database_cannot_compare_is_a_problem_not_a_crash(world):
         response = world.consumer.call("GET", path)
         assert response.status_code in (404, 422), response.text
         assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_product_whose_authorisation_ended_is_suspended_at_the_next_request(world, gateway):
+    with freeze_time("2030-01-01T00:00:00Z") as frozen:
+        _refresh = (world.holder, world.merchant, world.admin, world.consumer)
+        for party in _refresh:
+            party._token = None
+        short = world.holder.call(
+            "POST",
+            "/authorisations",
+            json={
+                "operator_id": world.merchant.id,
+                "resource_ids": [world.resource["id"]],
+                "not_after": "2030-01-02T00:00:00Z",
+                "fee_cap_fen": 500_000,
+            },
+        ).json()
+        product = world.list_product(_draft(world, authorisation_id=short["id"])["id"])
+        frozen.move_to("2030-01-01T23:59:59.999999Z")
+        for party in _refresh:
+            party._token = None
+        assert _request(world, product).status_code == 201
+        frozen.move_to("2030-01-02T00:00:00Z")
+        for party in _refresh:
+            party._token = None
+        refused = _request(world, product)
+        assert refused.status_code == 409
+        assert refused.json()["type"] == "urn:dsgw:problem:product-not-listed"
+        after = world.consumer.call("GET", f"/products/{product['id']}").json()
+        assert after["status"] == "suspended" and short["id"] in after["status_reason"]
+        with gateway.engine.connect() as conn:
+            entry = [e for e in ledger_store.iter_entries(conn) if e.type == "product.suspended"]
+        assert [(e.data["product"], e.data["by"]) for e in entry] == [(product["id"], "gateway")]
+    for party in _refresh:
+        party._token = None
