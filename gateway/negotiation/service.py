@@ -300,8 +300,9 @@ def expire_if_due(session: Session, gateway: Gateway, contract: Contract) -> Ent
 def current(session: Session, gateway: Gateway, contract_id: str) -> Contract:
     """Return the contract as it stands now: a running one past its term is recorded EXPIRED."""
     contract = get(session, contract_id)
-    if contract.state in (ContractState.FINALIZED, ContractState.SUSPENDED):
-        return _load(session, gateway, contract_id)
+    running = contract.state in (ContractState.FINALIZED, ContractState.SUSPENDED)
+    if running and clock.now() >= clock.as_utc(contract.not_after):
+        return _load(session, gateway, contract_id)  # locks, then records the expiry once
     return contract
 
 
