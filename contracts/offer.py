@@ -64,6 +64,10 @@ class Offer(BaseModel):
     region: Literal["domestic", "any"] = "domestic"
     onward_transfer: StrictBool = False
     price_fen: Annotated[StrictInt, Field(ge=0, le=MAX_SAFE_INTEGER)] = 0
+    termination: Literal["either", "provider", "none"] = Field(
+        "either",
+        description="who may terminate a FINALIZED contract: either party, the provider, nobody",
+    )
     lawful_basis_fields: list[FieldName] = Field(default_factory=list)
     lawful_basis: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] | None = (
         None

@@ -1,4 +1,5 @@
-"""`dsgw`: serve the gateway, run the demo, export and verify the ledger, export the OpenAPI."""
+"""`dsgw`: serve the gateway, run the demo, export and verify the ledger, export the OpenAPI, and
+browse the catalogue or move products and contracts through their life cycles."""
 
 import argparse
 import asyncio
@@ -346,6 +347,10 @@ def parser() -> argparse.ArgumentParser:
     openapi = sub.add_parser("openapi", help="print the OpenAPI document")
     openapi.add_argument("--out", help="write it to this file")
     openapi.set_defaults(func=cmd_openapi)
+
+    from gateway.products.cli import add_parsers as add_lifecycle_parsers
+
+    add_lifecycle_parsers(sub)  # catalogue, product <action>, contract <action>
     return top
 
 

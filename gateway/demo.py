@@ -287,8 +287,13 @@ def story(client: httpx.Client, admin_key: Signer, workdir: Path) -> None:
         201,
         "publish core product",
     )
+    product = _list_product(merchant, admin, product)
+    core_product = _list_product(merchant, admin, core_product)
     main_offer, trial_offer = product["offers"]
-    _say("5. merchant publishes the product with its offers (ODRL)")
+    _say(
+        "5. merchant drafts the product with its offers (ODRL) and submits it; "
+        "the platform admin reviews (合规评估) and lists it"
+    )
     _show(
         "product",
         f"{product['id']} offers {main_offer['id']} (30 days, 1000 rows) and "
@@ -368,6 +373,12 @@ def _register(client: httpx.Client, admin: Party, holder: Party, applied: dict) 
     _wait_past(client, publicised["publicity_ends_at"])
     _expect(admin.call("POST", f"{path}/code"), 200, "code registration")
     return _expect(holder.call("GET", f"/resources/{applied['id']}"), 200, "coded resource")
+
+
+def _list_product(merchant: Party, admin: Party, draft: dict) -> dict:
+    """Walk a draft product through compliance review to listed; return it."""
+    _expect(merchant.call("POST", f"/products/{draft['id']}/submit"), 200, "submit product")
+    return _expect(admin.call("POST", f"/products/{draft['id']}/list"), 200, "list product")
 
 
 def _contract(consumer: Party, merchant: Party, offer_id: str, purpose: str) -> dict:

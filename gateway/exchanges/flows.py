@@ -73,7 +73,7 @@ def policy_input(
             "usage": {"rows": contract.rows_used, "calls": contract.calls_used},
             "fields": list(offer.fields) if offer.fields is not None else None,
             "lawful_basis_fields": list(offer.lawful_basis_fields),
-            "holder_approved": False,
+            "holder_approved": contract.holder_approved_at is not None,
             "region": offer.region,
         },
     }
@@ -147,6 +147,7 @@ def exchange(
 ) -> ExchangeResult:
     """Run one exchange; return the delivery with its receipt, or raise the denial's problem."""
     contract = contracts.get(session, request.contract_id, for_update=True)
+    contracts.expire_if_due(session, gateway, contract)  # recorded with this exchange's evidence
     product = products.get(session, contract.product_id)
     resource = resources.get(session, product.resource_id)
     _, offer = products.get_offer(session, contract.offer_id)

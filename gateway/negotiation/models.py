@@ -26,6 +26,10 @@ class Contract(Base):
     gateway_signature: Mapped[str | None]
     not_before: Mapped[datetime]
     not_after: Mapped[datetime]
+    # The resource's holder, and whether its approval is needed before AGREED (important data).
+    holder_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    approval_required: Mapped[bool] = mapped_column(default=False)
+    holder_approved_at: Mapped[datetime | None] = mapped_column(default=None)
     rows_used: Mapped[int] = mapped_column(default=0)
     calls_used: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime]
@@ -47,6 +51,13 @@ class ContractSignature(BaseModel):
     signature: str = Field(min_length=1, max_length=20_000)
 
 
+class ContractAction(BaseModel):
+    """Why a contract is suspended, reinstated, revoked, terminated, approved or refused."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field("", max_length=2000, pattern=r"^[^\x00]*$")
+
+
 class ContractRead(BaseModel):
     id: str
     offer_id: str
@@ -61,6 +72,11 @@ class ContractRead(BaseModel):
     signatures: dict[str, str | None]
     not_before: datetime
     not_after: datetime
+    holder_approval: dict = Field(
+        description="{required, holder, approved_at}: important data needs the holder's approval "
+        "before AGREED"
+    )
+    termination: str = Field(description="who may terminate once FINALIZED (the offer's term)")
     usage: dict[str, int]
     created_at: datetime
     updated_at: datetime

@@ -28,7 +28,9 @@ from gateway.core.ids import new_id
 from gateway.evidence.service import commit, record
 from gateway.negotiation.models import Contract, ContractRead, ContractRequest
 from gateway.participants.models import Participant
+from gateway.products import catalogue
 from gateway.products import service as products
+from gateway.resources import service as resources
 from ledger import Entry
 
 
@@ -61,6 +63,16 @@ def request(
             "Product not listed",
             f"product {product.id} is {product.status}; only listed products take new contracts",
         )
+    if not catalogue.may_see(product, consumer):
+        raise forbidden(
+            f"product {product.id} is graded {product.grade}: it is not offered to consumers "
+            f"outside the country (region {consumer.region})"
+        )
+    if not catalogue.may_request(offer.region, consumer):
+        raise forbidden(
+            f"offer {stored.id} restricts use to region {offer.region}: it is not offered to "
+            f"consumers outside the country (region {consumer.region})"
+        )
     if body.purpose not in offer.purposes:
         raise unprocessable(
             f"purpose {body.purpose!r} is not offered; the offer allows {offer.purposes}"
@@ -81,8 +93,11 @@ def request(
         not_after=now + offer.term,
         gateway=gateway.settings.issuer,
     )
+    resource = resources.get(session, product.resource_id)
     contract = Contract(
         id=contract_id,
+        holder_id=resource.holder_id,
+        approval_required=resource.grade == "important",
         offer_id=stored.id,
         product_id=product.id,
         provider_id=product.merchant_id,
@@ -100,7 +115,14 @@ def request(
     )
     session.add(contract)
     session.flush()
-    entry = _record(session, gateway, contract, "contract.requested", by=consumer.id)
+    entry = _record(
+        session,
+        gateway,
+        contract,
+        "contract.requested",
+        by=consumer.id,
+        holder_approval_required=contract.approval_required,
+    )
     commit(session)
     return contract, entry
 
@@ -168,11 +190,22 @@ def _check_signature(contract: Contract, signer: Participant, jws: str) -> None:
 def agree(
     session: Session, gateway: Gateway, *, contract_id: str, provider: Participant, jws: str
 ) -> tuple[Contract, Entry]:
-    """The provider signs the contract: REQUESTED → AGREED."""
+    """The provider signs the contract: REQUESTED → AGREED (after the holder's approval, for
+    important data)."""
     contract = get(session, contract_id, for_update=True)
     if contract.provider_id != provider.id:
         raise forbidden(
             f"only the provider {contract.provider_id} agrees to contract {contract.id}"
+        )
+    if contract.approval_required and contract.holder_approved_at is None:
+        raise conflict(
+            "holder-approval-required",
+            "Holder approval required",
+            f"contract {contract.id} is on important data (重要数据): its holder "
+            f"{contract.holder_id} must approve it (POST /contracts/{contract.id}/approve) "
+            "before the provider agrees",
+            current_state=contract.state,
+            allowed_next_states=allowed_next(ContractState(contract.state)),
         )
     _transition(contract, ContractState.AGREED)
     _check_signature(contract, provider, jws)
@@ -229,24 +262,185 @@ def verify(
     return contract, entry
 
 
-def terminate(
-    session: Session, gateway: Gateway, *, contract_id: str, party: Participant
-) -> tuple[Contract, Entry]:
-    """Either party ends the contract: → TERMINATED; the very next exchange is refused."""
+def _load(session: Session, gateway: Gateway, contract_id: str) -> Contract:
+    """Return the contract locked for update, first recording its expiry if its term is over."""
     contract = get(session, contract_id, for_update=True)
-    if party.id not in (contract.provider_id, contract.consumer_id):
-        raise forbidden(f"only the parties of contract {contract.id} can terminate it")
-    _transition(contract, ContractState.TERMINATED)
-    entry = _record(session, gateway, contract, "contract.terminated", by=party.id)
+    if expire_if_due(session, gateway, contract) is not None:
+        commit(session)  # the expiry stands even if the caller's move is then refused
+        contract = get(session, contract_id, for_update=True)
+    return contract
+
+
+def expire_if_due(session: Session, gateway: Gateway, contract: Contract) -> Entry | None:
+    """Move a running contract whose term is over (now ≥ not_after) to EXPIRED and record it.
+
+    Inside the caller's transaction: returns the `contract.expired` entry, or None when the
+    contract is not running or still within its term.
+    """
+    if contract.state not in (ContractState.FINALIZED, ContractState.SUSPENDED):
+        return None
+    if clock.now() < clock.as_utc(contract.not_after):
+        return None
+    _transition(contract, ContractState.EXPIRED)
+    return _record(
+        session,
+        gateway,
+        contract,
+        "contract.expired",
+        by="gateway",
+        not_after=clock.rfc3339(clock.as_utc(contract.not_after)),
+    )
+
+
+def current(session: Session, gateway: Gateway, contract_id: str) -> Contract:
+    """Return the contract as it stands now: a running one past its term is recorded EXPIRED."""
+    contract = get(session, contract_id)
+    running = contract.state in (ContractState.FINALIZED, ContractState.SUSPENDED)
+    if running and clock.now() >= clock.as_utc(contract.not_after):
+        return _load(session, gateway, contract_id)  # locks, then records the expiry once
+    return contract
+
+
+def _is_admin(participant: Participant) -> bool:
+    return "admin" in participant.roles
+
+
+def approve(
+    session: Session, gateway: Gateway, *, contract_id: str, holder: Participant, reason: str = ""
+) -> tuple[Contract, Entry]:
+    """The resource's holder approves a contract on important data, before AGREED."""
+    contract = _load(session, gateway, contract_id)
+    if holder.id != contract.holder_id:
+        raise forbidden(f"only the holder {contract.holder_id} approves contract {contract.id}")
+    if not contract.approval_required:
+        raise conflict(
+            "approval-not-required",
+            "No approval needed",
+            f"contract {contract.id} is not on important data; it needs no holder approval",
+        )
+    if contract.holder_approved_at is not None or contract.state != ContractState.REQUESTED:
+        raise conflict(
+            "invalid-transition",
+            "Holder approval not possible now",
+            f"contract {contract.id} is {contract.state}"
+            + (" and already approved" if contract.holder_approved_at else "")
+            + "; the holder approves a REQUESTED contract once, before AGREED",
+            current_state=contract.state,
+            allowed_next_states=allowed_next(ContractState(contract.state)),
+        )
+    contract.holder_approved_at = clock.now()
+    contract.updated_at = contract.holder_approved_at
+    entry = _record(
+        session, gateway, contract, "contract.holder_approved", by=holder.id, reason=reason
+    )
     commit(session)
     return contract, entry
 
 
+def _may_end(contract: Contract, actor: Participant, action: str, offer_termination: str) -> None:
+    """Raise 403 unless `actor` may suspend, reinstate, revoke, terminate or refuse the contract."""
+    provider = actor.id == contract.provider_id
+    consumer = actor.id == contract.consumer_id
+    holder = actor.id == contract.holder_id
+    admin = _is_admin(actor)
+    if action in ("suspend", "reinstate"):
+        if not (provider or admin):
+            raise forbidden(
+                f"only the provider {contract.provider_id} or the platform admin may {action} "
+                f"contract {contract.id}"
+            )
+    elif action == "revoke":
+        if not (provider or holder or admin):
+            raise forbidden(
+                f"only the provider, the data holder or the platform admin may revoke contract "
+                f"{contract.id}"
+            )
+    elif action == "refuse":
+        if not holder:
+            raise forbidden(f"only the holder {contract.holder_id} refuses contract {contract.id}")
+    elif action == "terminate":
+        if not (provider or consumer):
+            raise forbidden(f"only the parties of contract {contract.id} can terminate it")
+        running = contract.state in (ContractState.FINALIZED, ContractState.SUSPENDED)
+        if running and offer_termination == "none":
+            raise forbidden(
+                f"the offer of contract {contract.id} allows no termination once FINALIZED "
+                "(termination: none); it ends at expiry or by revocation"
+            )
+        if running and offer_termination == "provider" and not provider:
+            raise forbidden(
+                f"the offer of contract {contract.id} lets only the provider terminate it once "
+                "FINALIZED (termination: provider)"
+            )
+
+
+_ACTIONS = {
+    "suspend": (ContractState.SUSPENDED, "contract.suspended"),
+    "reinstate": (ContractState.FINALIZED, "contract.reinstated"),
+    "revoke": (ContractState.REVOKED, "contract.revoked"),
+    "terminate": (ContractState.TERMINATED, "contract.terminated"),
+    "refuse": (ContractState.TERMINATED, "contract.holder_refused"),
+}
+
+
+def act(
+    session: Session,
+    gateway: Gateway,
+    *,
+    contract_id: str,
+    action: str,
+    actor: Participant,
+    reason: str = "",
+) -> tuple[Contract, Entry]:
+    """Suspend, reinstate, revoke or terminate a contract (or the holder refuses it); record it.
+
+    The very next exchange under a suspended, revoked or terminated contract is refused.
+    """
+    contract = _load(session, gateway, contract_id)
+    termination = (contract.document.get("offer") or {}).get("termination", "either")
+    _may_end(contract, actor, action, termination)
+    target, entry_type = _ACTIONS[action]
+    if action == "reinstate" and contract.state != ContractState.SUSPENDED:
+        raise conflict(
+            "invalid-transition",
+            "Invalid contract transition",
+            f"contract {contract.id} is {contract.state}; only a SUSPENDED contract is reinstated",
+            current_state=contract.state,
+            allowed_next_states=allowed_next(ContractState(contract.state)),
+        )
+    if action == "refuse" and (
+        not contract.approval_required
+        or contract.holder_approved_at is not None
+        or contract.state != ContractState.REQUESTED
+    ):
+        raise conflict(
+            "invalid-transition",
+            "Holder refusal not possible now",
+            f"contract {contract.id} is {contract.state}; the holder refuses only a REQUESTED "
+            "contract on important data it has not approved",
+            current_state=contract.state,
+            allowed_next_states=allowed_next(ContractState(contract.state)),
+        )
+    _transition(contract, target)
+    entry = _record(session, gateway, contract, entry_type, by=actor.id, reason=reason)
+    commit(session)
+    return contract, entry
+
+
+def terminate(
+    session: Session, gateway: Gateway, *, contract_id: str, party: Participant
+) -> tuple[Contract, Entry]:
+    """Either party ends the contract (as the offer allows): → TERMINATED."""
+    return act(session, gateway, contract_id=contract_id, action="terminate", actor=party)
+
+
 def visible_to(contract: Contract, participant: Participant) -> bool:
     """Return whether the participant may read the contract (its parties and auditors)."""
-    return participant.id in (contract.provider_id, contract.consumer_id) or bool(
-        {"auditor", "admin"} & set(participant.roles)
-    )
+    return participant.id in (
+        contract.provider_id,
+        contract.consumer_id,
+        contract.holder_id,
+    ) or bool({"auditor", "admin"} & set(participant.roles))
 
 
 def to_read(contract: Contract, entry: Entry | None = None) -> ContractRead:
@@ -269,6 +463,12 @@ def to_read(contract: Contract, entry: Entry | None = None) -> ContractRead:
         },
         not_before=contract.not_before,
         not_after=contract.not_after,
+        holder_approval={
+            "required": contract.approval_required,
+            "holder": contract.holder_id,
+            "approved_at": contract.holder_approved_at,
+        },
+        termination=(contract.document.get("offer") or {}).get("termination", "either"),
         usage={"rows": contract.rows_used, "calls": contract.calls_used},
         created_at=contract.created_at,
         updated_at=contract.updated_at,

@@ -1,13 +1,20 @@
-"""Contract routes: request an offer, sign as provider or consumer, terminate, read."""
+"""Contract routes: request, holder approval, signing, suspension, revocation, termination, read."""
 
-from fastapi import APIRouter, Depends
+from typing import Literal
+
+from fastapi import APIRouter, Body, Depends
 from sqlalchemy.orm import Session
 
 from gateway.auth.views import current_participant
 from gateway.context import Gateway, get_gateway, get_session
 from gateway.core.errors import forbidden, problem_responses
 from gateway.negotiation import service
-from gateway.negotiation.models import ContractRead, ContractRequest, ContractSignature
+from gateway.negotiation.models import (
+    ContractAction,
+    ContractRead,
+    ContractRequest,
+    ContractSignature,
+)
 from gateway.participants.models import Participant
 
 router = APIRouter(prefix="/contracts", tags=["contracts"])
@@ -56,15 +63,43 @@ def verify_contract(
     return service.to_read(contract, entry)
 
 
-@router.post("/{contract_id}/terminate", response_model=ContractRead, responses=_ERRORS)
-def terminate_contract(
+@router.post("/{contract_id}/approve", response_model=ContractRead, responses=_ERRORS)
+def approve_contract(
     contract_id: str,
+    body: ContractAction | None = Body(None),
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
 ) -> ContractRead:
-    """Either party terminates the contract; the next exchange under it is refused."""
-    contract, entry = service.terminate(session, gateway, contract_id=contract_id, party=me)
+    """The data holder approves a REQUESTED contract on important data (needed before AGREED)."""
+    contract, entry = service.approve(
+        session, gateway, contract_id=contract_id, holder=me, reason=body.reason if body else ""
+    )
+    return service.to_read(contract, entry)
+
+
+@router.post("/{contract_id}/{action}", response_model=ContractRead, responses=_ERRORS)
+def end_or_pause_contract(
+    contract_id: str,
+    action: Literal["refuse", "suspend", "reinstate", "revoke", "terminate"],
+    body: ContractAction | None = Body(None),
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> ContractRead:
+    """Change a contract's course: `refuse` (the holder, instead of approving: → TERMINATED),
+    `suspend` / `reinstate` (provider or admin: FINALIZED ⇄ SUSPENDED), `revoke` (provider, holder
+    or admin: → REVOKED), `terminate` (a party, as the offer's `termination` term allows once
+    FINALIZED: → TERMINATED). The very next exchange under a suspended, revoked or terminated
+    contract is refused."""
+    contract, entry = service.act(
+        session,
+        gateway,
+        contract_id=contract_id,
+        action=action,
+        actor=me,
+        reason=body.reason if body else "",
+    )
     return service.to_read(contract, entry)
 
 
@@ -75,9 +110,13 @@ def get_contract(
     contract_id: str,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
 ) -> ContractRead:
-    """Return a contract to its parties and to auditors."""
+    """Return a contract to its parties, its data holder and auditors; a running contract past
+    its term is shown (and recorded, once) as EXPIRED."""
     contract = service.get(session, contract_id)
+    if service.visible_to(contract, me):
+        contract = service.current(session, gateway, contract_id)
     if not service.visible_to(contract, me):
         raise forbidden("only the parties of a contract and auditors can read it")
     return service.to_read(contract)

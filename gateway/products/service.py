@@ -1,4 +1,5 @@
-"""Publishing data products and their offers, within an active authorisation and its fee cap."""
+"""Data products: drafted within an authorisation and its fee cap, reviewed, listed, suspended,
+delisted — every move on the ledger (specs/lifecycles-products.md)."""
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -6,11 +7,14 @@ from sqlalchemy.orm import Session
 from contracts import Offer, to_odrl
 from gateway.authorisations import service as authorisations
 from gateway.core import clock
-from gateway.core.errors import forbidden, not_found, unprocessable
+from gateway.core.errors import Problem, forbidden, not_found, unprocessable
 from gateway.core.hashing import content_hash
 from gateway.core.ids import new_id
 from gateway.evidence.service import commit, record
+from gateway.participants.models import Participant
+from gateway.products import quality, states
 from gateway.products.models import OfferRead, Product, ProductCreate, ProductOffer, ProductRead
+from gateway.products.states import ProductState
 from gateway.resources import service as resources
 from ledger import Entry, Signer
 
@@ -40,10 +44,20 @@ def _check_offer(index: int, offer: Offer, *, fields: dict, fee_cap: int, public
         )
 
 
+def modes_key(modes: list[str]) -> str:
+    """Return the delivery modes as the searchable ',api,file,' string."""
+    return "," + ",".join(sorted(set(modes))) + ","
+
+
+def search_text(name: str, description: str) -> str:
+    """Return what free-text search matches: name and description, lower case."""
+    return f"{name}\n{description}".lower()
+
+
 def publish(
     session: Session, signer: Signer, *, body: ProductCreate, merchant_id: str
 ) -> tuple[Product, list[ProductOffer], Entry]:
-    """List a product from an authorised resource, with its offers, and record it."""
+    """Create a draft product from an authorised resource, with its offers and quality report."""
     resource = resources.get(session, body.resource_id)
     now = clock.now()
     authorisation = authorisations.active_for(
@@ -64,6 +78,7 @@ def publish(
             fee_cap=authorisation.fee_cap_fen,
             public=body.public_interest,
         )
+    modes = sorted(set(body.delivery_modes))
     product = Product(
         id=new_id("prd"),
         merchant_id=merchant_id,
@@ -71,29 +86,40 @@ def publish(
         resource_id=resource.id,
         name=body.name,
         description=body.description,
-        delivery_modes=sorted(set(body.delivery_modes)),
+        delivery_modes=modes,
+        modes=modes_key(modes),
         public_interest=body.public_interest,
-        status="listed",
+        search_text=search_text(body.name, body.description),
+        grade=resource.grade,
+        level=resource.level,
+        domain=resource.domain,
+        holder_id=resource.holder_id,
+        quality=quality.report(resource.fields, resource.rows, body.quality),
+        status=ProductState.DRAFT.value,
         created_at=now,
+        updated_at=now,
     )
     session.add(product)
     offers = [
         ProductOffer(
             id=new_id("off"),
             product_id=product.id,
+            position=position,
+            region=offer.region,
             terms=offer.model_dump(mode="json"),
             created_at=now,
         )
-        for offer in body.offers
+        for position, offer in enumerate(body.offers)
     ]
     session.add_all(offers)
     session.flush()
     entry = record(
         session,
         signer,
-        type="product.published",
+        type="product.drafted",
         data={
             "product": product.id,
+            "state": product.status,
             "merchant": merchant_id,
             "authorisation": authorisation.id,
             "lineage": [resource.id],
@@ -101,6 +127,7 @@ def publish(
             "level": resource.level,
             "delivery_modes": product.delivery_modes,
             "public_interest": product.public_interest,
+            "quality_hash": content_hash(product.quality),
             "offers": [{"offer": o.id, "terms_hash": content_hash(o.terms)} for o in offers],
         },
     )
@@ -108,12 +135,113 @@ def publish(
     return product, offers, entry
 
 
-def get(session: Session, product_id: str) -> Product:
-    """Return the product, else raise 404."""
-    product = session.get(Product, product_id)
+def _is_admin(participant: Participant) -> bool:
+    return "admin" in participant.roles
+
+
+def _may(product: Product, actor: Participant, action: str) -> None:
+    """Raise 403 unless `actor` may take `action` on the product."""
+    owner = actor.id == product.merchant_id
+    if action == "submit" and not owner:
+        raise forbidden(f"only the merchant {product.merchant_id} submits product {product.id}")
+    if action in ("list", "reject", "suspend", "reinstate") and not _is_admin(actor):
+        raise forbidden(f"only the platform admin may {action} a product (compliance review)")
+    if action == "delist" and not (owner or _is_admin(actor)):
+        raise forbidden(
+            f"only the merchant {product.merchant_id} or the platform admin delists "
+            f"product {product.id}"
+        )
+
+
+def _move(
+    session: Session, signer: Signer, product: Product, action: str, *, by: str, reason: str
+) -> Entry:
+    """Apply `action` (checked) and record it, inside the caller's transaction."""
+    previous = product.status
+    target, entry_type = states.check(product.id, product.status, action)
+    product.status = target.value
+    product.status_reason = reason or None
+    product.updated_at = clock.now()
+    return record(
+        session,
+        signer,
+        type=entry_type,
+        data={
+            "product": product.id,
+            "from": previous,
+            "state": product.status,
+            "merchant": product.merchant_id,
+            "authorisation": product.authorisation_id,
+            "by": by,
+            "reason": reason,
+        },
+    )
+
+
+def transition(
+    session: Session,
+    signer: Signer,
+    *,
+    product_id: str,
+    action: str,
+    actor: Participant,
+    reason: str = "",
+) -> tuple[Product, Entry]:
+    """Take a life-cycle action (submit, list, reject, suspend, reinstate, delist) and record it."""
+    product = get(session, product_id, for_update=True)
+    _may(product, actor, action)
+    states.check(product.id, product.status, action)
+    if action in ("list", "reinstate"):
+        # A product goes (back) on the market only under an authorisation still in force.
+        authorisations.active_for(
+            session,
+            authorisation_id=product.authorisation_id,
+            operator_id=product.merchant_id,
+            resource_id=product.resource_id,
+            at=clock.now(),
+        )
+    if action == "reject" and not reason.strip():
+        raise unprocessable("reason: a rejection says why, so that the merchant can fix it")
+    entry = _move(session, signer, product, action, by=actor.id, reason=reason)
+    commit(session)
+    return product, entry
+
+
+def authorisation_in_force(session: Session, product: Product) -> bool:
+    """Return whether the product's authorisation still lets its merchant offer it now."""
+    try:
+        authorisations.active_for(
+            session,
+            authorisation_id=product.authorisation_id,
+            operator_id=product.merchant_id,
+            resource_id=product.resource_id,
+            at=clock.now(),
+        )
+    except Problem as exc:
+        if exc.status == 403:
+            return False
+        raise
+    return True
+
+
+def get(session: Session, product_id: str, *, for_update: bool = False) -> Product:
+    """Return the product (locked for update when asked), else raise 404."""
+    query = select(Product).where(Product.id == product_id)
+    if for_update:
+        query = query.with_for_update()
+    product = session.execute(query).scalar_one_or_none()
     if product is None:
         raise not_found("product", product_id)
     return product
+
+
+def visible_to(product: Product, participant: Participant) -> bool:
+    """Return whether the participant may see the product outside the catalogue."""
+    return (
+        product.status in (ProductState.LISTED, ProductState.SUSPENDED, ProductState.DELISTED)
+        or participant.id == product.merchant_id
+        or bool({"admin", "auditor"} & set(participant.roles))
+    )
 
 
 def get_offer(session: Session, offer_id: str) -> tuple[ProductOffer, Offer]:
@@ -130,8 +258,23 @@ def offers_of(session: Session, product_id: str) -> list[ProductOffer]:
         session.execute(
             select(ProductOffer)
             .where(ProductOffer.product_id == product_id)
-            .order_by(ProductOffer.created_at, ProductOffer.id)
+            .order_by(ProductOffer.position)
         ).scalars()
+    )
+
+
+def offer_read(product: Product, stored: ProductOffer) -> OfferRead:
+    """Return the API view of one offer: its terms and its ODRL form."""
+    return OfferRead(
+        id=stored.id,
+        product_id=stored.product_id,
+        terms=stored.terms,
+        odrl=to_odrl(
+            Offer.model_validate(stored.terms),
+            offer_id=stored.id,
+            target=product.id,
+            assigner=product.merchant_id,
+        ),
     )
 
 
@@ -144,26 +287,29 @@ def to_read(
         merchant_id=product.merchant_id,
         authorisation_id=product.authorisation_id,
         resource_id=product.resource_id,
+        lineage=[
+            {
+                "resource": product.resource_id,
+                "holder": product.holder_id,
+                "authorisation": product.authorisation_id,
+                "grade": product.grade,
+                "level": product.level,
+            }
+        ],
         name=product.name,
         description=product.description,
         delivery_modes=product.delivery_modes,
         public_interest=product.public_interest,
+        grade=product.grade,
+        level=product.level,
+        domain=product.domain,
+        quality=product.quality,
         status=product.status,
-        offers=[
-            OfferRead(
-                id=o.id,
-                product_id=o.product_id,
-                terms=o.terms,
-                odrl=to_odrl(
-                    Offer.model_validate(o.terms),
-                    offer_id=o.id,
-                    target=product.id,
-                    assigner=product.merchant_id,
-                ),
-            )
-            for o in offers
-        ],
+        status_reason=product.status_reason,
+        allowed_next_states=states.allowed_next(product.status),
+        offers=[offer_read(product, o) for o in offers],
         created_at=product.created_at,
+        updated_at=product.updated_at,
         ledger_seq=entry.seq if entry else None,
     )
 
@@ -186,7 +332,6 @@ def suspend_for_authorisation(
         signer,
         Product.authorisation_id == authorisation_id,
         reason=reason,
-        cause={"authorisation": authorisation_id},
     )
 
 
@@ -199,32 +344,21 @@ def suspend_for_resource(
         signer,
         Product.resource_id == resource_id,
         reason=reason,
-        cause={"resource": resource_id},
     )
 
 
-def _suspend_where(session: Session, signer: Signer, condition, *, reason: str, cause: dict):
+def _suspend_where(session: Session, signer: Signer, condition, *, reason: str) -> list[str]:
+    """Suspend the listed products matching `condition` through the state machine, each with
+    its `product.suspended` entry, in the caller's transaction (no commit); return their ids."""
     found = session.execute(
         select(Product)
-        .where(condition, Product.status == "listed")
-        .order_by(Product.id)
+        .where(condition, Product.status == ProductState.LISTED.value)
+        .order_by(Product.created_at, Product.id)
         .with_for_update()
     ).scalars()
     suspended = []
-    for product in found:
-        product.status = "suspended"
-        record(
-            session,
-            signer,
-            type="product.suspended",
-            data={
-                "product": product.id,
-                "from": "listed",
-                "to": "suspended",
-                "by": "gateway",
-                "reason": reason,
-                **cause,
-            },
-        )
+    for product in list(found):
+        _move(session, signer, product, "suspend", by="gateway", reason=reason)
         suspended.append(product.id)
+    session.flush()
     return suspended

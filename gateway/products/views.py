@@ -1,17 +1,31 @@
-"""Product routes: publishing by merchants, look-up, and the listed catalogue."""
+"""Product routes: drafting, the listing life cycle, look-up, and the DCAT catalogue."""
 
-from fastapi import APIRouter, Depends, Query
+from typing import Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.auth.views import current_participant
 from gateway.context import Gateway, get_gateway, get_session
-from gateway.core.errors import problem_responses
+from gateway.core.errors import not_found, problem_responses
 from gateway.participants.models import Participant
+from gateway.products import catalogue as cat
 from gateway.products import service
-from gateway.products.models import Product, ProductCreate, ProductRead
+from gateway.products.models import (
+    TEXT,
+    DeliveryMode,
+    Product,
+    ProductAction,
+    ProductCreate,
+    ProductRead,
+)
+from gateway.products.states import ProductState
+from gateway.resources.models import Grade, Level
 
 router = APIRouter(tags=["products"])
+Action = Literal["submit", "list", "reject", "suspend", "reinstate", "delist"]
 
 
 @router.post(
@@ -26,10 +40,63 @@ def publish_product(
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
 ) -> ProductRead:
-    """Publish a product from an authorised resource, with its offers (merchants, operators)."""
+    """Draft a product from an authorised resource, with its offers and quality report.
+
+    The product starts as `draft`; the merchant submits it for compliance review and the platform
+    admin lists it (`POST /products/{id}/submit`, then `/list`).
+    """
     service.require_merchant(me.roles)
     product, offers, entry = service.publish(session, gateway.signer, body=body, merchant_id=me.id)
     return service.to_read(product, offers, entry)
+
+
+@router.get("/products", response_model=list[ProductRead], responses=problem_responses(401, 422))
+def list_products(
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    status: ProductState | None = Query(None, description="only products in this state"),
+    offset: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=200),
+) -> list[ProductRead]:
+    """Return a merchant's own products, or every product to the admin and auditors (review queue:
+    `?status=review`), oldest first."""
+    query = select(Product)
+    if not {"admin", "auditor"} & set(me.roles):
+        query = query.where(Product.merchant_id == me.id)
+    if status is not None:
+        query = query.where(Product.status == status.value)
+    products = session.execute(
+        query.order_by(Product.created_at, Product.id).offset(offset).limit(limit)
+    ).scalars()
+    return [service.to_read(p, service.offers_of(session, p.id)) for p in products]
+
+
+@router.post(
+    "/products/{product_id}/{action}",
+    response_model=ProductRead,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+def product_action(
+    product_id: str,
+    action: Action,
+    body: ProductAction | None = Body(None),
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> ProductRead:
+    """Move a product through its life cycle: `submit` (merchant: draft → review), `list` or
+    `reject` (admin: review → listed / draft), `suspend` and `reinstate` (admin: listed ⇄
+    suspended), `delist` (merchant or admin: → delisted, final). A move the current state does
+    not allow is a 409 naming the current state and the allowed next states."""
+    product, entry = service.transition(
+        session,
+        gateway.signer,
+        product_id=product_id,
+        action=action,
+        actor=me,
+        reason=body.reason if body else "",
+    )
+    return service.to_read(product, service.offers_of(session, product.id), entry)
 
 
 @router.get(
@@ -37,27 +104,66 @@ def publish_product(
 )
 def get_product(
     product_id: str,
-    _: Participant = Depends(current_participant),
+    me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> ProductRead:
-    """Return a product with its offers."""
+    """Return a product with its offers (drafts only to their merchant, admins and auditors)."""
     product = service.get(session, product_id)
+    if not service.visible_to(product, me):
+        raise not_found("product", product_id)
     return service.to_read(product, service.offers_of(session, product.id))
 
 
-@router.get("/catalogue", response_model=list[ProductRead], responses=problem_responses(401, 422))
+@router.get(
+    "/catalogue",
+    response_model=dict[str, Any],
+    responses={
+        200: {
+            "description": "A DCAT 3 dcat:Catalog in JSON-LD",
+            "content": {"application/ld+json": {}},
+        },
+        **problem_responses(401, 403, 422),
+    },
+)
 def catalogue(
-    _: Participant = Depends(current_participant),
+    me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
-    offset: int = Query(0, ge=0, le=2**31),
+    gateway: Gateway = Depends(get_gateway),
+    grade: Grade | None = Query(None, description="GB/T 43697 grade"),
+    level: Level | None = Query(None, description="sub-level of grade general"),
+    domain: str | None = Query(
+        None,
+        max_length=100,
+        pattern=TEXT,
+        description="industry domain; 'finance' also finds 'finance/…'",
+    ),
+    delivery: DeliveryMode | None = Query(None, description="delivery mode"),
+    public_interest: bool | None = Query(None, description="only public-interest (公益) ones"),
+    q: str | None = Query(
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=TEXT,
+        description="text in name or description",
+    ),
+    offset: int = Query(0, ge=0, le=1_000_000),
     limit: int = Query(50, ge=1, le=200),
-) -> list[ProductRead]:
-    """Return listed products with their offers, oldest first."""
-    products = session.execute(
-        select(Product)
-        .where(Product.status == "listed")
-        .order_by(Product.created_at, Product.id)
-        .offset(offset)
-        .limit(limit)
-    ).scalars()
-    return [service.to_read(p, service.offers_of(session, p.id)) for p in products]
+) -> JSONResponse:
+    """Return the listed products this participant may request, as a DCAT 3 catalogue (JSON-LD):
+    newest first, paginated (`total`, `offset`, `limit`, `next`), searchable by grade, level,
+    domain, delivery mode and free text."""
+    query = cat.Query(
+        grade=grade,
+        level=level,
+        domain=domain,
+        delivery=delivery,
+        public_interest=public_interest,
+        q=q,
+        offset=offset,
+        limit=limit,
+    )
+    total, page, offers = cat.search(session, query, me)
+    base = gateway.settings.issuer.rstrip("/")
+    return JSONResponse(
+        cat.to_dcat(base, query, total, page, offers), media_type="application/ld+json"
+    )

@@ -22,7 +22,8 @@ def test_every_registration_is_signed_into_the_ledger(world, gateway):
     assert types.count("participant.registered") == 5  # admin + holder, merchant, consumer, auditor
     assert types.count("registration.coded") == 2
     assert "authorisation.granted" in types
-    assert types.count("product.published") == 2
+    for step in ("product.drafted", "product.submitted", "product.listed"):
+        assert types.count(step) == 2
 
 
 def test_resource_record_keeps_grade_and_personal_flags(world):

@@ -36,14 +36,41 @@ class World:
         body = {
             "name": "product",
             "resource_id": (resource or self.resource)["id"],
-            "authorisation_id": self.authorisation["id"],
+            "authorisation_id": (resource or {}).get(
+                "authorisation_id", self.authorisation["id"]
+            ),
             "delivery_modes": ["api"],
             "offers": offers,
             **extra,
         }
         response = self.merchant.call("POST", "/products", json=body)
         assert response.status_code == 201, response.text
+        return self.list_product(response.json()["id"])
+
+    def list_product(self, product_id: str) -> dict:
+        """Walk a draft through review to listed: the merchant submits, the admin lists."""
+        for party, action in ((self.merchant, "submit"), (self.admin, "list")):
+            response = party.call("POST", f"/products/{product_id}/{action}")
+            assert response.status_code == 200, response.text
         return response.json()
+
+    def add_resource(self, **body) -> dict:
+        """Register one more resource of the holder's, covered by the world's authorisation."""
+        applied = self.holder.call("POST", "/resources", json=body)
+        assert applied.status_code == 201, applied.text
+        resource = register_resource(self.admin, self.holder, applied)
+        granted = self.holder.call(
+            "POST",
+            "/authorisations",
+            json={
+                "operator_id": self.merchant.id,
+                "resource_ids": [resource.json()["id"]],
+                "not_after": "2099-01-01T00:00:00Z",
+                "fee_cap_fen": 500_000,
+            },
+        )
+        assert granted.status_code == 201, granted.text
+        return {**resource.json(), "authorisation_id": granted.json()["id"]}
 
     def contract(
         self, offer_id: str, purpose: str = PURPOSE, consumer: Party | None = None
