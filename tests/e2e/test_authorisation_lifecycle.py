@@ -131,7 +131,7 @@ def test_revocation_suspends_the_products_at_once_each_on_the_ledger(world):
 def test_term_end_is_detected_at_the_next_use_exactly_at_the_boundary(world):
     end = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=10)
     authorisation = _grant(world, not_after=end.isoformat())
-    product = _publish(world, authorisation).json()
+    product = world.list_product(_publish(world, authorisation).json()["id"])
     with freeze_time(end - timedelta(microseconds=1)) as frozen:
         _fresh_tokens(world)
         assert _publish(world, authorisation).status_code == 201
@@ -151,7 +151,7 @@ def test_a_sweep_ends_authorisations_past_their_term(world, settings, capsys):
     end = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=10)
     first = _grant(world, not_after=end.isoformat())
     second = _grant(world, not_after=(end + timedelta(minutes=1)).isoformat())
-    product = _publish(world, first).json()
+    product = world.list_product(_publish(world, first).json()["id"])
     with freeze_time(end):
         _fresh_tokens(world)
         _problem(world.holder.call("POST", "/authorisations/sweep"), 403, "forbidden")
@@ -168,7 +168,7 @@ def test_a_sweep_ends_authorisations_past_their_term(world, settings, capsys):
 def test_a_contract_request_after_the_term_notices_the_end_and_is_refused(world):
     end = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=10)
     authorisation = _grant(world, not_after=end.isoformat())
-    product = _publish(world, authorisation).json()
+    product = world.list_product(_publish(world, authorisation).json()["id"])
     offer = {"offer_id": product["offers"][0]["id"], "purpose": PURPOSE}
     with freeze_time(end - timedelta(microseconds=1)) as frozen:
         _fresh_tokens(world)
