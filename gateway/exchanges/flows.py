@@ -20,6 +20,7 @@ from gateway.exchanges.models import Decision, ExchangeRequest, ExchangeResult, 
 from gateway.negotiation import service as contracts
 from gateway.negotiation.models import Contract
 from gateway.participants.models import Participant
+from gateway.policy import versions as policy_versions
 from gateway.policy.client import PolicyDecision, PolicyError
 from gateway.products import service as products
 from gateway.products.models import Product
@@ -87,6 +88,7 @@ def _deny(
     subject: Participant,
     contract: Contract,
     policy_input: dict[str, Any],
+    policy_version: str | None,
     result: dict[str, Any],
     status: int,
 ) -> Problem:
@@ -103,6 +105,7 @@ def _deny(
             "purpose": policy_input["purpose"],
             "reasons": [r["code"] for r in result["reasons"]],
             "input_hash": content_hash(policy_input),
+            "policy_version": policy_version,
         },
     )
     session.add(
@@ -113,7 +116,7 @@ def _deny(
             allow=False,
             input=policy_input,
             result=result,
-            policy_version=None,
+            policy_version=policy_version,
             rows_delivered=0,
             ledger_seq=entry.seq,
             created_at=clock.now(),
@@ -131,6 +134,7 @@ def _deny(
         reasons=reasons,
         decision_id=decision_id,
         ledger_seq=entry.seq,
+        policy_version=policy_version,
     )
 
 
@@ -162,7 +166,14 @@ def exchange(
         contract=contract,
         offer=offer,
     )
-    deny = dict(decision_id=decision_id, subject=subject, contract=contract, policy_input=the_input)
+    version = policy_versions.current(session, gateway.signer, gateway.policy)
+    deny = dict(
+        decision_id=decision_id,
+        subject=subject,
+        contract=contract,
+        policy_input=the_input,
+        policy_version=version,
+    )
     try:
         decision: PolicyDecision = gateway.policy.decide(the_input)
     except PolicyError as exc:
@@ -213,6 +224,7 @@ def exchange(
             "content_hash": digest,
             "watermark": mark,
             "input_hash": content_hash(the_input),
+            "policy_version": version,
         },
     )
     session.add(
@@ -223,7 +235,7 @@ def exchange(
             allow=True,
             input=the_input,
             result=result,
-            policy_version=None,
+            policy_version=version,
             rows_delivered=len(rows),
             ledger_seq=entry.seq,
             created_at=clock.now(),
