@@ -10,6 +10,7 @@ import requests
 from opa_client.opa import OpaClient
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from gateway.policy.transport import KeepAliveSession
 from gateway.policy.versions import bundle_version_from_digests
 
 PACKAGE = "dsgw.exchange"
@@ -62,6 +63,19 @@ class PolicyDecision(BaseModel):
         return self
 
 
+class _OpaClient(OpaClient):
+    """opa-python-client over the lean keep-alive transport (gateway/policy/transport.py)."""
+
+    def _init_session(self) -> KeepAliveSession:
+        return KeepAliveSession(
+            self.host, self.port, ssl=self.ssl, timeout=self.timeout, headers=self.headers
+        )
+
+    @property
+    def transport(self) -> KeepAliveSession:
+        return self._session
+
+
 class PolicyClient:
     """Asks OPA for exchange decisions."""
 
@@ -70,7 +84,7 @@ class PolicyClient:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"OPA URL must be http(s)://host:port, got {url!r}")
         self.url = url
-        self._client = OpaClient(
+        self._client = _OpaClient(
             host=parts.hostname,
             port=parts.port or (443 if parts.scheme == "https" else 80),
             ssl=parts.scheme == "https",
@@ -95,7 +109,7 @@ class PolicyClient:
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise PolicyUnavailable(
-                f"OPA at {self.url} did not answer: {type(exc).__name__}"
+                f"OPA at {self.url} did not answer ({type(exc).__name__}): {exc}"
             ) from exc
         except requests.HTTPError as exc:
             raise PolicyUnavailable(f"OPA at {self.url} failed: {exc}") from exc
@@ -111,7 +125,7 @@ class PolicyClient:
     def served_modules(self) -> dict[str, str]:
         """Return {module id: SHA-256 of its text} for every module OPA serves, or raise."""
         try:
-            response = requests.get(f"{self.url}/v1/policies", timeout=self.timeout)
+            response = self._client.transport.get(f"{self.url}/v1/policies", timeout=self.timeout)
             response.raise_for_status()
             modules = response.json()["result"]
             return {m["id"]: hashlib.sha256(m["raw"].encode("utf-8")).hexdigest() for m in modules}
