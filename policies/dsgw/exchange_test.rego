@@ -241,6 +241,14 @@ test_allowed_decision_is_complete if {
 		"allow": true,
 		"reasons": [],
 		"obligations": {"mask": ["name"], "drop": [], "row_cap": 990, "min_group_size": null, "watermark": false},
+		"exposure": {
+			"grade": "general",
+			"level": "L2",
+			"personal_information": true,
+			"sensitive_personal_information": false,
+			"fields": ["city", "name", "phone"],
+			"lowered": ["field(s) name masked"],
+		},
 	}
 }
 
@@ -505,11 +513,26 @@ invalid_cases := {
 	},
 	"resource field without personal flag": {
 		"input": input_with({"/resource/fields": [{"name": "name", "sensitive": false}]}),
-		"problem": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean}",
+		"problem": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean, grade and level optional (a general field needs a level)}",
+	},
+	"resource field with an unknown grade": {
+		"input": input_with({"/resource/fields": [{"name": "name", "personal": false, "sensitive": false, "grade": "secret"}]}),
+		"problem": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean, grade and level optional (a general field needs a level)}",
+	},
+	"resource field: general without any level": {
+		"input": input_with({
+			"/resource/grade": "important", "/resource/level": null,
+			"/resource/fields": [{"name": "name", "personal": false, "sensitive": false, "grade": "general"}],
+		}),
+		"problem": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean, grade and level optional (a general field needs a level)}",
+	},
+	"resource field: level without grade": {
+		"input": input_with({"/resource/fields": [{"name": "name", "personal": false, "sensitive": false, "level": "L1"}]}),
+		"problem": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean, grade and level optional (a general field needs a level)}",
 	},
 	"resource fields not a list": {
 		"input": input_with({"/resource/fields": {"name": "name"}}),
-		"problem": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean}",
+		"problem": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean, grade and level optional (a general field needs a level)}",
 	},
 	"product id missing": {
 		"input": object.remove(base_input, ["product"]),
