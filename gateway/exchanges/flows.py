@@ -53,10 +53,7 @@ def policy_input(
             "level": resource.level,
             "personal_information": resource.personal_information,
             "sensitive_personal_information": resource.sensitive_personal_information,
-            "fields": [
-                {"name": f["name"], "personal": f["personal"], "sensitive": f["sensitive"]}
-                for f in resource.fields
-            ],
+            "fields": [_field_input(f) for f in resource.fields],
         },
         "product": {
             "id": product.id,
@@ -78,6 +75,13 @@ def policy_input(
             "region": offer.region,
         },
     }
+
+
+def _field_input(field: dict[str, Any]) -> dict[str, Any]:
+    """Return a resource field as the policy sees it (its own grade and level when it has them)."""
+    out = {"name": field["name"], "personal": field["personal"], "sensitive": field["sensitive"]}
+    out.update({key: field[key] for key in ("grade", "level") if key in field})
+    return out
 
 
 def _deny(
@@ -106,6 +110,7 @@ def _deny(
             "reasons": [r["code"] for r in result["reasons"]],
             "input_hash": content_hash(policy_input),
             "policy_version": policy_version,
+            "exposure": result.get("exposure"),
         },
     )
     session.add(
@@ -225,6 +230,7 @@ def exchange(
             "watermark": mark,
             "input_hash": content_hash(the_input),
             "policy_version": version,
+            "exposure": result.get("exposure"),
         },
     )
     session.add(

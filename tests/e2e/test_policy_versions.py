@@ -88,6 +88,11 @@ def test_every_decision_carries_the_bundle_version_of_the_policies_files(client,
         read = world.auditor.call("GET", f"/decisions/{decision_id}")
         assert read.status_code == 200 and read.json()["policy_version"] == expected
     assert len(_entries(gateway, ACTIVATED)) == 1  # the same version is not recorded again
+    # The policy derives what the delivery exposes; the ledger keeps it with the delivery.
+    exposure = allowed.json()["receipt"]["body"]["data"]["exposure"]
+    assert exposure["grade"] == "general" and exposure["level"] == "L3"
+    assert exposure["personal_information"] is False  # every personal field was masked
+    assert any("masked" in note for note in exposure["lowered"])
 
 
 def test_a_policy_changed_live_is_a_new_version_on_the_ledger(settings, tmp_path):
