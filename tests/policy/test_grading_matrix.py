@@ -19,7 +19,7 @@ def test_matrix_covers_every_grade_delivery_region_and_contract_state():
     allowed = [r["name"] for r in ROWS if not r["codes"]]
     # Important data leaves only one way: compute, domestic, approved, under a live contract.
     important = [n for n in allowed if n.startswith("important")]
-    assert important == ["important, holder approved | compute | domestic | FINALIZED"]
+    assert important == ["important, holder approved / compute / domestic / FINALIZED"]
     assert not [n for n in allowed if n.startswith("core")]
 
 
