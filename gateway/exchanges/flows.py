@@ -73,6 +73,7 @@ def policy_input(
             "lawful_basis_fields": list(offer.lawful_basis_fields),
             "holder_approved": False,
             "region": offer.region,
+            "price_fen": offer.price_fen,
         },
     }
 

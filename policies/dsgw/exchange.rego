@@ -110,6 +110,7 @@ contract_checks := {
 	"contract.lawful_basis_fields": "contract.lawful_basis_fields must be a list of strings",
 	"contract.holder_approved": "contract.holder_approved must be a boolean",
 	"contract.region": `contract.region must be "domestic" or "any"`,
+	"contract.price_fen": "contract.price_fen must be null or an integer >= 0 (fen)",
 }
 
 field_problems contains message if {
@@ -231,6 +232,8 @@ passed_checks contains "contract.lawful_basis_fields" if string_list(contract.la
 passed_checks contains "contract.holder_approved" if is_boolean(contract.holder_approved)
 
 passed_checks contains "contract.region" if contract.region in {"domestic", "any"}
+
+passed_checks contains "contract.price_fen" if optional_natural(object.get(contract, "price_fen", null))
 
 levels := {"L1", "L2", "L3", "L4"}
 
@@ -487,6 +490,29 @@ important_where := "is graded important" if {
 	"exposes important data in field(s) %s",
 	[listing({f.name | some f in exposed_fields; field_grade(f) == "important"})],
 )
+
+contract_free if contract.price_fen == 0
+
+contract_price := sprintf("charges %v fen", [contract.price_fen]) if {
+	is_number(contract.price_fen)
+} else := "does not state its price"
+
+# METADATA
+# title: Public-interest use is free
+# description: >-
+#   A public-interest (公益) product is used free of charge: it is exchanged only under a
+#   contract whose price is 0.
+# custom:
+#   code: PUBLIC_INTEREST_NOT_FREE
+deny contains reason(rego.metadata.rule(), detail) if {
+	input.product.public_interest == true
+	has_contract
+	not contract_free
+	detail := sprintf(
+		"product %s is for public-interest use, which is free; contract %s %s",
+		[input.product.id, contract.id, contract_price],
+	)
+}
 
 # METADATA
 # title: Delivery mode not offered
