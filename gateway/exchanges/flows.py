@@ -162,6 +162,8 @@ def exchange(
     _, offer = products.get_offer(session, contract.offer_id)
     available = offer.fields if offer.fields is not None else [f["name"] for f in resource.fields]
     fields = request.requested(available)
+    # Fields grouped on are exposed too: the policy judges them like any requested field.
+    fields += [name for name in request.group_by or [] if name not in fields]
     decision_id = new_id("dec")
     the_input = policy_input(
         subject=subject,
@@ -201,15 +203,18 @@ def exchange(
         if decision.obligations.get("watermark")
         else None
     )
-    delivered_fields, rows = obl.apply(
+    out = obl.deliver(
         resource.rows,
+        delivery=request.delivery,
         fields=fields,
+        group_by=request.group_by,
         obligations=decision.obligations,
         limit=request.limit,
         watermark=mark,
+        name=decision_id,
     )
-    digest = content_hash(rows)
-    contract.rows_used += len(rows)
+    delivered_fields, rows, digest = out.fields, out.rows, out.content_hash
+    contract.rows_used += out.source_rows
     contract.calls_used += 1
     entry: Entry = record(
         session,
@@ -226,12 +231,18 @@ def exchange(
             "delivery": request.delivery,
             "fields": delivered_fields,
             "masked": sorted(set(decision.obligations.get("mask") or []) & set(delivered_fields)),
-            "rows": len(rows),
+            "rows": out.source_rows,
             "content_hash": digest,
             "watermark": mark,
             "input_hash": content_hash(the_input),
             "policy_version": version,
             "exposure": result.get("exposure"),
+            **({"file": {k: v for k, v in out.file.items() if k != "content"}} if out.file else {}),
+            **(
+                {"groups": out.groups, "suppressed_groups": out.suppressed_groups}
+                if out.groups is not None
+                else {}
+            ),
         },
     )
     session.add(
@@ -243,7 +254,7 @@ def exchange(
             input=the_input,
             result=result,
             policy_version=version,
-            rows_delivered=len(rows),
+            rows_delivered=out.source_rows,
             ledger_seq=entry.seq,
             created_at=clock.now(),
         )
@@ -255,11 +266,14 @@ def exchange(
         purpose=request.purpose,
         fields=delivered_fields,
         masked=entry.data["masked"],
-        row_count=len(rows),
+        row_count=len(rows) if out.file is None else out.source_rows,
         rows=rows,
         watermark=mark,
         content_hash=digest,
         receipt=Receipt(
             seq=entry.seq, hash=entry.hash, sig=entry.sig, kid=entry.kid, body=entry.body
         ),
+        delivery=request.delivery,
+        file=out.file,
+        suppressed_groups=out.suppressed_groups,
     )
