@@ -253,3 +253,24 @@ def test_a_decision_with_an_obligation_the_gateway_does_not_know_is_refused(sett
         assert "rows" not in problem
         usage = world.consumer.call("GET", f"/contracts/{contract['id']}").json()["usage"]
         assert usage == {"rows": 0, "calls": 0}
+
+
+def test_a_version_first_seen_after_start_is_recorded_before_its_first_decision(
+    settings, opa_server
+):
+    from gateway.policy.client import PolicyClient
+    from gateway.policy.opa_process import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    with _gateway(settings, dead) as (gw, client):
+        assert _entries(gw, ACTIVATED) == []  # OPA not answering at start: nothing to record
+        world = build_world(client, settings.state_dir)
+        contract = world.contract(world.product["offers"][0]["id"])
+        gw.policy.close()
+        gw.policy = PolicyClient(opa_server.url, timeout=2.0)  # OPA comes up later
+        pulled = world.pull(contract["id"])
+        assert pulled.status_code == 200, pulled.text
+        activated = _entries(gw, ACTIVATED)
+        assert [e.data["version"] for e in activated] == [bundle_version_of_dir(POLICIES_DIR)]
+        assert activated[0].data["previous"] is None
+        assert activated[0].seq < pulled.json()["receipt"]["seq"]
