@@ -63,6 +63,14 @@ class PolicyDecision(BaseModel):
         return self
 
 
+def _module_name(module_id: str) -> str:
+    """Return a module's id without the machine's path: from `policies/` on, when it has one."""
+    marker = "/policies/"
+    if marker in module_id:
+        return "policies/" + module_id.rsplit(marker, 1)[1]
+    return module_id
+
+
 class _OpaClient(OpaClient):
     """opa-python-client over the lean keep-alive transport (gateway/policy/transport.py)."""
 
@@ -128,7 +136,10 @@ class PolicyClient:
             response = self._client.transport.get(f"{self.url}/v1/policies", timeout=self.timeout)
             response.raise_for_status()
             modules = response.json()["result"]
-            return {m["id"]: hashlib.sha256(m["raw"].encode("utf-8")).hexdigest() for m in modules}
+            return {
+                _module_name(m["id"]): hashlib.sha256(m["raw"].encode("utf-8")).hexdigest()
+                for m in modules
+            }
         except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
             raise PolicyUnavailable(f"OPA at {self.url} did not list its policies: {exc}") from exc
 

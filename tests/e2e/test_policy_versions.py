@@ -73,6 +73,12 @@ def test_every_decision_carries_the_bundle_version_of_the_policies_files(client,
     expected = bundle_version_of_dir(POLICIES_DIR)
     activated = _entries(gateway, ACTIVATED)
     assert [e.data["version"] for e in activated] == [expected]  # recorded once, at start
+    assert sorted(activated[0].data["modules"]) == [
+        "policies/dsgw/exchange.rego",
+        "policies/dsgw/exchange_test.rego",
+        "policies/dsgw/exposure_test.rego",
+        "policies/dsgw/grading_matrix_test.rego",
+    ]
     contract = world.contract(world.product["offers"][0]["id"])
     allowed = world.pull(contract["id"])
     denied = world.pull(contract["id"], purpose="marketing")
