@@ -62,7 +62,7 @@ PY
         "$DSGW_OPA_BIN" test policies --coverage 2>/dev/null | .venv/bin/python -c "$coverage_py" || true
         dsgw_die "policy test coverage is below 95%"
     fi
-    "$DSGW_OPA_BIN" test policies --coverage | .venv/bin/python -c "$coverage_py" | head -n1
+    "$DSGW_OPA_BIN" test policies --coverage | .venv/bin/python -c "$coverage_py" | sed -n 1p  # sed reads to the end: head would break the pipe under pipefail
 else
     step "policies: no .rego files under policies/ yet; skipping opa fmt, check and test"
 fi

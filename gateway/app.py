@@ -26,6 +26,7 @@ from gateway.exchanges.views import router as exchanges_router
 from gateway.negotiation.views import router as contracts_router
 from gateway.participants import service as participants
 from gateway.participants.views import router as participants_router
+from gateway.policy import versions as policy_versions
 from gateway.policy.client import PolicyClient
 from gateway.products.views import router as products_router
 from gateway.resources.views import registrations as registrations_router
@@ -52,7 +53,11 @@ def build_gateway(settings: Settings) -> Gateway:
         sessions=sessions,
         signer=signer,
         private_key=OKPAlgorithm.from_jwk(signer.private_jwk()),
-        policy=PolicyClient(settings.opa_url, timeout=settings.opa_timeout),
+        policy=PolicyClient(
+            settings.opa_url,
+            timeout=settings.opa_timeout,
+            version_ttl=settings.policy_version_ttl,
+        ),
     )
     with sessions() as session:
         size, _ = ledger_store.head(session.connection())
@@ -67,6 +72,10 @@ def build_gateway(settings: Settings) -> Gateway:
         participants.ensure_admin(
             session, signer, admin_key=load_or_create_signer(settings.admin_key_path)
         )
+    with sessions() as session:
+        # The policy version OPA serves at start is evidence (when OPA answers already).
+        policy_versions.current(session, signer, gateway.policy)
+        session.commit()
     return gateway
 
 

@@ -250,6 +250,77 @@ def cmd_registration_step(args: argparse.Namespace) -> int:
     return _as_admin(args, run)
 
 
+def cmd_policy_explain(args: argparse.Namespace) -> int:
+    """Replay a recorded decision against the current policies; exit 0 same, 1 differs."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.core.db import make_engine
+    from gateway.exchanges.models import Decision
+    from gateway.policy.client import PolicyClient
+    from gateway.policy.explain import explain, render
+    from gateway.policy.opa_process import OpaNotFound, OpaServer
+
+    settings = _settings(args)
+    if settings.database_url is None and not (settings.state_dir / "gateway.db").exists():
+        print(f"dsgw policy explain: no database in {settings.state_dir}", file=sys.stderr)
+        return 2
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                Decision.__table__.select().where(Decision.__table__.c.id == args.decision_id)
+            ).first()
+    except SQLAlchemyError as exc:
+        print(f"dsgw policy explain: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    if row is None:
+        print(f"dsgw policy explain: no decision {args.decision_id!r}", file=sys.stderr)
+        return 2
+    opa = None
+    try:
+        if not args.opa_url:
+            opa = OpaServer().start()
+        client = PolicyClient(args.opa_url or opa.url, timeout=settings.opa_timeout)
+        report = explain(
+            decision_id=row.id,
+            policy_input=row.input,
+            recorded=row.result,
+            recorded_version=row.policy_version,
+            client=client,
+        )
+        client.close()
+    except (OpaNotFound, RuntimeError, ValueError) as exc:
+        print(f"dsgw policy explain: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if opa is not None:
+            opa.stop()
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False, sort_keys=True))
+    else:
+        print(render(report))
+    if report["same"] is None:
+        return 2
+    return 0 if report["same"] else 1
+
+
+def cmd_policy_version(args: argparse.Namespace) -> int:
+    """Print the bundle version of policies/ (and, with --opa-url, of what that OPA serves)."""
+    from gateway.policy.client import PolicyClient
+    from gateway.policy.opa_process import POLICIES_DIR
+    from gateway.policy.versions import bundle_version_of_dir
+
+    local = bundle_version_of_dir(Path(args.policies) if args.policies else POLICIES_DIR)
+    print(f"files  {local}")
+    if not args.opa_url:
+        return 0
+    served, _ = PolicyClient(args.opa_url, timeout=2.0).version(max_age=0)
+    print(f"opa    {served or 'unavailable'}")
+    return 0 if served == local else 1
+
+
 def cmd_openapi(args: argparse.Namespace) -> int:
     """Print (or write) the OpenAPI document of the gateway."""
     from gateway.openapi import openapi_document
@@ -343,6 +414,28 @@ def parser() -> argparse.ArgumentParser:
         )
         step.add_argument("--database-url", help="SQLAlchemy URL; default SQLite in state folder")
         step.set_defaults(func=cmd_registration_step)
+
+
+    policy = sub.add_parser("policy", help="explain recorded decisions; show policy versions")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    explain = policy_sub.add_parser(
+        "explain",
+        help="replay a recorded decision against the current policies and say whether and why "
+        "it would now differ (exit 0 same, 1 differs, 2 cannot tell)",
+    )
+    explain.add_argument("decision_id", help="a decision id (dec_...), as on its ledger entry")
+    explain.add_argument("--opa-url", help="ask this OPA; default: start one on policies/")
+    explain.add_argument(
+        "--database-url", help="SQLAlchemy URL; default SQLite in the state folder"
+    )
+    explain.add_argument("--json", action="store_true", help="print a JSON report")
+    explain.set_defaults(func=cmd_policy_explain)
+    version = policy_sub.add_parser(
+        "version", help="print the bundle version of the policy files (and of a running OPA)"
+    )
+    version.add_argument("--policies", help="policy folder; default: the repository's policies/")
+    version.add_argument("--opa-url", help="also ask this OPA which version it serves")
+    version.set_defaults(func=cmd_policy_version)
 
     openapi = sub.add_parser("openapi", help="print the OpenAPI document")
     openapi.add_argument("--out", help="write it to this file")

@@ -18,6 +18,8 @@ class Settings:
     database_url: str | None = None
     opa_url: str = "http://127.0.0.1:8181"
     opa_timeout: float = 2.0
+    # How long a bundle version read from OPA is trusted before OPA is asked again (seconds).
+    policy_version_ttl: float = 1.0
     issuer: str = "http://127.0.0.1:8080"
     audience: str = "dsgw-api"
     token_ttl_seconds: int = 900
@@ -58,6 +60,8 @@ class Settings:
             values["opa_url"] = env["DSGW_OPA_URL"]
         if "DSGW_OPA_TIMEOUT" in env:
             values["opa_timeout"] = float(env["DSGW_OPA_TIMEOUT"])
+        if "DSGW_POLICY_VERSION_TTL" in env:
+            values["policy_version_ttl"] = float(env["DSGW_POLICY_VERSION_TTL"])
         if "DSGW_ISSUER" in env:
             values["issuer"] = env["DSGW_ISSUER"]
         if "DSGW_PUBLICITY_SECONDS" in env:

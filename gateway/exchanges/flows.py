@@ -20,6 +20,7 @@ from gateway.exchanges.models import Decision, ExchangeRequest, ExchangeResult, 
 from gateway.negotiation import service as contracts
 from gateway.negotiation.models import Contract
 from gateway.participants.models import Participant
+from gateway.policy import versions as policy_versions
 from gateway.policy.client import PolicyDecision, PolicyError
 from gateway.products import service as products
 from gateway.products.models import Product
@@ -52,10 +53,7 @@ def policy_input(
             "level": resource.level,
             "personal_information": resource.personal_information,
             "sensitive_personal_information": resource.sensitive_personal_information,
-            "fields": [
-                {"name": f["name"], "personal": f["personal"], "sensitive": f["sensitive"]}
-                for f in resource.fields
-            ],
+            "fields": [_field_input(f) for f in resource.fields],
         },
         "product": {
             "id": product.id,
@@ -75,8 +73,16 @@ def policy_input(
             "lawful_basis_fields": list(offer.lawful_basis_fields),
             "holder_approved": contract.holder_approved_at is not None,
             "region": offer.region,
+            "price_fen": offer.price_fen,
         },
     }
+
+
+def _field_input(field: dict[str, Any]) -> dict[str, Any]:
+    """Return a resource field as the policy sees it (its own grade and level when it has them)."""
+    out = {"name": field["name"], "personal": field["personal"], "sensitive": field["sensitive"]}
+    out.update({key: field[key] for key in ("grade", "level") if key in field})
+    return out
 
 
 def _deny(
@@ -87,6 +93,7 @@ def _deny(
     subject: Participant,
     contract: Contract,
     policy_input: dict[str, Any],
+    policy_version: str | None,
     result: dict[str, Any],
     status: int,
 ) -> Problem:
@@ -103,6 +110,8 @@ def _deny(
             "purpose": policy_input["purpose"],
             "reasons": [r["code"] for r in result["reasons"]],
             "input_hash": content_hash(policy_input),
+            "policy_version": policy_version,
+            "exposure": result.get("exposure"),
         },
     )
     session.add(
@@ -113,7 +122,7 @@ def _deny(
             allow=False,
             input=policy_input,
             result=result,
-            policy_version=None,
+            policy_version=policy_version,
             rows_delivered=0,
             ledger_seq=entry.seq,
             created_at=clock.now(),
@@ -131,6 +140,7 @@ def _deny(
         reasons=reasons,
         decision_id=decision_id,
         ledger_seq=entry.seq,
+        policy_version=policy_version,
     )
 
 
@@ -153,6 +163,8 @@ def exchange(
     _, offer = products.get_offer(session, contract.offer_id)
     available = offer.fields if offer.fields is not None else [f["name"] for f in resource.fields]
     fields = request.requested(available)
+    # Fields grouped on are exposed too: the policy judges them like any requested field.
+    fields += [name for name in request.group_by or [] if name not in fields]
     decision_id = new_id("dec")
     the_input = policy_input(
         subject=subject,
@@ -163,7 +175,14 @@ def exchange(
         contract=contract,
         offer=offer,
     )
-    deny = dict(decision_id=decision_id, subject=subject, contract=contract, policy_input=the_input)
+    version = policy_versions.current(session, gateway.signer, gateway.policy)
+    deny = dict(
+        decision_id=decision_id,
+        subject=subject,
+        contract=contract,
+        policy_input=the_input,
+        policy_version=version,
+    )
     try:
         decision: PolicyDecision = gateway.policy.decide(the_input)
     except PolicyError as exc:
@@ -185,15 +204,18 @@ def exchange(
         if decision.obligations.get("watermark")
         else None
     )
-    delivered_fields, rows = obl.apply(
+    out = obl.deliver(
         resource.rows,
+        delivery=request.delivery,
         fields=fields,
+        group_by=request.group_by,
         obligations=decision.obligations,
         limit=request.limit,
         watermark=mark,
+        name=decision_id,
     )
-    digest = content_hash(rows)
-    contract.rows_used += len(rows)
+    delivered_fields, rows, digest = out.fields, out.rows, out.content_hash
+    contract.rows_used += out.source_rows
     contract.calls_used += 1
     entry: Entry = record(
         session,
@@ -210,10 +232,18 @@ def exchange(
             "delivery": request.delivery,
             "fields": delivered_fields,
             "masked": sorted(set(decision.obligations.get("mask") or []) & set(delivered_fields)),
-            "rows": len(rows),
+            "rows": out.source_rows,
             "content_hash": digest,
             "watermark": mark,
             "input_hash": content_hash(the_input),
+            "policy_version": version,
+            "exposure": result.get("exposure"),
+            **({"file": {k: v for k, v in out.file.items() if k != "content"}} if out.file else {}),
+            **(
+                {"groups": out.groups, "suppressed_groups": out.suppressed_groups}
+                if out.groups is not None
+                else {}
+            ),
         },
     )
     session.add(
@@ -224,8 +254,8 @@ def exchange(
             allow=True,
             input=the_input,
             result=result,
-            policy_version=None,
-            rows_delivered=len(rows),
+            policy_version=version,
+            rows_delivered=out.source_rows,
             ledger_seq=entry.seq,
             created_at=clock.now(),
         )
@@ -237,11 +267,14 @@ def exchange(
         purpose=request.purpose,
         fields=delivered_fields,
         masked=entry.data["masked"],
-        row_count=len(rows),
+        row_count=len(rows) if out.file is None else out.source_rows,
         rows=rows,
         watermark=mark,
         content_hash=digest,
         receipt=Receipt(
             seq=entry.seq, hash=entry.hash, sig=entry.sig, kid=entry.kid, body=entry.body
         ),
+        delivery=request.delivery,
+        file=out.file,
+        suppressed_groups=out.suppressed_groups,
     )

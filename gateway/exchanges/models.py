@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -33,13 +33,25 @@ class ExchangeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     contract_id: str
     purpose: str = Field(min_length=1, max_length=100)
-    delivery: Literal["api"] = Field(
-        "api", description="rows through the gateway; file and compute deliveries come later"
+    delivery: Literal["api", "file", "compute"] = Field(
+        "api",
+        description="api: rows in the reply; file: the rows as a JSON Lines file whose SHA-256 "
+        "is on the ledger; compute: aggregates computed in the gateway (raw rows never leave, "
+        "groups smaller than the policy's min_group_size are suppressed)",
+    )
+    group_by: list[str] | None = Field(
+        None, max_length=20, description="compute only: fields to group on; default one group"
     )
     fields: list[str] | None = Field(
         None, max_length=200, description="fields wanted; default: all the contract allows"
     )
     limit: int | None = Field(None, gt=0, le=100_000)
+
+    @model_validator(mode="after")
+    def _group_by_only_for_compute(self) -> "ExchangeRequest":
+        if self.group_by is not None and self.delivery != "compute":
+            raise ValueError("group_by applies to compute delivery only")
+        return self
 
     def requested(self, available: list[str]) -> list[str]:
         """Return the requested field names, defaulting to `available`."""
@@ -71,6 +83,16 @@ class Receipt(BaseModel):
     body: dict
 
 
+class FileDelivery(BaseModel):
+    """A file delivery: the delivered rows as JSON Lines; its SHA-256 is on the ledger."""
+
+    name: str
+    media_type: str
+    sha256: str
+    bytes: int
+    content: str
+
+
 class ExchangeResult(BaseModel):
     exchange_id: str
     contract_id: str
@@ -82,6 +104,11 @@ class ExchangeResult(BaseModel):
     watermark: str | None
     content_hash: str
     receipt: Receipt
+    delivery: str = "api"
+    file: FileDelivery | None = Field(None, description="file delivery: the file (rows is empty)")
+    suppressed_groups: int | None = Field(
+        None, description="compute delivery: groups withheld for being smaller than allowed"
+    )
 
 
 class DecisionRead(BaseModel):

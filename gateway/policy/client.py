@@ -1,11 +1,17 @@
 """The policy decision point: OPA, asked through opa-python-client; any doubt is a denial."""
 
+import hashlib
+import threading
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from opa_client.opa import OpaClient
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from gateway.policy.transport import KeepAliveSession
+from gateway.policy.versions import bundle_version_from_digests
 
 PACKAGE = "dsgw.exchange"
 RULE = "decision"
@@ -33,36 +39,75 @@ class PolicyUndefined(PolicyError):
 
 
 class _Reason(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
     code: str
     title: str
     detail: str = ""
 
 
 class PolicyDecision(BaseModel):
-    """The decision document every policy evaluation must return."""
+    """The decision document every policy evaluation must return.
 
-    model_config = ConfigDict(extra="allow")
+    Strict: OPA speaks JSON, so nothing is coerced (a `"yes"` is not an allow).
+    """
+
+    model_config = ConfigDict(extra="allow", strict=True)
     allow: bool
     reasons: list[_Reason]
     obligations: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _allow_means_no_reasons(self) -> "PolicyDecision":
+        if self.allow and self.reasons:
+            raise ValueError("allow is true but the decision gives reasons to refuse")
+        return self
+
+
+def _module_name(module_id: str) -> str:
+    """Return a module's id without the machine's path: from `policies/` on, when it has one."""
+    marker = "/policies/"
+    if marker in module_id:
+        return "policies/" + module_id.rsplit(marker, 1)[1]
+    return module_id
+
+
+class _OpaClient(OpaClient):
+    """opa-python-client over the lean keep-alive transport (gateway/policy/transport.py)."""
+
+    def _init_session(self) -> KeepAliveSession:
+        return KeepAliveSession(
+            self.host, self.port, ssl=self.ssl, timeout=self.timeout, headers=self.headers
+        )
+
+    @property
+    def transport(self) -> KeepAliveSession:
+        return self._session
 
 
 class PolicyClient:
     """Asks OPA for exchange decisions."""
 
-    def __init__(self, url: str, *, timeout: float) -> None:
+    def __init__(self, url: str, *, timeout: float, version_ttl: float = 1.0) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"OPA URL must be http(s)://host:port, got {url!r}")
         self.url = url
-        self._client = OpaClient(
+        self._client = _OpaClient(
             host=parts.hostname,
             port=parts.port or (443 if parts.scheme == "https" else 80),
             ssl=parts.scheme == "https",
             timeout=timeout,
             retries=0,
         )
+        self.timeout = timeout
+        self.version_ttl = version_ttl
+        self._version_lock = threading.Lock()
+        self._version: str | None = None
+        self._modules: dict[str, str] = {}
+        self._version_at = float("-inf")
+        # The version this process last saw recorded on the ledger; reset at every refresh, so
+        # the ledger is consulted at most once per `version_ttl`.
+        self.recorded_version: str | None = None
 
     def decide(self, policy_input: dict[str, Any]) -> PolicyDecision:
         """Return OPA's decision for `policy_input`, else raise a PolicyError saying why."""
@@ -72,7 +117,7 @@ class PolicyClient:
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise PolicyUnavailable(
-                f"OPA at {self.url} did not answer: {type(exc).__name__}"
+                f"OPA at {self.url} did not answer ({type(exc).__name__}): {exc}"
             ) from exc
         except requests.HTTPError as exc:
             raise PolicyUnavailable(f"OPA at {self.url} failed: {exc}") from exc
@@ -84,6 +129,39 @@ class PolicyClient:
             return PolicyDecision.model_validate(answer["result"])
         except ValidationError as exc:
             raise PolicyUndefined(f"the policy returned a malformed decision: {exc}") from exc
+
+    def served_modules(self) -> dict[str, str]:
+        """Return {module id: SHA-256 of its text} for every module OPA serves, or raise."""
+        try:
+            response = self._client.transport.get(f"{self.url}/v1/policies", timeout=self.timeout)
+            response.raise_for_status()
+            modules = response.json()["result"]
+            return {
+                _module_name(m["id"]): hashlib.sha256(m["raw"].encode("utf-8")).hexdigest()
+                for m in modules
+            }
+        except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+            raise PolicyUnavailable(f"OPA at {self.url} did not list its policies: {exc}") from exc
+
+    def version(self, *, max_age: float | None = None) -> tuple[str | None, dict[str, str]]:
+        """Return the bundle version OPA serves and its modules, re-read at most every TTL.
+
+        (None, {}) when OPA cannot be asked; a decision then carries no version.
+        """
+        ttl = self.version_ttl if max_age is None else max_age
+        with self._version_lock:
+            if time.monotonic() - self._version_at < ttl and self._version is not None:
+                return self._version, self._modules
+            try:
+                modules = self.served_modules()
+            except PolicyUnavailable:
+                self._version, self._modules, self._version_at = None, {}, float("-inf")
+                return None, {}
+            self._modules = modules
+            self._version = bundle_version_from_digests(modules.values())
+            self._version_at = time.monotonic()
+            self.recorded_version = None
+            return self._version, self._modules
 
     def healthy(self) -> bool:
         """Return whether OPA reports itself healthy."""

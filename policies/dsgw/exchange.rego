@@ -24,9 +24,10 @@ default decision := {
 		"detail": "the policy could not evaluate this input",
 	}],
 	"obligations": {"mask": [], "drop": [], "row_cap": null, "min_group_size": null, "watermark": false},
+	"exposure": null,
 }
 
-decision := {"allow": allow, "reasons": reasons, "obligations": obligations}
+decision := {"allow": allow, "reasons": reasons, "obligations": obligations, "exposure": exposure}
 
 default allow := false
 
@@ -88,7 +89,7 @@ input_checks := {
 	"resource.level": `resource.level must be "L1", "L2", "L3" or "L4" (null only for core and important data)`,
 	"resource.personal_information": "resource.personal_information must be a boolean",
 	"resource.sensitive_personal_information": "resource.sensitive_personal_information must be a boolean",
-	"resource.fields": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean}",
+	"resource.fields": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean, grade and level optional (a general field needs a level)}",
 	"product.id": "product.id must be a non-empty string",
 	"product.delivery_modes": "product.delivery_modes must be a list of strings",
 	"product.public_interest": "product.public_interest must be a boolean",
@@ -109,6 +110,7 @@ contract_checks := {
 	"contract.lawful_basis_fields": "contract.lawful_basis_fields must be a list of strings",
 	"contract.holder_approved": "contract.holder_approved must be a boolean",
 	"contract.region": `contract.region must be "domestic" or "any"`,
+	"contract.price_fen": "contract.price_fen must be null or an integer >= 0 (fen)",
 }
 
 field_problems contains message if {
@@ -167,7 +169,25 @@ passed_checks contains "resource.fields" if {
 		non_empty_string(field.name)
 		is_boolean(field.personal)
 		is_boolean(field.sensitive)
+		optional_field_grade(field)
 	}
+}
+
+# A field may carry its own grade and level; a general field needs a level (its own or the
+# resource's), and only a general field has one.
+optional_field_grade(field) if {
+	not "grade" in object.keys(field)
+	not "level" in object.keys(field)
+}
+
+optional_field_grade(field) if {
+	field.grade in {"core", "important"}
+	optional_level(object.get(field, "level", null))
+}
+
+optional_field_grade(field) if {
+	field.grade == "general"
+	object.get(field, "level", object.get(input.resource, "level", null)) in levels
 }
 
 passed_checks contains "product.id" if non_empty_string(input.product.id)
@@ -212,6 +232,8 @@ passed_checks contains "contract.lawful_basis_fields" if string_list(contract.la
 passed_checks contains "contract.holder_approved" if is_boolean(contract.holder_approved)
 
 passed_checks contains "contract.region" if contract.region in {"domestic", "any"}
+
+passed_checks contains "contract.price_fen" if optional_natural(object.get(contract, "price_fen", null))
 
 levels := {"L1", "L2", "L3", "L4"}
 
@@ -416,6 +438,22 @@ deny contains reason(rego.metadata.rule(), detail) if {
 	detail := sprintf("resource %s is graded core; core data never leaves the gateway", [input.resource.id])
 }
 
+# METADATA
+# title: Core data never leaves
+# description: >-
+#   A field graded core never leaves the gateway either, whatever the grade of its resource
+#   (the exposed grade is the highest of the exposed fields).
+# custom:
+#   code: CORE_DATA_NEVER_LEAVES
+deny contains reason(rego.metadata.rule(), detail) if {
+	input.resource.grade != "core"
+	exposed_grade == "core"
+	detail := sprintf(
+		"resource %s exposes core data in field(s) %s; core data never leaves the gateway",
+		[input.resource.id, listing({f.name | some f in exposed_fields; field_grade(f) == "core"})],
+	)
+}
+
 important_shortfalls contains sprintf("delivery is %q, not \"compute\"", [input.delivery]) if not compute_delivery
 
 important_shortfalls contains sprintf("the holder has not approved contract %s", [contract.id]) if {
@@ -433,15 +471,46 @@ important_shortfalls contains sprintf("subject %s is %s, not domestic", [input.s
 # title: Important data restricted
 # description: >-
 #   Important data leaves only through compute-to-data delivery, under a contract the holder
-#   approved, to a domestic consumer.
+#   approved, to a domestic consumer. Judged on the exposed grade: the highest grade of the
+#   fields the exchange exposes.
 # custom:
 #   code: IMPORTANT_DATA_RESTRICTED
 deny contains reason(rego.metadata.rule(), detail) if {
-	input.resource.grade == "important"
+	exposed_grade == "important"
 	count(important_shortfalls) > 0
 	detail := sprintf(
-		"resource %s is graded important: %s",
-		[input.resource.id, concat("; ", sort(important_shortfalls))],
+		"resource %s %s: %s",
+		[input.resource.id, important_where, concat("; ", sort(important_shortfalls))],
+	)
+}
+
+important_where := "is graded important" if {
+	input.resource.grade == "important"
+} else := sprintf(
+	"exposes important data in field(s) %s",
+	[listing({f.name | some f in exposed_fields; field_grade(f) == "important"})],
+)
+
+contract_free if contract.price_fen == 0
+
+contract_price := sprintf("charges %v fen", [contract.price_fen]) if {
+	is_number(contract.price_fen)
+} else := "does not state its price"
+
+# METADATA
+# title: Public-interest use is free
+# description: >-
+#   A public-interest (公益) product is used free of charge: it is exchanged only under a
+#   contract whose price is 0.
+# custom:
+#   code: PUBLIC_INTEREST_NOT_FREE
+deny contains reason(rego.metadata.rule(), detail) if {
+	input.product.public_interest == true
+	has_contract
+	not contract_free
+	detail := sprintf(
+		"product %s is for public-interest use, which is free; contract %s %s",
+		[input.product.id, contract.id, contract_price],
 	)
 }
 
@@ -543,3 +612,128 @@ default watermark := false
 watermark if input.resource.level in {"L3", "L4"}
 
 watermark if input.resource.grade == "important"
+
+# ---------------------------------------------------------------------------------------------
+# Exposure: the grade of what this exchange actually exposes (就高从严: the highest wins),
+# derived from the exposed fields after dropping, masking and aggregation. Never typed by hand.
+
+grade_rank := {"general": 1, "important": 2, "core": 3}
+
+grade_by_rank := {rank: grade | some grade, rank in grade_rank}
+
+level_rank := {"L1": 1, "L2": 2, "L3": 3, "L4": 4}
+
+level_by_rank := {rank: level | some level, rank in level_rank}
+
+dropped := set()
+
+# Requested fields of the resource that are delivered (not dropped).
+exposed_fields contains field if {
+	some field in input.resource.fields
+	field.name in requested
+	not field.name in dropped
+}
+
+field_grade(field) := object.get(field, "grade", input.resource.grade)
+
+field_level(field) := object.get(field, "level", object.get(input.resource, "level", null)) if {
+	field_grade(field) == "general"
+}
+
+# The resource says it holds (sensitive) personal information but flags no field: every field
+# is then taken to hold it (从严).
+unflagged_personal if {
+	input.resource.personal_information == true
+	every field in input.resource.fields {
+		field.personal == false
+	}
+}
+
+unflagged_sensitive if {
+	input.resource.sensitive_personal_information == true
+	every field in input.resource.fields {
+		field.sensitive == false
+	}
+}
+
+field_personal(field) if field.personal == true
+
+field_personal(_) if unflagged_personal
+
+field_sensitive(field) if field.sensitive == true
+
+field_sensitive(_) if unflagged_sensitive
+
+# A protected field is exposed as rows only when neither masked nor aggregated.
+exposed_as_rows(field) if {
+	not field.name in mask
+	not compute_delivery
+}
+
+exposed_grade := grade_by_rank[max({grade_rank[field_grade(f)] | some f in exposed_fields})] if {
+	count(exposed_fields) > 0
+} else := input.resource.grade
+
+exposed_level := level_by_rank[max(ranks)] if {
+	exposed_grade == "general"
+	ranks := {level_rank[field_level(f)] | some f in exposed_fields}
+	count(ranks) > 0
+} else := object.get(input.resource, "level", null) if {
+	exposed_grade == "general"
+} else := null
+
+exposed_personal if {
+	some field in exposed_fields
+	field_personal(field)
+	exposed_as_rows(field)
+}
+
+exposed_sensitive if {
+	some field in exposed_fields
+	field_sensitive(field)
+	exposed_as_rows(field)
+}
+
+protected_exposed(field) if field_personal(field)
+
+protected_exposed(field) if field_sensitive(field)
+
+# How the exposure is lower than the resource: said, never silent.
+lowered contains sprintf("field(s) %s masked", [listing(names)]) if {
+	names := {f.name | some f in exposed_fields; protected_exposed(f); f.name in mask}
+	count(names) > 0
+}
+
+lowered contains sprintf("field(s) %s aggregated (compute): no personal information leaves as rows", [listing(names)]) if {
+	compute_delivery
+	names := {f.name | some f in exposed_fields; protected_exposed(f); not f.name in mask}
+	count(names) > 0
+}
+
+lowered contains sprintf("resource graded %s, exposed fields at most %s", [input.resource.grade, exposed_grade]) if {
+	grade_rank[exposed_grade] < grade_rank[input.resource.grade]
+}
+
+lowered contains sprintf("resource at level %s, exposed fields at most %s", [input.resource.level, exposed_level]) if {
+	exposed_grade == input.resource.grade
+	level_rank[exposed_level] < level_rank[input.resource.level]
+}
+
+default exposure := null
+
+exposure := {
+	"grade": exposed_grade,
+	"level": exposed_level,
+	"personal_information": exposed_personal_value,
+	"sensitive_personal_information": exposed_sensitive_value,
+	"fields": sort([f.name | some f in exposed_fields]),
+	"lowered": sort(lowered),
+} if input_valid
+
+default exposed_personal_value := false
+
+exposed_personal_value if exposed_personal
+
+default exposed_sensitive_value := false
+
+exposed_sensitive_value if exposed_sensitive

@@ -189,6 +189,26 @@ reason_cases := {
 		"set": {"/contract/quota": {"rows": 0, "calls": null}, "/contract/usage/rows": 0},
 		"want": ["QUOTA_EXHAUSTED"],
 	},
+	"PUBLIC_INTEREST_NOT_FREE: priced contract": {
+		"set": {"/product/public_interest": true, "/contract/price_fen": 1200},
+		"want": ["PUBLIC_INTEREST_NOT_FREE"],
+	},
+	"PUBLIC_INTEREST_NOT_FREE: price not stated": {
+		"set": {"/product/public_interest": true},
+		"want": ["PUBLIC_INTEREST_NOT_FREE"],
+	},
+	"allowed: public-interest product under a free contract": {
+		"set": {"/product/public_interest": true, "/contract/price_fen": 0},
+		"want": [],
+	},
+	"allowed: public-interest public data without a contract": {
+		"set": object.union(public_changes, {"/product/public_interest": true}),
+		"want": [],
+	},
+	"allowed: a priced contract for a product not for public interest": {
+		"set": {"/contract/price_fen": 1200},
+		"want": [],
+	},
 	"several reasons, sorted by code": {
 		"set": {
 			"/contract/state": "REVOKED",
@@ -241,6 +261,14 @@ test_allowed_decision_is_complete if {
 		"allow": true,
 		"reasons": [],
 		"obligations": {"mask": ["name"], "drop": [], "row_cap": 990, "min_group_size": null, "watermark": false},
+		"exposure": {
+			"grade": "general",
+			"level": "L2",
+			"personal_information": true,
+			"sensitive_personal_information": false,
+			"fields": ["city", "name", "phone"],
+			"lowered": ["field(s) name masked"],
+		},
 	}
 }
 
@@ -279,6 +307,7 @@ titles := {
 	"FIELD_NOT_PERMITTED": "Field not permitted",
 	"REGION_NOT_PERMITTED": "Region not permitted",
 	"QUOTA_EXHAUSTED": "Quota exhausted",
+	"PUBLIC_INTEREST_NOT_FREE": "Public-interest use is free",
 }
 
 # A denial cites its rule: code and title come from the rule's METADATA annotation.
@@ -289,6 +318,14 @@ test_input_invalid_cites_its_rule if {
 
 # "CODE[: note]" -> the changes to base_input, and the detail sentence wanted for that code.
 detail_cases := {
+	"PUBLIC_INTEREST_NOT_FREE": {
+		"set": {"/product/public_interest": true, "/contract/price_fen": 1200},
+		"want": "product prd_1 is for public-interest use, which is free; contract ctr_1 charges 1200 fen",
+	},
+	"PUBLIC_INTEREST_NOT_FREE: price not stated": {
+		"set": {"/product/public_interest": true, "/contract/price_fen": null},
+		"want": "product prd_1 is for public-interest use, which is free; contract ctr_1 does not state its price",
+	},
 	"CONTRACT_EXPIRED": {
 		"set": {"/now": "2026-11-22T00:00:00Z", "/contract/not_after": "2026-11-21T10:00:00Z"},
 		"want": "contract ctr_1 ended at 2026-11-21T10:00:00Z; now is 2026-11-22T00:00:00Z",
@@ -505,11 +542,26 @@ invalid_cases := {
 	},
 	"resource field without personal flag": {
 		"input": input_with({"/resource/fields": [{"name": "name", "sensitive": false}]}),
-		"problem": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean}",
+		"problem": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean, grade and level optional (a general field needs a level)}",
+	},
+	"resource field with an unknown grade": {
+		"input": input_with({"/resource/fields": [{"name": "name", "personal": false, "sensitive": false, "grade": "secret"}]}),
+		"problem": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean, grade and level optional (a general field needs a level)}",
+	},
+	"resource field: general without any level": {
+		"input": input_with({
+			"/resource/grade": "important", "/resource/level": null,
+			"/resource/fields": [{"name": "name", "personal": false, "sensitive": false, "grade": "general"}],
+		}),
+		"problem": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean, grade and level optional (a general field needs a level)}",
+	},
+	"resource field: level without grade": {
+		"input": input_with({"/resource/fields": [{"name": "name", "personal": false, "sensitive": false, "level": "L1"}]}),
+		"problem": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean, grade and level optional (a general field needs a level)}",
 	},
 	"resource fields not a list": {
 		"input": input_with({"/resource/fields": {"name": "name"}}),
-		"problem": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean}",
+		"problem": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean, grade and level optional (a general field needs a level)}",
 	},
 	"product id missing": {
 		"input": object.remove(base_input, ["product"]),
@@ -576,6 +628,14 @@ invalid_cases := {
 	"contract holder_approved a string": {
 		"input": input_with({"/contract/holder_approved": "true"}),
 		"problem": "contract.holder_approved must be a boolean",
+	},
+	"contract price negative": {
+		"input": input_with({"/contract/price_fen": -1}),
+		"problem": "contract.price_fen must be null or an integer >= 0 (fen)",
+	},
+	"contract price not a number": {
+		"input": input_with({"/contract/price_fen": "free"}),
+		"problem": "contract.price_fen must be null or an integer >= 0 (fen)",
 	},
 	"contract region unknown": {
 		"input": input_with({"/contract/region": "eu"}),

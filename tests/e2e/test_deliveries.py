@@ -1,0 +1,149 @@
+"""Delivery modes governed for real: api rows, a file with its hash on the ledger, and compute
+aggregates where raw rows never leave and small groups are suppressed."""
+
+import hashlib
+import json
+
+import pytest
+
+from gateway.demo import FIELDS
+from ledger import store as ledger_store
+from tests.e2e.world import OFFER, PURPOSE, build_world
+
+# 12 residents in 海淀, 4 in 朝阳: with min_group_size 10, only 海淀 may be aggregated.
+ROWS = [
+    {
+        "name": f"居民{i}",
+        "phone": f"1380000{i:04d}",
+        "id_card": f"11010119900101{i:04d}",
+        "district": "海淀" if i < 12 else "朝阳",
+        "score": 600 + i,
+    }
+    for i in range(16)
+]
+
+
+@pytest.fixture
+def world(client, settings):
+    world = build_world(client, settings.state_dir)
+    resource = world.holder.call(
+        "POST",
+        "/resources",
+        json={
+            "name": "residents",
+            "domain": "finance",
+            "grade": "general",
+            "level": "L3",
+            "fields": FIELDS,
+            "rows": ROWS,
+        },
+    )
+    assert resource.status_code == 201, resource.text
+    grant = world.holder.call(
+        "POST",
+        "/authorisations",
+        json={
+            "operator_id": world.merchant.id,
+            "resource_ids": [resource.json()["id"]],
+            "not_after": "2099-01-01T00:00:00Z",
+            "fee_cap_fen": 500_000,
+        },
+    )
+    assert grant.status_code == 201, grant.text
+    body = {
+        "name": "residents, every delivery",
+        "resource_id": resource.json()["id"],
+        "authorisation_id": grant.json()["id"],
+        "delivery_modes": ["api", "file", "compute"],
+        "offers": [OFFER],
+    }
+    product = world.merchant.call("POST", "/products", json=body)
+    assert product.status_code == 201, product.text
+    world.all_modes = product.json()
+    return world
+
+
+def _entry(gateway, seq: int):
+    with gateway.engine.connect() as conn:
+        return ledger_store.get_entry(conn, seq)
+
+
+def test_compute_delivers_aggregates_only_and_suppresses_small_groups(world, gateway):
+    contract = world.contract(world.all_modes["offers"][0]["id"])
+    response = world.pull(
+        contract["id"], delivery="compute", fields=["score"], group_by=["district"]
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["delivery"] == "compute"
+    assert body["fields"] == ["district", "_count", "score_avg"]
+    rows = [{k: v for k, v in r.items() if k != "_watermark"} for r in body["rows"]]
+    assert rows == [{"district": "海淀", "_count": 12, "score_avg": 605.5}]  # 朝阳 (4) withheld
+    assert body["suppressed_groups"] == 1
+    assert all(r["_watermark"] == body["watermark"] for r in body["rows"])  # L3: watermarked
+    data = _entry(gateway, body["receipt"]["seq"]).data
+    assert data["delivery"] == "compute" and data["groups"] == 1
+    assert data["suppressed_groups"] == 1 and data["rows"] == 16
+    assert data["exposure"]["personal_information"] is False
+    usage = world.consumer.call("GET", f"/contracts/{contract['id']}").json()["usage"]
+    assert usage == {"rows": 16, "calls": 1}
+
+
+def test_compute_grouped_on_a_personal_field_reveals_no_one(world, gateway):
+    contract = world.contract(world.all_modes["offers"][0]["id"])
+    response = world.pull(contract["id"], delivery="compute", fields=["score"], group_by=["name"])
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["masked"] == ["name"]
+    # Groups form on the masked values, and a group is released only if large enough.
+    assert body["rows"], body
+    for group in body["rows"]:
+        assert "*" in group["name"] and group["name"] not in {r["name"] for r in ROWS}
+        assert group["_count"] >= 10
+
+
+def test_file_delivery_is_a_jsonl_file_whose_hash_is_on_the_ledger(world, gateway):
+    contract = world.contract(world.all_modes["offers"][0]["id"])
+    response = world.pull(contract["id"], delivery="file", fields=["name", "district"])
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["rows"] == [] and body["row_count"] == 16
+    file = body["file"]
+    blob = file["content"].encode("utf-8")
+    assert hashlib.sha256(blob).hexdigest() == file["sha256"] == body["content_hash"]
+    assert file["bytes"] == len(blob) and file["name"].endswith(".jsonl")
+    lines = [json.loads(line) for line in file["content"].splitlines()]
+    assert len(lines) == 16
+    assert lines[0]["name"] != ROWS[0]["name"] and "*" in lines[0]["name"]  # masked in the file
+    assert {line["district"] for line in lines} == {"海淀", "朝阳"}
+    data = _entry(gateway, body["receipt"]["seq"]).data
+    assert data["delivery"] == "file"
+    assert data["file"] == {k: v for k, v in file.items() if k != "content"}
+    assert data["content_hash"] == file["sha256"]
+
+
+def test_a_delivery_mode_the_product_does_not_offer_is_denied(world, gateway):
+    contract = world.contract(world.product["offers"][0]["id"])  # the api-only product
+    response = world.pull(contract["id"], delivery="compute")
+    assert response.status_code == 403, response.text
+    assert [r["code"] for r in response.json()["reasons"]] == ["DELIVERY_MODE_NOT_OFFERED"]
+
+
+def test_group_by_only_with_compute(world):
+    contract = world.contract(world.all_modes["offers"][0]["id"])
+    response = world.pull(contract["id"], group_by=["district"])
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_grouping_on_a_field_outside_the_contract_is_judged_by_the_policy(world, gateway):
+    offer = {**OFFER, "fields": ["score"]}
+    product = world.publish(resource=None, offers=[offer])
+    # world.publish uses the L3 resource with the same field names (district exists there).
+    contract = world.contract(product["offers"][0]["id"])
+    response = world.pull(
+        contract["id"], delivery="compute", fields=["score"], group_by=["district"]
+    )
+    assert response.status_code == 403, response.text
+    assert "FIELD_NOT_PERMITTED" in [r["code"] for r in response.json()["reasons"]]
+    assert PURPOSE
