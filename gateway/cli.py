@@ -415,7 +415,6 @@ def parser() -> argparse.ArgumentParser:
         step.add_argument("--database-url", help="SQLAlchemy URL; default SQLite in state folder")
         step.set_defaults(func=cmd_registration_step)
 
-
     policy = sub.add_parser("policy", help="explain recorded decisions; show policy versions")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)
     explain = policy_sub.add_parser(

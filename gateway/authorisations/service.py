@@ -21,6 +21,7 @@ from gateway.authorisations.models import (
 )
 from gateway.core import clock
 from gateway.core.clock import as_utc, rfc3339
+from gateway.core.db import fetch
 from gateway.core.errors import Problem, forbidden, not_found, unprocessable
 from gateway.core.hashing import content_hash
 from gateway.core.ids import new_id
@@ -101,13 +102,9 @@ def grant(
 
 def get(session: Session, authorisation_id: str, *, for_update: bool = False) -> Authorisation:
     """Return the authorisation (locked for update when asked), else raise 404."""
-    query = select(Authorisation).where(Authorisation.id == authorisation_id)
-    if for_update:
-        query = query.with_for_update()
-    authorisation = session.execute(query).scalar_one_or_none()
-    if authorisation is None:
-        raise not_found("authorisation", authorisation_id)
-    return authorisation
+    return fetch(
+        session, Authorisation, authorisation_id, kind="authorisation", for_update=for_update
+    )
 
 
 def _end(

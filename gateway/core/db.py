@@ -3,13 +3,16 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TypeVar
 
-from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event
+from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import JSON
 
-from gateway.core.errors import Problem
+from gateway.core.errors import Problem, not_found
+
+T = TypeVar("T")
 
 
 class UTCDateTime(TypeDecorator):
@@ -100,3 +103,20 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def fetch(
+    session: Session, model: type[T], ident: str, *, kind: str, for_update: bool = False
+) -> T:
+    """Return the row of `model` with primary key `ident`, else raise a 404 naming `kind`.
+
+    With `for_update` the row is locked until the transaction ends and re-read from the
+    database, so that a lock is never taken over stale attributes.
+    """
+    query = select(model).where(model.__mapper__.primary_key[0] == ident)
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    found = session.execute(query).scalar_one_or_none()
+    if found is None:
+        raise not_found(kind, ident)
+    return found

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from contracts import Offer
+from gateway.authorisations import service as authorisations
 from gateway.context import Gateway
 from gateway.core import clock
 from gateway.core.errors import Problem
@@ -59,6 +60,7 @@ def policy_input(
             "id": product.id,
             "delivery_modes": list(product.delivery_modes),
             "public_interest": product.public_interest,
+            "status": product.status,
         },
         "contract": {
             "id": contract.id,
@@ -156,6 +158,12 @@ def exchange(
     session: Session, gateway: Gateway, *, subject: Participant, request: ExchangeRequest
 ) -> ExchangeResult:
     """Run one exchange; return the delivery with its receipt, or raise the denial's problem."""
+    # An authorisation whose term has passed ends at this use, suspending its products (its own
+    # transaction and evidence); the policy then sees the product suspended.
+    product = products.get(session, contracts.get(session, request.contract_id).product_id)
+    authorisations.expire_if_over(
+        session, gateway.signer, authorisations.get(session, product.authorisation_id)
+    )
     contract = contracts.get(session, request.contract_id, for_update=True)
     contracts.expire_if_due(session, gateway, contract)  # recorded with this exchange's evidence
     product = products.get(session, contract.product_id)

@@ -5,7 +5,6 @@ gateway checks each signature, countersigns, and records every transition on the
 """
 
 import jwt
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from contracts import (
@@ -22,7 +21,8 @@ from contracts import (
 from gateway.authorisations import service as authorisations
 from gateway.context import Gateway
 from gateway.core import clock
-from gateway.core.errors import Problem, conflict, forbidden, not_found, unprocessable
+from gateway.core.db import fetch
+from gateway.core.errors import Problem, conflict, forbidden, unprocessable
 from gateway.core.hashing import content_hash
 from gateway.core.ids import new_id
 from gateway.evidence.service import commit, record
@@ -36,13 +36,7 @@ from ledger import Entry
 
 def get(session: Session, contract_id: str, *, for_update: bool = False) -> Contract:
     """Return the contract (locked for update when asked), else raise 404."""
-    query = select(Contract).where(Contract.id == contract_id)
-    if for_update:
-        query = query.with_for_update()
-    contract = session.execute(query).scalar_one_or_none()
-    if contract is None:
-        raise not_found("contract", contract_id)
-    return contract
+    return fetch(session, Contract, contract_id, kind="contract", for_update=for_update)
 
 
 def request(

@@ -4,6 +4,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.core import clock
+from gateway.core.db import fetch
 from gateway.core.errors import conflict, forbidden, not_found
 from gateway.core.ids import new_id
 from gateway.core.states import StateMachine
@@ -100,13 +101,7 @@ def register(
 
 def get(session: Session, participant_id: str, *, for_update: bool = False) -> Participant:
     """Return the participant (locked for update when asked), else raise 404."""
-    query = select(Participant).where(Participant.id == participant_id)
-    if for_update:
-        query = query.with_for_update()
-    participant = session.execute(query).scalar_one_or_none()
-    if participant is None:
-        raise not_found("participant", participant_id)
-    return participant
+    return fetch(session, Participant, participant_id, kind="participant", for_update=for_update)
 
 
 def _may_manage_keys(participant: Participant, actor: Participant) -> None:

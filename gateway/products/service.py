@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 from contracts import Offer, to_odrl
 from gateway.authorisations import service as authorisations
 from gateway.core import clock
+from gateway.core.db import fetch
 from gateway.core.errors import Problem, forbidden, not_found, unprocessable
 from gateway.core.hashing import content_hash
 from gateway.core.ids import new_id
@@ -226,13 +227,7 @@ def authorisation_in_force(session: Session, product: Product) -> bool:
 
 def get(session: Session, product_id: str, *, for_update: bool = False) -> Product:
     """Return the product (locked for update when asked), else raise 404."""
-    query = select(Product).where(Product.id == product_id)
-    if for_update:
-        query = query.with_for_update()
-    product = session.execute(query).scalar_one_or_none()
-    if product is None:
-        raise not_found("product", product_id)
-    return product
+    return fetch(session, Product, product_id, kind="product", for_update=for_update)
 
 
 def visible_to(product: Product, participant: Participant) -> bool:

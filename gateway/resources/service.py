@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.core import clock
+from gateway.core.db import fetch
 from gateway.core.errors import conflict, forbidden, not_found, unprocessable
 from gateway.core.hashing import content_hash
 from gateway.core.ids import new_id
@@ -408,13 +409,7 @@ def list_registrations(session: Session, *, state: str | None, limit: int) -> li
 
 def get(session: Session, resource_id: str, *, for_update: bool = False) -> Resource:
     """Return the resource (locked for update when asked), else raise 404."""
-    query = select(Resource).where(Resource.id == resource_id)
-    if for_update:
-        query = query.with_for_update()
-    resource = session.execute(query).scalar_one_or_none()
-    if resource is None:
-        raise not_found("resource", resource_id)
-    return resource
+    return fetch(session, Resource, resource_id, kind="resource", for_update=for_update)
 
 
 def get_registration(

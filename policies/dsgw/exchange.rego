@@ -515,6 +515,21 @@ deny contains reason(rego.metadata.rule(), detail) if {
 }
 
 # METADATA
+# title: Product not available
+# description: >-
+#   A suspended product delivers nothing, even under a running contract: its authorisation
+#   ended, its resource's registration was cancelled, or the platform suspended it.
+# custom:
+#   code: PRODUCT_NOT_AVAILABLE
+deny contains reason(rego.metadata.rule(), detail) if {
+	input.product.status == "suspended"
+	detail := sprintf(
+		"product %s is suspended: it delivers nothing until it is reinstated",
+		[input.product.id],
+	)
+}
+
+# METADATA
 # title: Delivery mode not offered
 # description: The delivery mode asked for must be one the product offers.
 # custom:

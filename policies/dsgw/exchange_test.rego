@@ -79,6 +79,11 @@ codes(decision) := [reason.code | some reason in decision.reasons]
 # note -> the changes to base_input, and the reason codes wanted, in the order wanted.
 reason_cases := {
 	"allowed: base request": {"set": {}, "want": []},
+	"allowed: a listed product": {"set": {"/product/status": "listed"}, "want": []},
+	"allowed: a delisted product still serves its running contracts": {
+		"set": {"/product/status": "delisted"},
+		"want": [],
+	},
 	"allowed: L1 public data without a contract": {"set": public_changes, "want": []},
 	"allowed: L1 public data under a valid contract": {
 		"set": object.remove(public_changes, ["/contract"]),
@@ -169,6 +174,10 @@ reason_cases := {
 	"IMPORTANT_DATA_RESTRICTED: no contract": {
 		"set": important_without_contract,
 		"want": ["CONTRACT_REQUIRED", "IMPORTANT_DATA_RESTRICTED"],
+	},
+	"PRODUCT_NOT_AVAILABLE: suspended product": {
+		"set": {"/product/status": "suspended"},
+		"want": ["PRODUCT_NOT_AVAILABLE"],
 	},
 	"DELIVERY_MODE_NOT_OFFERED": {"set": {"/delivery": "file"}, "want": ["DELIVERY_MODE_NOT_OFFERED"]},
 	"DELIVERY_MODE_NOT_OFFERED: public data too": {

@@ -26,40 +26,16 @@ ROWS = [
 @pytest.fixture
 def world(client, settings):
     world = build_world(client, settings.state_dir)
-    resource = world.holder.call(
-        "POST",
-        "/resources",
-        json={
-            "name": "residents",
-            "domain": "finance",
-            "grade": "general",
-            "level": "L3",
-            "fields": FIELDS,
-            "rows": ROWS,
-        },
+    resource = world.add_resource(
+        name="residents", domain="finance", grade="general", level="L3", fields=FIELDS, rows=ROWS
     )
-    assert resource.status_code == 201, resource.text
-    grant = world.holder.call(
-        "POST",
-        "/authorisations",
-        json={
-            "operator_id": world.merchant.id,
-            "resource_ids": [resource.json()["id"]],
-            "not_after": "2099-01-01T00:00:00Z",
-            "fee_cap_fen": 500_000,
-        },
+    world.all_modes = world.publish(
+        resource=resource,
+        offers=[OFFER],
+        name="residents, every delivery",
+        authorisation_id=resource["authorisation_id"],
+        delivery_modes=["api", "file", "compute"],
     )
-    assert grant.status_code == 201, grant.text
-    body = {
-        "name": "residents, every delivery",
-        "resource_id": resource.json()["id"],
-        "authorisation_id": grant.json()["id"],
-        "delivery_modes": ["api", "file", "compute"],
-        "offers": [OFFER],
-    }
-    product = world.merchant.call("POST", "/products", json=body)
-    assert product.status_code == 201, product.text
-    world.all_modes = product.json()
     return world
 
 

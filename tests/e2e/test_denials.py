@@ -135,3 +135,42 @@ def test_product_price_above_the_fee_cap_is_refused(world):
     )
     assert response.status_code == 422
     assert "fee cap" in response.json()["detail"]
+
+
+def test_revoking_the_authorisation_stops_running_contracts_at_the_next_exchange(world, gateway):
+    contract = world.contract(world.product["offers"][0]["id"])
+    assert world.pull(contract["id"]).status_code == 200
+    revoked = world.holder.call(
+        "POST", f"/authorisations/{world.authorisation['id']}/revoke", json={"reason": "breach"}
+    )
+    assert revoked.status_code == 200, revoked.text
+    body = _assert_denied(world.pull(contract["id"]), "PRODUCT_NOT_AVAILABLE", gateway)
+    assert world.product["id"] in body["detail"]
+
+
+def test_an_authorisation_term_ending_stops_running_contracts_at_the_next_exchange(world, gateway):
+    from datetime import UTC, datetime, timedelta
+
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    granted = world.holder.call("POST", "/authorisations", json={
+        "operator_id": world.merchant.id, "resource_ids": [world.resource["id"]],
+        "not_after": end.isoformat(), "fee_cap_fen": 500_000,
+    })
+    assert granted.status_code == 201, granted.text
+    short = world.merchant.call("POST", "/products", json={
+        "name": "short-lived", "resource_id": world.resource["id"],
+        "authorisation_id": granted.json()["id"], "delivery_modes": ["api"],
+        "offers": [{**OFFER, "term": "P30D"}],
+    })
+    assert short.status_code == 201, short.text
+    product = world.list_product(short.json()["id"])
+    contract = world.contract(product["offers"][0]["id"])
+    with freeze_time(end - timedelta(microseconds=1)) as frozen:
+        for party in (world.consumer, world.merchant):
+            party._token = None
+        assert world.pull(contract["id"]).status_code == 200
+        frozen.tick(timedelta(microseconds=1))
+        _assert_denied(world.pull(contract["id"]), "PRODUCT_NOT_AVAILABLE", gateway)
+    with gateway.engine.connect() as conn:
+        types = [e.type for e in ledger_store.iter_entries(conn)]
+    assert "authorisation.expired" in types and "product.suspended" in types
