@@ -21,6 +21,7 @@ from sqlalchemy import (
     Engine,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -28,6 +29,8 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
+    tuple_,
     update,
 )
 
@@ -58,14 +61,116 @@ ledger_head = Table(
     CheckConstraint("id = 1", name="ledger_head_single_row"),
 )
 
+# The Merkle tree (RFC 9162) over the entries, kept as its perfect aligned subtrees: the node
+# (level, idx) is the hash of leaves [idx * 2**level, (idx + 1) * 2**level), level 0 the leaf
+# hashes. Nodes are derived from the entries and only ever added (ledger.merkle.NodeSource).
+ledger_tree = Table(
+    "ledger_tree",
+    metadata,
+    Column("level", SmallInteger, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# Signed checkpoints (C2SP tlog-checkpoint notes), one per tree size.
+ledger_checkpoints = Table(
+    "ledger_checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", String(64), nullable=False),
+    Column("time", String(32), nullable=False),
+    Column("kid", String(64), nullable=False),
+    Column("note", Text, nullable=False),
+)
+
 BATCH = 1000
+APPEND_ONLY = ("ledger_entries", "ledger_tree", "ledger_checkpoints")
 
 
 def create_schema(engine: Engine) -> None:
-    """Create the ledger's tables and its head row (seq 0, GENESIS_PREV) when missing."""
-    metadata.create_all(engine)
+    """Create the ledger's tables, head row (seq 0, GENESIS_PREV) and guard triggers if missing."""
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Several gateway processes may start at once on one database.
+            conn.execute(text("SELECT pg_advisory_xact_lock(7231)"))
+        metadata.create_all(conn)
         _insert_head_if_absent(conn)
+        _create_triggers(conn)
+
+
+def _create_triggers(conn: Connection) -> None:
+    """Refuse UPDATE and DELETE (and TRUNCATE) of the ledger in the database itself.
+
+    ledger_entries, ledger_tree and ledger_checkpoints only grow. A new entry must be head.seq
+    + 1 (no gap, no reuse); the head only moves forward, to an entry that exists with that hash,
+    and is never deleted. Someone with the rights to drop triggers can still rewrite the
+    database; the signatures, the chain and the signed checkpoints are what catch that.
+    """
+    if conn.dialect.name == "sqlite":
+        for table in APPEND_ONLY:
+            for op in ("UPDATE", "DELETE"):
+                conn.exec_driver_sql(
+                    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, 'ledger: {op} on {table} is refused: the ledger "
+                    "is append-only'); END"
+                )
+        conn.exec_driver_sql(
+            "CREATE TRIGGER IF NOT EXISTS ledger_entries_dense BEFORE INSERT ON ledger_entries "
+            "WHEN NEW.seq <> (SELECT seq FROM ledger_head WHERE id = 1) + 1 "
+            "BEGIN SELECT RAISE(ABORT, 'ledger: an entry must take the next seq after the "
+            "head (no gap, no reuse)'); END"
+        )
+        conn.exec_driver_sql(
+            "CREATE TRIGGER IF NOT EXISTS ledger_head_no_delete BEFORE DELETE ON ledger_head "
+            "BEGIN SELECT RAISE(ABORT, 'ledger: DELETE on ledger_head is refused'); END"
+        )
+        conn.exec_driver_sql(
+            "CREATE TRIGGER IF NOT EXISTS ledger_head_forward BEFORE UPDATE ON ledger_head "
+            "WHEN NEW.id <> OLD.id OR NEW.seq <= OLD.seq OR NOT EXISTS (SELECT 1 FROM "
+            "ledger_entries WHERE seq = NEW.seq AND hash = NEW.hash) "
+            "BEGIN SELECT RAISE(ABORT, 'ledger: the head only moves forward to an existing "
+            "entry'); END"
+        )
+        return
+    if conn.dialect.name != "postgresql":  # pragma: no cover - other engines: no guard
+        return
+    conn.exec_driver_sql(
+        "CREATE OR REPLACE FUNCTION ledger_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN RAISE EXCEPTION 'ledger: %% on %% is refused: the ledger is append-only', "
+        "TG_OP, TG_TABLE_NAME USING ERRCODE = 'integrity_constraint_violation'; END $$"
+    )
+    conn.exec_driver_sql(
+        "CREATE OR REPLACE FUNCTION ledger_entries_dense() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN IF NEW.seq <> (SELECT seq FROM ledger_head WHERE id = 1) + 1 THEN "
+        "RAISE EXCEPTION 'ledger: entry %% must take the next seq after the head (no gap, no "
+        "reuse)', NEW.seq USING ERRCODE = 'integrity_constraint_violation'; END IF; "
+        "RETURN NEW; END $$"
+    )
+    conn.exec_driver_sql(
+        "CREATE OR REPLACE FUNCTION ledger_head_forward() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN IF NEW.id <> OLD.id OR NEW.seq <= OLD.seq OR NOT EXISTS (SELECT 1 FROM "
+        "ledger_entries WHERE seq = NEW.seq AND hash = NEW.hash) THEN "
+        "RAISE EXCEPTION 'ledger: the head only moves forward to an existing entry' "
+        "USING ERRCODE = 'integrity_constraint_violation'; END IF; RETURN NEW; END $$"
+    )
+    triggers = [
+        *(
+            (f"{t}_no_rewrite", t, "BEFORE UPDATE OR DELETE", "ROW", "ledger_refuse")
+            for t in APPEND_ONLY
+        ),
+        *(
+            (f"{t}_no_truncate", t, "BEFORE TRUNCATE", "STATEMENT", "ledger_refuse")
+            for t in (*APPEND_ONLY, "ledger_head")
+        ),
+        ("ledger_entries_dense", "ledger_entries", "BEFORE INSERT", "ROW", "ledger_entries_dense"),
+        ("ledger_head_no_delete", "ledger_head", "BEFORE DELETE", "ROW", "ledger_refuse"),
+        ("ledger_head_forward", "ledger_head", "BEFORE UPDATE", "ROW", "ledger_head_forward"),
+    ]
+    for name, table, when, level, function in triggers:
+        conn.exec_driver_sql(
+            f"CREATE OR REPLACE TRIGGER {name} {when} ON {table} "
+            f"FOR EACH {level} EXECUTE FUNCTION {function}()"
+        )
 
 
 def _insert_head_if_absent(conn: Connection) -> None:
@@ -172,3 +277,159 @@ def _columns():
 
 def _entry(row) -> Entry:
     return Entry(body=json.loads(row.body), hash=row.hash, sig=row.sig)
+
+
+# -- Merkle tree and checkpoints (specs/ledger.md §10, §11) ---------------------------------------
+
+
+def tree_size(conn: Connection) -> int:
+    """Return the number of leaves the stored tree holds (entries 1..size)."""
+    last = conn.execute(select(func.max(ledger_tree.c.idx)).where(ledger_tree.c.level == 0))
+    value = last.scalar_one()
+    return 0 if value is None else int(value) + 1
+
+
+def node_source(conn: Connection):
+    """Return a ledger.merkle.NodeSource reading the stored subtrees (one query per call)."""
+
+    def source(keys) -> dict[tuple[int, int], bytes]:
+        keys = list(keys)
+        out: dict[tuple[int, int], bytes] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            rows = conn.execute(
+                select(ledger_tree.c.level, ledger_tree.c.idx, ledger_tree.c.hash).where(
+                    tuple_(ledger_tree.c.level, ledger_tree.c.idx).in_(chunk)
+                )
+            )
+            for level, idx, h in rows:
+                out[(int(level), int(idx))] = bytes.fromhex(h)
+        return out
+
+    return source
+
+
+def extend_tree(conn: Connection, upto: int) -> int:
+    """Add the leaves of entries tree_size+1..upto and every subtree they complete; return upto.
+
+    The caller holds the head lock (or otherwise serialises extenders); entries must exist.
+    """
+    from ledger.merkle import CompactRange, leaf_hash
+
+    size = tree_size(conn)
+    if upto <= size:
+        return size
+    rng = CompactRange.resume(size, node_source(conn))
+    rows = []
+    for entry in iter_entries(conn, size + 1, upto + 1):
+        if entry.seq != rng.size + 1:
+            raise LedgerError(f"entry {rng.size + 1} is missing: the ledger has a gap")
+        for level, idx, h in rng.append(leaf_hash(entry.canonical)):
+            rows.append({"level": level, "idx": idx, "hash": h.hex()})
+        if len(rows) >= 5000:
+            conn.execute(insert(ledger_tree), rows)
+            rows = []
+    if rows:
+        conn.execute(insert(ledger_tree), rows)
+    if rng.size != upto:
+        raise LedgerError(f"entry {rng.size + 1} is missing: the ledger has a gap")
+    return upto
+
+
+def cut_checkpoint(conn: Connection, *, signer: Signer, origin: str, time: datetime) -> dict | None:
+    """Sign a checkpoint of the whole ledger as it is now, in the caller's transaction.
+
+    Returns the new checkpoint row, or None when the latest checkpoint already covers the head
+    (or the ledger is empty). Locks the head row, so entries and checkpoints stay in step.
+    """
+    from ledger.canonical import rfc3339
+    from ledger.checkpoint import sign_checkpoint
+    from ledger.merkle import tree_root
+
+    row = conn.execute(_LOCK_HEAD).first()
+    if row is None:
+        raise LedgerError("the ledger has no head row: run ledger.store.create_schema(engine)")
+    size = int(row.seq)
+    last = latest_checkpoint(conn)
+    if size == 0 or (last is not None and last["size"] >= size):
+        return None
+    extend_tree(conn, size)
+    root = tree_root(size, node_source(conn))
+    values = {
+        "size": size,
+        "root": root.hex(),
+        "time": rfc3339(time),
+        "kid": signer.kid,
+        "note": sign_checkpoint(origin, size, root, signer),
+    }
+    conn.execute(insert(ledger_checkpoints), values)
+    return values
+
+
+_CHECKPOINT_COLUMNS = (
+    ledger_checkpoints.c.size,
+    ledger_checkpoints.c.root,
+    ledger_checkpoints.c.time,
+    ledger_checkpoints.c.kid,
+    ledger_checkpoints.c.note,
+)
+
+
+def latest_checkpoint(conn: Connection) -> dict | None:
+    """Return the checkpoint of the largest size, or None."""
+    row = conn.execute(
+        select(*_CHECKPOINT_COLUMNS).order_by(ledger_checkpoints.c.size.desc()).limit(1)
+    ).first()
+    return None if row is None else _checkpoint(row)
+
+
+def get_checkpoint(conn: Connection, size: int) -> dict | None:
+    """Return the checkpoint of tree size `size`, or None."""
+    row = conn.execute(
+        select(*_CHECKPOINT_COLUMNS).where(ledger_checkpoints.c.size == size)
+    ).first()
+    return None if row is None else _checkpoint(row)
+
+
+def covering_checkpoint(conn: Connection, seq: int) -> dict | None:
+    """Return the first checkpoint whose tree holds entry `seq`, or None if none does yet."""
+    row = conn.execute(
+        select(*_CHECKPOINT_COLUMNS)
+        .where(ledger_checkpoints.c.size >= seq)
+        .order_by(ledger_checkpoints.c.size)
+        .limit(1)
+    ).first()
+    return None if row is None else _checkpoint(row)
+
+
+def iter_checkpoints(conn: Connection, upto: int | None = None) -> Iterator[dict]:
+    """Yield the checkpoints in size order (those of size <= upto when given)."""
+    query = select(*_CHECKPOINT_COLUMNS).order_by(ledger_checkpoints.c.size)
+    if upto is not None:
+        query = query.where(ledger_checkpoints.c.size <= upto)
+    for row in conn.execute(query):
+        yield _checkpoint(row)
+
+
+def _checkpoint(row) -> dict:
+    return {
+        "size": int(row.size),
+        "root": row.root,
+        "time": row.time,
+        "kid": row.kid,
+        "note": row.note,
+    }
+
+
+def inclusion_proof(conn: Connection, seq: int, size: int) -> list[bytes]:
+    """Return the RFC 9162 inclusion proof of entry `seq` in the tree of the first `size`."""
+    from ledger.merkle import inclusion_proof as _proof
+
+    return _proof(seq - 1, size, node_source(conn))
+
+
+def consistency_proof(conn: Connection, old_size: int, new_size: int) -> list[bytes]:
+    """Return the RFC 9162 consistency proof between the trees of `old_size` and `new_size`."""
+    from ledger.merkle import consistency_proof as _proof
+
+    return _proof(old_size, new_size, node_source(conn))
