@@ -301,7 +301,12 @@ def test_a_later_export_into_the_same_folder_extends_the_earlier_one(engine, tmp
     assert verify_export(out).size == later["size"] == 5
     lines = (out / "entries.jsonl").read_text().splitlines()
     assert json.loads(lines[earlier["size"] - 1])["hash"] == earlier["head"]
-    assert sorted(p.name for p in out.iterdir()) == ["entries.jsonl", "keys.json", "manifest.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "checkpoints.jsonl",
+        "entries.jsonl",
+        "keys.json",
+        "manifest.json",
+    ]
 
 
 # -- storage that refuses rewriting ---------------------------------------------------------------
