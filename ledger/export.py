@@ -124,6 +124,7 @@ def export(
     from ledger import store  # SQLAlchemy stays out of the verifier's import path
 
     size, head_hash = store.head(conn)
+    public_jwks = [*public_jwks, *store.key_chain(conn)]
     manifest = sign_manifest(size=size, head=head_hash, signer=signer, origin=origin, now=now)
     write_export(
         out_dir,

@@ -224,6 +224,15 @@ def consistency_proof(old_size: int, new_size: int, source: NodeSource) -> list[
     return _resolve(ranges, source)
 
 
+def consistency_subtrees(old_size: int, new_size: int) -> set[tuple[int, int]]:
+    """Return the perfect subtrees (level, index) that consistency_proof(old, new) reads."""
+    if old_size == 0 or old_size >= new_size:
+        return set()
+    ranges: list[tuple[int, int]] = []
+    _consistency_ranges(old_size, 0, new_size, True, ranges)
+    return {key for a, b in ranges for key in _perfect_subtrees(a, b)}
+
+
 def tree_root(size: int, source: NodeSource) -> bytes:
     """Return MTH of the first `size` leaves from the stored subtrees."""
     if size == 0:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Engine,
+    Index,
     Integer,
     MetaData,
     SmallInteger,
@@ -50,6 +51,7 @@ ledger_entries = Table(
     Column("hash", String(64), nullable=False, unique=True),
     Column("sig", String(128), nullable=False),
     Column("kid", String(64), nullable=False),
+    Index("ledger_entries_type", "type"),
 )
 
 ledger_head = Table(
@@ -58,6 +60,8 @@ ledger_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+    # The kid of the key that must sign the next entry (None until the first entry).
+    Column("kid", String(64), nullable=True),
     CheckConstraint("id = 1", name="ledger_head_single_row"),
 )
 
@@ -189,13 +193,15 @@ def _insert_head_if_absent(conn: Connection) -> None:
 
 
 # Built once: constructing statements per call costs more than executing them.
-_HEAD = select(ledger_head.c.seq, ledger_head.c.hash).where(ledger_head.c.id == 1)
+_HEAD = select(ledger_head.c.seq, ledger_head.c.hash, ledger_head.c.kid).where(
+    ledger_head.c.id == 1
+)
 _LOCK_HEAD = _HEAD.with_for_update()
 _INSERT_ENTRY = insert(ledger_entries)
 _MOVE_HEAD = (
     update(ledger_head)
     .where(ledger_head.c.id == 1, ledger_head.c.seq == bindparam("old_seq"))
-    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"), kid=bindparam("new_kid"))
 )
 
 
@@ -208,7 +214,15 @@ def append(conn: Connection, *, type: str, data: dict, time: datetime, signer: S
     row = conn.execute(_LOCK_HEAD).first()
     if row is None:
         raise LedgerError("the ledger has no head row: run ledger.store.create_schema(engine)")
-    seq, prev = row
+    seq, prev, active = row
+    if active is not None and active != signer.kid:
+        raise LedgerError(
+            f"the key {signer.kid} may not sign entry {seq + 1}: the ledger's active key is "
+            f"{active} (a retired key, or a key this ledger never announced)"
+        )
+    next_kid = signer.kid
+    if type == KEY_ROTATED:
+        next_kid = _announced_kid(data)
     entry = build_entry(seq=seq + 1, time=time, type=type, data=data, prev=prev, signer=signer)
     conn.execute(
         _INSERT_ENTRY,
@@ -222,12 +236,32 @@ def append(conn: Connection, *, type: str, data: dict, time: datetime, signer: S
             "kid": entry.kid,
         },
     )
-    moved = conn.execute(_MOVE_HEAD, {"old_seq": seq, "new_seq": entry.seq, "new_hash": entry.hash})
+    moved = conn.execute(
+        _MOVE_HEAD,
+        {"old_seq": seq, "new_seq": entry.seq, "new_hash": entry.hash, "new_kid": next_kid},
+    )
     if moved.rowcount != 1:  # pragma: no cover - only without the lock the callers must take
         raise LedgerError(
             f"the ledger head moved past {seq} during an append: the head row was not locked"
         )
     return entry
+
+
+KEY_ROTATED = "ledger.key-rotated"
+
+
+def _announced_kid(data: dict) -> str:
+    """Return the kid of the public key a rotation entry announces; LedgerError if it is none."""
+    from ledger.keys import jwk_thumbprint, public_key_from_jwk
+
+    jwk = data.get("key") if isinstance(data, dict) else None
+    try:
+        public_key_from_jwk(jwk)
+    except LedgerError as exc:
+        raise LedgerError(f"a key rotation must announce a public Ed25519 JWK: {exc}") from exc
+    if "d" in jwk:
+        raise LedgerError("a key rotation must announce the public key, never the private one")
+    return jwk_thumbprint(jwk)
 
 
 def head(conn: Connection) -> tuple[int, str]:
@@ -267,6 +301,27 @@ def iter_entries(
         if len(rows) < batch:
             return
         cursor = int(rows[-1].seq) + 1
+
+
+KEY_TYPES = ("ledger.genesis", "ledger.key-rotated")
+
+
+def key_chain(conn: Connection) -> list[dict]:
+    """Return the public JWKs the ledger announced (genesis key, then each rotation's), in order.
+
+    The last one is the key that must sign the next entry.
+    """
+    rows = conn.execute(
+        select(ledger_entries.c.body)
+        .where(ledger_entries.c.type.in_(KEY_TYPES))
+        .order_by(ledger_entries.c.seq)
+    )
+    keys = []
+    for (body,) in rows:
+        jwk = json.loads(body)["data"].get("key")
+        if isinstance(jwk, dict):
+            keys.append(jwk)
+    return keys
 
 
 def _columns():
@@ -433,3 +488,37 @@ def consistency_proof(conn: Connection, old_size: int, new_size: int) -> list[by
     from ledger.merkle import consistency_proof as _proof
 
     return _proof(old_size, new_size, node_source(conn))
+
+
+def active_kid(conn: Connection) -> str | None:
+    """Return the kid of the key that must sign the next entry; None for an empty ledger."""
+    row = conn.execute(_HEAD).first()
+    if row is None:
+        raise LedgerError("the ledger has no head row: run ledger.store.create_schema(engine)")
+    return row.kid
+
+
+def rotate_key(conn: Connection, *, old: Signer, new: Signer, time: datetime) -> Entry:
+    """Append the `ledger.key-rotated` entry announcing `new`, signed by `old`; return it.
+
+    `old` must be the ledger's active key and `new` a key it never used. From the next entry on,
+    only `new` may sign; a verifier rejects anything `old` signs later.
+    """
+    row = conn.execute(_LOCK_HEAD).first()
+    if row is None:
+        raise LedgerError("the ledger has no head row: run ledger.store.create_schema(engine)")
+    active = row.kid
+    if active is not None and active != old.kid:
+        raise LedgerError(
+            f"the ledger's active key is {active}, not {old.kid}: only it can announce the next"
+        )
+    used = {old.kid, *(jwk.get("kid") for jwk in key_chain(conn))}
+    if new.kid in used:
+        raise LedgerError(f"the key {new.kid} was already used by this ledger; take a new one")
+    return append(
+        conn,
+        type=KEY_ROTATED,
+        data={"key": new.public_jwk(), "previous": old.kid},
+        time=time,
+        signer=old,
+    )

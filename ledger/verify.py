@@ -181,6 +181,98 @@ def verify_export(
     )
 
 
+@dataclass(frozen=True)
+class ExtensionReport:
+    """OLD and NEW verified, and NEW proven to extend OLD by an RFC 9162 consistency proof."""
+
+    old: VerifyReport
+    new: VerifyReport
+    proof: tuple[str, ...]
+    """The consistency proof from OLD's tree to NEW's, hex hashes."""
+
+    def to_json(self) -> dict:
+        return {
+            "old": self.old.to_json(),
+            "new": self.new.to_json(),
+            "consistency_proof": list(self.proof),
+        }
+
+
+def verify_extension(old: Path, new: Path, **options) -> ExtensionReport:
+    """Verify the exports OLD and NEW, then prove that NEW extends OLD without rewriting it.
+
+    Both are verified in full (`options` as for verify_export). NEW's tree must hold OLD's
+    entries unchanged: the consistency proof from OLD's size to NEW's, built from NEW's entries,
+    must rebuild OLD's root (computed from OLD's entries) and NEW's root. A failure names the
+    first entry where the two exports differ (check 'consistency').
+    """
+    from ledger.merkle import (
+        InvalidConsistencyProofError,
+        consistency_proof,
+        consistency_subtrees,
+        verify_consistency,
+    )
+
+    old_report = verify_export(old, **options)
+    new_size = _manifest_size(Path(new))
+    new_report = verify_export(
+        new, capture=consistency_subtrees(old_report.size, new_size), **options
+    )
+    if new_report.origin != old_report.origin:
+        raise LedgerVerificationError(
+            "consistency",
+            location=f"{new}/{MANIFEST_FILE}",
+            expected=f"origin {old_report.origin} (OLD's)",
+            found=new_report.origin,
+        )
+    if new_report.size < old_report.size:
+        raise LedgerVerificationError(
+            "consistency",
+            location=str(new),
+            expected=f"at least the {old_report.size} entries of OLD",
+            found=f"{new_report.size} entries: NEW is shorter than OLD",
+        )
+    nodes = new_report.nodes
+    proof = consistency_proof(
+        old_report.size, new_report.size, lambda keys: {k: nodes[k] for k in keys if k in nodes}
+    )
+    try:
+        verify_consistency(
+            old_report.size,
+            new_report.size,
+            bytes.fromhex(old_report.root),
+            bytes.fromhex(new_report.root),
+            proof,
+        )
+    except InvalidConsistencyProofError as exc:
+        seq = _first_difference(Path(old), Path(new))
+        raise LedgerVerificationError(
+            "consistency",
+            seq=seq,
+            location=f"entry {seq} of NEW" if seq else str(new),
+            expected=f"NEW to keep OLD's {old_report.size} entries ({exc.expected})",
+            found=f"a rewritten history ({exc.found})",
+        ) from exc
+    return ExtensionReport(old_report, new_report, tuple(h.hex() for h in proof))
+
+
+def _manifest_size(folder: Path) -> int:
+    try:
+        size = _loads(_read_file(folder / MANIFEST_FILE)).get("size", 0)
+    except (ValueError, AttributeError):
+        return 0  # verify_export reports the bad manifest
+    return size if _is_int(size) and size >= 0 else 0
+
+
+def _first_difference(old: Path, new: Path) -> int | None:
+    """Return the first seq whose line differs between OLD and NEW, or None."""
+    with open(old / ENTRIES_FILE, "rb") as a, open(new / ENTRIES_FILE, "rb") as b:
+        for n, (x, y) in enumerate(zip(a, b, strict=False), start=1):
+            if x != y:
+                return n
+    return None
+
+
 class _Chain:
     """The running state of the entry checks: one `add` per line of entries.jsonl."""
 

@@ -23,6 +23,9 @@ class Settings:
     token_ttl_seconds: int = 900
     assertion_max_age_seconds: int = 300
     origin: str = "dsgw.local/ledger"
+    # A signed ledger checkpoint every N entries or T seconds, whichever comes first.
+    checkpoint_every: int = 1000
+    checkpoint_seconds: float = 300.0
 
     @property
     def keys_dir(self) -> Path:
@@ -58,5 +61,9 @@ class Settings:
             values["opa_timeout"] = float(env["DSGW_OPA_TIMEOUT"])
         if "DSGW_ISSUER" in env:
             values["issuer"] = env["DSGW_ISSUER"]
+        if "DSGW_CHECKPOINT_EVERY" in env:
+            values["checkpoint_every"] = int(env["DSGW_CHECKPOINT_EVERY"])
+        if "DSGW_CHECKPOINT_SECONDS" in env:
+            values["checkpoint_seconds"] = float(env["DSGW_CHECKPOINT_SECONDS"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
