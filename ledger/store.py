@@ -22,7 +22,6 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
-    SmallInteger,
     String,
     Table,
     Text,
@@ -31,7 +30,6 @@ from sqlalchemy import (
     insert,
     select,
     text,
-    tuple_,
     update,
 )
 
@@ -67,14 +65,16 @@ ledger_head = Table(
 
 # The Merkle tree (RFC 9162) over the entries, kept as its perfect aligned subtrees: the node
 # (level, idx) is the hash of leaves [idx * 2**level, (idx + 1) * 2**level), level 0 the leaf
-# hashes. Nodes are derived from the entries and only ever added (ledger.merkle.NodeSource).
+# hashes, stored under the single key node = level * 2**48 + idx (one indexed IN per proof).
+# Nodes are derived from the entries and only ever added (ledger.merkle.NodeSource).
 ledger_tree = Table(
     "ledger_tree",
     metadata,
-    Column("level", SmallInteger, primary_key=True, autoincrement=False),
-    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("node", BigInteger, primary_key=True, autoincrement=False),
     Column("hash", String(64), nullable=False),
 )
+NODE_LEVEL = 1 << 48
+
 
 # Signed checkpoints (C2SP tlog-checkpoint notes), one per tree size.
 ledger_checkpoints = Table(
@@ -339,26 +339,25 @@ def _entry(row) -> Entry:
 
 def tree_size(conn: Connection) -> int:
     """Return the number of leaves the stored tree holds (entries 1..size)."""
-    last = conn.execute(select(func.max(ledger_tree.c.idx)).where(ledger_tree.c.level == 0))
+    last = conn.execute(select(func.max(ledger_tree.c.node)).where(ledger_tree.c.node < NODE_LEVEL))
     value = last.scalar_one()
     return 0 if value is None else int(value) + 1
+
+
+_NODES = select(ledger_tree.c.node, ledger_tree.c.hash).where(
+    ledger_tree.c.node.in_(bindparam("nodes", expanding=True))
+)
 
 
 def node_source(conn: Connection):
     """Return a ledger.merkle.NodeSource reading the stored subtrees (one query per call)."""
 
     def source(keys) -> dict[tuple[int, int], bytes]:
-        keys = list(keys)
+        nodes = [level * NODE_LEVEL + idx for level, idx in keys]
         out: dict[tuple[int, int], bytes] = {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i : i + 500]
-            rows = conn.execute(
-                select(ledger_tree.c.level, ledger_tree.c.idx, ledger_tree.c.hash).where(
-                    tuple_(ledger_tree.c.level, ledger_tree.c.idx).in_(chunk)
-                )
-            )
-            for level, idx, h in rows:
-                out[(int(level), int(idx))] = bytes.fromhex(h)
+        for i in range(0, len(nodes), 500):
+            for node, h in conn.execute(_NODES, {"nodes": nodes[i : i + 500]}):
+                out[divmod(int(node), NODE_LEVEL)] = bytes.fromhex(h)
         return out
 
     return source
@@ -380,7 +379,7 @@ def extend_tree(conn: Connection, upto: int) -> int:
         if entry.seq != rng.size + 1:
             raise LedgerError(f"entry {rng.size + 1} is missing: the ledger has a gap")
         for level, idx, h in rng.append(leaf_hash(entry.canonical)):
-            rows.append({"level": level, "idx": idx, "hash": h.hex()})
+            rows.append({"node": level * NODE_LEVEL + idx, "hash": h.hex()})
         if len(rows) >= 5000:
             conn.execute(insert(ledger_tree), rows)
             rows = []

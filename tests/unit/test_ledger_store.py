@@ -320,7 +320,7 @@ def test_a_later_export_into_the_same_folder_extends_the_earlier_one(engine, tmp
         "delete from ledger_entries",
         "delete from ledger_head",
         "update ledger_head set seq = 1",
-        "update ledger_tree set hash = 'ab' where level = 0 and idx = 0",
+        "update ledger_tree set hash = 'ab' where node = 0",
         "delete from ledger_tree",
         "update ledger_checkpoints set root = 'ab'",
         "delete from ledger_checkpoints",
