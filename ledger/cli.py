@@ -161,7 +161,7 @@ def _verify_extension(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    progress = _progress if (not args.json and sys.stderr.isatty()) else None
+    progress = _progress_for(args.dir) if (not args.json and sys.stderr.isatty()) else None
     try:
         report = verify_export(
             args.dir,
@@ -206,8 +206,30 @@ def _verify(args: argparse.Namespace) -> int:
     return OK
 
 
-def _progress(done: int) -> None:
-    print(f"\rverified {done} entries", end="", file=sys.stderr, flush=True)
+def _progress(done: int, total: int | None = None) -> None:
+    """Draw a progress bar on stderr: [#####.....]  45%  450000/1000000 entries."""
+    if not total:
+        print(f"\rverified {done} entries", end="", file=sys.stderr, flush=True)
+        return
+    width = 30
+    filled = min(width, width * done // total)
+    bar = "#" * filled + "." * (width - filled)
+    print(
+        f"\r[{bar}] {min(100, 100 * done // total):3d}%  {done}/{total} entries",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _progress_for(folder: Path):
+    """Return a progress callback that knows the size the manifest announces (if readable)."""
+    try:
+        total = json.loads((Path(folder) / "manifest.json").read_bytes()).get("size")
+    except (OSError, ValueError, AttributeError):
+        total = None
+    total = total if isinstance(total, int) and total > 0 else None
+    return lambda done: _progress(done, total)
 
 
 def _end_progress(progress) -> None:
