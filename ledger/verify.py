@@ -1,8 +1,11 @@
 """Offline verification of an exported ledger folder (the algorithm of specs/ledger.md §6).
 
-Needs only the standard library, cryptography and rfc8785. Streams entries.jsonl line by line,
-so the size of the log does not matter, and raises `LedgerVerificationError` at the first
-failure, naming the entry, the check, what was expected and what was found.
+Needs only the standard library, cryptography, rfc8785 and (optional, for speed) orjson.
+Streams entries.jsonl line by line, keeping only the Merkle tree's right frontier, so the size
+of the log does not matter, and raises `LedgerVerificationError` at the first failure, naming
+the entry, the check, what was expected and what was found. Besides the chain it follows the
+key chain (genesis and rotation entries), recomputes the RFC 9162 root at every checkpoint's
+size and checks the checkpoints' signatures; `verify_extension` proves OLD ⊑ NEW.
 """
 
 from __future__ import annotations
