@@ -99,7 +99,28 @@ def create_schema(engine: Engine) -> None:
             conn.execute(text("SELECT pg_advisory_xact_lock(7231)"))
         metadata.create_all(conn)
         _insert_head_if_absent(conn)
+        _upgrade(conn)
         _create_triggers(conn)
+
+
+def _upgrade(conn: Connection) -> None:
+    """Bring a ledger created before checkpoints (issue 2's schema) up to this one, in place.
+
+    Adds ledger_head.kid (the active key: the announced key if the last entry is a rotation,
+    else the last entry's signer) and the index on ledger_entries.type. Runs before the guard
+    triggers exist on such a database; a no-op on a current one.
+    """
+    from sqlalchemy import inspect
+
+    columns = {c["name"] for c in inspect(conn).get_columns("ledger_head")}
+    if "kid" not in columns:
+        conn.exec_driver_sql("ALTER TABLE ledger_head ADD COLUMN kid VARCHAR(64)")
+        seq = conn.execute(select(ledger_head.c.seq).where(ledger_head.c.id == 1)).scalar_one()
+        last = get_entry(conn, int(seq)) if seq else None
+        if last is not None:
+            kid = _announced_kid(last.data) if last.type == KEY_ROTATED else last.kid
+            conn.execute(update(ledger_head).where(ledger_head.c.id == 1).values(kid=kid))
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ledger_entries_type ON ledger_entries (type)")
 
 
 def _create_triggers(conn: Connection) -> None:

@@ -17,6 +17,7 @@ from ledger.export import export
 from ledger.keys import Signer, public_key_from_jwk
 from ledger.merkle import leaf_hash, root_of, verify_consistency, verify_inclusion
 from ledger.store import (
+    active_kid,
     append,
     count,
     covering_checkpoint,
@@ -381,3 +382,22 @@ def test_checkpoints_sign_the_rfc_9162_root_and_proofs_verify_against_them(engin
             verify_inclusion(leaves[seq - 1], seq - 1, 19, proof, cp.root)
         proof = store_consistency_proof(conn, 7, 19)
     verify_consistency(7, 19, root_of(leaves[:7]), cp.root, proof)
+
+
+def test_a_ledger_from_before_checkpoints_is_upgraded_in_place(engine):
+    with engine.begin() as conn:
+        for i in range(1, 4):
+            _append(conn, i)
+        _drop_guards(conn)
+        if conn.dialect.name == "postgresql":
+            for table in ("ledger_entries", "ledger_head", "ledger_tree", "ledger_checkpoints"):
+                conn.execute(text(f"alter table {table} enable trigger user"))
+            conn.execute(text("drop function ledger_head_forward() cascade"))
+        conn.execute(text("drop index ledger_entries_type"))
+        conn.execute(text("alter table ledger_head drop column kid"))
+    create_schema(engine)
+    with engine.begin() as conn:
+        assert active_kid(conn) == SIGNER.kid
+        assert _append(conn, 4).seq == 4
+        with pytest.raises(LedgerError, match="active key"):
+            _append(conn, 5, signer=Signer.generate())
