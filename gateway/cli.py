@@ -125,6 +125,13 @@ def cmd_ledger_verify_receipt(args: argparse.Namespace) -> int:
     return ledger_main(argv)
 
 
+def cmd_ledger_verify_consistency(args: argparse.Namespace) -> int:
+    """Check a consistency proof between two signed checkpoints offline."""
+    from ledger.cli import main as ledger_main
+
+    return ledger_main(["verify-consistency", args.file, "--keys", args.keys])
+
+
 def cmd_ledger_checkpoint(args: argparse.Namespace) -> int:
     """Sign a checkpoint of the local ledger now."""
     from gateway.ledger_admin import cut_checkpoint
@@ -197,6 +204,12 @@ def parser() -> argparse.ArgumentParser:
     receipt.add_argument("--keys", required=True, help="the gateway's JWKS (GET /ledger/keys)")
     receipt.add_argument("--json", action="store_true", help="print a JSON report")
     receipt.set_defaults(func=cmd_ledger_verify_receipt)
+    consistency = ledger_sub.add_parser(
+        "verify-consistency", help="check a consistency proof between two checkpoints offline"
+    )
+    consistency.add_argument("file", help="a proof saved from GET /ledger/proofs/consistency")
+    consistency.add_argument("--keys", required=True, help="the gateway's JWKS")
+    consistency.set_defaults(func=cmd_ledger_verify_consistency)
     checkpoint = ledger_sub.add_parser("checkpoint", help="sign a ledger checkpoint now")
     checkpoint.add_argument("--database-url", help="SQLAlchemy URL; default SQLite in the state")
     checkpoint.set_defaults(func=cmd_ledger_checkpoint)

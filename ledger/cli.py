@@ -29,6 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else UNREADABLE
     if args.command == "verify-receipt":
         return _verify_receipt(args)
+    if args.command == "verify-consistency":
+        return _verify_consistency(args)
     if args.new is not None:
         return _verify_extension(args)
     return _verify(args)
@@ -86,7 +88,35 @@ def _parser() -> argparse.ArgumentParser:
         help="the gateway's public keys as a JWK set (GET /ledger/keys, or an export's keys.json)",
     )
     receipt.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+    consistency = commands.add_parser(
+        "verify-consistency",
+        help="check a consistency proof between two signed checkpoints",
+        description="Check a proof saved from GET /ledger/proofs/consistency with only the "
+        "gateway's public keys: both checkpoints' signatures and the RFC 9162 proof.",
+    )
+    consistency.add_argument("file", type=Path, metavar="FILE", help="the proof (JSON)")
+    consistency.add_argument("--keys", type=Path, required=True, metavar="JWKS")
     return parser
+
+
+def _verify_consistency(args: argparse.Namespace) -> int:
+    from ledger.keys import jwk_thumbprint, public_key_from_jwk
+    from ledger.receipt import ReceiptError, check_consistency
+
+    try:
+        proof = json.loads(args.file.read_bytes())
+        jwks = json.loads(args.keys.read_bytes())
+        keys = {jwk_thumbprint(k): public_key_from_jwk(k) for k in jwks["keys"]}
+    except (OSError, ValueError, KeyError, TypeError, LedgerKeyError) as exc:
+        print(f"error: cannot read the proof or the keys: {exc}", file=sys.stderr)
+        return UNREADABLE
+    try:
+        old, new = check_consistency(proof, keys)
+    except ReceiptError as exc:
+        print(f"FAILED: {exc}")
+        return FAILED
+    print(f"OK: the signed checkpoint of size {new} extends the one of size {old}")
+    return OK
 
 
 def _verify_receipt(args: argparse.Namespace) -> int:

@@ -148,3 +148,34 @@ def _kind(value: object) -> str:
     if isinstance(value, dict):
         return "an object with " + (", ".join(sorted(map(str, value))) or "no members")
     return type(value).__name__
+
+
+def check_consistency(proof: object, keys: dict[str, Ed25519PublicKey]) -> tuple[int, int]:
+    """Check a consistency proof as GET /ledger/proofs/consistency serves it; return the sizes.
+
+    Both checkpoints must verify under `keys` and the proof must join the older root to the
+    newer one (RFC 9162 §2.1.4.2). Raises ReceiptError naming the check.
+    """
+    from ledger.merkle import verify_consistency
+
+    members = {"old_checkpoint", "new_checkpoint", "hashes"}
+    if not isinstance(proof, dict) or not members <= set(proof):
+        raise ReceiptError("format", expected=", ".join(sorted(members)), found=_kind(proof))
+    notes = []
+    for name in ("old_checkpoint", "new_checkpoint"):
+        try:
+            notes.append(verify_checkpoint(proof[name], keys)[0])
+        except CheckpointError as exc:
+            raise ReceiptError("checkpoint", expected=exc.expected, found=exc.found) from None
+    old, new = notes
+    if old.origin != new.origin:
+        raise ReceiptError("consistency", expected=f"origin {old.origin}", found=new.origin)
+    try:
+        hashes = [bytes.fromhex(h) for h in proof["hashes"]]
+    except (TypeError, ValueError):
+        raise ReceiptError("format", expected="hashes as hex strings", found="other") from None
+    try:
+        verify_consistency(old.size, new.size, old.root, new.root, hashes)
+    except InvalidProofError as exc:
+        raise ReceiptError("consistency", expected=exc.expected, found=exc.found) from None
+    return old.size, new.size

@@ -134,6 +134,8 @@ class ConsistencyProof(BaseModel):
     old_root: str
     new_root: str
     hashes: list[str] = Field(description="the RFC 9162 consistency proof, hex")
+    old_checkpoint: str = Field(description="the older C2SP signed note")
+    new_checkpoint: str = Field(description="the newer C2SP signed note")
 
 
 class LedgerReceipt(BaseModel):
@@ -285,7 +287,10 @@ def consistency_proof(
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> ConsistencyProof:
-    """Return the RFC 9162 consistency proof between two checkpoints (auditors, admins)."""
+    """Return the RFC 9162 consistency proof between two checkpoints (auditors, admins).
+
+    Save it as a file: `dsgw ledger verify-consistency FILE --keys JWKS` checks it offline.
+    """
     require_role(me, "auditor", "admin")
     if old > new:
         raise Problem(
@@ -305,6 +310,8 @@ def consistency_proof(
         old_root=old_cp["root"],
         new_root=new_cp["root"],
         hashes=[h.hex() for h in hashes],
+        old_checkpoint=old_cp["note"],
+        new_checkpoint=new_cp["note"],
     )
 
 

@@ -103,7 +103,7 @@ def test_receipts_of_others_stay_hidden_and_unknown_ones_are_problems(world):
     assert bad.status_code == 422 and bad.json()["type"].endswith("invalid-proof-request")
 
 
-def test_consistency_proofs_between_checkpoints_verify_offline(world):
+def test_consistency_proofs_between_checkpoints_verify_offline(world, tmp_path, capsys):
     first = world.auditor.call("POST", "/ledger/checkpoints").json()
     _pulled_receipt(world)
     second = world.auditor.call("POST", "/ledger/checkpoints").json()
@@ -114,6 +114,16 @@ def test_consistency_proofs_between_checkpoints_verify_offline(world):
     assert got.status_code == 200, got.text
     proof = [bytes.fromhex(h) for h in got.json()["hashes"]]
     verify_consistency(old.size, new.size, old.root, new.root, proof)
+    saved, keys_file = tmp_path / "proof.json", tmp_path / "keys.json"
+    saved.write_text(got.text)
+    keys_file.write_text(json.dumps({"keys": _keys(world.auditor)["keys"]}))
+    assert dsgw(["ledger", "verify-consistency", str(saved), "--keys", str(keys_file)]) == 0
+    assert f"size {new.size} extends the one of size {old.size}" in capsys.readouterr().out
+    forged = got.json()
+    forged["hashes"][0] = "00" * 32
+    saved.write_text(json.dumps(forged))
+    assert dsgw(["ledger", "verify-consistency", str(saved), "--keys", str(keys_file)]) == 1
+    assert "check 'consistency' failed" in capsys.readouterr().out
     listed = world.auditor.call("GET", "/ledger/checkpoints").json()
     assert [cp["size"] for cp in listed] == [old.size, new.size]
     public = world.client.get("/ledger/checkpoint")
