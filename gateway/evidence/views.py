@@ -1,6 +1,6 @@
 """Ledger routes: head, entries, checkpoints, inclusion and consistency proofs, receipts, keys."""
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
@@ -16,6 +16,10 @@ from ledger.export import sign_manifest
 from ledger.keys import public_jwk_of, public_key_from_jwk
 
 router = APIRouter(prefix="/ledger", tags=["ledger"])
+
+# Sequence numbers and tree sizes are JSON-safe integers (RFC 8785): anything larger is a 422,
+# never a database overflow.
+MAX_SEQ = 2**53 - 1
 
 
 class LedgerEntry(BaseModel):
@@ -76,7 +80,7 @@ def manifest(
     "/entries", response_model=list[LedgerEntry], responses=problem_responses(401, 403, 422)
 )
 def entries(
-    start: int = Query(1, ge=1, description="first sequence number"),
+    start: int = Query(1, ge=1, le=MAX_SEQ, description="first sequence number"),
     limit: int = Query(100, ge=1, le=1000),
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
@@ -88,10 +92,10 @@ def entries(
 
 
 @router.get(
-    "/entries/{seq}", response_model=LedgerEntry, responses=problem_responses(401, 403, 404)
+    "/entries/{seq}", response_model=LedgerEntry, responses=problem_responses(401, 403, 404, 422)
 )
 def entry(
-    seq: int,
+    seq: int = Path(ge=1, le=MAX_SEQ),
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> LedgerEntry:
@@ -252,10 +256,11 @@ def _cut_if_overdue(session: Session, gateway: Gateway, seq: int) -> None:
     responses=problem_responses(401, 404, 409, 422),
 )
 def inclusion_proof(
-    seq: int = Query(ge=1, description="the entry"),
+    seq: int = Query(ge=1, le=MAX_SEQ, description="the entry"),
     size: int | None = Query(
         None,
         ge=1,
+        le=MAX_SEQ,
         description="a checkpoint size; default: the first checkpoint that covers the entry",
     ),
     me: Participant = Depends(current_participant),
@@ -282,8 +287,8 @@ def inclusion_proof(
     responses=problem_responses(401, 403, 404, 422),
 )
 def consistency_proof(
-    old: int = Query(ge=1, description="the older checkpoint size"),
-    new: int = Query(ge=1, description="the newer checkpoint size"),
+    old: int = Query(ge=1, le=MAX_SEQ, description="the older checkpoint size"),
+    new: int = Query(ge=1, le=MAX_SEQ, description="the newer checkpoint size"),
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> ConsistencyProof:
@@ -318,10 +323,10 @@ def consistency_proof(
 @router.get(
     "/receipts/{seq}",
     response_model=LedgerReceipt,
-    responses=problem_responses(401, 404),
+    responses=problem_responses(401, 404, 422),
 )
 def receipt(
-    seq: int,
+    seq: int = Path(ge=1, le=MAX_SEQ),
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),

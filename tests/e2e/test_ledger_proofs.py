@@ -207,3 +207,34 @@ def test_key_rotation_is_announced_and_the_retired_key_can_no_longer_append(
     report = json.loads(capsys.readouterr().out)
     assert sorted(report["kids"]) == sorted([old_kid, restarted.signer.kid])
     assert report["types"]["ledger.key-rotated"] == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/ledger/proofs/inclusion?seq=99999999999999999999",
+        "/ledger/proofs/inclusion?seq=1&size=99999999999999999999",
+        "/ledger/proofs/inclusion?seq=0",
+        "/ledger/receipts/99999999999999999999",
+        "/ledger/receipts/0",
+        "/ledger/entries/99999999999999999999",
+        "/ledger/entries?start=99999999999999999999",
+        "/ledger/proofs/consistency?old=1&new=99999999999999999999",
+        "/ledger/proofs/consistency?old=0&new=1",
+    ],
+)
+def test_out_of_range_numbers_are_422_problems_not_database_errors(world, url):
+    response = world.auditor.call("GET", url)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_proof_against_a_checkpoint_that_does_not_cover_the_entry_is_422(world):
+    first = world.auditor.call("POST", "/ledger/checkpoints").json()
+    _pulled_receipt(world)
+    head = world.auditor.call("GET", "/ledger/head").json()["size"]
+    url = f"/ledger/proofs/inclusion?seq={head}&size={first['size']}"
+    response = world.auditor.call("GET", url)
+    assert response.status_code == 422
+    assert response.json()["type"] == "urn:dsgw:problem:invalid-proof-request"
+    assert world.auditor.call("GET", "/ledger/proofs/inclusion?seq=1&size=2").status_code == 404
