@@ -8,6 +8,7 @@ vectors.json there. Ed25519 signatures are deterministic, so the files are repro
 deliberate format change:  .venv/bin/python tests/unit/test_ledger_merkle_vectors.py --write
 """
 
+import base64
 import json
 import shutil
 import sys
@@ -87,8 +88,12 @@ def build_merkle_vectors(out_dir: Path) -> dict:
         "consistency": {"old_size": 4, "new_size": 7, "hashes": [h.hex() for h in consistency]},
         "receipt": build_receipt(
             entries[2].to_json(),
-            {"checkpoint": cp7["note"], "index": 2, "size": 7,
-             "hashes": [h.hex() for h in inclusion]},
+            {
+                "checkpoint": cp7["note"],
+                "index": 2,
+                "size": 7,
+                "hashes": [h.hex() for h in inclusion],
+            },
         ),  # fmt: skip
     }
     (out_dir / "vectors.json").write_text(json.dumps(vectors, indent=2, ensure_ascii=False) + "\n")
@@ -116,3 +121,94 @@ if __name__ == "__main__" and "--write" in sys.argv:
     VECTOR_DIR.mkdir(parents=True)
     build_merkle_vectors(VECTOR_DIR)
     print(f"wrote {VECTOR_DIR}")
+
+
+def VECTORS() -> dict:  # noqa: N802 - reads like the constant it stands for
+    return json.loads((VECTOR_DIR / "vectors.json").read_text())
+
+
+def _copy(tmp_path: Path) -> Path:
+    return Path(shutil.copytree(VECTOR_DIR, tmp_path / "copy"))
+
+
+def _caught(folder: Path):
+    import pytest
+
+    from ledger.errors import LedgerVerificationError
+
+    with pytest.raises(LedgerVerificationError) as info:
+        verify_export(folder)
+    return info.value
+
+
+def _notes(folder: Path) -> list[str]:
+    return [json.loads(x)["note"] for x in (folder / "checkpoints.jsonl").read_text().splitlines()]
+
+
+def _write_notes(folder: Path, notes: list[str]) -> None:
+    from ledger.canonical import canonical_json
+
+    data = b"".join(canonical_json({"note": n}) + b"\n" for n in notes)
+    (folder / "checkpoints.jsonl").write_bytes(data)
+
+
+def _entries(folder: Path) -> list[dict]:
+    return [json.loads(x) for x in (folder / "entries.jsonl").read_text().splitlines()]
+
+
+def _write_entries(folder: Path, entries: list[dict]) -> None:
+    from ledger.canonical import canonical_json
+
+    (folder / "entries.jsonl").write_bytes(b"".join(canonical_json(e) + b"\n" for e in entries))
+
+
+def test_the_failures_listed_in_the_spec_are_the_ones_reported(tmp_path):
+    import hashlib
+
+    from ledger.canonical import b64url, canonical_json
+    from ledger.checkpoint import parse_checkpoint, sign_checkpoint
+
+    folder = _copy(tmp_path / "a")
+    notes = _notes(folder)
+    notes[0] = sign_checkpoint(ORIGIN, 4, bytes(32), FIRST)
+    _write_notes(folder, notes)
+    assert _caught(folder).check == "checkpoint-root"
+
+    folder = _copy(tmp_path / "b")
+    notes = _notes(folder)
+    root3 = base64.b64encode(bytes.fromhex(VECTORS()["roots"]["3"])).decode()
+    text4 = notes[0].split("\n\n")[0]
+    notes[0] = notes[0].replace(text4, f"{ORIGIN}\n3\n{root3}")
+    _write_notes(folder, notes)
+    assert _caught(folder).check == "checkpoint-signature"
+
+    folder = _copy(tmp_path / "c")
+    entries = _entries(folder)
+    body = dict(entries[6]["body"], kid=FIRST.kid)
+    c = canonical_json(body)
+    entries[6] = {"body": body, "hash": hashlib.sha256(c).hexdigest(), "sig": b64url(FIRST.sign(c))}
+    _write_entries(folder, entries)
+    assert (_caught(folder).seq, _caught(folder).check) == (7, "key-chain")
+
+    folder = _copy(tmp_path / "d")
+    entries = _entries(folder)
+    entries[5]["body"]["data"]["key"] = Signer.generate().public_jwk()
+    entries[5]["hash"] = hashlib.sha256(canonical_json(entries[5]["body"])).hexdigest()
+    _write_entries(folder, entries)
+    assert (_caught(folder).seq, _caught(folder).check) == (6, "signature")
+
+    folder = _copy(tmp_path / "e")
+    notes = _notes(folder)
+    notes[1] = sign_checkpoint(ORIGIN, 7, parse_checkpoint(notes[1]).root, FIRST)
+    _write_notes(folder, notes)
+    assert _caught(folder).check == "checkpoint-kid"
+
+    folder = _copy(tmp_path / "f")
+    entries = _entries(folder)[:-1]
+    _write_entries(folder, entries)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest.update(size=6, head=entries[-1]["hash"])
+    del manifest["sig"]
+    manifest["sig"] = b64url(SECOND.sign(canonical_json(manifest)))
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    assert _caught(folder).check == "checkpoint-size"
