@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import shutil
 import sys
 import tempfile
 import threading
@@ -125,6 +126,8 @@ def main() -> int:
             engine.dispose()
             if cluster is not None:
                 cluster.stop()
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
     return 0
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -131,6 +132,7 @@ def main() -> int:
         gen = per_call(lambda m: consistency_proof(m, n, db_source), olds)
         print(f"consistency proof, generate (SQLite ledger_tree): {gen * 1e6:.1f} us per proof")
     engine.dispose()
+    shutil.rmtree(folder, ignore_errors=True)
 
     note = sign_checkpoint("bench.dsgw/ledger", n, root, SIGNER)
     proof = inclusion_proof(n - 1, n, source)
