@@ -113,7 +113,7 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
     argv += ["--jobs", str(args.jobs)] if getattr(args, "jobs", 1) != 1 else []
     argv += [] if getattr(args, "signatures", True) else ["--no-signatures"]
     for kid in getattr(args, "trusted_kids", None) or []:
-        argv += ["--trust-kid", kid]
+        argv += [f"--trust-kid={kid}"]  # a kid may begin with "-"
     return ledger_main(argv)
 
 

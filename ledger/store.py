@@ -126,10 +126,10 @@ def _upgrade(conn: Connection) -> None:
 def _create_triggers(conn: Connection) -> None:
     """Refuse UPDATE and DELETE (and TRUNCATE) of the ledger in the database itself.
 
-    ledger_entries, ledger_tree and ledger_checkpoints only grow. A new entry must be head.seq
-    + 1 (no gap, no reuse); the head only moves forward, to an entry that exists with that hash,
-    and is never deleted. Someone with the rights to drop triggers can still rewrite the
-    database; the signatures, the chain and the signed checkpoints are what catch that.
+    ledger_entries, ledger_tree and ledger_checkpoints only grow. A new entry must take the seq
+    after the last one (no gap, no reuse); the head only moves forward, to an entry that exists
+    with that hash, and is never deleted. Someone with the rights to drop triggers can still
+    rewrite the database; the signatures, the chain and the signed checkpoints catch that.
     """
     if conn.dialect.name == "sqlite":
         for table in APPEND_ONLY:
@@ -141,7 +141,7 @@ def _create_triggers(conn: Connection) -> None:
                 )
         conn.exec_driver_sql(
             "CREATE TRIGGER IF NOT EXISTS ledger_entries_dense BEFORE INSERT ON ledger_entries "
-            "WHEN NEW.seq <> (SELECT seq FROM ledger_head WHERE id = 1) + 1 "
+            "WHEN NEW.seq <> COALESCE((SELECT max(seq) FROM ledger_entries), 0) + 1 "
             "BEGIN SELECT RAISE(ABORT, 'ledger: an entry must take the next seq after the "
             "head (no gap, no reuse)'); END"
         )
@@ -166,7 +166,7 @@ def _create_triggers(conn: Connection) -> None:
     )
     conn.exec_driver_sql(
         "CREATE OR REPLACE FUNCTION ledger_entries_dense() RETURNS trigger LANGUAGE plpgsql AS $$ "
-        "BEGIN IF NEW.seq <> (SELECT seq FROM ledger_head WHERE id = 1) + 1 THEN "
+        "BEGIN IF NEW.seq <> COALESCE((SELECT max(seq) FROM ledger_entries), 0) + 1 THEN "
         "RAISE EXCEPTION 'ledger: entry %% must take the next seq after the head (no gap, no "
         "reuse)', NEW.seq USING ERRCODE = 'integrity_constraint_violation'; END IF; "
         "RETURN NEW; END $$"
@@ -283,6 +283,64 @@ def _announced_kid(data: dict) -> str:
     if "d" in jwk:
         raise LedgerError("a key rotation must announce the public key, never the private one")
     return jwk_thumbprint(jwk)
+
+
+def append_many(
+    conn: Connection, items: list[tuple[str, dict, datetime]], *, signer: Signer
+) -> list[Entry | ValueError]:
+    """Append several entries (type, data, time) in order in the caller's transaction.
+
+    One head lock, one multi-row insert and one head move for the lot: what a group commit
+    needs. Returns, per item, its Entry or the ValueError that refused it (an ill-formed type
+    or data); refused items take no seq. Never commits.
+    """
+    row = conn.execute(_LOCK_HEAD).first()
+    if row is None:
+        raise LedgerError("the ledger has no head row: run ledger.store.create_schema(engine)")
+    seq, prev, active = row
+    if active is not None and active != signer.kid:
+        raise LedgerError(
+            f"the key {signer.kid} may not sign entry {seq + 1}: the ledger's active key is "
+            f"{active} (a retired key, or a key this ledger never announced)"
+        )
+    out: list[Entry | ValueError] = []
+    rows = []
+    next_kid = signer.kid
+    for type_, data, time in items:
+        if next_kid != signer.kid:  # a rotation in the batch: later items need the new key
+            out.append(ValueError("the batch's key was rotated by an earlier item"))
+            continue
+        try:
+            if type_ == KEY_ROTATED:
+                next_kid = _announced_kid(data)
+            entry = build_entry(
+                seq=seq + 1, time=time, type=type_, data=data, prev=prev, signer=signer
+            )
+        except (ValueError, LedgerError) as exc:
+            out.append(exc if isinstance(exc, ValueError) else ValueError(str(exc)))
+            continue
+        rows.append(
+            {
+                "seq": entry.seq,
+                "time": entry.time,
+                "type": entry.type,
+                "body": entry.canonical.decode("utf-8"),
+                "hash": entry.hash,
+                "sig": entry.sig,
+                "kid": entry.kid,
+            }
+        )
+        out.append(entry)
+        seq, prev = entry.seq, entry.hash
+    if rows:
+        conn.execute(_INSERT_ENTRY, rows)
+        moved = conn.execute(
+            _MOVE_HEAD,
+            {"old_seq": rows[0]["seq"] - 1, "new_seq": seq, "new_hash": prev, "new_kid": next_kid},
+        )
+        if moved.rowcount != 1:  # pragma: no cover - only without the lock
+            raise LedgerError("the ledger head moved during an append: the head row was not locked")
+    return out
 
 
 def head(conn: Connection) -> tuple[int, str]:

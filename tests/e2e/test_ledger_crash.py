@@ -1,5 +1,6 @@
 """Several processes append to one ledger, are killed with SIGKILL mid-flight, and restart:
-no acknowledged entry is lost, no seq is skipped or reused, and the export verifies."""
+no acknowledged entry is lost, no seq is skipped or reused, and the export verifies. Each
+process appends either one transaction per entry or through a GroupCommitter (8 threads)."""
 
 import os
 import signal
@@ -9,6 +10,8 @@ import textwrap
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from gateway.core.db import make_engine
 from ledger import load_or_create_signer
@@ -27,9 +30,29 @@ WORKER = textwrap.dedent(
     from ledger import load_or_create_signer
     from ledger import store
 
-    url, key, name = sys.argv[1:4]
+    url, key, name, mode = sys.argv[1:5]
     engine = make_engine(url)
     signer = load_or_create_signer(key)
+    if mode == "group":
+        import threading
+        from ledger.group import GroupCommitter
+
+        committer = GroupCommitter(engine, signer)
+        out = threading.Lock()
+
+        def writer(t):
+            i = 0
+            while True:
+                i += 1
+                entry = committer.append(type="load.test", data={"worker": name, "t": t, "i": i},
+                                         time=datetime.now(UTC))
+                with out:  # one whole line per acknowledgement, threads never interleave
+                    sys.stdout.write(f"{entry.seq} {entry.hash}\\n")
+                    sys.stdout.flush()
+
+        for t in range(8):
+            threading.Thread(target=writer, args=(t,), daemon=True).start()
+        threading.Event().wait()
     i = 0
     while True:
         i += 1
@@ -45,12 +68,12 @@ WORKER = textwrap.dedent(
 )
 
 
-def _run_workers(url: str, key: Path, seconds: float, tag: str) -> list[tuple[int, str]]:
+def _run_workers(url: str, key: Path, seconds: float, tag: str, mode: str) -> list[tuple[int, str]]:
     """Start WORKERS appenders, SIGKILL them after `seconds`; return what they acknowledged."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, url, str(key), f"{tag}{n}"],
+            [sys.executable, "-c", WORKER, url, str(key), f"{tag}{n}", mode],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
@@ -110,19 +133,20 @@ def _check(url: str, key: Path, acked: list[tuple[int, str]], out: Path) -> int:
     return size
 
 
-def test_killed_appenders_lose_no_acknowledged_entry_and_leave_no_gap(database_url, tmp_path):
+@pytest.mark.parametrize("mode", ["transaction", "group"])
+def test_killed_appenders_lose_no_acknowledged_entry_and_leave_no_gap(database_url, tmp_path, mode):
     engine = make_engine(database_url)
     ledger_store.create_schema(engine)
     engine.dispose()
     key = tmp_path / "keys" / "gateway.jwk"
     load_or_create_signer(key)
 
-    acked = _run_workers(database_url, key, 1.0, "a")
+    acked = _run_workers(database_url, key, 1.0, "a", mode)
     assert len(acked) > 10, "the workers appended too little to test anything"
     assert len({seq for seq, _ in acked}) == len(acked)  # no seq handed out twice
     first = _check(database_url, key, acked, tmp_path / "first")
 
     # Restart on the same database: appends continue after the last committed entry.
-    acked += _run_workers(database_url, key, 0.5, "b")
+    acked += _run_workers(database_url, key, 0.5, "b", mode)
     second = _check(database_url, key, acked, tmp_path / "second")
     assert second > first

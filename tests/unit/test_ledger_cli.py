@@ -81,7 +81,8 @@ def test_verify_json_reports_the_failed_check(folder, capsys):
 
 
 def test_verify_with_an_untrusted_kid_fails(folder, capsys):
-    assert main(["verify", str(folder), "--trust-kid", Signer.generate().kid]) == 1
+    # --trust-kid=KID: a kid may begin with "-", which argparse would take for an option.
+    assert main(["verify", str(folder), f"--trust-kid={Signer.generate().kid}"]) == 1
     assert "check 'kid' failed" in capsys.readouterr().out
 
 

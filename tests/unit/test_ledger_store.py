@@ -401,3 +401,43 @@ def test_a_ledger_from_before_checkpoints_is_upgraded_in_place(engine):
         assert _append(conn, 4).seq == 4
         with pytest.raises(LedgerError, match="active key"):
             _append(conn, 5, signer=Signer.generate())
+
+
+# -- group commit ---------------------------------------------------------------------------------
+
+
+def test_group_commit_batches_concurrent_appends_densely_and_refuses_bad_items(engine, tmp_path):
+    from ledger.group import GroupCommitter
+
+    committer = GroupCommitter(engine, SIGNER, max_batch=50)
+    results: list = []
+    lock = threading.Lock()
+
+    def writer(n: int) -> None:
+        for i in range(20):
+            bad = n == 3 and i == 5
+            try:
+                entry = committer.append(
+                    type="bad type!" if bad else "load.test", data={"n": n, "i": i}, time=T0
+                )
+            except ValueError as exc:
+                entry = exc
+            with lock:
+                results.append(entry)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    committer.close()
+    entries = [r for r in results if not isinstance(r, ValueError)]
+    assert len(entries) == 16 * 20 - 1
+    assert sum(isinstance(r, ValueError) for r in results) == 1
+    assert sorted(e.seq for e in entries) == list(range(1, len(entries) + 1))
+    with engine.connect() as conn:
+        assert head(conn)[0] == count(conn) == len(entries)
+        stored = {e.seq: e.hash for e in iter_entries(conn)}
+        export(conn, tmp_path / "out", public_jwks=[], signer=SIGNER, origin="o", now=T0)
+    assert all(stored[e.seq] == e.hash for e in entries)
+    assert verify_export(tmp_path / "out").size == len(entries)
