@@ -20,7 +20,7 @@ from gateway.core.db import create_schema, make_engine
 from gateway.core.errors import install_handlers
 from gateway.core.guard import InputGuard
 from gateway.disclosure.views import router as disclosure_router
-from gateway.evidence.service import record
+from gateway.evidence.service import check_signing_key, checkpoint_info, record
 from gateway.evidence.views import router as ledger_router
 from gateway.exchanges.views import router as exchanges_router
 from gateway.negotiation.views import router as contracts_router
@@ -46,7 +46,7 @@ def build_gateway(settings: Settings) -> Gateway:
     signer = load_or_create_signer(settings.gateway_key_path)
     engine = make_engine(settings.resolved_database_url)
     create_schema(engine)
-    sessions = sessionmaker(engine, expire_on_commit=False)
+    sessions = sessionmaker(engine, expire_on_commit=False, info=checkpoint_info(settings))
     gateway = Gateway(
         settings=settings,
         engine=engine,
@@ -69,6 +69,7 @@ def build_gateway(settings: Settings) -> Gateway:
                 data={"origin": settings.origin, "key": signer.public_jwk()},
             )
             session.commit()
+        check_signing_key(session, signer)
         participants.ensure_admin(
             session, signer, admin_key=load_or_create_signer(settings.admin_key_path)
         )

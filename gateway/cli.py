@@ -110,6 +110,11 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
     from ledger.cli import main as ledger_main
 
     argv = ["verify", args.dir] + (["--json"] if args.json else [])
+    argv += [args.new] if getattr(args, "new", None) else []
+    argv += ["--jobs", str(args.jobs)] if getattr(args, "jobs", 1) != 1 else []
+    argv += [] if getattr(args, "signatures", True) else ["--no-signatures"]
+    for kid in getattr(args, "trusted_kids", None) or []:
+        argv += [f"--trust-kid={kid}"]  # a kid may begin with "-"
     return ledger_main(argv)
 
 
@@ -321,6 +326,35 @@ def cmd_policy_version(args: argparse.Namespace) -> int:
     return 0 if served == local else 1
 
 
+def cmd_ledger_verify_receipt(args: argparse.Namespace) -> int:
+    """Check a receipt offline with the gateway's public keys (the ledger package's checker)."""
+    from ledger.cli import main as ledger_main
+
+    argv = ["verify-receipt", args.file, "--keys", args.keys] + (["--json"] if args.json else [])
+    return ledger_main(argv)
+
+
+def cmd_ledger_verify_consistency(args: argparse.Namespace) -> int:
+    """Check a consistency proof between two signed checkpoints offline."""
+    from ledger.cli import main as ledger_main
+
+    return ledger_main(["verify-consistency", args.file, "--keys", args.keys])
+
+
+def cmd_ledger_checkpoint(args: argparse.Namespace) -> int:
+    """Sign a checkpoint of the local ledger now."""
+    from gateway.ledger_admin import cut_checkpoint
+
+    return cut_checkpoint(_settings(args))
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    """Rotate the gateway's signing key (gateway stopped): announce the new key in the ledger."""
+    from gateway.ledger_admin import rotate_key
+
+    return rotate_key(_settings(args))
+
+
 def cmd_openapi(args: argparse.Namespace) -> int:
     """Print (or write) the OpenAPI document of the gateway."""
     from gateway.openapi import openapi_document
@@ -363,7 +397,39 @@ def parser() -> argparse.ArgumentParser:
     verify = ledger_sub.add_parser("verify", help="verify an exported ledger offline")
     verify.add_argument("dir", help="an exported ledger folder")
     verify.add_argument("--json", action="store_true", help="print a JSON report")
+    verify.add_argument(
+        "new", nargs="?", help="a later export: prove it extends DIR without rewriting it"
+    )
+    verify.add_argument("--jobs", type=int, default=1, help="check signatures in N processes")
+    verify.add_argument(
+        "--no-signatures", action="store_false", dest="signatures", help="skip entry signatures"
+    )
+    verify.add_argument(
+        "--trust-kid", action="append", dest="trusted_kids", help="trust only this first key"
+    )
     verify.set_defaults(func=cmd_ledger_verify)
+    receipt = ledger_sub.add_parser("verify-receipt", help="check a receipt offline")
+    receipt.add_argument("file", help="a receipt saved from GET /ledger/receipts/{seq}")
+    receipt.add_argument("--keys", required=True, help="the gateway's JWKS (GET /ledger/keys)")
+    receipt.add_argument("--json", action="store_true", help="print a JSON report")
+    receipt.set_defaults(func=cmd_ledger_verify_receipt)
+    consistency = ledger_sub.add_parser(
+        "verify-consistency", help="check a consistency proof between two checkpoints offline"
+    )
+    consistency.add_argument("file", help="a proof saved from GET /ledger/proofs/consistency")
+    consistency.add_argument("--keys", required=True, help="the gateway's JWKS")
+    consistency.set_defaults(func=cmd_ledger_verify_consistency)
+    checkpoint = ledger_sub.add_parser("checkpoint", help="sign a ledger checkpoint now")
+    checkpoint.add_argument("--database-url", help="SQLAlchemy URL; default SQLite in the state")
+    checkpoint.set_defaults(func=cmd_ledger_checkpoint)
+
+    keys = sub.add_parser("keys", help="manage the gateway's signing key")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = keys_sub.add_parser(
+        "rotate", help="replace the signing key; the ledger announces the new one (stop first)"
+    )
+    rotate.add_argument("--database-url", help="SQLAlchemy URL; default SQLite in the state")
+    rotate.set_defaults(func=cmd_keys_rotate)
 
     resource = sub.add_parser("resource", help="data resource registrations")
     resource_sub = resource.add_subparsers(dest="resource_command", required=True)

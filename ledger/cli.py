@@ -1,7 +1,9 @@
-"""`python -m ledger verify DIR [--json] [--trust-kid KID]...`: verify an export offline.
+"""`python -m ledger verify DIR [NEW] ...` and `python -m ledger verify-receipt FILE --keys JWKS`.
 
-Exit status: 0 verified, 1 a check failed, 2 the folder or a file in it cannot be read (or the
-command line is wrong).
+`verify DIR` verifies an export offline; `verify OLD NEW` verifies both and proves, by an RFC
+9162 consistency proof, that NEW extends OLD without rewriting it. `verify-receipt` checks a
+receipt with only the gateway's public keys. Exit status: 0 verified, 1 a check failed, 2 the
+input cannot be read (or the command line is wrong).
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ledger.errors import ExportUnreadableError, LedgerVerificationError
-from ledger.verify import verify_export
+from ledger.errors import ExportUnreadableError, LedgerKeyError, LedgerVerificationError
+from ledger.verify import verify_export, verify_extension
 
 OK, FAILED, UNREADABLE = 0, 1, 2
 
@@ -25,6 +27,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error (already printed)
         return exc.code if isinstance(exc.code, int) else UNREADABLE
+    if args.command == "verify-receipt":
+        return _verify_receipt(args)
+    if args.command == "verify-consistency":
+        return _verify_consistency(args)
+    if args.new is not None:
+        return _verify_extension(args)
     return _verify(args)
 
 
@@ -39,8 +47,25 @@ def _parser() -> argparse.ArgumentParser:
         description="Check every entry's sequence, chain, hash and signature, then the signed "
         "manifest. Exit 0 if all hold, 1 at the first failure, 2 if the folder is unreadable.",
     )
-    verify.add_argument("dir", type=Path, metavar="DIR", help="the export folder")
+    verify.add_argument("dir", type=Path, metavar="DIR", help="the export folder (OLD)")
+    verify.add_argument(
+        "new",
+        type=Path,
+        nargs="?",
+        metavar="NEW",
+        help="a later export of the same log: prove that it extends DIR without rewriting it",
+    )
     verify.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+    verify.add_argument(
+        "--jobs", type=int, default=1, metavar="N", help="check entry signatures in N processes"
+    )
+    verify.add_argument(
+        "--no-signatures",
+        action="store_false",
+        dest="signatures",
+        help="skip the entries' own signatures (chain, Merkle roots, checkpoints, key rotations "
+        "and the manifest are still checked)",
+    )
     verify.add_argument(
         "--trust-kid",
         action="append",
@@ -49,13 +74,132 @@ def _parser() -> argparse.ArgumentParser:
         help="accept only signatures by this key id (repeatable); obtain the gateway's key ids "
         "from a source other than the export itself",
     )
+    receipt = commands.add_parser(
+        "verify-receipt",
+        help="check a receipt (entry, signature, inclusion proof, checkpoint)",
+        description="Check a receipt with only the gateway's public keys.",
+    )
+    receipt.add_argument("file", type=Path, metavar="FILE", help="the receipt (JSON)")
+    receipt.add_argument(
+        "--keys",
+        type=Path,
+        required=True,
+        metavar="JWKS",
+        help="the gateway's public keys as a JWK set (GET /ledger/keys, or an export's keys.json)",
+    )
+    receipt.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+    consistency = commands.add_parser(
+        "verify-consistency",
+        help="check a consistency proof between two signed checkpoints",
+        description="Check a proof saved from GET /ledger/proofs/consistency with only the "
+        "gateway's public keys: both checkpoints' signatures and the RFC 9162 proof.",
+    )
+    consistency.add_argument("file", type=Path, metavar="FILE", help="the proof (JSON)")
+    consistency.add_argument("--keys", type=Path, required=True, metavar="JWKS")
     return parser
 
 
-def _verify(args: argparse.Namespace) -> int:
+def _verify_consistency(args: argparse.Namespace) -> int:
+    from ledger.keys import jwk_thumbprint, public_key_from_jwk
+    from ledger.receipt import ReceiptError, check_consistency
+
+    try:
+        proof = json.loads(args.file.read_bytes())
+        jwks = json.loads(args.keys.read_bytes())
+        keys = {jwk_thumbprint(k): public_key_from_jwk(k) for k in jwks["keys"]}
+    except (OSError, ValueError, KeyError, TypeError, LedgerKeyError) as exc:
+        print(f"error: cannot read the proof or the keys: {exc}", file=sys.stderr)
+        return UNREADABLE
+    try:
+        old, new = check_consistency(proof, keys)
+    except ReceiptError as exc:
+        print(f"FAILED: {exc}")
+        return FAILED
+    print(f"OK: the signed checkpoint of size {new} extends the one of size {old}")
+    return OK
+
+
+def _verify_receipt(args: argparse.Namespace) -> int:
+    from ledger.keys import jwk_thumbprint, public_key_from_jwk
+    from ledger.receipt import ReceiptError, check_receipt
+
+    try:
+        receipt = json.loads(args.file.read_bytes())
+        jwks = json.loads(args.keys.read_bytes())
+        keys = {jwk_thumbprint(k): public_key_from_jwk(k) for k in jwks["keys"]}
+    except (OSError, ValueError, KeyError, TypeError, LedgerKeyError) as exc:
+        print(f"error: cannot read the receipt or the keys: {exc}", file=sys.stderr)
+        return UNREADABLE
+    try:
+        report = check_receipt(receipt, keys)
+    except ReceiptError as exc:
+        if args.json:
+            error = {"check": exc.check, "expected": exc.expected, "found": exc.found}
+            _print_json({"ok": False, "error": error})
+        else:
+            print(f"FAILED: {exc}")
+        return FAILED
+    if args.json:
+        _print_json({"ok": True, **report.to_json(), "error": None})
+        return OK
+    where = (
+        f"proven in the signed checkpoint of size {report.checkpoint_size}"
+        if report.checkpoint_size is not None
+        else "no inclusion proof yet (fetch the receipt again after the next checkpoint)"
+    )
+    print(f"OK: entry {report.seq} ({report.type}, {report.time}) signed by {report.kid}")
+    print(f"hash {report.hash}; {where}")
+    return OK
+
+
+def _verify_extension(args: argparse.Namespace) -> int:
     progress = _progress if (not args.json and sys.stderr.isatty()) else None
     try:
-        report = verify_export(args.dir, progress=progress, trusted_kids=args.trusted_kids)
+        report = verify_extension(
+            args.dir,
+            args.new,
+            progress=progress,
+            trusted_kids=args.trusted_kids,
+            signatures=args.signatures,
+            jobs=args.jobs,
+        )
+    except ExportUnreadableError as exc:
+        _end_progress(progress)
+        if args.json:
+            error = {"seq": None, "check": "unreadable", "expected": "", "found": str(exc)}
+            _print_json({"ok": False, "error": error})
+        print(f"error: {exc}", file=sys.stderr)
+        return UNREADABLE
+    except LedgerVerificationError as exc:
+        _end_progress(progress)
+        if args.json:
+            _print_json({"ok": False, "error": exc.to_json()})
+        else:
+            print(f"FAILED: {exc}")
+        return FAILED
+    _end_progress(progress)
+    if args.json:
+        _print_json({"ok": True, **report.to_json(), "error": None})
+        return OK
+    old, new = report.old, report.new
+    print(
+        f"OK: NEW ({new.size} entries, root {new.root}) extends OLD ({old.size} entries, "
+        f"root {old.root}) without rewriting it"
+    )
+    print(f"consistency proof: {len(report.proof)} hashes (RFC 9162)")
+    return OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    progress = _progress_for(args.dir) if (not args.json and sys.stderr.isatty()) else None
+    try:
+        report = verify_export(
+            args.dir,
+            progress=progress,
+            trusted_kids=args.trusted_kids,
+            signatures=args.signatures,
+            jobs=args.jobs,
+        )
     except ExportUnreadableError as exc:
         _end_progress(progress)
         if args.json:
@@ -76,6 +220,10 @@ def _verify(args: argparse.Namespace) -> int:
         return OK
     print(f"OK: {report.size} entries, head {report.head}, signed by {', '.join(report.kids)}")
     print(f"origin {report.origin}, exported at {report.exported_at}")
+    print(
+        f"Merkle root {report.root}; {report.checkpoints} signed checkpoints verified; "
+        + ("every entry signature checked" if report.signatures else "entry signatures skipped")
+    )
     if report.size:
         print(f"entries from {report.first_time} to {report.last_time}")
         for name, n in sorted(report.types.items()):
@@ -88,8 +236,30 @@ def _verify(args: argparse.Namespace) -> int:
     return OK
 
 
-def _progress(done: int) -> None:
-    print(f"\rverified {done} entries", end="", file=sys.stderr, flush=True)
+def _progress(done: int, total: int | None = None) -> None:
+    """Draw a progress bar on stderr: [#####.....]  45%  450000/1000000 entries."""
+    if not total:
+        print(f"\rverified {done} entries", end="", file=sys.stderr, flush=True)
+        return
+    width = 30
+    filled = min(width, width * done // total)
+    bar = "#" * filled + "." * (width - filled)
+    print(
+        f"\r[{bar}] {min(100, 100 * done // total):3d}%  {done}/{total} entries",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _progress_for(folder: Path):
+    """Return a progress callback that knows the size the manifest announces (if readable)."""
+    try:
+        total = json.loads((Path(folder) / "manifest.json").read_bytes()).get("size")
+    except (OSError, ValueError, AttributeError):
+        total = None
+    total = total if isinstance(total, int) and total > 0 else None
+    return lambda done: _progress(done, total)
 
 
 def _end_progress(progress) -> None:

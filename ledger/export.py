@@ -20,7 +20,7 @@ from ledger.canonical import b64url, canonical_json, rfc3339
 from ledger.entry import GENESIS_PREV, Entry
 from ledger.errors import LedgerError, LedgerKeyError, LedgerVerificationError
 from ledger.keys import Signer, public_jwk_of, public_key_from_jwk
-from ledger.verify import ENTRIES_FILE, FORMAT, KEYS_FILE, MANIFEST_FILE
+from ledger.verify import CHECKPOINTS_FILE, ENTRIES_FILE, FORMAT, KEYS_FILE, MANIFEST_FILE
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -45,7 +45,12 @@ def sign_manifest(
 
 
 def write_export(
-    out_dir: Path, entries: Iterable[Entry | dict], *, keys: list[dict], manifest: dict
+    out_dir: Path,
+    entries: Iterable[Entry | dict],
+    *,
+    keys: list[dict],
+    manifest: dict,
+    checkpoints: Iterable[str] = (),
 ) -> None:
     """Write entries 1..manifest["size"], the public keys and the manifest into `out_dir`.
 
@@ -93,6 +98,7 @@ def write_export(
                 f"entries are signed by keys not given in public_jwks: {', '.join(sorted(missing))}"
             )
         _write_json(out_dir / KEYS_FILE, {"keys": keys})
+        _write_checkpoints(out_dir / CHECKPOINTS_FILE, checkpoints, size)
         os.replace(entries_tmp, out_dir / ENTRIES_FILE)
         _write_json(out_dir / MANIFEST_FILE, manifest)
     finally:
@@ -118,12 +124,14 @@ def export(
     from ledger import store  # SQLAlchemy stays out of the verifier's import path
 
     size, head_hash = store.head(conn)
+    public_jwks = [*public_jwks, *store.key_chain(conn)]
     manifest = sign_manifest(size=size, head=head_hash, signer=signer, origin=origin, now=now)
     write_export(
         out_dir,
         store.iter_entries(conn, 1, size + 1),
         keys=_public_keys(public_jwks, signer),
         manifest=manifest,
+        checkpoints=[cp["note"] for cp in store.iter_checkpoints(conn, upto=size)],
     )
     return manifest
 
@@ -139,6 +147,25 @@ def _public_keys(public_jwks: list[dict], signer: Signer | None) -> list[dict]:
             )
         keys.setdefault(public["kid"], public)
     return list(keys.values())
+
+
+def _write_checkpoints(path: Path, notes: Iterable[str], size: int) -> None:
+    """Write checkpoints.jsonl: one JCS {"note": ...} line per checkpoint of size <= `size`."""
+    from ledger.checkpoint import parse_checkpoint
+
+    lines = []
+    for note in notes:
+        if parse_checkpoint(note).size <= size:
+            lines.append(canonical_json({"note": note}) + b"\n")
+    tmp = _tmp(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(b"".join(lines))
+            _sync(f)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def _tmp(path: Path) -> Path:

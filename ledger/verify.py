@@ -1,14 +1,18 @@
 """Offline verification of an exported ledger folder (the algorithm of specs/ledger.md §6).
 
-Needs only the standard library, cryptography and rfc8785. Streams entries.jsonl line by line,
-so the size of the log does not matter, and raises `LedgerVerificationError` at the first
-failure, naming the entry, the check, what was expected and what was found.
+Needs only the standard library, cryptography, rfc8785 and (optional, for speed) orjson.
+Streams entries.jsonl line by line, keeping only the Merkle tree's right frontier, so the size
+of the log does not matter, and raises `LedgerVerificationError` at the first failure, naming
+the entry, the check, what was expected and what was found. Besides the chain it follows the
+key chain (genesis and rotation entries), recomputes the RFC 9162 root at every checkpoint's
+size and checks the checkpoints' signatures; `verify_extension` proves OLD ⊑ NEW.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,14 +22,46 @@ from typing import NoReturn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger.canonical import b64url_decode, canonical_json, parse_rfc3339
+from ledger.checkpoint import Checkpoint, CheckpointError, parse_checkpoint, verify_checkpoint
 from ledger.entry import BODY_MEMBERS, GENESIS_PREV, TYPE_PATTERN, VERSION
 from ledger.errors import ExportUnreadableError, LedgerKeyError, LedgerVerificationError
 from ledger.keys import SIGNATURE_BYTES, jwk_thumbprint, public_key_from_jwk, verify_signature
+from ledger.merkle import EMPTY_ROOT, CompactRange
+
+try:  # a fast JSON parser makes the 1,000,000-entry target; the strict path needs none
+    import orjson
+
+    _orjson_loads = orjson.loads
+    _orjson_dumps = orjson.dumps
+    _SORT_KEYS = orjson.OPT_SORT_KEYS
+except ImportError:  # pragma: no cover - orjson is a dependency; keep the verifier standalone
+
+    def _orjson_loads(data: bytes) -> object:
+        return json.loads(data)
+
+    def _orjson_dumps(obj: object, option: int = 0) -> bytes:
+        return canonical_json(obj)
+
+    _SORT_KEYS = 0
 
 FORMAT = "dsgw-ledger/1"
 ENTRIES_FILE = "entries.jsonl"
 KEYS_FILE = "keys.json"
 MANIFEST_FILE = "manifest.json"
+CHECKPOINTS_FILE = "checkpoints.jsonl"
+GENESIS_TYPE = "ledger.genesis"
+KEY_ROTATED_TYPE = "ledger.key-rotated"
+_KEY_TYPES = frozenset({GENESIS_TYPE, KEY_ROTATED_TYPE})
+_sha256 = hashlib.sha256
+# ,"hash":"<64 hex>","sig":"<86 base64url>"}\n
+_TAIL = 9 + 64 + 9 + 86 + 3
+_HEX64 = re.compile(rb"[0-9a-f]{64}")
+# The time of specs/ledger.md §2 with valid hours, minutes and seconds; the date is checked
+# once per distinct date by parse_rfc3339 (the calendar: no February 30th).
+_TIME_FAST = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{6}Z"
+)
+_B64SIG = re.compile(rb"[A-Za-z0-9_-]{86}")
 ENTRY_MEMBERS = frozenset({"body", "hash", "sig"})
 MANIFEST_MEMBERS = frozenset({"format", "origin", "size", "head", "exported_at", "kid", "sig"})
 PROGRESS_EVERY = 5000
@@ -47,6 +83,14 @@ class VerifyReport:
     """Number of entries per entry type."""
     origin: str = ""
     exported_at: str = ""
+    root: str = EMPTY_ROOT.hex()
+    """The RFC 9162 Merkle tree head of the entries, hex."""
+    checkpoints: int = 0
+    """Number of signed checkpoints verified."""
+    signatures: bool = True
+    """Whether every entry's signature was checked."""
+    nodes: dict = field(default_factory=dict, repr=False)
+    """Captured Merkle subtrees (level, index) -> hash (see verify_export's `capture`)."""
 
     def to_json(self) -> dict:
         """Return the report as a JSON object."""
@@ -59,6 +103,9 @@ class VerifyReport:
             "types": dict(sorted(self.types.items())),
             "origin": self.origin,
             "exported_at": self.exported_at,
+            "root": self.root,
+            "checkpoints": self.checkpoints,
+            "signatures": self.signatures,
         }
 
 
@@ -67,13 +114,19 @@ def verify_export(
     *,
     progress: Callable[[int], object] | None = None,
     trusted_kids: Iterable[str] | None = None,
+    signatures: bool = True,
+    jobs: int = 1,
+    capture: Iterable[tuple[int, int]] = (),
 ) -> VerifyReport:
     """Verify the export folder at `path`; return its report or raise at the first failure.
 
     Raises `LedgerVerificationError` when a check fails and `ExportUnreadableError` when the
     folder or one of its three files cannot be read. `progress(done)` is called every
     PROGRESS_EVERY entries and once at the end. With `trusted_kids`, only those keys of
-    keys.json count: anything signed by another key fails its 'kid' / 'manifest-kid' check.
+    keys.json count as the log's first key (keys announced by a valid rotation entry follow).
+    `signatures=False` skips the entries' Ed25519 signatures (the chain, the Merkle root, the
+    checkpoints and the manifest are still checked); `jobs` > 1 checks them in that many
+    processes. `capture` names Merkle subtrees (level, index) to return in the report's `nodes`.
     """
     path = Path(path)
     if not path.is_dir():
@@ -86,69 +139,433 @@ def verify_export(
         expected_kid = "a trusted kid of keys.json"
     expected_kid += ": " + (", ".join(sorted(keys)) if keys else "(there is none)")
     manifest_raw = _read_file(path / MANIFEST_FILE)
+    checkpoints = _load_checkpoints(path / CHECKPOINTS_FILE)
 
-    chain = _Chain(keys, expected_kid)
+    sig_checker = _Signatures(jobs) if signatures else None
+    chain = _Chain(keys, expected_kid, sig_checker, checkpoints, set(capture))
     try:
-        with open(path / ENTRIES_FILE, "rb") as lines:
-            for raw in lines:
-                chain.add(raw)
-                if progress is not None and chain.size % PROGRESS_EVERY == 0:
-                    progress(chain.size)
-    except OSError as exc:
-        raise ExportUnreadableError(f"cannot read {path / ENTRIES_FILE}: {exc.strerror}") from exc
+        try:
+            with open(path / ENTRIES_FILE, "rb") as lines:
+                for raw in lines:
+                    chain.add(raw)
+                    if progress is not None and chain.size % PROGRESS_EVERY == 0:
+                        progress(chain.size)
+        except OSError as exc:
+            raise ExportUnreadableError(
+                f"cannot read {path / ENTRIES_FILE}: {exc.strerror}"
+            ) from exc
+        except LedgerVerificationError as exc:
+            if sig_checker is not None and exc.seq is not None:
+                sig_checker.finish(before=exc.seq)
+            raise
+        if sig_checker is not None:
+            sig_checker.finish()
+    finally:
+        if sig_checker is not None:
+            sig_checker.close()
     if progress is not None and chain.size % PROGRESS_EVERY != 0:
         progress(chain.size)
 
     manifest = _check_manifest(manifest_raw, keys, chain, expected_kid)
+    cp_kids = _check_checkpoints(checkpoints, chain, manifest)
     return VerifyReport(
         size=chain.size,
         head=chain.head,
         first_time=chain.first_time,
         last_time=chain.last_time,
-        kids=tuple(sorted(chain.kids | {manifest["kid"]})),
+        kids=tuple(sorted(chain.kids | {manifest["kid"]} | cp_kids)),
         types=dict(chain.types),
         origin=manifest["origin"],
         exported_at=manifest["exported_at"],
+        root=chain.merkle.root().hex(),
+        checkpoints=len(checkpoints),
+        signatures=signatures,
+        nodes=chain.nodes,
     )
+
+
+@dataclass(frozen=True)
+class ExtensionReport:
+    """OLD and NEW verified, and NEW proven to extend OLD by an RFC 9162 consistency proof."""
+
+    old: VerifyReport
+    new: VerifyReport
+    proof: tuple[str, ...]
+    """The consistency proof from OLD's tree to NEW's, hex hashes."""
+
+    def to_json(self) -> dict:
+        return {
+            "old": self.old.to_json(),
+            "new": self.new.to_json(),
+            "consistency_proof": list(self.proof),
+        }
+
+
+def verify_extension(old: Path, new: Path, **options) -> ExtensionReport:
+    """Verify the exports OLD and NEW, then prove that NEW extends OLD without rewriting it.
+
+    Both are verified in full (`options` as for verify_export). NEW's tree must hold OLD's
+    entries unchanged: the consistency proof from OLD's size to NEW's, built from NEW's entries,
+    must rebuild OLD's root (computed from OLD's entries) and NEW's root. A failure names the
+    first entry where the two exports differ (check 'consistency').
+    """
+    from ledger.merkle import (
+        InvalidConsistencyProofError,
+        consistency_proof,
+        consistency_subtrees,
+        verify_consistency,
+    )
+
+    old_report = verify_export(old, **options)
+    new_size = _manifest_size(Path(new))
+    new_report = verify_export(
+        new, capture=consistency_subtrees(old_report.size, new_size), **options
+    )
+    if new_report.origin != old_report.origin:
+        raise LedgerVerificationError(
+            "consistency",
+            location=f"{new}/{MANIFEST_FILE}",
+            expected=f"origin {old_report.origin} (OLD's)",
+            found=new_report.origin,
+        )
+    if new_report.size < old_report.size:
+        raise LedgerVerificationError(
+            "consistency",
+            location=str(new),
+            expected=f"at least the {old_report.size} entries of OLD",
+            found=f"{new_report.size} entries: NEW is shorter than OLD",
+        )
+    nodes = new_report.nodes
+    proof = consistency_proof(
+        old_report.size, new_report.size, lambda keys: {k: nodes[k] for k in keys if k in nodes}
+    )
+    try:
+        verify_consistency(
+            old_report.size,
+            new_report.size,
+            bytes.fromhex(old_report.root),
+            bytes.fromhex(new_report.root),
+            proof,
+        )
+    except InvalidConsistencyProofError as exc:
+        seq = _first_difference(Path(old), Path(new))
+        raise LedgerVerificationError(
+            "consistency",
+            seq=seq,
+            location=f"entry {seq} of NEW" if seq else str(new),
+            expected=f"NEW to keep OLD's {old_report.size} entries ({exc.expected})",
+            found=f"a rewritten history ({exc.found})",
+        ) from exc
+    return ExtensionReport(old_report, new_report, tuple(h.hex() for h in proof))
+
+
+def _manifest_size(folder: Path) -> int:
+    try:
+        size = _loads(_read_file(folder / MANIFEST_FILE)).get("size", 0)
+    except (ValueError, AttributeError):
+        return 0  # verify_export reports the bad manifest
+    return size if _is_int(size) and size >= 0 else 0
+
+
+def _first_difference(old: Path, new: Path) -> int | None:
+    """Return the first seq whose line differs between OLD and NEW, or None."""
+    with open(old / ENTRIES_FILE, "rb") as a, open(new / ENTRIES_FILE, "rb") as b:
+        for n, (x, y) in enumerate(zip(a, b, strict=False), start=1):
+            if x != y:
+                return n
+    return None
 
 
 class _Chain:
     """The running state of the entry checks: one `add` per line of entries.jsonl."""
 
-    def __init__(self, keys: dict[str, Ed25519PublicKey], expected_kid: str) -> None:
-        self.keys = keys
+    def __init__(
+        self,
+        keys: dict[str, Ed25519PublicKey],
+        expected_kid: str,
+        sig_checker: _Signatures | None,
+        checkpoints: list[_LoadedCheckpoint],
+        capture: set[tuple[int, int]],
+    ) -> None:
+        self.keys = dict(keys)
         self.expected_kid = expected_kid
+        self.sigs = sig_checker
         self.size = 0
         self.head = GENESIS_PREV
         self.first_time: str | None = None
-        self.last_time: str | None = None
+        self.last_body: dict | None = None
         self.kids: set[str] = set()
         self.types: Counter[str] = Counter()
+        self.merkle = CompactRange()
+        # The key chain: the key that must sign the next entry, and when each key retired.
+        self.active: str | None = None
+        self.retired: dict[str, int] = {}
+        self.activated: dict[str, int] = {}
+        self.origin: str | None = None
+        self.roots: dict[int, bytes] = {}
+        self._due = sorted({cp.size for cp in checkpoints if cp.size > 0})
+        self._due.reverse()
+        self.capture = capture
+        self.nodes: dict[tuple[int, int], bytes] = {}
+        self._dates: set[str] = set()  # calendar dates already found valid
 
     def add(self, raw: bytes) -> None:
         n = self.size + 1
-        entry, body_bytes = _parse_line(n, raw)
-        body = entry["body"]
-        _check_seq(n, body)
-        _check_version(n, body)
-        _check_format(n, body)
+        # The fast path of _fast_parse, inline: this runs once per entry.
+        end = len(raw) - _TAIL
+        body = None
+        if (
+            end > 8
+            and raw[end : end + 9] == b',"hash":"'
+            and raw[end + 73 : end + 82] == b'","sig":"'
+            and raw.startswith(_LINE_HEAD)
+            and raw.endswith(b'"}\n')
+        ):
+            body_bytes = raw[8:end]
+            digest_b = raw[end + 9 : end + 73]
+            sig_b = raw[end + 82 : end + 168]
+            if _HEX64.fullmatch(digest_b) is not None and _B64SIG.fullmatch(sig_b) is not None:
+                try:
+                    body = _orjson_loads(body_bytes)
+                except ValueError:
+                    body = None
+                if type(body) is not dict or _orjson_dumps(body, option=_SORT_KEYS) != body_bytes:
+                    body = None
+        if body is None:
+            body, body_bytes, digest, sig = _fast_parse(n, raw)
+        else:
+            digest, sig = digest_b.decode("ascii"), sig_b.decode("ascii")
+        seq, v, t = body.get("seq"), body.get("v"), body.get("time")
+        if not (
+            type(seq) is int
+            and seq == n
+            and type(v) is int
+            and v == VERSION
+            and body.keys() == BODY_MEMBERS
+            and type(t) is str
+            and _TIME_FAST.fullmatch(t) is not None
+            and t[:10] in self._dates
+            and type(body["type"]) is str
+            and TYPE_PATTERN.fullmatch(body["type"]) is not None
+            and type(body["data"]) is dict
+            and type(body["prev"]) is str
+            and type(body["kid"]) is str
+        ):
+            # The detailed checks name the failure; a body they accept has a new, valid date.
+            _check_seq(n, body)
+            _check_version(n, body)
+            _check_format(n, body)
+            self._dates.add(t[:10])
         if body["prev"] != self.head:
             raise LedgerVerificationError("chain", seq=n, expected=self.head, found=body["prev"])
-        _check_hash(n, entry, body_bytes)
-        key = self.keys.get(body["kid"])
-        if key is None:
-            raise LedgerVerificationError(
-                "kid", seq=n, expected=self.expected_kid, found=body["kid"]
-            )
-        _check_signature(n, key, entry["sig"], body_bytes, body["kid"])
+        computed = _sha256(body_bytes).hexdigest()
+        if digest != computed:
+            raise LedgerVerificationError("hash", seq=n, expected=computed, found=digest)
+        kid = body["kid"]
+        if kid != self.active:
+            self._check_key(n, body)
+        key = self.keys[kid]
+        if body["type"] in _KEY_TYPES:
+            # The key chain rests on these: always checked, at once, even without --signatures.
+            _check_signature(n, key, sig, body_bytes, kid)
+            self._key_entry(n, body)
+        elif self.sigs is not None:
+            self.sigs.check(n, key, sig, body_bytes, kid)
 
+        leaf = _sha256(b"\x00" + body_bytes).digest()
+        if self.capture:
+            for level, index, h in self.merkle.append(leaf):
+                if (level, index) in self.capture:
+                    self.nodes[(level, index)] = h
+        else:
+            self.merkle.append_fast(leaf)
         self.size = n
-        self.head = entry["hash"]
-        if self.first_time is None:
-            self.first_time = body["time"]
-        self.last_time = body["time"]
-        self.kids.add(body["kid"])
-        self.types[body["type"]] += 1
+        if self._due and self._due[-1] == n:
+            self._due.pop()
+            self.roots[n] = self.merkle.root()
+        self.head = digest
+        if n == 1:
+            self.first_time = t
+        self.last_body = body
+        types = self.types
+        types[body["type"]] = types.get(body["type"], 0) + 1
+
+    @property
+    def last_time(self) -> str | None:
+        return None if self.last_body is None else self.last_body["time"]
+
+    def _check_key(self, n: int, body: dict) -> None:
+        """The entry's kid is not the active key: the first entry, or a key-chain failure."""
+        kid = body["kid"]
+        if self.active is None:  # the first entry names the log's first key
+            if kid not in self.keys:
+                raise LedgerVerificationError("kid", seq=n, expected=self.expected_kid, found=kid)
+            self.active = kid
+            self.activated[kid] = n
+            self.kids.add(kid)
+            return
+        if kid in self.retired:
+            raise LedgerVerificationError(
+                "key-chain",
+                seq=n,
+                expected=f"a signature by the active key {self.active}",
+                found=f"key {kid}, retired by the rotation at entry {self.retired[kid]}",
+            )
+        if kid not in self.keys:
+            raise LedgerVerificationError("kid", seq=n, expected=self.expected_kid, found=kid)
+        raise LedgerVerificationError(
+            "key-chain",
+            seq=n,
+            expected=f"a signature by the active key {self.active}",
+            found=f"key {kid}, which no rotation entry announced",
+        )
+
+    def _key_entry(self, n: int, body: dict) -> None:
+        """Apply a genesis or key-rotation entry to the key chain (check 'key-chain')."""
+        data, kid = body["data"], body["kid"]
+        if body["type"] == GENESIS_TYPE:
+            if n != 1:
+                raise LedgerVerificationError(
+                    "key-chain", seq=n, expected="ledger.genesis only as entry 1", found=n
+                )
+            announced = _announced_kid(n, data, "genesis")
+            if announced != kid:
+                raise LedgerVerificationError(
+                    "key-chain",
+                    seq=n,
+                    expected=f"the genesis key to be the key that signs it ({kid})",
+                    found=announced,
+                )
+            if isinstance(data.get("origin"), str):
+                self.origin = data["origin"]
+            return
+        new_kid = _announced_kid(n, data, "rotation")
+        if new_kid == kid or new_kid in self.retired:
+            raise LedgerVerificationError(
+                "key-rotation",
+                seq=n,
+                expected="a new key, never used before",
+                found=f"key {new_kid}",
+            )
+        self.keys[new_kid] = public_key_from_jwk(data["key"])
+        self.retired[kid] = n
+        self.activated[new_kid] = n + 1
+        self.active = new_kid
+        self.kids.add(new_kid)
+
+
+def _announced_kid(n: int, data: dict, what: str) -> str:
+    jwk = data.get("key")
+    try:
+        public_key_from_jwk(jwk)
+        kid = jwk_thumbprint(jwk)
+    except LedgerKeyError as exc:
+        raise LedgerVerificationError(
+            "key-rotation" if what == "rotation" else "key-chain",
+            seq=n,
+            expected=f"data.key: the public Ed25519 JWK of the {what} key",
+            found=str(exc),
+        ) from None
+    if "d" in jwk or jwk.get("kid", kid) != kid:
+        raise LedgerVerificationError(
+            "key-rotation" if what == "rotation" else "key-chain",
+            seq=n,
+            expected=f"a public JWK with kid {kid} (its thumbprint) and no 'd'",
+            found=_describe(jwk.get("kid")) if "d" not in jwk else "a private key",
+        )
+    return kid
+
+
+class _Signatures:
+    """Entry signatures, checked inline (jobs 1) or in batches by a process pool."""
+
+    BATCH = 4096
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = max(1, int(jobs))
+        self._pool = None
+        self._batch: list[tuple[int, bytes, str, bytes, str]] = []
+        self._pending: list = []
+        if self.jobs > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(self.jobs)
+
+    def check(self, n: int, key: Ed25519PublicKey, sig: str, body: bytes, kid: str) -> None:
+        if self._pool is None:
+            _check_signature(n, key, sig, body, kid)
+            return
+        self._batch.append((n, _raw_public(key), sig, body, kid))
+        if len(self._batch) >= self.BATCH:
+            self._pending.append(self._pool.submit(_check_batch, self._batch))
+            self._batch = []
+
+    def finish(self, before: int | None = None) -> None:
+        """Raise the first signature failure (of an entry before `before`, when given)."""
+        if self._pool is None:
+            return
+        if self._batch:
+            self._pending.append(self._pool.submit(_check_batch, self._batch))
+            self._batch = []
+        for future in self._pending:
+            failure = future.result()
+            if failure is not None and (before is None or failure.seq < before):
+                raise failure
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+
+def _raw_public(key: Ed25519PublicKey) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def _check_batch(batch: list[tuple[int, bytes, str, bytes, str]]) -> LedgerVerificationError | None:
+    """Return the first failure among (seq, raw key, sig, body, kid), or None (pool worker)."""
+    keys: dict[bytes, Ed25519PublicKey] = {}
+    for n, raw, sig, body, kid in batch:
+        key = keys.get(raw)
+        if key is None:
+            key = keys[raw] = Ed25519PublicKey.from_public_bytes(raw)
+        try:
+            _check_signature(n, key, sig, body, kid)
+        except LedgerVerificationError as exc:
+            return exc
+    return None
+
+
+def _fast_parse(n: int, raw: bytes) -> tuple[dict, bytes, str, str]:
+    """Return (body, body bytes, hash, sig) of a line; the strict `_parse_line` decides doubts.
+
+    An entry line as the gateway writes it has a fixed tail (64 hex characters of hash, 86 of
+    signature), so the body bytes are sliced out and parsed once; the line is accepted here only
+    if re-serialising the body with sorted members gives back exactly those bytes. Anything
+    else (non-ASCII-sorted members, floats, escapes that differ) goes to the full RFC 8785
+    check, which accepts canonical lines and names the first differing byte of others.
+    """
+    end = len(raw) - _TAIL
+    if (
+        end > 8
+        and raw.startswith(_LINE_HEAD)
+        and raw[end : end + 9] == b',"hash":"'
+        and raw[end + 73 : end + 82] == b'","sig":"'
+        and raw.endswith(b'"}\n')
+    ):
+        body_bytes = raw[8:end]
+        digest = raw[end + 9 : end + 73]
+        sig = raw[end + 82 : end + 168]
+        if _HEX64.fullmatch(digest) and _B64SIG.fullmatch(sig):
+            try:
+                body = _orjson_loads(body_bytes)
+            except ValueError:
+                body = None
+            if isinstance(body, dict) and _orjson_dumps(body, option=_SORT_KEYS) == body_bytes:
+                return body, body_bytes, digest.decode("ascii"), sig.decode("ascii")
+    entry, body_bytes = _parse_line(n, raw)
+    return entry["body"], body_bytes, entry["hash"], entry["sig"]
 
 
 def _parse_line(n: int, raw: bytes) -> tuple[dict, bytes]:
@@ -309,9 +726,17 @@ def _check_manifest(
     if not _is_int(manifest["size"]) or manifest["size"] < 0:
         fail("manifest-format", "size to be an integer >= 0", _describe(manifest["size"]))
 
-    key = keys.get(manifest["kid"])
+    key = chain.keys.get(manifest["kid"])
     if key is None:
         fail("manifest-kid", expected_kid, manifest["kid"])
+    if chain.active is not None and manifest["kid"] != chain.active:
+        fail(
+            "manifest-kid",
+            f"the active key at the end of the log, {chain.active}",
+            f"{manifest['kid']}, retired at entry {chain.retired.get(manifest['kid'])}"
+            if manifest["kid"] in chain.retired
+            else manifest["kid"],
+        )
     unsigned = {name: value for name, value in manifest.items() if name != "sig"}
     try:
         signed = canonical_json(unsigned)
@@ -331,6 +756,93 @@ def _check_manifest(
     if manifest["head"] != chain.head:
         fail("manifest-head", manifest["head"], chain.head)
     return manifest
+
+
+@dataclass(frozen=True)
+class _LoadedCheckpoint:
+    line: int
+    checkpoint: Checkpoint
+
+    @property
+    def size(self) -> int:
+        return self.checkpoint.size
+
+
+def _load_checkpoints(path: Path) -> list[_LoadedCheckpoint]:
+    """Return checkpoints.jsonl's notes, in strictly increasing size (check 'checkpoint-format').
+
+    The file is optional: an export without it has no checkpoint to check.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ExportUnreadableError(f"cannot read {path}: {exc.strerror}") from exc
+    out: list[_LoadedCheckpoint] = []
+    for i, line in enumerate(raw.splitlines(), start=1):
+        where = f"{CHECKPOINTS_FILE} line {i}"
+
+        def fail(expected: object, found: object, where: str = where) -> NoReturn:
+            raise LedgerVerificationError(
+                "checkpoint-format", location=where, expected=expected, found=found
+            )
+
+        try:
+            obj = _loads(line)
+        except ValueError as exc:
+            fail('a JSON object {"note": "<signed note>"}', str(exc))
+        if not isinstance(obj, dict) or set(obj) != {"note"} or not isinstance(obj["note"], str):
+            fail('a JSON object {"note": "<signed note>"}', _describe(obj))
+        try:
+            cp = parse_checkpoint(obj["note"])
+        except CheckpointError as exc:
+            fail("a C2SP tlog-checkpoint signed note", str(exc))
+        if out and cp.size <= out[-1].size:
+            fail(f"a size above {out[-1].size} (checkpoints in increasing size)", cp.size)
+        out.append(_LoadedCheckpoint(i, cp))
+    return out
+
+
+def _check_checkpoints(
+    checkpoints: list[_LoadedCheckpoint], chain: _Chain, manifest: dict
+) -> set[str]:
+    """Check every checkpoint against the entries' Merkle tree and the key chain; return kids."""
+    if chain.origin is not None and manifest["origin"] != chain.origin:
+        raise LedgerVerificationError(
+            "manifest-origin",
+            location=MANIFEST_FILE,
+            expected=chain.origin,
+            found=manifest["origin"],
+        )
+    kids = set()
+    chain_keys = {kid: chain.keys[kid] for kid in chain.activated}
+    for loaded in checkpoints:
+        cp = loaded.checkpoint
+        where = f"{CHECKPOINTS_FILE} line {loaded.line} (checkpoint of size {cp.size})"
+
+        def fail(check: str, expected: object, found: object, where: str = where) -> NoReturn:
+            raise LedgerVerificationError(check, location=where, expected=expected, found=found)
+
+        if cp.origin != manifest["origin"]:
+            fail("checkpoint-origin", manifest["origin"], cp.origin)
+        if cp.size > chain.size:
+            fail("checkpoint-size", f"at most {chain.size} (the entries)", cp.size)
+        root = chain.roots.get(cp.size, EMPTY_ROOT if cp.size == 0 else None)
+        if root != cp.root:
+            fail("checkpoint-root", root.hex() if root else "?", cp.root.hex())
+        try:
+            _, kid = verify_checkpoint(cp, chain_keys)
+        except CheckpointError as exc:
+            fail("checkpoint-signature", exc.expected, exc.found)
+        if kid in chain.retired and cp.size > chain.retired[kid]:
+            fail(
+                "checkpoint-kid",
+                f"a key active at or after entry {cp.size}",
+                f"{kid}, retired at entry {chain.retired[kid]}",
+            )
+        kids.add(kid)
+    return kids
 
 
 def _load_keys(raw: bytes) -> dict[str, Ed25519PublicKey]:

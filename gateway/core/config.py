@@ -27,6 +27,9 @@ class Settings:
     origin: str = "dsgw.local/ledger"
     # Default objection window of a publicised registration (公示期), in seconds: 7 days.
     publicity_seconds: int = 7 * 86400
+    # A signed ledger checkpoint every N entries or T seconds, whichever comes first.
+    checkpoint_every: int = 1000
+    checkpoint_seconds: float = 300.0
 
     @property
     def keys_dir(self) -> Path:
@@ -66,5 +69,9 @@ class Settings:
             values["issuer"] = env["DSGW_ISSUER"]
         if "DSGW_PUBLICITY_SECONDS" in env:
             values["publicity_seconds"] = int(env["DSGW_PUBLICITY_SECONDS"])
+        if "DSGW_CHECKPOINT_EVERY" in env:
+            values["checkpoint_every"] = int(env["DSGW_CHECKPOINT_EVERY"])
+        if "DSGW_CHECKPOINT_SECONDS" in env:
+            values["checkpoint_seconds"] = float(env["DSGW_CHECKPOINT_SECONDS"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

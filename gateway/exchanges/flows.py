@@ -280,7 +280,8 @@ def exchange(
         watermark=mark,
         content_hash=digest,
         receipt=Receipt(
-            seq=entry.seq, hash=entry.hash, sig=entry.sig, kid=entry.kid, body=entry.body
+            seq=entry.seq, hash=entry.hash, sig=entry.sig, kid=entry.kid, body=entry.body,
+            url=f"/ledger/receipts/{entry.seq}",
         ),
         delivery=request.delivery,
         file=out.file,

@@ -81,6 +81,11 @@ class Receipt(BaseModel):
     sig: str
     kid: str
     body: dict
+    url: str | None = Field(
+        None,
+        description="where to fetch this receipt with its inclusion proof once the next "
+        "checkpoint is signed (GET; dsgw ledger verify-receipt checks it offline)",
+    )
 
 
 class FileDelivery(BaseModel):

@@ -81,7 +81,8 @@ def test_verify_json_reports_the_failed_check(folder, capsys):
 
 
 def test_verify_with_an_untrusted_kid_fails(folder, capsys):
-    assert main(["verify", str(folder), "--trust-kid", Signer.generate().kid]) == 1
+    # --trust-kid=KID: a kid may begin with "-", which argparse would take for an option.
+    assert main(["verify", str(folder), f"--trust-kid={Signer.generate().kid}"]) == 1
     assert "check 'kid' failed" in capsys.readouterr().out
 
 
@@ -161,3 +162,24 @@ def test_only_the_store_imports_sqlalchemy_at_module_level():
         path.name for path in LEDGER_DIR.glob("*.py") if ("sqlalchemy", True) in _imports(path)
     }
     assert eager == {"store.py"}
+
+
+def test_python_m_ledger_checks_old_new_and_receipts_without_sqlalchemy(folder, tmp_path):
+    from ledger.receipt import build_receipt
+
+    line = (folder / "entries.jsonl").read_text().splitlines()[1]
+    receipt = tmp_path / "receipt.json"
+    receipt.write_text(json.dumps(build_receipt(json.loads(line), None)))
+    for argv in (
+        ["verify", str(folder), str(folder), "--jobs", "2"],
+        ["verify-receipt", str(receipt), "--keys", str(folder / "keys.json")],
+    ):
+        result = subprocess.run(
+            [sys.executable, "-c", _BLOCKED_RUN, *argv],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("OK: "), result.stdout

@@ -84,3 +84,27 @@ def test_body_is_normalised_as_a_verifier_will_read_it():
 def test_build_entry_refuses_what_cannot_be_a_valid_entry(overrides):
     with pytest.raises(ValueError):
         _entry(**overrides)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"b": 1, "a": "数据", "c": [1, 2.5, None, True], "\u20ac": {"z": -0.0, "y": 1e21}},
+        {"text": "quote \" backslash \\ newline \n tab \t nul \u0000 emoji 😀"},
+        {"n": 2**53 - 1, "f": 0.1, "nested": {"k": [{"x": "\u2028"}]}},
+    ],
+)
+def test_the_assembled_body_bytes_are_exactly_rfc_8785(data):
+    import rfc8785
+
+    signer = Signer.generate()
+    entry = build_entry(
+        seq=12, time=datetime(2026, 11, 21, tzinfo=UTC), type="a.b:c-d_e", data=data,
+        prev="ab" * 32, signer=signer,
+    )  # fmt: skip
+    assert entry.canonical == rfc8785.dumps(entry.body)
+    assert entry.canonical == rfc8785.dumps(
+        {"v": 1, "seq": 12, "time": entry.time, "type": "a.b:c-d_e", "data": data,
+         "prev": "ab" * 32, "kid": signer.kid}
+    )  # fmt: skip

@@ -7,21 +7,30 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import create_engine, event, text, update
+from sqlalchemy.exc import DBAPIError
 
 from ledger.canonical import b64url_decode, canonical_json
+from ledger.checkpoint import verify_checkpoint
 from ledger.entry import GENESIS_PREV, entry_hash
 from ledger.errors import LedgerError, LedgerVerificationError
 from ledger.export import export
 from ledger.keys import Signer, public_key_from_jwk
+from ledger.merkle import leaf_hash, root_of, verify_consistency, verify_inclusion
 from ledger.store import (
+    active_kid,
     append,
     count,
+    covering_checkpoint,
     create_schema,
+    cut_checkpoint,
     get_entry,
     head,
     iter_entries,
+    latest_checkpoint,
     ledger_entries,
 )
+from ledger.store import consistency_proof as store_consistency_proof
+from ledger.store import inclusion_proof as store_inclusion_proof
 from ledger.verify import verify_export
 
 SIGNER = Signer.generate()
@@ -78,6 +87,17 @@ def engine(request, tmp_path):
     engine.dispose()
     if request.param == "postgresql":
         request.getfixturevalue("postgres").drop_database(name)
+
+
+def _drop_guards(conn) -> None:
+    """Remove the append-only triggers, as someone with DDL rights on the database could."""
+    if conn.dialect.name == "sqlite":
+        names = conn.execute(text("select name from sqlite_master where type = 'trigger'"))
+        for (name,) in names.all():
+            conn.execute(text(f"drop trigger {name}"))
+    else:
+        for table in ("ledger_entries", "ledger_head", "ledger_tree", "ledger_checkpoints"):
+            conn.execute(text(f"alter table {table} disable trigger user"))
 
 
 def _append(conn, i: int, signer: Signer = SIGNER):
@@ -192,6 +212,7 @@ def test_append_without_a_schema_says_so(tmp_path):
     engine = create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
     create_schema(engine)
     with engine.begin() as conn:
+        _drop_guards(conn)
         conn.execute(text("delete from ledger_head"))
     with pytest.raises(LedgerError, match="create_schema"), engine.begin() as conn:
         _append(conn, 1)
@@ -248,6 +269,7 @@ def test_export_refuses_to_seal_a_damaged_database(engine, tmp_path):
         for i in range(1, 4):
             _append(conn, i)
         damaged = get_entry(conn, 2).body | {"data": {"i": 999}}
+        _drop_guards(conn)
         conn.execute(
             update(ledger_entries).where(ledger_entries.c.seq == 2).values(body=json.dumps(damaged))
         )
@@ -261,6 +283,7 @@ def test_export_refuses_a_head_that_points_past_the_entries(engine, tmp_path):
     with engine.begin() as conn:
         for i in range(1, 4):
             _append(conn, i)
+        _drop_guards(conn)
         conn.execute(ledger_entries.delete().where(ledger_entries.c.seq == 3))
     with pytest.raises(LedgerVerificationError) as info, engine.connect() as conn:
         export(conn, tmp_path / "out", public_jwks=[], signer=SIGNER, origin="o", now=T0)
@@ -279,4 +302,142 @@ def test_a_later_export_into_the_same_folder_extends_the_earlier_one(engine, tmp
     assert verify_export(out).size == later["size"] == 5
     lines = (out / "entries.jsonl").read_text().splitlines()
     assert json.loads(lines[earlier["size"] - 1])["hash"] == earlier["head"]
-    assert sorted(p.name for p in out.iterdir()) == ["entries.jsonl", "keys.json", "manifest.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "checkpoints.jsonl",
+        "entries.jsonl",
+        "keys.json",
+        "manifest.json",
+    ]
+
+
+# -- storage that refuses rewriting ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "update ledger_entries set type = 'x.forged' where seq = 2",
+        "delete from ledger_entries where seq = 3",
+        "delete from ledger_entries",
+        "delete from ledger_head",
+        "update ledger_head set seq = 1",
+        "update ledger_tree set hash = 'ab' where node = 0",
+        "delete from ledger_tree",
+        "update ledger_checkpoints set root = 'ab'",
+        "delete from ledger_checkpoints",
+    ],
+)
+def test_the_database_refuses_to_rewrite_the_ledger(engine, statement):
+    with engine.begin() as conn:
+        for i in range(1, 4):
+            _append(conn, i)
+        cut_checkpoint(conn, signer=SIGNER, origin="test.dsgw/ledger", time=T0)
+    with pytest.raises(DBAPIError, match="ledger"), engine.begin() as conn:
+        conn.execute(text(statement))
+    with engine.connect() as conn:
+        assert head(conn)[0] == count(conn) == 3
+        assert latest_checkpoint(conn)["size"] == 3
+
+
+def test_the_database_refuses_truncate_on_postgresql(engine):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no TRUNCATE")
+    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+        conn.execute(text("truncate ledger_entries cascade"))
+
+
+def test_the_database_refuses_a_gap_or_a_reused_seq(engine):
+    with engine.begin() as conn:
+        entry = _append(conn, 1)
+    row = {
+        "time": entry.time,
+        "type": entry.type,
+        "body": entry.canonical.decode(),
+        "sig": entry.sig,
+        "kid": entry.kid,
+    }
+    for seq, digest in ((3, "c" * 64), (1, "d" * 64)):
+        with pytest.raises(DBAPIError, match="next seq"), engine.begin() as conn:
+            conn.execute(ledger_entries.insert().values(seq=seq, hash=digest, **row))
+
+
+def test_checkpoints_sign_the_rfc_9162_root_and_proofs_verify_against_them(engine):
+    with engine.begin() as conn:
+        entries = [_append(conn, i) for i in range(1, 8)]
+        first = cut_checkpoint(conn, signer=SIGNER, origin="test.dsgw/ledger", time=T0)
+        assert cut_checkpoint(conn, signer=SIGNER, origin="test.dsgw/ledger", time=T0) is None
+        entries += [_append(conn, i) for i in range(8, 20)]
+        second = cut_checkpoint(conn, signer=SIGNER, origin="test.dsgw/ledger", time=T0)
+    leaves = [leaf_hash(e.canonical) for e in entries]
+    assert (first["size"], second["size"]) == (7, 19)
+    assert bytes.fromhex(second["root"]) == root_of(leaves)
+    cp, kid = verify_checkpoint(second["note"], {SIGNER.kid: SIGNER.public_key()})
+    assert (cp.size, cp.root, kid) == (19, root_of(leaves), SIGNER.kid)
+    with engine.connect() as conn:
+        assert covering_checkpoint(conn, 5)["size"] == 7
+        assert covering_checkpoint(conn, 8)["size"] == 19
+        assert covering_checkpoint(conn, 20) is None
+        for seq in (1, 7, 12, 19):
+            proof = store_inclusion_proof(conn, seq, 19)
+            verify_inclusion(leaves[seq - 1], seq - 1, 19, proof, cp.root)
+        proof = store_consistency_proof(conn, 7, 19)
+    verify_consistency(7, 19, root_of(leaves[:7]), cp.root, proof)
+
+
+def test_a_ledger_from_before_checkpoints_is_upgraded_in_place(engine):
+    with engine.begin() as conn:
+        for i in range(1, 4):
+            _append(conn, i)
+        _drop_guards(conn)
+        if conn.dialect.name == "postgresql":
+            for table in ("ledger_entries", "ledger_head", "ledger_tree", "ledger_checkpoints"):
+                conn.execute(text(f"alter table {table} enable trigger user"))
+            conn.execute(text("drop function ledger_head_forward() cascade"))
+        conn.execute(text("drop index ledger_entries_type"))
+        conn.execute(text("alter table ledger_head drop column kid"))
+    create_schema(engine)
+    with engine.begin() as conn:
+        assert active_kid(conn) == SIGNER.kid
+        assert _append(conn, 4).seq == 4
+        with pytest.raises(LedgerError, match="active key"):
+            _append(conn, 5, signer=Signer.generate())
+
+
+# -- group commit ---------------------------------------------------------------------------------
+
+
+def test_group_commit_batches_concurrent_appends_densely_and_refuses_bad_items(engine, tmp_path):
+    from ledger.group import GroupCommitter
+
+    committer = GroupCommitter(engine, SIGNER, max_batch=50)
+    results: list = []
+    lock = threading.Lock()
+
+    def writer(n: int) -> None:
+        for i in range(20):
+            bad = n == 3 and i == 5
+            try:
+                entry = committer.append(
+                    type="bad type!" if bad else "load.test", data={"n": n, "i": i}, time=T0
+                )
+            except ValueError as exc:
+                entry = exc
+            with lock:
+                results.append(entry)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    committer.close()
+    entries = [r for r in results if not isinstance(r, ValueError)]
+    assert len(entries) == 16 * 20 - 1
+    assert sum(isinstance(r, ValueError) for r in results) == 1
+    assert sorted(e.seq for e in entries) == list(range(1, len(entries) + 1))
+    with engine.connect() as conn:
+        assert head(conn)[0] == count(conn) == len(entries)
+        stored = {e.seq: e.hash for e in iter_entries(conn)}
+        export(conn, tmp_path / "out", public_jwks=[], signer=SIGNER, origin="o", now=T0)
+    assert all(stored[e.seq] == e.hash for e in entries)
+    assert verify_export(tmp_path / "out").size == len(entries)

@@ -1,5 +1,6 @@
 """ledger.verify: an exported ledger verifies, and every kind of tampering is caught and named."""
 
+import base64
 import hashlib
 import json
 import shutil
@@ -11,12 +12,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine
 
 from ledger import verify as verify_module
-from ledger.canonical import b64url, canonical_json
+from ledger.canonical import b64url, b64url_decode, canonical_json
+from ledger.checkpoint import parse_checkpoint, sign_checkpoint
 from ledger.entry import GENESIS_PREV, build_entry
 from ledger.errors import ExportUnreadableError, LedgerVerificationError
 from ledger.export import export
 from ledger.keys import Signer
-from ledger.store import append, create_schema
+from ledger.merkle import leaf_hash, root_of
+from ledger.store import append, create_schema, cut_checkpoint
 from ledger.verify import verify_export
 
 SIGNER_A = Signer(Ed25519PrivateKey.from_private_bytes(bytes([0xA1]) * 32))
@@ -25,7 +28,8 @@ FOREIGN = Signer(Ed25519PrivateKey.from_private_bytes(bytes([0xC3]) * 32))  # no
 T0 = datetime(2026, 11, 21, 20, 10, tzinfo=UTC)
 TYPES = ["participant.registered", "contract.finalized", "exchange.decided"]
 SIZE = 5
-ROTATE_AT = 4  # entries 1-3 are signed by key A, 4-5 by key B
+ROTATE_AT = 4  # entries 1-3 are signed by key A (3 announces key B), 4-5 by key B
+KEY_ROTATED = "ledger.key-rotated"
 
 
 def make_export(out: Path, size: int = SIZE) -> Path:
@@ -34,10 +38,13 @@ def make_export(out: Path, size: int = SIZE) -> Path:
     create_schema(engine)
     with engine.begin() as conn:
         for i in range(1, size + 1):
+            rotation = i == ROTATE_AT - 1
             append(
                 conn,
-                type=TYPES[(i - 1) % len(TYPES)],
-                data={"i": i, "note": "数据可用不可见"},
+                type=KEY_ROTATED if rotation else TYPES[(i - 1) % len(TYPES)],
+                data={"i": i, "key": SIGNER_B.public_jwk()}
+                if rotation
+                else {"i": i, "note": "数据可用不可见"},
                 time=T0 + timedelta(seconds=i),
                 signer=SIGNER_A if i < ROTATE_AT else SIGNER_B,
             )
@@ -99,7 +106,7 @@ def test_fresh_export_verifies_and_reports_what_it_holds(pristine):
     assert report.types == {
         "participant.registered": 2,
         "contract.finalized": 2,
-        "exchange.decided": 1,
+        KEY_ROTATED: 1,
     }
     assert report.origin == "test.dsgw/ledger"
     assert report.exported_at == "2026-11-21T21:10:00.000000Z"
@@ -165,7 +172,9 @@ def test_a_tampered_body_with_a_recomputed_hash_fails_its_signature(folder, memb
     body[member] = TAMPERED_VALUES[member](body)
     rehash(entries[seq - 1])
     write_entries(folder, entries)
-    assert (caught(folder).seq, caught(folder).check) == (seq, "signature")
+    # A later entry naming another key than the active one breaks the key chain first.
+    expected = "key-chain" if member == "kid" and seq > 1 else "signature"
+    assert (caught(folder).seq, caught(folder).check) == (seq, expected)
 
 
 def test_changed_hash_is_caught_with_the_recomputed_and_the_stored_value(folder):
@@ -252,9 +261,13 @@ def test_key_removed_from_keys_json_fails_the_first_entry_it_signed(folder):
     assert (caught(folder).seq, caught(folder).check) == (1, "kid")
 
 
-def test_untrusted_key_fails_even_when_keys_json_lists_it(pristine):
-    err = caught(pristine, trusted_kids=[SIGNER_A.kid])
-    assert (err.seq, err.check, err.found) == (ROTATE_AT, "kid", SIGNER_B.kid)
+def test_untrusted_first_key_fails_even_when_keys_json_lists_it(pristine):
+    err = caught(pristine, trusted_kids=[SIGNER_B.kid])
+    assert (err.seq, err.check, err.found) == (1, "kid", SIGNER_A.kid)
+
+
+def test_trusting_the_first_key_is_enough_keys_follow_the_rotation_chain(pristine):
+    assert verify_export(pristine, trusted_kids=[SIGNER_A.kid]).size == SIZE
 
 
 @pytest.mark.parametrize(
@@ -383,3 +396,186 @@ def test_missing_file_is_unreadable(folder, name):
     (folder / name).unlink()
     with pytest.raises(ExportUnreadableError, match=name):
         verify_export(folder)
+
+
+# -- checkpoints, key chain, parallel signatures --------------------------------------------------
+
+
+def make_checkpointed_export(out: Path) -> Path:
+    """Entries 1-5 by key A (5 announces key B), 6 by key B; checkpoints at sizes 2, 4 and 6."""
+    engine = create_engine(f"sqlite:///{out.parent / (out.name + '.db')}")
+    create_schema(engine)
+    with engine.begin() as conn:
+        for i in range(1, 7):
+            rotation = i == 5
+            append(
+                conn,
+                type=KEY_ROTATED if rotation else "exchange.decided",
+                data={"key": SIGNER_B.public_jwk()} if rotation else {"i": i},
+                time=T0 + timedelta(seconds=i),
+                signer=SIGNER_A if i <= 5 else SIGNER_B,
+            )
+            if i % 2 == 0:
+                cut_checkpoint(conn, signer=SIGNER_B if i > 5 else SIGNER_A, origin=ORIGIN, time=T0)
+        export(
+            conn,
+            out,
+            public_jwks=[SIGNER_A.public_jwk()],
+            signer=SIGNER_B,
+            origin=ORIGIN,
+            now=T0 + timedelta(hours=1),
+        )
+    engine.dispose()
+    return out
+
+
+ORIGIN = "test.dsgw/ledger"
+
+
+@pytest.fixture
+def checkpointed(tmp_path) -> Path:
+    return make_checkpointed_export(tmp_path / "cp")
+
+
+def read_checkpoints(folder: Path) -> list[str]:
+    lines = (folder / "checkpoints.jsonl").read_text().splitlines()
+    return [json.loads(line)["note"] for line in lines]
+
+
+def write_checkpoints(folder: Path, notes: list[str]) -> None:
+    data = b"".join(canonical_json({"note": n}) + b"\n" for n in notes)
+    (folder / "checkpoints.jsonl").write_bytes(data)
+
+
+def test_checkpoints_are_verified_against_the_merkle_root(checkpointed):
+    report = verify_export(checkpointed)
+    assert (report.size, report.checkpoints) == (6, 3)
+    entries = read_entries(checkpointed)
+    leaves = [leaf_hash(canonical_json(e["body"])) for e in entries]
+    assert report.root == root_of(leaves).hex()
+    assert report.kids == tuple(sorted([SIGNER_A.kid, SIGNER_B.kid]))
+
+
+def test_a_checkpoint_with_another_root_is_caught_even_when_properly_signed(checkpointed):
+    notes = read_checkpoints(checkpointed)
+    notes[1] = sign_checkpoint(ORIGIN, 4, bytes(32), SIGNER_A)
+    write_checkpoints(checkpointed, notes)
+    err = caught(checkpointed)
+    assert (err.check, err.found) == ("checkpoint-root", "00" * 32)
+    assert "line 2 (checkpoint of size 4)" in str(err)
+
+
+def test_a_checkpoint_with_an_altered_note_fails_its_signature(checkpointed):
+    notes = read_checkpoints(checkpointed)
+    notes[0] = notes[0].replace(f"{ORIGIN}\n2\n", f"{ORIGIN}\n1\n")
+    leaves = [leaf_hash(canonical_json(e["body"])) for e in read_entries(checkpointed)]
+    notes[0] = notes[0].replace(notes[0].split("\n")[2], base64.b64encode(leaves[0]).decode())
+    write_checkpoints(checkpointed, notes)
+    assert caught(checkpointed).check == "checkpoint-signature"
+
+
+def test_a_checkpoint_beyond_the_entries_reveals_a_truncation(checkpointed):
+    # Drop entry 6 and re-sign the manifest with a stolen key B: checkpoint 6 still stands.
+    entries = read_entries(checkpointed)[:-1]
+    write_entries(checkpointed, entries)
+    manifest = json.loads((checkpointed / "manifest.json").read_text())
+    manifest.update(size=5, head=entries[-1]["hash"])
+    del manifest["sig"]
+    manifest["sig"] = b64url(SIGNER_B.sign(canonical_json(manifest)))
+    (checkpointed / "manifest.json").write_text(json.dumps(manifest))
+    assert caught(checkpointed).check == "checkpoint-size"
+
+
+def test_a_checkpoint_signed_by_a_retired_key_after_its_retirement_is_caught(checkpointed):
+    notes = read_checkpoints(checkpointed)
+    root6 = parse_checkpoint(notes[2]).root
+    notes[2] = sign_checkpoint(ORIGIN, 6, root6, SIGNER_A)
+    write_checkpoints(checkpointed, notes)
+    err = caught(checkpointed)
+    assert (err.check, err.found) == ("checkpoint-kid", f"{SIGNER_A.kid}, retired at entry 5")
+
+
+def test_a_reordered_or_garbled_checkpoints_file_is_caught(checkpointed):
+    notes = read_checkpoints(checkpointed)
+    write_checkpoints(checkpointed, [notes[1], notes[0], notes[2]])
+    assert caught(checkpointed).check == "checkpoint-format"
+    (checkpointed / "checkpoints.jsonl").write_text('{"note": "no note"}\n')
+    assert caught(checkpointed).check == "checkpoint-format"
+
+
+def test_a_retired_key_signing_a_later_entry_is_caught(checkpointed):
+    entries = read_entries(checkpointed)
+    forged = build_entry(
+        seq=7,
+        time=T0 + timedelta(minutes=1),
+        type="exchange.decided",
+        data={"allow": True},
+        prev=entries[-1]["hash"],
+        signer=SIGNER_A,
+    )
+    write_entries(checkpointed, [*entries, forged.to_json()])
+    err = caught(checkpointed)
+    assert (err.seq, err.check) == (7, "key-chain")
+    assert err.found == f"key {SIGNER_A.kid}, retired by the rotation at entry 5"
+
+
+def test_a_forged_rotation_is_caught_even_without_entry_signatures(checkpointed):
+    entries = read_entries(checkpointed)
+    entries[4]["body"]["data"]["key"] = FOREIGN.public_jwk()
+    rehash(entries[4])
+    write_entries(checkpointed, entries)
+    err = caught(checkpointed, signatures=False)
+    assert (err.seq, err.check) == (5, "signature")
+
+
+def test_a_rotation_announcing_a_private_key_is_caught(checkpointed):
+    entries = read_entries(checkpointed)
+    body = dict(entries[4]["body"], data={"key": SIGNER_B.private_jwk()})
+    canonical = canonical_json(body)
+    entries[4] = {
+        "body": body,
+        "hash": hashlib.sha256(canonical).hexdigest(),
+        "sig": b64url(SIGNER_A.sign(canonical)),
+    }
+    write_entries(checkpointed, entries)
+    err = caught(checkpointed)
+    assert (err.seq, err.check) == (5, "key-rotation")
+
+
+def test_the_manifest_signed_by_a_retired_key_is_caught(checkpointed):
+    manifest = json.loads((checkpointed / "manifest.json").read_text())
+    manifest["kid"] = SIGNER_A.kid
+    del manifest["sig"]
+    manifest["sig"] = b64url(SIGNER_A.sign(canonical_json(manifest)))
+    (checkpointed / "manifest.json").write_text(json.dumps(manifest))
+    err = caught(checkpointed)
+    assert err.check == "manifest-kid"
+    assert "retired at entry 5" in err.found
+
+
+@pytest.mark.parametrize("signatures, jobs", [(True, 2), (False, 1)])
+def test_signature_modes_accept_a_good_export(checkpointed, signatures, jobs):
+    report = verify_export(checkpointed, signatures=signatures, jobs=jobs)
+    assert (report.size, report.signatures) == (6, signatures)
+
+
+def test_parallel_signature_checking_reports_the_first_bad_signature(folder):
+    entries = read_entries(folder)
+    for seq in (2, 5):
+        sig = b64url_decode(entries[seq - 1]["sig"])
+        entries[seq - 1]["sig"] = b64url(bytes([sig[0] ^ 1]) + sig[1:])
+    write_entries(folder, entries)
+    err = caught(folder, jobs=2)
+    assert (err.seq, err.check) == (2, "signature")
+    assert verify_export(folder, signatures=False).size == SIZE
+
+
+def test_without_entry_signatures_a_body_tamper_is_still_caught_by_the_chain(folder):
+    entries = read_entries(folder)
+    entries[1]["body"]["data"]["i"] = 999
+    rehash(entries[1])
+    write_entries(folder, entries)
+    assert (caught(folder, signatures=False).seq, caught(folder, signatures=False).check) == (
+        3,
+        "chain",
+    )
