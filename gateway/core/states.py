@@ -35,7 +35,8 @@ class StateMachine:
     def invalid(self, ident: str, state: str, action: str) -> Problem:
         """Return the 409 problem for `action` attempted on an object in `state`."""
         allowed = self.actions(state)
-        then = f"allowed now: {', '.join(allowed)}" if allowed else "it admits no further action"
+        moves = [f"{name} → {self.transitions[state][name]}" for name in allowed]
+        then = f"allowed now: {', '.join(moves)}" if moves else "it admits no further action"
         return conflict(
             "invalid-transition",
             f"Invalid {self.kind} transition",

@@ -116,21 +116,18 @@ def _deny(
             "exposure": result.get("exposure"),
         },
     )
-    session.add(
-        Decision(
-            id=decision_id,
-            subject_id=subject.id,
-            contract_id=contract.id,
-            allow=False,
-            input=policy_input,
-            result=result,
-            policy_version=policy_version,
-            rows_delivered=0,
-            ledger_seq=entry.seq,
-            created_at=clock.now(),
-        )
+    _keep_decision(
+        session,
+        decision_id=decision_id,
+        subject=subject,
+        contract=contract,
+        allow=False,
+        policy_input=policy_input,
+        result=result,
+        version=policy_version,
+        rows=0,
+        entry=entry,
     )
-    commit(session)
     reasons = result["reasons"]
     first = reasons[0] if reasons else {"code": "DENIED", "title": "Denied", "detail": ""}
     unavailable = status == 503
@@ -144,6 +141,37 @@ def _deny(
         ledger_seq=entry.seq,
         policy_version=policy_version,
     )
+
+
+def _keep_decision(
+    session: Session,
+    *,
+    decision_id: str,
+    subject: Participant,
+    contract: Contract,
+    allow: bool,
+    policy_input: dict[str, Any],
+    result: dict[str, Any],
+    version: str | None,
+    rows: int,
+    entry: Entry,
+) -> None:
+    """Store the decision (input, result, version) beside its ledger entry and commit both."""
+    session.add(
+        Decision(
+            id=decision_id,
+            subject_id=subject.id,
+            contract_id=contract.id,
+            allow=allow,
+            input=policy_input,
+            result=result,
+            policy_version=version,
+            rows_delivered=rows,
+            ledger_seq=entry.seq,
+            created_at=clock.now(),
+        )
+    )
+    commit(session)
 
 
 def _error_result(code: str, title: str, detail: str) -> dict[str, Any]:
@@ -254,21 +282,18 @@ def exchange(
             ),
         },
     )
-    session.add(
-        Decision(
-            id=decision_id,
-            subject_id=subject.id,
-            contract_id=contract.id,
-            allow=True,
-            input=the_input,
-            result=result,
-            policy_version=version,
-            rows_delivered=out.source_rows,
-            ledger_seq=entry.seq,
-            created_at=clock.now(),
-        )
+    _keep_decision(
+        session,
+        decision_id=decision_id,
+        subject=subject,
+        contract=contract,
+        allow=True,
+        policy_input=the_input,
+        result=result,
+        version=version,
+        rows=out.source_rows,
+        entry=entry,
     )
-    commit(session)
     return ExchangeResult(
         exchange_id=decision_id,
         contract_id=contract.id,
@@ -280,7 +305,11 @@ def exchange(
         watermark=mark,
         content_hash=digest,
         receipt=Receipt(
-            seq=entry.seq, hash=entry.hash, sig=entry.sig, kid=entry.kid, body=entry.body,
+            seq=entry.seq,
+            hash=entry.hash,
+            sig=entry.sig,
+            kid=entry.kid,
+            body=entry.body,
             url=f"/ledger/receipts/{entry.seq}",
         ),
         delivery=request.delivery,
