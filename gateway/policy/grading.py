@@ -3,7 +3,8 @@
 The policy computes `exposure` for every exchange from the fields it exposes after masking and
 aggregation. A product offer's exposure is the exposure of the exchange its contract would
 permit: every field the offer allows, through each delivery mode the product offers, under a
-contract with the offer's lawful bases. The catalogue can show it; nothing here is stored.
+contract with the offer's lawful bases. A product's grade is the highest of its offers'
+exposures (就高从严): the products service stores both when the merchant drafts it.
 """
 
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from contracts import Offer
 from gateway.core import clock
 from gateway.policy.client import PolicyClient
+from gateway.resources.models import grade_rank
 
 
 def offer_input(
@@ -81,3 +83,9 @@ def offer_exposure(
             raise ValueError(f"no exposure for {delivery}: {decision.reasons}")
         out[delivery] = exposure
     return out
+
+
+def highest(exposures: list[dict[str, Any]]) -> tuple[str, str | None]:
+    """Return the highest (grade, level) among exposures: core > important > general L4…L1."""
+    top = max(exposures, key=lambda e: grade_rank(e["grade"], e.get("level")))
+    return top["grade"], top.get("level")

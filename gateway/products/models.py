@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import JSON
 
 from contracts import Offer
 from gateway.core.db import Base
@@ -83,6 +84,8 @@ class ProductOffer(Base):
     position: Mapped[int] = mapped_column(default=0)  # the order the merchant gave
     region: Mapped[str] = mapped_column(String(20), default="domestic")  # the offer's region term
     terms: Mapped[dict]
+    # {delivery mode: the policy's exposure} of everything this offer allows (就高从严).
+    exposure: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime]
 
 
@@ -129,6 +132,9 @@ class OfferRead(BaseModel):
     product_id: str
     terms: dict
     odrl: dict
+    exposure: dict | None = Field(
+        None, description="per delivery mode, the grade the policy derives from what it exposes"
+    )
 
 
 class ProductRead(BaseModel):

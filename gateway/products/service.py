@@ -13,6 +13,8 @@ from gateway.core.hashing import content_hash
 from gateway.core.ids import new_id
 from gateway.evidence.service import commit, record
 from gateway.participants.models import Participant
+from gateway.policy import grading
+from gateway.policy.client import PolicyClient, PolicyError
 from gateway.products import quality, states
 from gateway.products.models import OfferRead, Product, ProductCreate, ProductOffer, ProductRead
 from gateway.products.states import ProductState
@@ -55,10 +57,39 @@ def search_text(name: str, description: str) -> str:
     return f"{name}\n{description}".lower()
 
 
+def _exposures(
+    policy: PolicyClient, *, resource, product: Product, offers: list[Offer]
+) -> list[dict[str, dict]]:
+    """Return each offer's exposure per delivery mode, from the policy; fail closed (503)."""
+    try:
+        return [
+            grading.offer_exposure(policy, resource=resource, product=product, offer=offer)
+            for offer in offers
+        ]
+    except (PolicyError, ValueError) as exc:
+        raise Problem(
+            503,
+            "policy-unavailable",
+            "Policy engine unavailable",
+            f"the product's exposed grade comes from the policy, which gave none ({exc}); "
+            "nothing was drafted; retry later",
+        ) from None
+
+
 def publish(
-    session: Session, signer: Signer, *, body: ProductCreate, merchant_id: str
+    session: Session,
+    signer: Signer,
+    policy: PolicyClient,
+    *,
+    body: ProductCreate,
+    merchant_id: str,
 ) -> tuple[Product, list[ProductOffer], Entry]:
-    """Create a draft product from an authorised resource, with its offers and quality report."""
+    """Create a draft product from an authorised resource, with its offers and quality report.
+
+    Its grade is the one the policy derives from what its offers expose (就高从严), never the
+    resource's typed by hand: masking or aggregating a field can lower it, and the ledger entry
+    says so beside the resource's own grade.
+    """
     resource = resources.get(session, body.resource_id)
     now = clock.now()
     authorisation = authorisations.active_for(
@@ -100,6 +131,10 @@ def publish(
         created_at=now,
         updated_at=now,
     )
+    exposures = _exposures(policy, resource=resource, product=product, offers=body.offers)
+    product.grade, product.level = grading.highest(
+        [exposure for modes in exposures for exposure in modes.values()]
+    )
     session.add(product)
     offers = [
         ProductOffer(
@@ -108,9 +143,10 @@ def publish(
             position=position,
             region=offer.region,
             terms=offer.model_dump(mode="json"),
+            exposure=exposure,
             created_at=now,
         )
-        for position, offer in enumerate(body.offers)
+        for position, (offer, exposure) in enumerate(zip(body.offers, exposures, strict=True))
     ]
     session.add_all(offers)
     session.flush()
@@ -124,8 +160,10 @@ def publish(
             "merchant": merchant_id,
             "authorisation": authorisation.id,
             "lineage": [resource.id],
-            "grade": resource.grade,
-            "level": resource.level,
+            "grade": product.grade,
+            "level": product.level,
+            "resource_grade": resource.grade,
+            "resource_level": resource.level,
             "delivery_modes": product.delivery_modes,
             "public_interest": product.public_interest,
             "quality_hash": content_hash(product.quality),
@@ -264,6 +302,7 @@ def offer_read(product: Product, stored: ProductOffer) -> OfferRead:
         id=stored.id,
         product_id=stored.product_id,
         terms=stored.terms,
+        exposure=stored.exposure,
         odrl=to_odrl(
             Offer.model_validate(stored.terms),
             offer_id=stored.id,

@@ -46,7 +46,9 @@ def publish_product(
     admin lists it (`POST /products/{id}/submit`, then `/list`).
     """
     service.require_merchant(me.roles)
-    product, offers, entry = service.publish(session, gateway.signer, body=body, merchant_id=me.id)
+    product, offers, entry = service.publish(
+        session, gateway.signer, gateway.policy, body=body, merchant_id=me.id
+    )
     return service.to_read(product, offers, entry)
 
 
