@@ -14,6 +14,7 @@ from gateway.core.ids import new_id
 from gateway.evidence.service import commit, record
 from gateway.participants.models import Participant
 from gateway.policy import grading
+from gateway.policy import versions as policy_versions
 from gateway.policy.client import PolicyClient, PolicyError
 from gateway.products import quality, states
 from gateway.products.models import OfferRead, Product, ProductCreate, ProductOffer, ProductRead
@@ -132,6 +133,7 @@ def publish(
         updated_at=now,
     )
     exposures = _exposures(policy, resource=resource, product=product, offers=body.offers)
+    policy_version = policy_versions.current(session, signer, policy)
     product.grade, product.level = grading.highest(
         [exposure for modes in exposures for exposure in modes.values()]
     )
@@ -164,6 +166,7 @@ def publish(
             "level": product.level,
             "resource_grade": resource.grade,
             "resource_level": resource.level,
+            "policy_version": policy_version,
             "delivery_modes": product.delivery_modes,
             "public_interest": product.public_interest,
             "quality_hash": content_hash(product.quality),

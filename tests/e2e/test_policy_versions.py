@@ -46,6 +46,20 @@ def _gateway(settings, opa_url: str, **overrides):
         gw.engine.dispose()
 
 
+def _world_on_the_real_policy(gw, client, settings):
+    """Build the cast with the session's real policy (drafting a product asks it for the
+    product's grade), then hand the gateway back to the OPA under test."""
+    from gateway.policy.client import PolicyClient
+
+    under_test = gw.policy
+    gw.policy = PolicyClient(settings.opa_url, timeout=2.0)
+    try:
+        return build_world(client, settings.state_dir)
+    finally:
+        gw.policy.close()
+        gw.policy = under_test
+
+
 def _wait_for_version(gw, version: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -190,7 +204,7 @@ def test_opa_slower_than_the_configured_timeout_is_a_recorded_denial(settings, t
         OpaServer(policies=_policy_dir(tmp_path, "slow", SLOW)) as opa,
         _gateway(settings, opa.url, opa_timeout=0.3) as (gw, client),
     ):
-        world = build_world(client, settings.state_dir)
+        world = _world_on_the_real_policy(gw, client, settings)
         contract = world.contract(world.product["offers"][0]["id"])
         response = world.pull(contract["id"])
         assert response.status_code == 503, response.text
@@ -229,7 +243,7 @@ def test_a_malformed_or_undefined_decision_is_a_recorded_denial(settings, tmp_pa
         OpaServer(policies=_policy_dir(tmp_path, "bad", body + "\n")) as opa,
         _gateway(settings, opa.url) as (gw, client),
     ):
-        world = build_world(client, settings.state_dir)
+        world = _world_on_the_real_policy(gw, client, settings)
         contract = world.contract(world.product["offers"][0]["id"])
         response = world.pull(contract["id"])
         assert response.status_code == 403, response.text
@@ -249,7 +263,7 @@ def test_a_decision_with_an_obligation_the_gateway_does_not_know_is_refused(sett
         OpaServer(policies=_policy_dir(tmp_path, "obl", "decision := {" + body + "}\n")) as opa,
         _gateway(settings, opa.url) as (gw, client),
     ):
-        world = build_world(client, settings.state_dir)
+        world = _world_on_the_real_policy(gw, client, settings)
         contract = world.contract(world.product["offers"][0]["id"])
         response = world.pull(contract["id"])
         assert response.status_code == 403, response.text
@@ -270,7 +284,7 @@ def test_a_version_first_seen_after_start_is_recorded_before_its_first_decision(
     dead = f"http://127.0.0.1:{free_port()}"
     with _gateway(settings, dead) as (gw, client):
         assert _entries(gw, ACTIVATED) == []  # OPA not answering at start: nothing to record
-        world = build_world(client, settings.state_dir)
+        world = _world_on_the_real_policy(gw, client, settings)
         contract = world.contract(world.product["offers"][0]["id"])
         gw.policy.close()
         gw.policy = PolicyClient(opa_server.url, timeout=2.0)  # OPA comes up later
