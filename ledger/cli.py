@@ -99,17 +99,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _verify_consistency(args: argparse.Namespace) -> int:
+def _read_with_keys(path: Path, keys_path: Path, what: str):
+    """Return (the JSON document, {kid: public key}), or None after saying what is unreadable."""
     from ledger.keys import jwk_thumbprint, public_key_from_jwk
-    from ledger.receipt import ReceiptError, check_consistency
 
     try:
-        proof = json.loads(args.file.read_bytes())
-        jwks = json.loads(args.keys.read_bytes())
-        keys = {jwk_thumbprint(k): public_key_from_jwk(k) for k in jwks["keys"]}
+        document = json.loads(path.read_bytes())
+        jwks = json.loads(keys_path.read_bytes())
+        return document, {jwk_thumbprint(k): public_key_from_jwk(k) for k in jwks["keys"]}
     except (OSError, ValueError, KeyError, TypeError, LedgerKeyError) as exc:
-        print(f"error: cannot read the proof or the keys: {exc}", file=sys.stderr)
+        print(f"error: cannot read the {what} or the keys: {exc}", file=sys.stderr)
+        return None
+
+
+def _verify_consistency(args: argparse.Namespace) -> int:
+    from ledger.receipt import ReceiptError, check_consistency
+
+    loaded = _read_with_keys(args.file, args.keys, "proof")
+    if loaded is None:
         return UNREADABLE
+    proof, keys = loaded
     try:
         old, new = check_consistency(proof, keys)
     except ReceiptError as exc:
@@ -120,16 +129,12 @@ def _verify_consistency(args: argparse.Namespace) -> int:
 
 
 def _verify_receipt(args: argparse.Namespace) -> int:
-    from ledger.keys import jwk_thumbprint, public_key_from_jwk
     from ledger.receipt import ReceiptError, check_receipt
 
-    try:
-        receipt = json.loads(args.file.read_bytes())
-        jwks = json.loads(args.keys.read_bytes())
-        keys = {jwk_thumbprint(k): public_key_from_jwk(k) for k in jwks["keys"]}
-    except (OSError, ValueError, KeyError, TypeError, LedgerKeyError) as exc:
-        print(f"error: cannot read the receipt or the keys: {exc}", file=sys.stderr)
+    loaded = _read_with_keys(args.file, args.keys, "receipt")
+    if loaded is None:
         return UNREADABLE
+    receipt, keys = loaded
     try:
         report = check_receipt(receipt, keys)
     except ReceiptError as exc:
