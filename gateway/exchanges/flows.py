@@ -194,7 +194,6 @@ def exchange(
     )
     contract = contracts.get(session, request.contract_id, for_update=True)
     contracts.expire_if_due(session, gateway, contract)  # recorded with this exchange's evidence
-    product = products.get(session, contract.product_id)
     resource = resources.get(session, product.resource_id)
     _, offer = products.get_offer(session, contract.offer_id)
     available = offer.fields if offer.fields is not None else [f["name"] for f in resource.fields]

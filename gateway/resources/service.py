@@ -144,27 +144,15 @@ def apply(
     )
     session.add(resource)
     session.flush()
-    registration = Registration(
-        id=new_id("reg"),
-        resource_id=resource.id,
-        kind="initial",
-        state="applied",
-        applicant_id=holder_id,
-        changes={},
-        reason="initial registration",
-        objections=[],
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(registration)
-    session.flush()
-    entry = record(
+    registration, entry = _open_registration(
         session,
         signer,
-        type="registration.applied",
-        data=_registration_data(
-            registration,
-            holder=holder_id,
+        resource=resource,
+        kind="initial",
+        holder_id=holder_id,
+        changes={},
+        reason="initial registration",
+        evidence=dict(
             name=resource.name,
             domain=resource.domain,
             grade=resource.grade,
@@ -177,7 +165,6 @@ def apply(
             dataset_hash=content_hash(resource.rows),
         ),
     )
-    commit(session)
     return resource, registration, entry
 
 
@@ -202,15 +189,44 @@ def apply_later(
     changes = body.changes.model_dump(mode="json", exclude_unset=True)
     if changes:
         _amended(resource, changes)
+    return _open_registration(
+        session,
+        signer,
+        resource=resource,
+        kind=body.kind,
+        holder_id=holder_id,
+        changes=changes,
+        reason=body.reason,
+        evidence=dict(
+            code=resource.code,
+            changes=changes,
+            changes_hash=content_hash(changes),
+            reason=body.reason,
+        ),
+    )
+
+
+def _open_registration(
+    session: Session,
+    signer: Signer,
+    *,
+    resource: Resource,
+    kind: str,
+    holder_id: str,
+    changes: dict,
+    reason: str,
+    evidence: dict,
+) -> tuple[Registration, Entry]:
+    """Open a registration of `resource` in state applied, record it with `evidence`, commit."""
     now = clock.now()
     registration = Registration(
         id=new_id("reg"),
         resource_id=resource.id,
-        kind=body.kind,
+        kind=kind,
         state="applied",
         applicant_id=holder_id,
         changes=changes,
-        reason=body.reason,
+        reason=reason,
         objections=[],
         created_at=now,
         updated_at=now,
@@ -221,14 +237,7 @@ def apply_later(
         session,
         signer,
         type="registration.applied",
-        data=_registration_data(
-            registration,
-            holder=holder_id,
-            code=resource.code,
-            changes=changes,
-            changes_hash=content_hash(changes),
-            reason=body.reason,
-        ),
+        data=_registration_data(registration, holder=holder_id, **evidence),
     )
     commit(session)
     return registration, entry
