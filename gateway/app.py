@@ -91,9 +91,12 @@ def api() -> FastAPI:
             "every state change and decision into a hash-chained ledger. Errors are RFC 9457 "
             "problem details."
         ),
+        docs_url=None,  # /docs and /redoc are served from the package (openapi.install_docs)
+        redoc_url=None,
     )
     install_handlers(app)
     openapi.install(app)
+    openapi.install_docs(app)
     app.add_middleware(InputGuard)
     for router in (
         auth_router,

@@ -1,11 +1,12 @@
 """The database: SQLAlchemy 2 engines for SQLite (embedded default) and PostgreSQL (production)."""
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event, select
+from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event, make_url, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import JSON
@@ -44,9 +45,40 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict: JSON, list: JSON, datetime: UTCDateTime()}
 
 
+# The database holds the resource rows: owner only, like the keys, whatever the umask says.
+DB_FILE_MODE = 0o600
+SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def secure_sqlite_files(url: str) -> None:
+    """Create a SQLite database file owner-only if missing, and make it and its companions
+    (WAL, shared memory, rollback journal) owner-only if they exist; other URLs are left alone.
+
+    SQLite gives the WAL and -shm files it creates later the mode of the database file, so a
+    0600 database keeps them 0600 too.
+    """
+    parsed = make_url(url)
+    path = parsed.database
+    if not parsed.drivername.startswith("sqlite") or not path or path == ":memory:":
+        return
+    if path.startswith("file:") or parsed.query.get("mode") == "memory":
+        return
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, DB_FILE_MODE)  # umask may narrow, never widen
+    os.close(fd)
+    for suffix in SQLITE_COMPANIONS:
+        try:
+            os.chmod(path + suffix, DB_FILE_MODE)
+        except FileNotFoundError:
+            continue
+
+
 def make_engine(url: str) -> Engine:
-    """Return an engine; SQLite transactions take the write lock at BEGIN (serialised appends)."""
+    """Return an engine; SQLite transactions take the write lock at BEGIN (serialised appends).
+
+    A SQLite database file is created (or fixed) owner-only before the first connection.
+    """
     if url.startswith("sqlite"):
+        secure_sqlite_files(url)
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=8
         )

@@ -52,7 +52,7 @@ class DisclosedProduct(BaseModel):
     delivery_modes: list[str]
     public_interest: bool
     status: str
-    listed_at: datetime
+    listed_at: datetime = Field(description="when the product was first listed")
     offer_prices_fen: list[int]
     fees: Fees
 

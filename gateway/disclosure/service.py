@@ -1,10 +1,11 @@
-"""The yearly disclosure: every authorisation in force and every product published in a year,
+"""The yearly disclosure: every authorisation in force and every product listed in a year,
 with the fees actually charged (finalised contracts' prices) and the exchanges delivered.
 
 It reads only what the other services wrote; it changes nothing and records nothing.
 """
 
 import html
+import json
 from datetime import UTC, datetime
 
 from sqlalchemy import func, or_, select
@@ -25,6 +26,8 @@ from gateway.negotiation.models import Contract
 from gateway.participants.models import Participant
 from gateway.products.models import Product, ProductOffer
 from gateway.resources.models import Resource
+from ledger import parse_rfc3339
+from ledger import store as ledger_store
 
 
 def _party(session: Session, participant_id: str) -> Party:
@@ -66,6 +69,41 @@ def _fees(session: Session, product_id: str, start: datetime, end: datetime) -> 
     )
 
 
+# The product moves that enter or leave the state `listed` (gateway/products/states.py).
+_LISTING_MOVES = ("product.listed", "product.reinstated", "product.suspended", "product.delisted")
+
+
+def listed_during(session: Session, start: datetime, end: datetime) -> dict[str, datetime]:
+    """Return the products that were listed at some moment in [start, end), each with the time
+    it was first listed; drafts and products only ever in review are never among them.
+
+    The ledger is the history: each move into `listed` opens a period and each move out of it
+    closes one, so a product suspended or delisted since still counts for the year it was listed.
+    """
+    rows = session.execute(
+        select(ledger_store.ledger_entries.c.body)
+        .where(ledger_store.ledger_entries.c.type.in_(_LISTING_MOVES))
+        .order_by(ledger_store.ledger_entries.c.seq)
+    ).scalars()
+    first: dict[str, datetime] = {}
+    since: dict[str, datetime] = {}  # the products listed now, since when
+    found: set[str] = set()
+    for body in rows:
+        entry = json.loads(body)
+        data, at = entry["data"], parse_rfc3339(entry["time"])
+        product = data.get("product")
+        if not isinstance(product, str) or at >= end:
+            continue
+        if data.get("state") == "listed":
+            first.setdefault(product, at)
+            since.setdefault(product, at)
+        elif data.get("from") == "listed" and product in since:
+            if since.pop(product) < end and at > start:
+                found.add(product)
+    found |= set(since)  # still listed at `end` (the opening move is before it)
+    return {product: first[product] for product in found}
+
+
 def build(session: Session, *, year: int, publisher: str) -> Disclosure:
     """Return the disclosure of `year` (UTC calendar year)."""
     start = datetime(year, 1, 1, tzinfo=UTC)
@@ -97,8 +135,9 @@ def build(session: Session, *, year: int, publisher: str) -> Disclosure:
         )
         for a in authorisations
     ]
+    listed = listed_during(session, start, end)
     products = session.execute(
-        select(Product).where(Product.created_at < end).order_by(Product.created_at, Product.id)
+        select(Product).where(Product.id.in_(list(listed))).order_by(Product.created_at, Product.id)
     ).scalars()
     disclosed_products = []
     for p in products:
@@ -115,7 +154,7 @@ def build(session: Session, *, year: int, publisher: str) -> Disclosure:
                 delivery_modes=p.delivery_modes,
                 public_interest=p.public_interest,
                 status=p.status,
-                listed_at=p.created_at,
+                listed_at=listed[p.id],
                 offer_prices_fen=[int(o.terms.get("price_fen", 0)) for o in offers],
                 fees=_fees(session, p.id, start, end),
             )

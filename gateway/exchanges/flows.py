@@ -12,7 +12,7 @@ from contracts import Offer
 from gateway.authorisations import service as authorisations
 from gateway.context import Gateway
 from gateway.core import clock
-from gateway.core.errors import Problem
+from gateway.core.errors import Problem, not_found
 from gateway.core.hashing import content_hash
 from gateway.core.ids import new_id
 from gateway.evidence.service import commit, record
@@ -182,10 +182,39 @@ def _error_result(code: str, title: str, detail: str) -> dict[str, Any]:
     }
 
 
+def _refuse_unless_consumer(
+    session: Session, gateway: Gateway, *, subject: Participant, contract_id: str
+) -> None:
+    """Refuse, before any policy input exists, an exchange under a contract that is not the
+    caller's: 404 exactly as for an unknown id, so the caller learns nothing of the contract.
+
+    The refusal of a real contract is still evidence (`exchange.refused`, committed), naming its
+    provider and holder, who may read it; the caller is not a party to it (`requested_by`)."""
+    contract = session.get(Contract, contract_id)
+    if contract is not None and contract.consumer_id == subject.id:
+        return
+    if contract is not None:
+        record(
+            session,
+            gateway.signer,
+            type="exchange.refused",
+            data={
+                "contract": contract.id,
+                "provider": contract.provider_id,
+                "holder": contract.holder_id,
+                "requested_by": subject.id,
+                "reason": "NOT_CONTRACT_CONSUMER",
+            },
+        )
+        commit(session)
+    raise not_found("contract", contract_id)
+
+
 def exchange(
     session: Session, gateway: Gateway, *, subject: Participant, request: ExchangeRequest
 ) -> ExchangeResult:
     """Run one exchange; return the delivery with its receipt, or raise the denial's problem."""
+    _refuse_unless_consumer(session, gateway, subject=subject, contract_id=request.contract_id)
     # An authorisation whose term has passed ends at this use, suspending its products (its own
     # transaction and evidence); the policy then sees the product suspended.
     product = products.get(session, contracts.get(session, request.contract_id).product_id)

@@ -5,7 +5,7 @@ from sqlalchemy.orm import Session
 
 from gateway.auth.views import current_participant
 from gateway.context import Gateway, get_gateway, get_session
-from gateway.core.errors import forbidden, not_found, problem_responses
+from gateway.core.errors import not_found, problem_responses
 from gateway.exchanges import flows
 from gateway.exchanges.models import Decision, DecisionRead, ExchangeRequest, ExchangeResult
 from gateway.negotiation.models import Contract
@@ -32,21 +32,24 @@ def pull(
 @router.get(
     "/decisions/{decision_id}",
     response_model=DecisionRead,
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(401, 404),
 )
 def get_decision(
     decision_id: str,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> DecisionRead:
-    """Return a recorded decision (input, result) to the exchange's parties and auditors."""
+    """Return a recorded decision (input, result) to the contract's parties and auditors.
+
+    The input describes the contract, so a requester who is not the contract's consumer never
+    reads it: for anyone but the parties and auditors the decision does not exist (404)."""
     decision = session.get(Decision, decision_id)
     if decision is None:
         raise not_found("decision", decision_id)
     contract = session.get(Contract, decision.contract_id) if decision.contract_id else None
-    parties = {decision.subject_id}
-    if contract is not None:
-        parties |= {contract.provider_id, contract.consumer_id}
+    parties = {contract.provider_id, contract.consumer_id} if contract is not None else set()
+    if contract is None:
+        parties.add(decision.subject_id)
     if me.id not in parties and not {"auditor", "admin"} & set(me.roles):
-        raise forbidden("only the parties of an exchange and auditors can read its decision")
+        raise not_found("decision", decision_id)
     return DecisionRead.model_validate(decision, from_attributes=True)

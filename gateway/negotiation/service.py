@@ -22,7 +22,7 @@ from gateway.authorisations import service as authorisations
 from gateway.context import Gateway
 from gateway.core import clock
 from gateway.core.db import fetch
-from gateway.core.errors import Problem, conflict, forbidden, unprocessable
+from gateway.core.errors import Problem, conflict, forbidden, not_found, unprocessable
 from gateway.core.hashing import content_hash
 from gateway.core.ids import new_id
 from gateway.evidence.service import commit, record
@@ -34,9 +34,19 @@ from gateway.resources import service as resources
 from ledger import Entry
 
 
-def get(session: Session, contract_id: str, *, for_update: bool = False) -> Contract:
-    """Return the contract (locked for update when asked), else raise 404."""
-    return fetch(session, Contract, contract_id, kind="contract", for_update=for_update)
+def get(
+    session: Session,
+    contract_id: str,
+    *,
+    for_update: bool = False,
+    viewer: Participant | None = None,
+) -> Contract:
+    """Return the contract (locked for update when asked), else raise 404; also 404, as if it
+    did not exist, when `viewer` is given and is neither a party nor an auditor (`visible_to`)."""
+    contract = fetch(session, Contract, contract_id, kind="contract", for_update=for_update)
+    if viewer is not None and not visible_to(contract, viewer):
+        raise not_found("contract", contract_id)
+    return contract
 
 
 def request(
@@ -47,6 +57,8 @@ def request(
         raise forbidden("requesting an offer needs the role consumer")
     stored, offer = products.get_offer(session, body.offer_id)
     product = products.get(session, stored.product_id)
+    if not products.visible_to(product, consumer):  # a draft's offer: as if it did not exist
+        raise not_found("offer", body.offer_id)
     # Its authorisation's term may have passed since the last sweep: notice it now.
     authorisations.expire_if_over(
         session, gateway.signer, authorisations.get(session, product.authorisation_id)
@@ -186,7 +198,7 @@ def agree(
 ) -> tuple[Contract, Entry]:
     """The provider signs the contract: REQUESTED → AGREED (after the holder's approval, for
     important data)."""
-    contract = get(session, contract_id, for_update=True)
+    contract = get(session, contract_id, for_update=True, viewer=provider)
     if contract.provider_id != provider.id:
         raise forbidden(
             f"only the provider {contract.provider_id} agrees to contract {contract.id}"
@@ -220,7 +232,7 @@ def verify(
     session: Session, gateway: Gateway, *, contract_id: str, consumer: Participant, jws: str
 ) -> tuple[Contract, Entry]:
     """The consumer signs: AGREED → VERIFIED; the gateway countersigns: → FINALIZED."""
-    contract = get(session, contract_id, for_update=True)
+    contract = get(session, contract_id, for_update=True, viewer=consumer)
     if contract.consumer_id != consumer.id:
         raise forbidden(f"only the consumer {contract.consumer_id} verifies contract {contract.id}")
     _transition(contract, ContractState.VERIFIED)
@@ -256,9 +268,12 @@ def verify(
     return contract, entry
 
 
-def _load(session: Session, gateway: Gateway, contract_id: str) -> Contract:
-    """Return the contract locked for update, first recording its expiry if its term is over."""
-    contract = get(session, contract_id, for_update=True)
+def _load(
+    session: Session, gateway: Gateway, contract_id: str, viewer: Participant | None = None
+) -> Contract:
+    """Return the contract locked for update, first recording its expiry if its term is over
+    (404 before anything happens when `viewer` may not see it)."""
+    contract = get(session, contract_id, for_update=True, viewer=viewer)
     if expire_if_due(session, gateway, contract) is not None:
         commit(session)  # the expiry stands even if the caller's move is then refused
         contract = get(session, contract_id, for_update=True)
@@ -303,7 +318,7 @@ def approve(
     session: Session, gateway: Gateway, *, contract_id: str, holder: Participant, reason: str = ""
 ) -> tuple[Contract, Entry]:
     """The resource's holder approves a contract on important data, before AGREED."""
-    contract = _load(session, gateway, contract_id)
+    contract = _load(session, gateway, contract_id, holder)
     if holder.id != contract.holder_id:
         raise forbidden(f"only the holder {contract.holder_id} approves contract {contract.id}")
     if not contract.approval_required:
@@ -390,7 +405,7 @@ def act(
 
     The very next exchange under a suspended, revoked or terminated contract is refused.
     """
-    contract = _load(session, gateway, contract_id)
+    contract = _load(session, gateway, contract_id, actor)
     termination = (contract.document.get("offer") or {}).get("termination", "either")
     _may_end(contract, actor, action, termination)
     target, entry_type = _ACTIONS[action]

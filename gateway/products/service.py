@@ -231,6 +231,8 @@ def transition(
 ) -> tuple[Product, Entry]:
     """Take a life-cycle action (submit, list, reject, suspend, reinstate, delist) and record it."""
     product = get(session, product_id, for_update=True)
+    if not visible_to(product, actor):  # a draft or one in review: unknown to anyone else
+        raise not_found("product", product_id)
     _may(product, actor, action)
     states.check(product.id, product.status, action)
     if action in ("list", "reinstate"):

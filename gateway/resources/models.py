@@ -8,6 +8,7 @@ from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.core.db import Base
+from gateway.resources.commitment import SCHEME
 
 Grade = Literal["core", "important", "general"]
 Level = Literal["L1", "L2", "L3", "L4"]
@@ -28,6 +29,9 @@ class Resource(Base):
     fields: Mapped[list]
     update_cycle: Mapped[str] = mapped_column(String(40))
     rows: Mapped[list]
+    # The key of the dataset's commitment (gateway/resources/commitment.py): holder and
+    # auditors only.
+    dataset_salt: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     # Registration (登记): "registering" until coded, then "coded"; "rejected" or "cancelled".
     status: Mapped[str] = mapped_column(String(20), default="registering")
@@ -154,7 +158,15 @@ class ResourceRead(BaseModel):
     status: str = Field(description="registering, coded, rejected or cancelled")
     code: str | None = Field(None, description="the catalogue code, once coded (stable)")
     version: int = Field(0, description="how many registrations have been coded")
-    dataset_hash: str
+    dataset_commitment: str = Field(
+        description="HMAC-SHA-256 of the canonical rows keyed by the dataset's salt (hex)"
+    )
+    commitment_scheme: str = Field(description="how the commitment is computed: " + SCHEME)
+    dataset_salt: str | None = Field(
+        None,
+        description="the commitment's 256-bit key (hex), shown to the holder and auditors only, "
+        "so that they can recompute the commitment from the rows; null for everyone else",
+    )
     registration: "RegistrationRead | None" = Field(
         None, description="the open registration, or the one this call created"
     )

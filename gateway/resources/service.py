@@ -11,7 +11,7 @@ Only a coded resource can be authorised or turned into products (`require_coded`
 from datetime import datetime, timedelta
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from gateway.core import clock
@@ -23,6 +23,7 @@ from gateway.core.states import StateMachine
 from gateway.evidence.service import commit, record
 from gateway.participants.models import Participant
 from gateway.resources import certificate
+from gateway.resources.commitment import SCHEME, dataset_commitment, new_salt
 from gateway.resources.models import (
     CatalogueCode,
     Registration,
@@ -74,8 +75,17 @@ def _record_of(resource: Resource) -> dict:
     }
 
 
+def commitment_of(resource: Resource) -> dict:
+    """Return the dataset's commitment and its scheme (never the salt)."""
+    return {
+        "dataset_commitment": dataset_commitment(resource.rows, resource.dataset_salt),
+        "commitment_scheme": SCHEME,
+    }
+
+
 def canonical_record(resource: Resource, holder: Participant) -> dict:
-    """Return the record a certificate covers: everything registered, the dataset by hash."""
+    """Return the record a certificate covers: everything registered, the dataset by its
+    commitment (keyed, so that the rows cannot be guessed from it)."""
     return {
         "resource": resource.id,
         "code": resource.code,
@@ -92,7 +102,7 @@ def canonical_record(resource: Resource, holder: Participant) -> dict:
         "update_cycle": resource.update_cycle,
         "details": resource.details or {},
         "row_count": len(resource.rows),
-        "dataset_hash": content_hash(resource.rows),
+        **commitment_of(resource),
     }
 
 
@@ -136,6 +146,7 @@ def apply(
         fields=[f.model_dump(exclude_none=True) for f in body.fields],
         update_cycle=body.update_cycle,
         rows=body.rows,
+        dataset_salt=new_salt(),
         details=body.details.model_dump(),
         status="registering",
         code=None,
@@ -162,7 +173,7 @@ def apply(
             fields=resource.fields,
             details=resource.details,
             rows=len(resource.rows),
-            dataset_hash=content_hash(resource.rows),
+            **commitment_of(resource),
         ),
     )
     return resource, registration, entry
@@ -255,7 +266,7 @@ def advance(
     issuer: str = "",
 ) -> tuple[Registration, Entry]:
     """Take one step of a registration (accept, review, publicise, object, code, reject)."""
-    registration = get_registration(session, registration_id, for_update=True)
+    registration = get_registration(session, registration_id, viewer=actor, for_update=True)
     if action in ADMIN_ACTIONS and "admin" not in actor.roles:
         raise forbidden(f"only the platform admin can {action} a registration")
     now = clock.now()
@@ -408,11 +419,49 @@ def registrations_of(session: Session, resource_id: str) -> list[Registration]:
     )
 
 
-def list_registrations(session: Session, *, state: str | None, limit: int) -> list[Registration]:
-    """Return registrations (in one state, if given), newest first."""
+def _overseer(participant: Participant) -> bool:
+    return bool({"admin", "auditor"} & set(participant.roles))
+
+
+def sees_unpublicised(participant: Participant, holder_id: str) -> bool:
+    """Return whether `participant` sees what `holder_id` registered before its publicity:
+    the holder itself, the platform admin and auditors."""
+    return participant.id == holder_id or _overseer(participant)
+
+
+def registration_visible(registration: Registration, participant: Participant) -> bool:
+    """Return whether `participant` may see the registration: once publicised (公示) anyone,
+    before that only its holder (the applicant), the admin and auditors."""
+    return registration.publicity_starts_at is not None or sees_unpublicised(
+        participant, registration.applicant_id
+    )
+
+
+def resource_visible(session: Session, resource: Resource, participant: Participant) -> bool:
+    """Return whether `participant` may know of the resource: its holder, the admin and
+    auditors always; others once its registration has been publicised (or it was coded)."""
+    if sees_unpublicised(participant, resource.holder_id) or resource.code is not None:
+        return True
+    publicised = select(Registration.id).where(
+        Registration.resource_id == resource.id, Registration.publicity_starts_at.is_not(None)
+    )
+    return session.execute(publicised.limit(1)).first() is not None
+
+
+def list_registrations(
+    session: Session, *, state: str | None, limit: int, viewer: Participant
+) -> list[Registration]:
+    """Return the registrations `viewer` may see (in one state, if given), newest first."""
     query = select(Registration).order_by(Registration.updated_at.desc(), Registration.id)
     if state is not None:
         query = query.where(Registration.state == state)
+    if not _overseer(viewer):
+        query = query.where(
+            or_(
+                Registration.publicity_starts_at.is_not(None),
+                Registration.applicant_id == viewer.id,
+            )
+        )
     return list(session.execute(query.limit(limit)).scalars())
 
 
@@ -422,14 +471,21 @@ def get(session: Session, resource_id: str, *, for_update: bool = False) -> Reso
 
 
 def get_registration(
-    session: Session, registration_id: str, *, for_update: bool = False
+    session: Session,
+    registration_id: str,
+    *,
+    viewer: Participant | None = None,
+    for_update: bool = False,
 ) -> Registration:
-    """Return the registration (locked for update when asked), else raise 404."""
+    """Return the registration (locked for update when asked), else raise 404; also 404, as
+    if it did not exist, when `viewer` is given and may not see it yet."""
     query = select(Registration).where(Registration.id == registration_id)
     if for_update:
         query = query.with_for_update()
     registration = session.execute(query).scalar_one_or_none()
-    if registration is None:
+    if registration is None or (
+        viewer is not None and not registration_visible(registration, viewer)
+    ):
         raise not_found("registration", registration_id)
     return registration
 
@@ -460,8 +516,10 @@ def to_read(
     entry: Entry | None = None,
     *,
     registration: Registration | None = None,
+    show_salt: bool = False,
 ) -> ResourceRead:
-    """Return the API view of a resource (its rows are never shown here)."""
+    """Return the API view of a resource (its rows are never shown here; its dataset's salt
+    only when `show_salt`, for the holder and auditors)."""
     return ResourceRead(
         id=resource.id,
         holder_id=resource.holder_id,
@@ -478,7 +536,8 @@ def to_read(
         status=resource.status,
         code=resource.code,
         version=resource.version,
-        dataset_hash=content_hash(resource.rows),
+        **commitment_of(resource),
+        dataset_salt=resource.dataset_salt if show_salt else None,
         registration=registration_read(registration) if registration else None,
         created_at=resource.created_at,
         ledger_seq=entry.seq if entry else None,

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from gateway.auth.views import current_participant, require_role
 from gateway.context import Gateway, get_gateway, get_session
-from gateway.core.errors import forbidden, problem_responses
+from gateway.core.errors import forbidden, not_found, problem_responses
 from gateway.participants.models import Participant
 from gateway.resources import service
 from gateway.resources.certificate import decode
@@ -41,14 +41,20 @@ def register_resource(
     resource, registration, entry = service.apply(
         session, gateway.signer, body=body, holder_id=me.id
     )
-    return service.to_read(resource, entry, registration=registration)
+    return service.to_read(resource, entry, registration=registration, show_salt=True)
 
 
-def _may_see(resource, me: Participant) -> None:
+def _visible_resource(session: Session, resource_id: str, me: Participant):
+    """Return the resource if `me` may read it; 404 (as for an unknown id) before its
+    registration is publicised, unless `me` is its holder, the admin or an auditor."""
+    resource = service.get(session, resource_id)
+    if not service.resource_visible(session, resource, me):
+        raise not_found("resource", resource_id)
     if resource.holder_id != me.id and not {"operator", "merchant", "auditor", "admin"} & set(
         me.roles
     ):
         raise forbidden("only the holder, operators and auditors see resource records")
+    return resource
 
 
 @router.get(
@@ -59,10 +65,15 @@ def get_resource(
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> ResourceRead:
-    """Return a resource's registration record (its holder, operators and auditors)."""
-    resource = service.get(session, resource_id)
-    _may_see(resource, me)
-    return service.to_read(resource, registration=service.open_registration(session, resource.id))
+    """Return a resource's registration record (its holder, operators and auditors; before
+    publicity only its holder, the admin and auditors). The dataset's salt is shown to the
+    holder and auditors only."""
+    resource = _visible_resource(session, resource_id, me)
+    pending = service.open_registration(session, resource.id)
+    if pending is not None and not service.registration_visible(pending, me):
+        pending = None
+    show_salt = me.id == resource.holder_id or "auditor" in me.roles
+    return service.to_read(resource, registration=pending, show_salt=show_salt)
 
 
 @router.get(
@@ -75,10 +86,13 @@ def list_resource_registrations(
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> list[RegistrationRead]:
-    """Return every registration of a resource, oldest first."""
-    resource = service.get(session, resource_id)
-    _may_see(resource, me)
-    return [service.registration_read(r) for r in service.registrations_of(session, resource_id)]
+    """Return every registration of a resource `me` may see, oldest first."""
+    resource = _visible_resource(session, resource_id, me)
+    return [
+        service.registration_read(r)
+        for r in service.registrations_of(session, resource.id)
+        if service.registration_visible(r, me)
+    ]
 
 
 @router.post(
@@ -107,13 +121,16 @@ def list_registrations(
     state: Literal["applied", "accepted", "reviewed", "publicised", "coded", "rejected"]
     | None = Query(None, description="only registrations in this state, e.g. publicised"),
     limit: int = Query(100, ge=1, le=500),
-    _: Participant = Depends(current_participant),
+    me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> list[RegistrationRead]:
-    """Return registrations, newest first: `?state=publicised` lists those open to objection."""
+    """Return registrations, newest first: `?state=publicised` lists those open to objection.
+
+    Before publicity (applied, accepted, reviewed) a registration is listed only to its holder,
+    the platform admin and auditors."""
     return [
         service.registration_read(r)
-        for r in service.list_registrations(session, state=state, limit=limit)
+        for r in service.list_registrations(session, state=state, limit=limit, viewer=me)
     ]
 
 
@@ -122,11 +139,12 @@ def list_registrations(
 )
 def get_registration(
     registration_id: str,
-    _: Participant = Depends(current_participant),
+    me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> RegistrationRead:
-    """Return a registration (any participant: registrations are publicised)."""
-    return service.registration_read(service.get_registration(session, registration_id))
+    """Return a registration: any participant once publicised (公示); before that its holder,
+    the platform admin and auditors (404 for anyone else, as for an unknown id)."""
+    return service.registration_read(service.get_registration(session, registration_id, viewer=me))
 
 
 @registrations.get(
@@ -136,11 +154,11 @@ def get_registration(
 )
 def get_certificate(
     registration_id: str,
-    _: Participant = Depends(current_participant),
+    me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> Certificate:
     """Return the gateway-signed certificate of a coded registration (save it; verify offline)."""
-    registration = service.get_registration(session, registration_id)
+    registration = service.get_registration(session, registration_id, viewer=me)
     if registration.certificate is None:
         raise service.LIFECYCLE.invalid(registration.id, registration.state, "certified")
     header, payload = decode(registration.certificate)

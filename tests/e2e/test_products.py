@@ -56,9 +56,9 @@ def test_a_new_product_is_a_draft_that_nobody_can_contract(world, gateway):
     assert draft["lineage"][0]["resource"] == world.resource["id"]
     assert draft["lineage"][0]["authorisation"] == world.authorisation["id"]
     assert _entry(gateway, draft["ledger_seq"]).type == "product.drafted"
-    refused = _request(world, draft)
-    assert refused.status_code == 409
-    assert refused.json()["type"] == "urn:dsgw:problem:product-not-listed"
+    refused = _request(world, draft)  # a draft's offer is unknown to consumers
+    assert refused.status_code == 404
+    assert refused.json()["type"] == "urn:dsgw:problem:not-found"
     assert world.consumer.call("GET", f"/products/{draft['id']}").status_code == 404
     assert world.merchant.call("GET", f"/products/{draft['id']}").status_code == 200
 
@@ -102,11 +102,11 @@ def test_merchant_submits_and_admin_lists_each_step_on_the_ledger(world, gateway
 
 def test_only_the_admin_reviews_and_only_the_merchant_submits(world):
     draft = _draft(world)
-    assert _act(world.consumer, draft["id"], "submit").status_code == 403
+    assert _act(world.consumer, draft["id"], "submit").status_code == 404  # unknown to others
     assert _act(world.merchant, draft["id"], "submit").status_code == 200
-    for party in (world.merchant, world.holder, world.consumer):
+    for party, status in ((world.merchant, 403), (world.holder, 404), (world.consumer, 404)):
         response = _act(party, draft["id"], "list")
-        assert response.status_code == 403
+        assert response.status_code == status
         assert response.headers["content-type"] == "application/problem+json"
 
 

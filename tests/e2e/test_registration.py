@@ -241,8 +241,10 @@ def test_a_rejected_application_leaves_an_unusable_resource(world):
     _problem(
         world.admin.call("GET", f"/registrations/{reg}/certificate"), 409, "invalid-transition"
     )
-    listed = _ok(world.consumer.call("GET", "/registrations", params={"state": "rejected"}))
+    listed = _ok(world.auditor.call("GET", "/registrations", params={"state": "rejected"}))
     assert [r["id"] for r in listed] == [reg]
+    # Never publicised: unknown to anyone but its holder, admins and auditors.
+    assert _ok(world.consumer.call("GET", "/registrations", params={"state": "rejected"})) == []
     _problem(world.consumer.call("GET", "/registrations/reg_nope"), 404, "not-found")
 
 

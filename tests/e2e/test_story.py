@@ -126,4 +126,4 @@ def test_recorded_decision_is_readable_by_the_parties_and_auditors_only(world):
         assert decision.status_code == 200
         assert decision.json()["allow"] is True
         assert decision.json()["input"]["purpose"] == PURPOSE
-    assert world.holder.call("GET", f"/decisions/{exchange_id}").status_code == 403
+    assert world.holder.call("GET", f"/decisions/{exchange_id}").status_code == 404
