@@ -1,6 +1,7 @@
 """A registration keeps "not stated" apart from "explicitly false" for personal flags."""
 
-from gateway.resources.models import ResourceCreate, protected_fields
+from gateway.resources.models import Resource, ResourceCreate, protected_fields
+from gateway.resources.service import _amended
 
 
 def _create(fields: list[dict], **flags) -> ResourceCreate:
@@ -52,3 +53,32 @@ def test_protected_fields_follow_the_policys_rule():
     assert protected_fields(
         denied, personal_information=False, sensitive_personal_information=True
     ) == {"a", "b"}
+
+
+def test_a_change_of_the_field_list_derives_the_resource_flags_again():
+    derived = _create([{"name": "name", "personal": True}, {"name": "district"}])
+    resource = Resource(
+        name="r",
+        domain="d",
+        grade="general",
+        level="L2",
+        personal_information=derived.personal_information,
+        sensitive_personal_information=derived.sensitive_personal_information,
+        fields=[f.model_dump(exclude_none=True) for f in derived.fields],
+        update_cycle="static",
+        rows=[],
+        details={},
+    )
+    # The new list flags nothing: the resource is no longer personal, nothing inherits.
+    amended = _amended(resource, {"fields": [{"name": "name"}, {"name": "district"}]})
+    assert amended.personal_information is False
+    assert [f.personal for f in amended.fields] == [None, None]
+    # Stating the flag in the same change makes every unflagged field inherit it.
+    stated = _amended(
+        resource, {"fields": [{"name": "name"}, {"name": "district"}], "personal_information": True}
+    )
+    assert stated.personal_information is True
+    assert [f.personal for f in stated.fields] == [None, None]
+    # A change that leaves the fields alone keeps them as recorded.
+    renamed = _amended(resource, {"name": "renamed"})
+    assert [f.personal for f in renamed.fields] == [True, False]
