@@ -4,23 +4,33 @@ The rows leave only in the reply of a transaction that has durably written the l
 describing them; every decision, allowed or denied, is recorded the same way.
 """
 
+from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from contracts import Offer
 from gateway.authorisations import service as authorisations
 from gateway.context import Gateway
 from gateway.core import clock
+from gateway.core.db import fetch
 from gateway.core.errors import Problem, not_found
 from gateway.core.hashing import content_hash
 from gateway.core.ids import new_id
 from gateway.evidence.service import commit, record
 from gateway.exchanges import obligations as obl
-from gateway.exchanges.models import Decision, ExchangeRequest, ExchangeResult, Receipt
+from gateway.exchanges.models import (
+    Decision,
+    ExchangeRequest,
+    ExchangeResult,
+    OpenExchangeRequest,
+    Receipt,
+)
 from gateway.negotiation import service as contracts
 from gateway.negotiation.models import Contract
 from gateway.participants.models import Participant
+from gateway.policy import grading
 from gateway.policy import versions as policy_versions
 from gateway.policy.client import PolicyDecision, PolicyError
 from gateway.products import service as products
@@ -33,14 +43,19 @@ from ledger import Entry
 def policy_input(
     *,
     subject: Participant,
-    request: ExchangeRequest,
+    request: ExchangeRequest | OpenExchangeRequest,
     fields: list[str],
     resource: Resource,
     product: Product,
-    contract: Contract,
-    offer: Offer,
+    contract: Contract | None,
+    offer: Offer | None,
+    open_data_usage: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Return the OPA input document of an exchange (specs/policy-input.md)."""
+    """Return the OPA input document of an exchange (specs/policy-input.md).
+
+    Without a contract (open data) `contract` is null and `open_data_usage` says what the
+    subject already pulled without one today.
+    """
     return {
         "now": clock.rfc3339(clock.now()),
         "action": "exchange",
@@ -62,6 +77,8 @@ def policy_input(
             "public_interest": product.public_interest,
             "status": product.status,
         },
+        "group_by": list(getattr(request, "group_by", None) or []),
+        **({"open_data_usage": open_data_usage} if open_data_usage is not None else {}),
         "contract": {
             "id": contract.id,
             "state": contract.state,
@@ -76,15 +93,21 @@ def policy_input(
             "holder_approved": contract.holder_approved_at is not None,
             "region": offer.region,
             "price_fen": offer.price_fen,
-        },
+        }
+        if contract is not None and offer is not None
+        else None,
     }
 
 
 def _field_input(field: dict[str, Any]) -> dict[str, Any]:
-    """Return a resource field as the policy sees it (its own grade and level when it has them)."""
-    out = {"name": field["name"], "personal": field["personal"], "sensitive": field["sensitive"]}
-    out.update({key: field[key] for key in ("grade", "level") if key in field})
-    return out
+    """Return a resource field as the policy sees it: the flags it states (null: not stated,
+    inherited from the resource), its kind, its own grade and level when it has them."""
+    return grading.field_input(field)
+
+
+def _kinds(resource: Resource) -> dict[str, str]:
+    """Return {field name: kind} of the resource: the shape each field keeps when masked."""
+    return {f["name"]: obl.field_kind(f) for f in resource.fields}
 
 
 def _deny(
@@ -93,22 +116,26 @@ def _deny(
     *,
     decision_id: str,
     subject: Participant,
-    contract: Contract,
+    contract: Contract | None,
     policy_input: dict[str, Any],
     policy_version: str | None,
     result: dict[str, Any],
     status: int,
+    product_id: str | None = None,
 ) -> Problem:
-    """Record a denial (decision row and ledger entry, committed) and return its problem."""
+    """Record a denial (decision row and ledger entry, committed) and return its problem.
+
+    Without a contract (open data) the entry names the product asked for, `product_id`.
+    """
     entry = record(
         session,
         gateway.signer,
         type="exchange.denied",
         data={
             "decision": decision_id,
-            "contract": contract.id,
+            "contract": contract.id if contract is not None else None,
             "consumer": subject.id,
-            "product": contract.product_id,
+            "product": contract.product_id if contract is not None else product_id,
             "purpose": policy_input["purpose"],
             "reasons": [r["code"] for r in result["reasons"]],
             "input_hash": content_hash(policy_input),
@@ -148,7 +175,7 @@ def _keep_decision(
     *,
     decision_id: str,
     subject: Participant,
-    contract: Contract,
+    contract: Contract | None,
     allow: bool,
     policy_input: dict[str, Any],
     result: dict[str, Any],
@@ -161,7 +188,7 @@ def _keep_decision(
         Decision(
             id=decision_id,
             subject_id=subject.id,
-            contract_id=contract.id,
+            contract_id=contract.id if contract is not None else None,
             allow=allow,
             input=policy_input,
             result=result,
@@ -277,6 +304,7 @@ def exchange(
         limit=request.limit,
         watermark=mark,
         name=decision_id,
+        kinds=_kinds(resource),
     )
     delivered_fields, rows, digest = out.fields, out.rows, out.content_hash
     contract.rows_used += out.source_rows
@@ -343,4 +371,173 @@ def exchange(
         delivery=request.delivery,
         file=out.file,
         suppressed_groups=out.suppressed_groups,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Open data: L1 public data pulled without a contract, still decided by the policy and recorded.
+
+
+def _open_fields(session: Session, product: Product, resource: Resource) -> list[str]:
+    """Return the fields an open pull may ask for: those the product's offers expose."""
+    names: set[str] = set()
+    for stored in products.offers_of(session, product.id):
+        offered = Offer.model_validate(stored.terms).fields
+        if offered is None:
+            return [f["name"] for f in resource.fields]
+        names |= set(offered)
+    return [f["name"] for f in resource.fields if f["name"] in names]
+
+
+def open_data_usage(session: Session, subject_id: str) -> dict[str, int]:
+    """Return what `subject_id` pulled without a contract since the start of the UTC day."""
+    now = clock.now()
+    since = now - timedelta(
+        hours=now.hour, minutes=now.minute, seconds=now.second, microseconds=now.microsecond
+    )
+    rows, calls = session.execute(
+        select(func.coalesce(func.sum(Decision.rows_delivered), 0), func.count()).where(
+            Decision.subject_id == subject_id,
+            Decision.contract_id.is_(None),
+            Decision.allow.is_(True),
+            Decision.created_at >= since,
+        )
+    ).one()
+    return {"rows": int(rows), "calls": int(calls)}
+
+
+def open_exchange(
+    session: Session,
+    gateway: Gateway,
+    *,
+    subject: Participant,
+    product_id: str,
+    request: OpenExchangeRequest,
+) -> ExchangeResult:
+    """Pull open data without a contract; return the delivery and its receipt, or raise.
+
+    The policy decides as for any exchange, with a null contract: only public data (general,
+    L1, no personal information) of a listed product, within the subject's open-data quota per
+    UTC day. Denials and deliveries are recorded like any other, with contract null.
+    """
+    product = products.get(session, product_id)
+    if not products.visible_to(product, subject):  # a draft is no one else's business
+        raise not_found("product", product_id)
+    authorisations.expire_if_over(
+        session, gateway.signer, authorisations.get(session, product.authorisation_id)
+    )
+    # One open pull at a time per subject, so its day's usage is read and added to as one.
+    fetch(session, Participant, subject.id, kind="participant", for_update=True)
+    product = products.get(session, product_id)
+    resource = resources.get(session, product.resource_id)
+    fields = request.requested(_open_fields(session, product, resource))
+    decision_id = new_id("dec")
+    the_input = policy_input(
+        subject=subject,
+        request=request,
+        fields=fields,
+        resource=resource,
+        product=product,
+        contract=None,
+        offer=None,
+        open_data_usage=open_data_usage(session, subject.id),
+    )
+    version = policy_versions.current(session, gateway.signer, gateway.policy)
+    deny = dict(
+        decision_id=decision_id,
+        subject=subject,
+        contract=None,
+        product_id=product.id,
+        policy_input=the_input,
+        policy_version=version,
+    )
+    try:
+        decision: PolicyDecision = gateway.policy.decide(the_input)
+    except PolicyError as exc:
+        result = _error_result(exc.code, "No policy decision", str(exc))
+        raise _deny(session, gateway, result=result, status=exc.status, **deny) from None
+    result = decision.model_dump(mode="json")
+    if not decision.allow:
+        raise _deny(session, gateway, result=result, status=403, **deny)
+    try:
+        obl.check_known(decision.obligations, delivery=request.delivery)
+    except obl.UnsupportedObligation as exc:
+        result = _error_result(
+            "OBLIGATION_UNSUPPORTED", "Obligation the gateway cannot honour", str(exc)
+        )
+        raise _deny(session, gateway, result=result, status=403, **deny) from None
+    mark = (
+        obl.watermark_for(decision_id, subject.id)
+        if decision.obligations.get("watermark")
+        else None
+    )
+    out = obl.deliver(
+        resource.rows,
+        delivery=request.delivery,
+        fields=fields,
+        group_by=None,
+        obligations=decision.obligations,
+        limit=request.limit,
+        watermark=mark,
+        name=decision_id,
+        kinds=_kinds(resource),
+    )
+    masked = sorted(set(decision.obligations.get("mask") or []) & set(out.fields))
+    entry: Entry = record(
+        session,
+        gateway.signer,
+        type="exchange.delivered",
+        data={
+            "decision": decision_id,
+            "contract": None,
+            "consumer": subject.id,
+            "provider": product.merchant_id,
+            "product": product.id,
+            "resource": resource.id,
+            "purpose": request.purpose,
+            "delivery": request.delivery,
+            "fields": out.fields,
+            "masked": masked,
+            "rows": out.source_rows,
+            "content_hash": out.content_hash,
+            "watermark": mark,
+            "input_hash": content_hash(the_input),
+            "policy_version": version,
+            "exposure": result.get("exposure"),
+            **({"file": {k: v for k, v in out.file.items() if k != "content"}} if out.file else {}),
+        },
+    )
+    _keep_decision(
+        session,
+        decision_id=decision_id,
+        subject=subject,
+        contract=None,
+        allow=True,
+        policy_input=the_input,
+        result=result,
+        version=version,
+        rows=out.source_rows,
+        entry=entry,
+    )
+    return ExchangeResult(
+        exchange_id=decision_id,
+        contract_id=None,
+        product_id=product.id,
+        purpose=request.purpose,
+        fields=out.fields,
+        masked=masked,
+        row_count=len(out.rows) if out.file is None else out.source_rows,
+        rows=out.rows,
+        watermark=mark,
+        content_hash=out.content_hash,
+        receipt=Receipt(
+            seq=entry.seq,
+            hash=entry.hash,
+            sig=entry.sig,
+            kid=entry.kid,
+            body=entry.body,
+            url=f"/ledger/receipts/{entry.seq}",
+        ),
+        delivery=request.delivery,
+        file=out.file,
     )

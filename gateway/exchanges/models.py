@@ -58,6 +58,28 @@ class ExchangeRequest(BaseModel):
         return list(self.fields) if self.fields is not None else list(available)
 
 
+class OpenExchangeRequest(BaseModel):
+    """What any authenticated participant asks of an open product: L1 public data, no contract."""
+
+    model_config = ConfigDict(extra="forbid")
+    purpose: str = Field(min_length=1, max_length=100)
+    delivery: Literal["api", "file"] = Field(
+        "api",
+        description="api: rows in the reply; file: the rows as a JSON Lines file whose SHA-256 "
+        "is on the ledger (compute runs under a contract, whose terms it needs)",
+    )
+    fields: list[str] | None = Field(
+        None, max_length=200, description="fields wanted; default: all the product's offers expose"
+    )
+    limit: int | None = Field(
+        None, gt=0, le=100_000, description="at most this many rows (the policy caps them too)"
+    )
+
+    def requested(self, available: list[str]) -> list[str]:
+        """Return the requested field names, defaulting to `available`."""
+        return list(self.fields) if self.fields is not None else list(available)
+
+
 class Reason(BaseModel):
     code: str
     title: str
@@ -100,7 +122,8 @@ class FileDelivery(BaseModel):
 
 class ExchangeResult(BaseModel):
     exchange_id: str
-    contract_id: str
+    contract_id: str | None = Field(description="null for open data, pulled without a contract")
+    product_id: str | None = Field(None, description="open data: the product pulled")
     purpose: str
     fields: list[str]
     masked: list[str]

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,14 +15,80 @@ class UnsupportedObligation(Exception):
     """The decision carries an obligation this gateway cannot honour: the exchange is refused."""
 
 
-def mask_value(value: Any) -> Any:
-    """Return a masked value: keep the first 3 and last 4 characters of long text, hide the rest."""
-    if value is None:
-        return None
-    text = str(value)
+# Masking shapes, by what a field holds (specs/policy-input.md, "Masking"). Each keeps at most
+# what is shown here and replaces the rest; null stays null.
+KINDS = ("name", "phone", "id_card", "email", "text")
+HIDDEN = "***"  # what replaces free text, whatever its length
+
+
+def _mask_phone(text: str) -> str:
+    """138****5678: the first 3 and last 4 of 11 or more characters; shorter: all hidden."""
     if len(text) >= 11:
         return text[:3] + "*" * (len(text) - 7) + text[-4:]
     return "*" * len(text)
+
+
+def _mask_id_card(text: str) -> str:
+    """1****************9: the first and last character of 15 or more; shorter: all hidden."""
+    if len(text) >= 15:
+        return text[0] + "*" * (len(text) - 2) + text[-1]
+    return "*" * len(text)
+
+
+def _mask_name(text: str) -> str:
+    """王**: the first character (the surname, or its first character) and two stars."""
+    return text[0] + "**" if len(text) >= 2 else "*"
+
+
+def _mask_email(text: str) -> str:
+    """z***@example.cn: the local part's first character and the domain."""
+    local, at, domain = text.partition("@")
+    return f"{local[0]}***@{domain}" if at and local and domain else HIDDEN
+
+
+SHAPES = {
+    "name": _mask_name,
+    "phone": _mask_phone,
+    "id_card": _mask_id_card,
+    "email": _mask_email,
+    "text": lambda _text: HIDDEN,
+}
+
+
+def mask_value(value: Any, kind: str = "text") -> Any:
+    """Return `value` masked to the shape of its kind (unknown kinds: fully hidden, as text)."""
+    if value is None:
+        return None
+    return SHAPES.get(kind, SHAPES["text"])(str(value))
+
+
+_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+_ID_CARD = {"idcard", "sfz", "sfzh", "shenfenzheng", "identity", "idno", "idnumber"}
+_ID_PAIRS = {("id", "card"), ("id", "no"), ("id", "number"), ("id", "num"), ("citizen", "id")}
+_PHONE = {"phone", "mobile", "tel", "telephone", "cellphone", "shouji", "dianhua", "msisdn"}
+_EMAIL = {"email", "mail"}
+_NAME = {"name", "fullname", "surname", "xingming"}
+
+
+def infer_kind(name: str) -> str:
+    """Return the kind a field's name suggests (words split on _ and camelCase), else text."""
+    words = [w.lower() for w in _WORDS.findall(name)]
+    pairs = set(zip(words, words[1:], strict=False))
+    if _ID_CARD & set(words) or _ID_PAIRS & pairs:
+        return "id_card"
+    if _PHONE & set(words):
+        return "phone"
+    if _EMAIL & set(words):
+        return "email"
+    if _NAME & set(words):
+        return "name"
+    return "text"
+
+
+def field_kind(field: dict[str, Any]) -> str:
+    """Return what a resource field holds: its declared kind, else the one its name suggests."""
+    declared = field.get("kind")
+    return declared if declared in KINDS else infer_kind(field["name"])
 
 
 def check_known(obligations: dict[str, Any], *, delivery: str) -> None:
@@ -47,18 +114,25 @@ def apply(
     obligations: dict[str, Any],
     limit: int | None,
     watermark: str | None,
+    kinds: dict[str, str] | None = None,
 ) -> tuple[list[str], list[dict[str, Any]]]:
-    """Return the delivered field names and rows after every obligation."""
+    """Return the delivered field names and rows after every obligation.
+
+    A masked field keeps the shape of its kind (`kinds`: field name -> kind; a field not in it
+    takes the kind its name suggests).
+    """
     drop = set(obligations.get("drop") or [])
     mask = set(obligations.get("mask") or [])
     kept = [name for name in fields if name not in drop]
     cap = obligations.get("row_cap")
     caps = [c for c in (cap, limit) if c is not None]
     selected = rows[: min(caps)] if caps else rows
+    shape = {name: (kinds or {}).get(name) or infer_kind(name) for name in mask}
     delivered = []
     for row in selected:
         out = {
-            name: (mask_value(row.get(name)) if name in mask else row.get(name)) for name in kept
+            name: (mask_value(row.get(name), shape[name]) if name in mask else row.get(name))
+            for name in kept
         }
         if watermark is not None:
             out["_watermark"] = watermark
@@ -151,6 +225,7 @@ def deliver(
     limit: int | None,
     watermark: str | None,
     name: str,
+    kinds: dict[str, str] | None = None,
 ) -> Delivery:
     """Apply every obligation and shape the data for `delivery` (api, file or compute)."""
     if delivery == "compute":
@@ -172,7 +247,7 @@ def deliver(
             suppressed_groups=suppressed,
         )
     kept, out = apply(
-        rows, fields=fields, obligations=obligations, limit=limit, watermark=watermark
+        rows, fields=fields, obligations=obligations, limit=limit, watermark=watermark, kinds=kinds
     )
     if delivery == "file":
         blob = to_jsonl(out)

@@ -1,4 +1,4 @@
-"""Exchange routes: pull data under a contract, and read any recorded decision."""
+"""Exchange routes: pull data under a contract or open data without one; read any decision."""
 
 from fastapi import APIRouter, Depends
 from sqlalchemy.orm import Session
@@ -7,7 +7,13 @@ from gateway.auth.views import current_participant
 from gateway.context import Gateway, get_gateway, get_session
 from gateway.core.errors import not_found, problem_responses
 from gateway.exchanges import flows
-from gateway.exchanges.models import Decision, DecisionRead, ExchangeRequest, ExchangeResult
+from gateway.exchanges.models import (
+    Decision,
+    DecisionRead,
+    ExchangeRequest,
+    ExchangeResult,
+    OpenExchangeRequest,
+)
 from gateway.negotiation.models import Contract
 from gateway.participants.models import Participant
 
@@ -27,6 +33,23 @@ def pull(
 ) -> ExchangeResult:
     """Pull rows under a contract for a purpose; OPA decides, obligations apply, evidence first."""
     return flows.exchange(session, gateway, subject=me, request=body)
+
+
+@router.post(
+    "/open-data/{product_id}/exchanges",
+    response_model=ExchangeResult,
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
+def pull_open(
+    product_id: str,
+    body: OpenExchangeRequest,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> ExchangeResult:
+    """Pull open data (L1 public, no personal information) without a contract: OPA decides,
+    caps the rows per call and per subject and UTC day; every decision is recorded."""
+    return flows.open_exchange(session, gateway, subject=me, product_id=product_id, request=body)
 
 
 @router.get(

@@ -11,8 +11,22 @@ from typing import Any
 
 from contracts import Offer
 from gateway.core import clock
+from gateway.exchanges.obligations import field_kind
 from gateway.policy.client import PolicyClient
 from gateway.resources.models import grade_rank
+
+
+def field_input(field: dict[str, Any]) -> dict[str, Any]:
+    """Return a resource field as the policy sees it: the flags it states (null: not stated,
+    inherited from the resource), its kind, its own grade and level when it has them."""
+    out = {
+        "name": field["name"],
+        "personal": field.get("personal"),
+        "sensitive": field.get("sensitive"),
+        "kind": field_kind(field),
+    }
+    out.update({key: field[key] for key in ("grade", "level") if key in field})
+    return out
 
 
 def offer_input(
@@ -36,15 +50,7 @@ def offer_input(
             "level": resource.level,
             "personal_information": resource.personal_information,
             "sensitive_personal_information": resource.sensitive_personal_information,
-            "fields": [
-                {
-                    "name": f["name"],
-                    "personal": f["personal"],
-                    "sensitive": f["sensitive"],
-                    **{k: f[k] for k in ("grade", "level") if k in f},
-                }
-                for f in resource.fields
-            ],
+            "fields": [field_input(f) for f in resource.fields],
         },
         "product": {
             "id": product.id,

@@ -38,6 +38,8 @@ CONTEXT: dict[str, Any] = {
     "limit": {"@id": "dsgw:limit", "@type": "xsd:integer"},
     "next": {"@id": "dsgw:next", "@type": "@id"},
 }
+# Delivery modes open data is pulled through without a contract (compute needs a contract's terms).
+OPEN_MODES = ("api", "file")
 MEDIA_TYPES = {"api": "application/json", "file": "text/csv", "compute": "application/json"}
 
 
@@ -138,6 +140,7 @@ def search(
 
 def _dataset(base: str, product: Product, offers: list[ProductOffer]) -> dict[str, Any]:
     service_id = f"{base}/exchanges"
+    open_data = service.is_open(offers)
     return {
         "@id": f"{base}/products/{product.id}",
         "@type": "dcat:Dataset",
@@ -150,6 +153,7 @@ def _dataset(base: str, product: Product, offers: list[ProductOffer]) -> dict[st
         "dsgw:grade": product.grade,
         "dsgw:level": product.level,
         "dsgw:publicInterest": product.public_interest,
+        "dsgw:openData": open_data,
         "prov:wasDerivedFrom": [{"@id": f"{base}/resources/{product.resource_id}"}],
         "dqv:hasQualityMeasurement": [
             {
@@ -167,7 +171,14 @@ def _dataset(base: str, product: Product, offers: list[ProductOffer]) -> dict[st
                 "dct:title": f"{product.name} ({mode})",
                 "dsgw:deliveryMode": mode,
                 "dcat:mediaType": MEDIA_TYPES.get(mode, "application/json"),
-                "dcat:accessService": {"@id": service_id},
+                "dcat:accessService": {
+                    "@id": f"{base}/open-data" if open_data and mode in OPEN_MODES else service_id
+                },
+                **(
+                    {"dcat:accessURL": {"@id": f"{base}/open-data/{product.id}/exchanges"}}
+                    if open_data and mode in OPEN_MODES
+                    else {}
+                ),
             }
             for mode in product.delivery_modes
         ],
@@ -192,7 +203,15 @@ def to_dcat(
                 "dct:title": "dsgw exchange (rows under a usage contract)",
                 "dcat:endpointURL": {"@id": base},
                 "dcat:endpointDescription": {"@id": f"{base}/openapi.json"},
-            }
+            },
+            {
+                "@id": f"{base}/open-data",
+                "@type": "dcat:DataService",
+                "dct:title": "dsgw open data (L1 public data, no contract: POST "
+                "/open-data/{product_id}/exchanges)",
+                "dcat:endpointURL": {"@id": base},
+                "dcat:endpointDescription": {"@id": f"{base}/openapi.json"},
+            },
         ],
         "dcat:dataset": [_dataset(base, p, offers[p.id]) for p in page],
         "total": total,

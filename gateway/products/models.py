@@ -147,6 +147,12 @@ class ProductRead(BaseModel):
     description: str
     delivery_modes: list[str]
     public_interest: bool
+    open_data: bool = Field(
+        False,
+        description="open data (L1 public, no personal information, as the policy judged it): "
+        "any authenticated participant pulls it without a contract at "
+        "POST /open-data/{product_id}/exchanges",
+    )
     grade: str
     level: str | None
     domain: str

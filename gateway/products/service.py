@@ -20,21 +20,20 @@ from gateway.products import quality, states
 from gateway.products.models import OfferRead, Product, ProductCreate, ProductOffer, ProductRead
 from gateway.products.states import ProductState
 from gateway.resources import service as resources
+from gateway.resources.models import protected_fields
 from ledger import Entry, Signer
 
 
-def _check_offer(index: int, offer: Offer, *, fields: dict, fee_cap: int, public: bool) -> None:
+def _check_offer(
+    index: int, offer: Offer, *, fields: dict, protected: set[str], fee_cap: int, public: bool
+) -> None:
     """Raise 422 naming the offer when its terms do not fit the resource or the authorisation."""
     where = f"offers[{index}]"
     if offer.fields is not None:
         unknown = sorted(set(offer.fields) - set(fields))
         if unknown:
             raise unprocessable(f"{where}.fields: the resource has no fields {unknown}")
-    not_personal = sorted(
-        name
-        for name in offer.lawful_basis_fields
-        if not (fields.get(name, {}).get("personal") or fields.get(name, {}).get("sensitive"))
-    )
+    not_personal = sorted(name for name in offer.lawful_basis_fields if name not in protected)
     if not_personal:
         raise unprocessable(
             f"{where}.lawful_basis_fields: {not_personal} are not personal fields of the resource"
@@ -103,11 +102,17 @@ def publish(
         delivery_modes=body.delivery_modes,
     )
     fields = {f["name"]: f for f in resource.fields}
+    protected = protected_fields(
+        resource.fields,
+        personal_information=resource.personal_information,
+        sensitive_personal_information=resource.sensitive_personal_information,
+    )
     for index, offer in enumerate(body.offers):
         _check_offer(
             index,
             offer,
             fields=fields,
+            protected=protected,
             fee_cap=authorisation.fee_cap_fen,
             public=body.public_interest,
         )
@@ -317,6 +322,13 @@ def offer_read(product: Product, stored: ProductOffer) -> OfferRead:
     )
 
 
+def is_open(offers: list[ProductOffer]) -> bool:
+    """Return whether the policy found the product's data open (L1 public, no personal
+    information): pulled by any authenticated participant without a contract."""
+    exposures = [e for o in offers for e in (o.exposure or {}).values()]
+    return bool(exposures) and all(e.get("open") is True for e in exposures)
+
+
 def to_read(
     product: Product, offers: list[ProductOffer], entry: Entry | None = None
 ) -> ProductRead:
@@ -339,6 +351,7 @@ def to_read(
         description=product.description,
         delivery_modes=product.delivery_modes,
         public_interest=product.public_interest,
+        open_data=is_open(offers),
         grade=product.grade,
         level=product.level,
         domain=product.domain,

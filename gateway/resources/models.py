@@ -71,14 +71,56 @@ class CatalogueCode(Base):
     created_at: Mapped[datetime]
 
 
+FieldKind = Literal["name", "phone", "id_card", "email", "text"]
+
+
 class FieldSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=FIELD_NAME)
     description: str = ""
-    personal: bool = False
-    sensitive: bool = False
+    personal: bool | None = Field(
+        None,
+        description="holds personal information (个人信息); null or omitted: not stated, the "
+        "resource's personal_information applies; false: explicitly not personal",
+    )
+    sensitive: bool | None = Field(
+        None,
+        description="holds sensitive personal information (敏感个人信息); null or omitted: not "
+        "stated, the resource's sensitive_personal_information applies; false: explicitly not",
+    )
+    kind: FieldKind | None = Field(
+        None,
+        description="what the field holds, which sets the shape a masked value keeps "
+        "(specs/policy-input.md, Masking); omitted: inferred from the field's name",
+    )
     grade: Grade | None = Field(None, description="this field's own grade; at most the resource's")
     level: Level | None = Field(None, description="sub-level of a 'general' field")
+
+
+def protected_fields(
+    fields: list[dict[str, Any]],
+    *,
+    personal_information: bool,
+    sensitive_personal_information: bool,
+) -> set[str]:
+    """Return the names of the fields that hold (sensitive) personal information.
+
+    The policy's rule (specs/policy-input.md, Masking), for checks made before any decision: a
+    field's own flag when it states one, else the resource's; a resource flag that every field
+    explicitly denies applies to every field (从严).
+    """
+    out: set[str] = set()
+    for flag, on in (
+        ("personal", personal_information),
+        ("sensitive", sensitive_personal_information),
+    ):
+        all_deny = on and all(f.get(flag) is False for f in fields)
+        out |= {
+            f["name"]
+            for f in fields
+            if f.get(flag) is True or (on and (f.get(flag) is None or all_deny))
+        }
+    return out
 
 
 def grade_rank(grade: str, level: str | None) -> tuple[int, int]:
@@ -105,8 +147,18 @@ class ResourceCreate(BaseModel):
     domain: str = Field(min_length=1, max_length=100, description="industry domain")
     grade: Grade
     level: Level | None = Field(None, description="sub-level, only for grade 'general'")
-    personal_information: bool = False
-    sensitive_personal_information: bool = False
+    personal_information: bool | None = Field(
+        None,
+        description="the resource holds personal information. true: every field that does not "
+        "state `personal` itself holds it; omitted: derived from the fields (true when a field "
+        "is flagged, and then the fields that state nothing are not personal)",
+    )
+    sensitive_personal_information: bool | None = Field(
+        None,
+        description="the resource holds sensitive personal information. true: every field that "
+        "does not state `sensitive` itself holds it (and the resource is personal too); "
+        "omitted: derived from the fields, like personal_information",
+    )
     fields: list[FieldSpec] = Field(min_length=1, max_length=200)
     update_cycle: str = Field("static", max_length=40)
     rows: list[dict[str, Any]] = Field(default_factory=list, max_length=100_000)
@@ -135,11 +187,31 @@ class ResourceCreate(BaseModel):
                     f"field {f.name!r} is graded above the resource: a resource takes the "
                     "highest grade of its fields (就高)"
                 )
-        if any(f.sensitive for f in self.fields) and not self.sensitive_personal_information:
-            self.sensitive_personal_information = True
-        if any(f.personal or f.sensitive for f in self.fields):
-            self.personal_information = True
+        self._resolve_flags()
         return self
+
+    def _resolve_flags(self) -> None:
+        """Settle the resource-level flags, keeping "not stated" apart from "false" per field.
+
+        A flag the holder states true applies to every field that states nothing (the policy
+        sees those fields' flags as null, inherited). A flag not stated true is derived from the
+        fields; when a field is flagged, the holder has named the fields that hold it, so the
+        fields stating nothing are recorded as explicitly not holding it.
+        """
+        sensitive = self.sensitive_personal_information is True
+        personal = self.personal_information is True or sensitive
+        derived = {
+            "sensitive": not sensitive and any(f.sensitive for f in self.fields),
+            "personal": not personal and any(f.personal or f.sensitive for f in self.fields),
+        }
+        for flag, on in derived.items():
+            if on:
+                for f in self.fields:
+                    # A sensitive field is personal too: it keeps inheriting the derived flag.
+                    if getattr(f, flag) is None and not (flag == "personal" and f.sensitive):
+                        setattr(f, flag, False)
+        self.sensitive_personal_information = sensitive or derived["sensitive"]
+        self.personal_information = personal or derived["personal"]
 
 
 class ResourceRead(BaseModel):

@@ -109,6 +109,11 @@ def canonical_record(resource: Resource, holder: Participant) -> dict:
 def _amended(resource: Resource, changes: dict) -> ResourceCreate:
     """Return the resource's record with `changes` applied, validated, else raise 422."""
     merged = {**_record_of(resource), **changes}
+    if "fields" in changes:
+        # A new field list states its own flags: the resource's are derived again from it,
+        # unless the change states them too.
+        for flag in ("personal_information", "sensitive_personal_information"):
+            merged[flag] = changes.get(flag)
     if "grade" in changes and changes["grade"] != "general" and "level" not in changes:
         merged["level"] = None
     try:

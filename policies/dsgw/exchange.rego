@@ -89,12 +89,16 @@ input_checks := {
 	"resource.level": `resource.level must be "L1", "L2", "L3" or "L4" (null only for core and important data)`,
 	"resource.personal_information": "resource.personal_information must be a boolean",
 	"resource.sensitive_personal_information": "resource.sensitive_personal_information must be a boolean",
-	"resource.fields": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean, grade and level optional (a general field needs a level)}",
+	"resource.fields": "resource.fields must be a list of {name: non-empty string, personal and sensitive: boolean or null (null or omitted: inherited from the resource), kind, grade and level optional (a general field needs a level)}",
 	"product.id": "product.id must be a non-empty string",
 	"product.delivery_modes": "product.delivery_modes must be a list of strings",
 	"product.public_interest": "product.public_interest must be a boolean",
+	"group_by": "group_by must be null, omitted or a list of strings",
 	"contract": "contract must be null or an object",
 }
+
+# The checks made only when there is no contract: the subject's open-data usage meters it.
+open_data_checks := {"open_data_usage": "open_data_usage must be {rows: integer >= 0, calls: integer >= 0} when there is no contract"}
 
 # The checks of a contract, made only when there is one.
 contract_checks := {
@@ -121,6 +125,12 @@ field_problems contains message if {
 field_problems contains message if {
 	has_contract
 	some check, message in contract_checks
+	not check in passed_checks
+}
+
+field_problems contains message if {
+	not has_contract
+	some check, message in open_data_checks
 	not check in passed_checks
 }
 
@@ -167,8 +177,9 @@ passed_checks contains "resource.fields" if {
 	is_array(input.resource.fields)
 	every field in input.resource.fields {
 		non_empty_string(field.name)
-		is_boolean(field.personal)
-		is_boolean(field.sensitive)
+		optional_boolean(object.get(field, "personal", null))
+		optional_boolean(object.get(field, "sensitive", null))
+		optional_string(object.get(field, "kind", null))
 		optional_field_grade(field)
 	}
 }
@@ -195,6 +206,15 @@ passed_checks contains "product.id" if non_empty_string(input.product.id)
 passed_checks contains "product.delivery_modes" if string_list(input.product.delivery_modes)
 
 passed_checks contains "product.public_interest" if is_boolean(input.product.public_interest)
+
+passed_checks contains "group_by" if object.get(input, "group_by", null) == null
+
+passed_checks contains "group_by" if string_list(input.group_by)
+
+passed_checks contains "open_data_usage" if {
+	natural(input.open_data_usage.rows)
+	natural(input.open_data_usage.calls)
+}
 
 passed_checks contains "contract" if object.get(input, "contract", null) == null
 
@@ -268,6 +288,14 @@ optional_natural(value) if value == null
 
 optional_natural(value) if natural(value)
 
+optional_boolean(value) if value == null
+
+optional_boolean(value) if is_boolean(value)
+
+optional_string(value) if value == null
+
+optional_string(value) if is_string(value)
+
 # ---------------------------------------------------------------------------------------------
 # Facts about the request, named so that rules read as sentences and negation goes through them
 
@@ -286,12 +314,12 @@ resource_field_names := {field.name | some field in input.resource.fields}
 
 requested := {name | some name in input.requested_fields}
 
-protected_field(field) if field.personal == true
-
-protected_field(field) if field.sensitive == true
-
-# Resource fields holding personal or sensitive personal information.
+# Resource fields holding personal or sensitive personal information: flagged on the field, or
+# inherited from the resource (section "Masking" of specs/policy-input.md).
 protected_field_names := {field.name | some field in input.resource.fields; protected_field(field)}
+
+# Grouping keys of a compute request; none when absent.
+group_keys := {name | some name in object.get(input, "group_by", [])}
 
 # Public data: general, level L1, no personal information at resource or field level.
 public_resource if {
@@ -299,9 +327,7 @@ public_resource if {
 	input.resource.level == "L1"
 	input.resource.personal_information == false
 	input.resource.sensitive_personal_information == false
-	every field in input.resource.fields {
-		not protected_field(field)
-	}
+	count(protected_field_names) == 0
 }
 
 not_public_because contains sprintf("it is graded %s", [input.resource.grade]) if {
@@ -602,6 +628,70 @@ deny contains reason(rego.metadata.rule(), detail) if {
 	detail := sprintf("contract %s has exhausted its quota: %s", [contract.id, concat("; ", sort(quota_shortfalls))])
 }
 
+# METADATA
+# title: Group key masked
+# description: >-
+#   An aggregate may not be grouped on a field the policy masks: one group per distinct value
+#   would reveal the values masking hides (or partition by them).
+# custom:
+#   code: GROUP_KEY_MASKED
+deny contains reason(rego.metadata.rule(), detail) if {
+	masked_keys := {name | some name in group_keys; name in mask}
+	count(masked_keys) > 0
+	detail := sprintf(
+		"field(s) %s are masked for this exchange (personal or sensitive, no lawful basis) and cannot be grouped on",
+		[listing(masked_keys)],
+	)
+}
+
+# ---------------------------------------------------------------------------------------------
+# Open data: public data pulled without a contract, within the limits below, per subject and
+# UTC day (the gateway meters input.open_data_usage from its recorded decisions).
+
+open_data_limits := {"rows_per_call": 1000, "rows_per_day": 10000, "calls_per_day": 200}
+
+product_listed if input.product.status == "listed"
+
+# METADATA
+# title: Product not available
+# description: >-
+#   Without a contract, only a listed product is open: a draft, one in review, a delisted or a
+#   suspended product serves no one without a contract.
+# custom:
+#   code: PRODUCT_NOT_AVAILABLE
+deny contains reason(rego.metadata.rule(), detail) if {
+	not has_contract
+	not product_listed
+	detail := sprintf(
+		"product %s is %s; without a contract only a listed product may be pulled",
+		[input.product.id, object.get(input.product, "status", "of unknown status")],
+	)
+}
+
+open_data_shortfalls contains sprintf("%v of %v rows used today", [input.open_data_usage.rows, open_data_limits.rows_per_day]) if {
+	input.open_data_usage.rows >= open_data_limits.rows_per_day
+}
+
+open_data_shortfalls contains sprintf("%v of %v calls used today", [input.open_data_usage.calls, open_data_limits.calls_per_day]) if {
+	input.open_data_usage.calls >= open_data_limits.calls_per_day
+}
+
+# METADATA
+# title: Quota exhausted
+# description: >-
+#   Without a contract, a subject may pull at most open_data_limits per UTC day (rows and
+#   calls, over all open products), so that open data is not scraped without limit.
+# custom:
+#   code: QUOTA_EXHAUSTED
+deny contains reason(rego.metadata.rule(), detail) if {
+	not has_contract
+	count(open_data_shortfalls) > 0
+	detail := sprintf(
+		"subject %s has exhausted its open-data quota: %s",
+		[input.subject.id, concat("; ", sort(open_data_shortfalls))],
+	)
+}
+
 # ---------------------------------------------------------------------------------------------
 # Obligations: computed for every decision, meaningful only when the exchange is allowed.
 
@@ -612,9 +702,12 @@ mask contains name if {
 	not name in lawful_basis
 }
 
-# Rows still within the quota; never negative.
+# Rows still within the quota; never negative. Without a contract: at most rows_per_call, and
+# no more than the subject has left of its open-data rows today.
 row_cap := max([0, quota_rows - contract.usage.rows]) if {
 	quota_rows != null
+} else := min([open_data_limits.rows_per_call, max([0, open_data_limits.rows_per_day - input.open_data_usage.rows])]) if {
+	not has_contract
 } else := null
 
 # Aggregates computed in place must cover at least this many records.
@@ -655,29 +748,46 @@ field_level(field) := object.get(field, "level", object.get(input.resource, "lev
 	field_grade(field) == "general"
 }
 
-# The resource says it holds (sensitive) personal information but flags no field: every field
-# is then taken to hold it (从严).
+# A field's flag: its own when it states one (true or false), else the resource's (inherited).
+# A resource flagged personal or sensitive whose every field says false has no field left to
+# hold what it declares: every field is then taken to hold it (从严).
+stated(field, flag) if is_boolean(object.get(field, flag, null))
+
 unflagged_personal if {
 	input.resource.personal_information == true
 	every field in input.resource.fields {
-		field.personal == false
+		object.get(field, "personal", null) == false
 	}
 }
 
 unflagged_sensitive if {
 	input.resource.sensitive_personal_information == true
 	every field in input.resource.fields {
-		field.sensitive == false
+		object.get(field, "sensitive", null) == false
 	}
 }
 
 field_personal(field) if field.personal == true
 
+field_personal(field) if {
+	not stated(field, "personal")
+	input.resource.personal_information == true
+}
+
 field_personal(_) if unflagged_personal
 
 field_sensitive(field) if field.sensitive == true
 
+field_sensitive(field) if {
+	not stated(field, "sensitive")
+	input.resource.sensitive_personal_information == true
+}
+
 field_sensitive(_) if unflagged_sensitive
+
+protected_field(field) if field_personal(field)
+
+protected_field(field) if field_sensitive(field)
 
 # A protected field is exposed as rows only when neither masked nor aggregated.
 exposed_as_rows(field) if {
@@ -709,19 +819,15 @@ exposed_sensitive if {
 	exposed_as_rows(field)
 }
 
-protected_exposed(field) if field_personal(field)
-
-protected_exposed(field) if field_sensitive(field)
-
 # How the exposure is lower than the resource: said, never silent.
 lowered contains sprintf("field(s) %s masked", [listing(names)]) if {
-	names := {f.name | some f in exposed_fields; protected_exposed(f); f.name in mask}
+	names := {f.name | some f in exposed_fields; protected_field(f); f.name in mask}
 	count(names) > 0
 }
 
 lowered contains sprintf("field(s) %s aggregated (compute): no personal information leaves as rows", [listing(names)]) if {
 	compute_delivery
-	names := {f.name | some f in exposed_fields; protected_exposed(f); not f.name in mask}
+	names := {f.name | some f in exposed_fields; protected_field(f); not f.name in mask}
 	count(names) > 0
 }
 
@@ -743,7 +849,12 @@ exposure := {
 	"sensitive_personal_information": exposed_sensitive_value,
 	"fields": sort([f.name | some f in exposed_fields]),
 	"lowered": sort(lowered),
+	"open": public_value,
 } if input_valid
+
+default public_value := false
+
+public_value if public_resource
 
 default exposed_personal_value := false
 

@@ -25,7 +25,8 @@ base_input := {
 			{"name": "city", "personal": false, "sensitive": false},
 		],
 	},
-	"product": {"id": "prd_1", "delivery_modes": ["api", "compute"], "public_interest": false},
+	"product": {"id": "prd_1", "delivery_modes": ["api", "compute"], "public_interest": false, "status": "listed"},
+	"open_data_usage": {"rows": 0, "calls": 0},
 	"contract": {
 		"id": "ctr_1",
 		"state": "FINALIZED",
@@ -277,6 +278,7 @@ test_allowed_decision_is_complete if {
 			"sensitive_personal_information": false,
 			"fields": ["city", "name", "phone"],
 			"lowered": ["field(s) name masked"],
+			"open": false,
 		},
 	}
 }
@@ -455,7 +457,7 @@ obligation_cases := {
 	"row_cap: 1 at usage == quota - 1": {"set": {"/contract/usage/rows": 999}, "want": {"row_cap": 1}},
 	"row_cap: never negative": {"set": {"/contract/usage/rows": 1200}, "want": {"row_cap": 0}},
 	"row_cap: null without a row quota": {"set": {"/contract/quota/rows": null}, "want": {"row_cap": null}},
-	"row_cap: null without a contract": {"set": {"/contract": null}, "want": {"row_cap": null}},
+	"row_cap: the open-data rows per call without a contract": {"set": {"/contract": null}, "want": {"row_cap": 1000}},
 	"min_group_size: 10 for compute": {"set": {"/delivery": "compute"}, "want": {"min_group_size": 10}},
 	"min_group_size: null for api": {"set": {}, "want": {"min_group_size": null}},
 	"min_group_size: null for file": {"set": {"/delivery": "file"}, "want": {"min_group_size": null}},
@@ -549,28 +551,32 @@ invalid_cases := {
 		"input": input_with({"/resource": object.remove(base_input.resource, ["sensitive_personal_information"])}),
 		"problem": "resource.sensitive_personal_information must be a boolean",
 	},
-	"resource field without personal flag": {
-		"input": input_with({"/resource/fields": [{"name": "name", "sensitive": false}]}),
-		"problem": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean, grade and level optional (a general field needs a level)}",
+	"resource field with a personal flag that is not a boolean": {
+		"input": input_with({"/resource/fields": [{"name": "name", "personal": "yes", "sensitive": false}]}),
+		"problem": "resource.fields must be a list of {name: non-empty string, personal and sensitive: boolean or null (null or omitted: inherited from the resource), kind, grade and level optional (a general field needs a level)}",
+	},
+	"resource field with a kind that is not a string": {
+		"input": input_with({"/resource/fields": [{"name": "name", "kind": 3}]}),
+		"problem": "resource.fields must be a list of {name: non-empty string, personal and sensitive: boolean or null (null or omitted: inherited from the resource), kind, grade and level optional (a general field needs a level)}",
 	},
 	"resource field with an unknown grade": {
 		"input": input_with({"/resource/fields": [{"name": "name", "personal": false, "sensitive": false, "grade": "secret"}]}),
-		"problem": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean, grade and level optional (a general field needs a level)}",
+		"problem": "resource.fields must be a list of {name: non-empty string, personal and sensitive: boolean or null (null or omitted: inherited from the resource), kind, grade and level optional (a general field needs a level)}",
 	},
 	"resource field: general without any level": {
 		"input": input_with({
 			"/resource/grade": "important", "/resource/level": null,
 			"/resource/fields": [{"name": "name", "personal": false, "sensitive": false, "grade": "general"}],
 		}),
-		"problem": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean, grade and level optional (a general field needs a level)}",
+		"problem": "resource.fields must be a list of {name: non-empty string, personal and sensitive: boolean or null (null or omitted: inherited from the resource), kind, grade and level optional (a general field needs a level)}",
 	},
 	"resource field: level without grade": {
 		"input": input_with({"/resource/fields": [{"name": "name", "personal": false, "sensitive": false, "level": "L1"}]}),
-		"problem": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean, grade and level optional (a general field needs a level)}",
+		"problem": "resource.fields must be a list of {name: non-empty string, personal and sensitive: boolean or null (null or omitted: inherited from the resource), kind, grade and level optional (a general field needs a level)}",
 	},
 	"resource fields not a list": {
 		"input": input_with({"/resource/fields": {"name": "name"}}),
-		"problem": "resource.fields must be a list of {name: non-empty string, personal: boolean, sensitive: boolean, grade and level optional (a general field needs a level)}",
+		"problem": "resource.fields must be a list of {name: non-empty string, personal and sensitive: boolean or null (null or omitted: inherited from the resource), kind, grade and level optional (a general field needs a level)}",
 	},
 	"product id missing": {
 		"input": object.remove(base_input, ["product"]),

@@ -49,7 +49,7 @@ exposure_cases := {
 		},
 		"codes": [],
 	},
-	"resource flagged personal with no field flagged: every field counts as personal": {
+	"resource flagged sensitive, every field says false: every field counts as sensitive, masked": {
 		"set": {
 			"/resource/fields": [
 				{"name": "city", "personal": false, "sensitive": false},
@@ -58,7 +58,30 @@ exposure_cases := {
 			"/resource/sensitive_personal_information": true,
 			"/requested_fields": ["city"],
 		},
-		"exposure": {"personal_information": true, "sensitive_personal_information": true},
+		"exposure": {"personal_information": false, "sensitive_personal_information": false, "lowered": ["field(s) city masked"]},
+		"codes": [],
+	},
+	"resource flagged sensitive, every field says false, lawful basis: exposed as sensitive": {
+		"set": {
+			"/resource/fields": [
+				{"name": "city", "personal": false, "sensitive": false},
+				{"name": "age", "personal": false, "sensitive": false},
+			],
+			"/resource/sensitive_personal_information": true,
+			"/requested_fields": ["city"],
+			"/contract/lawful_basis_fields": ["city"],
+		},
+		"exposure": {"personal_information": true, "sensitive_personal_information": true, "lowered": []},
+		"codes": [],
+	},
+	"fields stating nothing inherit the resource's flags: exposed as sensitive under a lawful basis": {
+		"set": {
+			"/resource/fields": [{"name": "patient"}, {"name": "diagnosis"}],
+			"/resource/sensitive_personal_information": true,
+			"/requested_fields": ["patient", "diagnosis"],
+			"/contract/lawful_basis_fields": ["diagnosis", "patient"],
+		},
+		"exposure": {"personal_information": true, "sensitive_personal_information": true, "lowered": []},
 		"codes": [],
 	},
 	"important resource, only general fields exposed: general, lowered, api allowed": {
@@ -101,6 +124,7 @@ exposure_cases := {
 	"general resource, lower field levels: lowered level said": {
 		"set": {
 			"/resource/level": "L4",
+			"/resource/sensitive_personal_information": false,
 			"/resource/fields": [
 				{"name": "city", "personal": false, "sensitive": false, "grade": "general", "level": "L1"},
 				{"name": "name", "personal": true, "sensitive": false},
@@ -135,7 +159,7 @@ test_exposure_is_complete_and_null_on_invalid_input if {
 	decision := exchange.decision with input as base_input
 	object.keys(decision.exposure) == {
 		"grade", "level", "personal_information", "sensitive_personal_information",
-		"fields", "lowered",
+		"fields", "lowered", "open",
 	}
 	invalid := exchange.decision with input as {}
 	invalid.exposure == null

@@ -54,6 +54,11 @@ matrix_base := {
 			"compute",
 		],
 		"public_interest": false,
+		"status": "listed",
+	},
+	"open_data_usage": {
+		"rows": 0,
+		"calls": 0,
 	},
 	"contract": {
 		"id": "ctr_1",

@@ -65,17 +65,15 @@ def test_compute_delivers_aggregates_only_and_suppresses_small_groups(world, gat
     assert usage == {"rows": 16, "calls": 1}
 
 
-def test_compute_grouped_on_a_personal_field_reveals_no_one(world, gateway):
+def test_compute_grouped_on_a_masked_field_is_refused_and_recorded(world, gateway):
     contract = world.contract(world.all_modes["offers"][0]["id"])
     response = world.pull(contract["id"], delivery="compute", fields=["score"], group_by=["name"])
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["masked"] == ["name"]
-    # Groups form on the masked values, and a group is released only if large enough.
-    assert body["rows"], body
-    for group in body["rows"]:
-        assert "*" in group["name"] and group["name"] not in {r["name"] for r in ROWS}
-        assert group["_count"] >= 10
+    # Groups keyed on masked values would partition by (or reveal) what masking hides.
+    assert response.status_code == 403, response.text
+    problem = response.json()
+    assert [r["code"] for r in problem["reasons"]] == ["GROUP_KEY_MASKED"]
+    data = _entry(gateway, problem["ledger_seq"]).data
+    assert data["reasons"] == ["GROUP_KEY_MASKED"] and data["contract"] == contract["id"]
 
 
 def test_file_delivery_is_a_jsonl_file_whose_hash_is_on_the_ledger(world, gateway):

@@ -47,7 +47,10 @@ BASE = {
         "id": "prd_1",
         "delivery_modes": ["api", "file", "compute"],
         "public_interest": False,
+        "status": "listed",
     },
+    # Open-data usage of the subject today: read by the policy only when there is no contract.
+    "open_data_usage": {"rows": 0, "calls": 0},
     "contract": {
         "id": "ctr_1",
         "state": "FINALIZED",
