@@ -405,7 +405,10 @@ def parser() -> argparse.ArgumentParser:
         "--no-signatures", action="store_false", dest="signatures", help="skip entry signatures"
     )
     verify.add_argument(
-        "--trust-kid", action="append", dest="trusted_kids", help="trust only this first key"
+        "--trust-kid",
+        action="append",
+        dest="trusted_kids",
+        help="trust only this first key (a kid that begins with '-' is taken as it is)",
     )
     verify.set_defaults(func=cmd_ledger_verify)
     receipt = ledger_sub.add_parser("verify-receipt", help="check a receipt offline")
@@ -513,9 +516,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run `dsgw`; return the exit code."""
-    args = parser().parse_args(argv)
-    return args.func(args)
+    """Run `dsgw`; return the exit code (141, quietly, when the reader of stdout goes away)."""
+    from ledger.cli import glue_option_values, quiet_on_broken_pipe
+
+    args = parser().parse_args(glue_option_values(sys.argv[1:] if argv is None else argv))
+    return quiet_on_broken_pipe(lambda: args.func(args))
 
 
 if __name__ == "__main__":
