@@ -230,7 +230,7 @@ def story(client: httpx.Client, admin_key: Signer, workdir: Path) -> dict[str, s
         "register core resource",
     )
     registrations = [resource["registration"]["id"], core["registration"]["id"]]
-    resource, core = (_register(client, admin, holder, r) for r in (resource, core))
+    resource, core = (register_resource(client, admin, holder, r) for r in (resource, core))
     _say(
         "3. holder registers (登记) a general/L3 resource with personal fields, and a core one: "
         "applied, accepted, reviewed, publicised (1 s objection window), coded"
@@ -382,6 +382,7 @@ def story(client: httpx.Client, admin_key: Signer, workdir: Path) -> dict[str, s
         "CORE_REG": registrations[1],
         "AUTHORISATION": authorisation["id"],
         "PRODUCT": product["id"],
+        "OFFER": main_offer["id"],
         "CONTRACT": contract["id"],
         "SEQ": str(seq),
     }
@@ -423,7 +424,7 @@ def _shown_path(path: Path) -> str:
         return str(path)
 
 
-def _register(client: httpx.Client, admin: Party, holder: Party, applied: dict) -> dict:
+def register_resource(client: httpx.Client, admin: Party, holder: Party, applied: dict) -> dict:
     """Walk an applied resource through registration (登记) to coded; return it coded."""
     path = f"/registrations/{applied['registration']['id']}"
     _expect(admin.call("POST", f"{path}/accept"), 200, "accept registration")
