@@ -348,7 +348,7 @@ class _Chain:
                         or not (body_bytes.isascii() or _NON_BMP.search(body_bytes) is None)
                     ):
                         body = None
-                except (ValueError, TypeError):  # orjson's JSONDecodeError, JSONEncodeError
+                except (ValueError, TypeError, RecursionError):  # orjson's errors; deep nesting
                     body = None
         if body is None:
             body, body_bytes, digest, sig = _fast_parse(n, raw)
@@ -608,7 +608,7 @@ def _fast_parse(n: int, raw: bytes) -> tuple[dict, bytes, str, str]:
                     and not _has_float(body)
                     and (body_bytes.isascii() or _NON_BMP.search(body_bytes) is None)
                 )
-            except (ValueError, TypeError):  # orjson's JSONDecodeError, JSONEncodeError
+            except (ValueError, TypeError, RecursionError):  # orjson's errors; deep nesting
                 exact = False
             if exact:
                 return body, body_bytes, digest.decode("ascii"), sig.decode("ascii")
@@ -645,6 +645,8 @@ def _parse_line(n: int, raw: bytes) -> tuple[dict, bytes]:
         )
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, duplicates, NaN
         _fail_parse(n, "one JSON value in UTF-8", f"{exc}: {_excerpt(text)}")
+    except RecursionError:
+        _fail_parse(n, "JSON nested less deep than the parser's limit", _excerpt(text))
     if not isinstance(obj, dict) or set(obj) != ENTRY_MEMBERS:
         _fail_parse(n, "an object with exactly the members body, hash, sig", _describe(obj))
     if not isinstance(obj["body"], dict):
@@ -667,6 +669,8 @@ def _parse_line(n: int, raw: bytes) -> tuple[dict, bytes]:
         )
     except ValueError as exc:  # rfc8785.CanonicalizationError: e.g. 1e400, 2**53
         _fail_parse(n, "values that RFC 8785 can represent", str(exc))
+    except RecursionError:
+        _fail_parse(n, "JSON nested less deep than the parser's limit", _excerpt(text))
     if canonical != text:
         at = next(
             (i for i, (a, b) in enumerate(zip(canonical, text, strict=False)) if a != b), None
@@ -1010,12 +1014,18 @@ def _read_file(path: Path) -> bytes:
 
 
 def _loads(raw: bytes) -> object:
-    """Return the JSON value of UTF-8 `raw`, refusing duplicate members, NaN and Infinity."""
-    return json.loads(
-        raw.decode("utf-8"),
-        object_pairs_hook=_object_without_duplicates,
-        parse_constant=_reject_constant,
-    )
+    """Return the JSON value of UTF-8 `raw`, refusing duplicate members, NaN and Infinity.
+
+    Raises ValueError for anything else, nesting too deep for the parser included.
+    """
+    try:
+        return json.loads(
+            raw.decode("utf-8"),
+            object_pairs_hook=_object_without_duplicates,
+            parse_constant=_reject_constant,
+        )
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
 
 
 def _object_without_duplicates(pairs: list[tuple[str, object]]) -> dict:

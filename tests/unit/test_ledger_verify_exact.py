@@ -335,3 +335,16 @@ def test_the_rotation_fixture_is_what_the_gateway_writes():
     ]
     assert set(rotation[0]["data"]) == {"key", "previous"}
     assert rotation[0]["data"]["previous"] == rotation[0]["kid"]
+
+
+@pytest.mark.parametrize("depth", [995, 1100])
+def test_data_nested_deeper_than_the_parser_goes_fails_parse_not_the_verifier(folder, depth):
+    nested = b'{"a":' * depth + b"1" + b"}" * depth
+    replace_last_body(folder, last_body_with_data(folder, nested))
+    err = caught(folder)
+    assert (err.seq, err.check) == (SIZE, "parse")
+
+
+def test_a_manifest_nested_too_deep_fails_manifest_format(folder):
+    (folder / "manifest.json").write_text("[" * 5000 + "]" * 5000)
+    assert caught(folder).check == "manifest-format"
