@@ -344,7 +344,7 @@ class _Chain:
                     if (
                         type(body) is not dict
                         or _orjson_dumps(body, option=_SORT_KEYS) != body_bytes
-                        or _has_float(body.get("data"))
+                        or (_may_hold_float(body, body_bytes) and _has_float(body.get("data")))
                         or not (body_bytes.isascii() or _NON_BMP.search(body_bytes) is None)
                     ):
                         body = None
@@ -614,6 +614,19 @@ def _fast_parse(n: int, raw: bytes) -> tuple[dict, bytes, str, str]:
                 return body, body_bytes, digest.decode("ascii"), sig.decode("ascii")
     entry, body_bytes = _parse_line(n, raw)
     return entry["body"], body_bytes, entry["hash"], entry["sig"]
+
+
+def _may_hold_float(body: dict, body_bytes: bytes) -> bool:
+    """Return False when the body bytes cannot hold a float token: orjson writes every float
+    with a '.' or an exponent 'e+'/'e-', and the only dots are then the time's one and the
+    type's. (A time without its dot fails its own check, which then runs the full parse.)"""
+    kind = body.get("type")
+    return (
+        type(kind) is not str
+        or body_bytes.count(b".") != 1 + kind.count(".")
+        or b"e+" in body_bytes
+        or b"e-" in body_bytes
+    )
 
 
 def _has_float(value: object) -> bool:

@@ -348,3 +348,14 @@ def test_data_nested_deeper_than_the_parser_goes_fails_parse_not_the_verifier(fo
 def test_a_manifest_nested_too_deep_fails_manifest_format(folder):
     (folder / "manifest.json").write_text("[" * 5000 + "]" * 5000)
     assert caught(folder).check == "manifest-format"
+
+
+def test_a_float_beside_a_time_without_its_dot_still_fails_parse_first(folder):
+    """The fast path counts dots (the time's, the type's): a time without its dot must not hide
+    a float's."""
+    body = read_entries(folder)[-1]["body"]
+    body["time"] = body["time"].replace(".", "")
+    raw = canonical_json({**body, "data": {}}).replace(b'"data":{}', b'"data":{"i":5.0}')
+    replace_last_body(folder, raw)
+    err = caught(folder)
+    assert (err.seq, err.check) == (SIZE, "parse")
