@@ -344,8 +344,16 @@ class _Chain:
                     if (
                         type(body) is not dict
                         or _orjson_dumps(body, option=_SORT_KEYS) != body_bytes
-                        or (_may_hold_float(body, body_bytes) and _has_float(body.get("data")))
                         or not (body_bytes.isascii() or _NON_BMP.search(body_bytes) is None)
+                        or (
+                            (  # _may_hold_float, inline
+                                type(kind := body.get("type")) is not str
+                                or body_bytes.count(b".") != 1 + kind.count(".")
+                                or b"+" in body_bytes  # memchr; '+' is rare
+                                or b"e-" in body_bytes
+                            )
+                            and _has_float(body.get("data"))
+                        )
                     ):
                         body = None
                 except (ValueError, TypeError, RecursionError):  # orjson's errors; deep nesting
@@ -624,7 +632,7 @@ def _may_hold_float(body: dict, body_bytes: bytes) -> bool:
     return (
         type(kind) is not str
         or body_bytes.count(b".") != 1 + kind.count(".")
-        or b"e+" in body_bytes
+        or b"+" in body_bytes  # 'e+', and a few strings
         or b"e-" in body_bytes
     )
 
