@@ -63,6 +63,7 @@ _TIME_FAST = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{6}Z"
 )
 _B64SIG = re.compile(rb"[A-Za-z0-9_-]{86}")
+_TAIL_LINE = re.compile(rb',"hash":"([0-9a-f]{64})","sig":"([A-Za-z0-9_-]{86})"}\n')
 ENTRY_MEMBERS = frozenset({"body", "hash", "sig"})
 MANIFEST_MEMBERS = frozenset({"format", "origin", "size", "head", "exported_at", "kid", "sig"})
 PROGRESS_EVERY = 5000
@@ -328,32 +329,17 @@ class _Chain:
         # The fast path of _fast_parse, inline: this runs once per entry.
         end = len(raw) - _TAIL
         body = None
-        if (
-            end > 8
-            and raw[end : end + 9] == b',"hash":"'
-            and raw[end + 73 : end + 82] == b'","sig":"'
-            and raw.startswith(_LINE_HEAD)
-            and raw.endswith(b'"}\n')
-        ):
-            body_bytes = raw[8:end]
-            digest_b = raw[end + 9 : end + 73]
-            sig_b = raw[end + 82 : end + 168]
-            if _HEX64.fullmatch(digest_b) is not None and _B64SIG.fullmatch(sig_b) is not None:
+        if end > 8 and raw.startswith(_LINE_HEAD):
+            tail = _TAIL_LINE.fullmatch(raw, end)
+            if tail is not None:
+                body_bytes = raw[8:end]
                 try:
                     body = _orjson_loads(body_bytes)
                     if (
                         type(body) is not dict
                         or _orjson_dumps(body, option=_SORT_KEYS) != body_bytes
                         or not (body_bytes.isascii() or _NON_BMP.search(body_bytes) is None)
-                        or (
-                            (  # _may_hold_float, inline
-                                type(kind := body.get("type")) is not str
-                                or body_bytes.count(b".") != 1 + kind.count(".")
-                                or b"+" in body_bytes  # memchr; '+' is rare
-                                or b"e-" in body_bytes
-                            )
-                            and _has_float(body.get("data"))
-                        )
+                        or _has_float(body.get("data"))
                     ):
                         body = None
                 except (ValueError, TypeError, RecursionError):  # orjson's errors; deep nesting
@@ -361,7 +347,7 @@ class _Chain:
         if body is None:
             body, body_bytes, digest, sig = _fast_parse(n, raw)
         else:
-            digest, sig = digest_b.decode("ascii"), sig_b.decode("ascii")
+            digest, sig = tail.group(1).decode("ascii"), tail.group(2).decode("ascii")
         seq, v, t = body.get("seq"), body.get("v"), body.get("time")
         if not (
             type(seq) is int
@@ -373,7 +359,7 @@ class _Chain:
             and _TIME_FAST.fullmatch(t) is not None
             and t[:10] in self._dates
             and type(body["type"]) is str
-            and TYPE_PATTERN.fullmatch(body["type"]) is not None
+            and (body["type"] in self.types or TYPE_PATTERN.fullmatch(body["type"]) is not None)
             and type(body["data"]) is dict
             and type(body["prev"]) is str
             and type(body["kid"]) is str
@@ -622,19 +608,6 @@ def _fast_parse(n: int, raw: bytes) -> tuple[dict, bytes, str, str]:
                 return body, body_bytes, digest.decode("ascii"), sig.decode("ascii")
     entry, body_bytes = _parse_line(n, raw)
     return entry["body"], body_bytes, entry["hash"], entry["sig"]
-
-
-def _may_hold_float(body: dict, body_bytes: bytes) -> bool:
-    """Return False when the body bytes cannot hold a float token: orjson writes every float
-    with a '.' or an exponent 'e+'/'e-', and the only dots are then the time's one and the
-    type's. (A time without its dot fails its own check, which then runs the full parse.)"""
-    kind = body.get("type")
-    return (
-        type(kind) is not str
-        or body_bytes.count(b".") != 1 + kind.count(".")
-        or b"+" in body_bytes  # 'e+', and a few strings
-        or b"e-" in body_bytes
-    )
 
 
 def _has_float(value: object) -> bool:
