@@ -63,7 +63,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 loop.add_signal_handler(sig, stop.set)
             await serve(app, config, shutdown_trigger=stop.wait)
 
-        asyncio.run(_run())
+        from gateway.running import announce, local_url
+
+        with announce(settings.state_dir, local_url(args.host, args.port)):  # for `dsgw demo`
+            asyncio.run(_run())
         print("stopped", flush=True)
         return 0
     except OSError as exc:
@@ -351,8 +354,18 @@ def cmd_ledger_checkpoint(args: argparse.Namespace) -> int:
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     """Rotate the gateway's signing key (gateway stopped): announce the new key in the ledger."""
     from gateway.ledger_admin import rotate_key
+    from gateway.running import serving
 
-    return rotate_key(_settings(args))
+    settings = _settings(args)
+    running = serving(settings.state_dir)
+    if running is not None:
+        print(
+            f"dsgw keys rotate: a gateway (pid {running.pid}, {running.url}) serves this state "
+            f"folder {settings.state_dir}; stop it first (it would keep signing with the old key)",
+            file=sys.stderr,
+        )
+        return 2
+    return rotate_key(settings)
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
@@ -385,7 +398,11 @@ def parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="walk the whole story over HTTP")
-    demo.add_argument("--url", help="a running gateway; default: start one on free ports")
+    demo.add_argument(
+        "--url",
+        help="a running gateway; default: the one `dsgw serve` runs on this state folder, "
+        "else start one on free ports",
+    )
     demo.set_defaults(func=cmd_demo)
 
     ledger = sub.add_parser("ledger", help="export or verify the evidence ledger")
@@ -405,7 +422,10 @@ def parser() -> argparse.ArgumentParser:
         "--no-signatures", action="store_false", dest="signatures", help="skip entry signatures"
     )
     verify.add_argument(
-        "--trust-kid", action="append", dest="trusted_kids", help="trust only this first key"
+        "--trust-kid",
+        action="append",
+        dest="trusted_kids",
+        help="trust only this first key (a kid that begins with '-' is taken as it is)",
     )
     verify.set_defaults(func=cmd_ledger_verify)
     receipt = ledger_sub.add_parser("verify-receipt", help="check a receipt offline")
@@ -513,9 +533,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run `dsgw`; return the exit code."""
-    args = parser().parse_args(argv)
-    return args.func(args)
+    """Run `dsgw`; return the exit code (141, quietly, when the reader of stdout goes away)."""
+    from ledger.cli import glue_option_values, quiet_on_broken_pipe
+
+    args = parser().parse_args(glue_option_values(sys.argv[1:] if argv is None else argv))
+    return quiet_on_broken_pipe(lambda: args.func(args))
 
 
 if __name__ == "__main__":

@@ -3,10 +3,14 @@
 A holder registers graded data, authorises an operator that publishes it as a product; a consumer
 authenticates with private_key_jwt, contracts for an offer, pulls masked rows; three requests are
 denied with their reasons; an auditor exports the ledger over the API and verifies it offline.
+It leaves the participants' private keys and the ids it made in `.dsgw/demo/<time>/` (also
+reachable as `.dsgw/demo/latest/`): `env.sh` there sets them as shell variables for the README's
+next steps.
 """
 
 import os
 import random
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -152,8 +156,11 @@ FIELDS = [
 ]
 
 
-def story(client: httpx.Client, admin_key: Signer, workdir: Path) -> None:
-    """Run the story against the gateway behind `client`; raise DemoError on any surprise."""
+def story(client: httpx.Client, admin_key: Signer, workdir: Path) -> dict[str, str]:
+    """Run the story against the gateway behind `client`; raise DemoError on any surprise.
+
+    Return the ids it made (HOLDER, MERCHANT, CONSUMER, AUDITOR, REG, ..., SEQ) by name.
+    """
     rng = random.Random()
     _say("1. health", _expect(client.get("/health"), 200, "health")["status"])
 
@@ -179,9 +186,13 @@ def story(client: httpx.Client, admin_key: Signer, workdir: Path) -> None:
         }
         created = _expect(admin.call("POST", "/participants", json=body), 201, f"register {role}")
         parties[role] = Party(client, name, key, created["id"])
-    _say("2. participants registered by the platform admin (each with its own Ed25519 key)")
+    _say(
+        "2. participants registered by the platform admin (each with its own Ed25519 key)",
+        f"their private keys: {_shown_path(workdir)}/<role>.jwk (keep them: later steps sign "
+        "with them)",
+    )
     for role, party in parties.items():
-        _show(role, f"{party.id}  {party.name}")
+        _show(role, f"{party.id}  {party.name}  key {_shown_path(workdir / f'{role}.jwk')}")
     holder, merchant, consumer, auditor = (
         parties[r] for r in ("holder", "merchant", "consumer", "auditor")
     )
@@ -218,7 +229,8 @@ def story(client: httpx.Client, admin_key: Signer, workdir: Path) -> None:
         201,
         "register core resource",
     )
-    resource, core = (_register(client, admin, holder, r) for r in (resource, core))
+    registrations = [resource["registration"]["id"], core["registration"]["id"]]
+    resource, core = (register_resource(client, admin, holder, r) for r in (resource, core))
     _say(
         "3. holder registers (登记) a general/L3 resource with personal fields, and a core one: "
         "applied, accepted, reviewed, publicised (1 s objection window), coded"
@@ -231,6 +243,7 @@ def story(client: httpx.Client, admin_key: Signer, workdir: Path) -> None:
         f"sensitive={resource['sensitive_personal_information']}",
     )
     _show("core resource", f"{core['id']} code {core['code']} grade={core['grade']}")
+    _show("registrations", f"{registrations[0]} (resource), {registrations[1]} (core resource)")
 
     authorisation = _expect(
         holder.call(
@@ -325,8 +338,10 @@ def story(client: httpx.Client, admin_key: Signer, workdir: Path) -> None:
     _show("masked", pulled["masked"])
     for row in pulled["rows"][:3]:
         _show("row", {k: v for k, v in row.items() if k != "_watermark"})
+    seq = pulled["receipt"]["seq"]
     _show(
-        "receipt", f"ledger entry {pulled['receipt']['seq']} hash {pulled['receipt']['hash'][:16]}…"
+        "receipt",
+        f"seq {seq} (GET /ledger/receipts/{seq}), hash {pulled['receipt']['hash'][:16]}…",
     )
 
     _say("9. three requests denied, each with its reason")
@@ -357,10 +372,59 @@ def story(client: httpx.Client, admin_key: Signer, workdir: Path) -> None:
         "verified",
         f"{report.size} entries, chain, hashes and signatures OK; head {report.head[:16]}…",
     )
+    made = {
+        "HOLDER": holder.id,
+        "MERCHANT": merchant.id,
+        "CONSUMER": consumer.id,
+        "AUDITOR": auditor.id,
+        "RESOURCE": resource["id"],
+        "REG": registrations[0],
+        "CORE_REG": registrations[1],
+        "AUTHORISATION": authorisation["id"],
+        "PRODUCT": product["id"],
+        "OFFER": main_offer["id"],
+        "CONTRACT": contract["id"],
+        "SEQ": str(seq),
+    }
+    env = write_env(workdir, made)
+    _say(
+        "11. what the demo made, for the next steps",
+        f"keys   {_shown_path(workdir)}/{{holder,merchant,consumer,auditor}}.jwk",
+    )
+    _show("ids", ", ".join(f"{name}={value}" for name, value in made.items()))
+    _show("shell", f". {_shown_path(env)}   # sets them and KEYS, the keys' folder")
     print("\nDemo complete.", flush=True)
+    return made
 
 
-def _register(client: httpx.Client, admin: Party, holder: Party, applied: dict) -> dict:
+def write_env(workdir: Path, made: dict[str, str]) -> Path:
+    """Write `env.sh` (the ids and KEYS as shell assignments) into `workdir`; point the
+    `latest` link beside it at `workdir`; return the path of env.sh."""
+    lines = [
+        "# written by `dsgw demo`: the ids it made and the folder of its participants' keys",
+        f"KEYS={shlex.quote(str(workdir.resolve()))}",
+        *(f"{name}={shlex.quote(value)}" for name, value in made.items()),
+    ]
+    env = workdir / "env.sh"
+    env.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    latest = workdir.parent / "latest"
+    tmp = workdir.parent / f".latest.{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(workdir.name)
+    os.replace(tmp, latest)
+    return latest / "env.sh"
+
+
+def _shown_path(path: Path) -> str:
+    """Return `path` relative to the current folder when it is inside it, else absolute."""
+    path = Path(os.path.abspath(path))  # not resolve(): keep the `latest` link as it is
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def register_resource(client: httpx.Client, admin: Party, holder: Party, applied: dict) -> dict:
     """Walk an applied resource through registration (登记) to coded; return it coded."""
     path = f"/registrations/{applied['registration']['id']}"
     _expect(admin.call("POST", f"{path}/accept"), 200, "accept registration")
@@ -432,11 +496,15 @@ def _wait_past(client: httpx.Client, moment: str) -> None:
 
 
 def export_over_api(auditor: Party, out: Path) -> dict:
-    """Download every entry, the gateway's keys and a signed manifest into an export folder."""
+    """Download every entry, the ledger's key chain and a signed manifest into an export folder.
+
+    The keys come from GET /ledger/keys, every key that ever signed the ledger: after a key
+    rotation /.well-known/jwks.json holds only the active key, which did not sign entry 1.
+    """
     from ledger.export import write_export
 
     manifest = _expect(auditor.call("GET", "/ledger/manifest"), 200, "ledger manifest")
-    keys = _expect(auditor.client.get("/.well-known/jwks.json"), 200, "gateway keys")
+    keys = _expect(auditor.client.get("/ledger/keys"), 200, "ledger keys")
 
     def entries():
         start = 1
@@ -508,8 +576,36 @@ def local_gateway(state_dir: Path):
 
 
 def run_demo(*, url: str | None, state_dir: Path | None) -> int:
-    """Run the demo; return the exit code."""
+    """Run the demo; return the exit code.
+
+    Without `url`, a gateway that `dsgw serve` runs on the same state folder is used (a second
+    one beside it would share its SQLite database and keys); if that process does not answer,
+    the demo refuses (exit 2) rather than start another.
+    """
     settings = Settings.from_env(state_dir=state_dir)
+    if not url:
+        from gateway.running import serving
+
+        running = serving(settings.state_dir)
+        if running is not None:
+            try:
+                answers = httpx.get(f"{running.url}/health", timeout=5).status_code == 200
+            except httpx.HTTPError:
+                answers = False
+            if not answers:
+                print(
+                    f"dsgw demo: a gateway (pid {running.pid}) serves the state folder "
+                    f"{settings.state_dir} but does not answer at {running.url}/health; "
+                    "stop it, or pass --url to name the gateway to use",
+                    file=sys.stderr,
+                )
+                return 2
+            print(
+                f"using the gateway that already serves {settings.state_dir} at {running.url} "
+                f"(pid {running.pid}); pass --url to name another",
+                flush=True,
+            )
+            url = running.url
     settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     workdir = settings.state_dir / "demo" / time.strftime("%Y%m%dT%H%M%S")
     workdir.mkdir(parents=True, exist_ok=True, mode=0o700)

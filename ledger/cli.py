@@ -3,28 +3,81 @@
 `verify DIR` verifies an export offline; `verify OLD NEW` verifies both and proves, by an RFC
 9162 consistency proof, that NEW extends OLD without rewriting it. `verify-receipt` checks a
 receipt with only the gateway's public keys. Exit status: 0 verified, 1 a check failed, 2 the
-input cannot be read (or the command line is wrong).
+input cannot be read (or the command line is wrong), 141 the reader of stdout went away
+(`... | head`), as for a process that SIGPIPE ends.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from ledger.errors import ExportUnreadableError, LedgerKeyError, LedgerVerificationError
 from ledger.verify import verify_export, verify_extension
 
 OK, FAILED, UNREADABLE = 0, 1, 2
+BROKEN_PIPE = 128 + 13  # what a shell reports for a process ended by SIGPIPE
+VALUE_OPTIONS = ("--trust-kid",)
+"""Options whose value may begin with '-' (a kid is base64url: '-' is one of its letters)."""
+
+
+def glue_option_values(argv: Iterable[str], options: Iterable[str] = VALUE_OPTIONS) -> list[str]:
+    """Return `argv` with each `OPTION VALUE` of `options` written `OPTION=VALUE`.
+
+    argparse takes a value that begins with '-' for an option of its own ("--trust-kid -abc"
+    would be an error); glued to its option, the value is the option's whatever it looks like.
+    Arguments after `--` are left as they are.
+    """
+    argv, options, out = list(argv), set(options), []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            out += argv[i:]
+            break
+        if arg in options and i + 1 < len(argv):
+            out.append(f"{arg}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
+def quiet_on_broken_pipe(run: Callable[[], int]) -> int:
+    """Return `run()`'s exit status, or BROKEN_PIPE without a traceback if stdout closes early.
+
+    `dsgw ledger verify DIR | head -1` closes the pipe after one line; Python then raises
+    BrokenPipeError at the next write, and again when it flushes stdout at exit. Stdout is
+    pointed at /dev/null so that the last flush has nowhere to fail.
+    """
+    try:
+        status = run()
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # pragma: no cover - stdout is no file
+            pass
+        return BROKEN_PIPE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with `argv` (default: sys.argv[1:]); return the exit status."""
+    return quiet_on_broken_pipe(lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(glue_option_values(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:  # --help, or a usage error (already printed)
         return exc.code if isinstance(exc.code, int) else UNREADABLE
     if args.command == "verify-receipt":
@@ -71,8 +124,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         metavar="KID",
         dest="trusted_kids",
-        help="accept only signatures by this key id (repeatable); obtain the gateway's key ids "
-        "from a source other than the export itself",
+        help="accept only signatures by this key id (repeatable; a kid that begins with '-' is "
+        "taken as it is); obtain the gateway's key ids from a source other than the export itself",
     )
     receipt = commands.add_parser(
         "verify-receipt",

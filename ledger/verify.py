@@ -10,6 +10,7 @@ size and checks the checkpoints' signatures; `verify_extension` proves OLD ⊑ N
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -22,7 +23,7 @@ from typing import NoReturn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger.canonical import b64url_decode, canonical_json, parse_rfc3339
-from ledger.checkpoint import Checkpoint, CheckpointError, parse_checkpoint, verify_checkpoint
+from ledger.checkpoint import Checkpoint, CheckpointError, key_hash, parse_checkpoint
 from ledger.entry import BODY_MEMBERS, GENESIS_PREV, TYPE_PATTERN, VERSION
 from ledger.errors import ExportUnreadableError, LedgerKeyError, LedgerVerificationError
 from ledger.keys import SIGNATURE_BYTES, jwk_thumbprint, public_key_from_jwk, verify_signature
@@ -33,7 +34,7 @@ try:  # a fast JSON parser makes the 1,000,000-entry target; the strict path nee
 
     _orjson_loads = orjson.loads
     _orjson_dumps = orjson.dumps
-    _SORT_KEYS = orjson.OPT_SORT_KEYS
+    _SORT_KEYS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 except ImportError:  # pragma: no cover - orjson is a dependency; keep the verifier standalone
 
     def _orjson_loads(data: bytes) -> object:
@@ -62,11 +63,20 @@ _TIME_FAST = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{6}Z"
 )
 _B64SIG = re.compile(rb"[A-Za-z0-9_-]{86}")
+_TAIL_LINE = re.compile(rb',"hash":"([0-9a-f]{64})","sig":"([A-Za-z0-9_-]{86})"}\n')
 ENTRY_MEMBERS = frozenset({"body", "hash", "sig"})
 MANIFEST_MEMBERS = frozenset({"format", "origin", "size", "head", "exported_at", "kid", "sig"})
 PROGRESS_EVERY = 5000
 
 _LINE_HEAD = b'{"body":'
+# The fast path accepts a body when orjson writes it back byte for byte and nothing in it is
+# where orjson's form and RFC 8785's can differ: an integer beyond ±(2^53 - 1) (orjson allows 64
+# bits; OPT_STRICT_INTEGER refuses them), a float (orjson keeps 5.0 and 1e+16, RFC 8785 writes 5
+# and 10000000000000000; _has_float), and a character beyond U+FFFF (orjson sorts member names by
+# code point, RFC 8785 by UTF-16 code units, which differ when such a character meets one of
+# U+E000-U+FFFF; its UTF-8 lead byte is F0-F4). Strings need no test: orjson escapes exactly as
+# RFC 8785 does (tests/unit/test_ledger_verify_exact.py checks every character).
+_NON_BMP = re.compile(rb"[\xf0-\xf4]")
 
 
 @dataclass(frozen=True)
@@ -229,11 +239,16 @@ def verify_extension(old: Path, new: Path, **options) -> ExtensionReport:
             found=new_report.origin,
         )
     if new_report.size < old_report.size:
+        # Name the first entry of OLD that NEW does not keep: a changed one, else the first
+        # one NEW lacks.
+        seq = _first_difference(Path(old), Path(new)) or new_report.size + 1
         raise LedgerVerificationError(
             "consistency",
-            location=str(new),
+            seq=seq,
+            location=f"entry {seq} of OLD",
             expected=f"at least the {old_report.size} entries of OLD",
-            found=f"{new_report.size} entries: NEW is shorter than OLD",
+            found=f"{new_report.size} entries: NEW is shorter than OLD"
+            + ("" if seq > new_report.size else f" and differs from entry {seq} on"),
         )
     nodes = new_report.nodes
     proof = consistency_proof(
@@ -314,27 +329,25 @@ class _Chain:
         # The fast path of _fast_parse, inline: this runs once per entry.
         end = len(raw) - _TAIL
         body = None
-        if (
-            end > 8
-            and raw[end : end + 9] == b',"hash":"'
-            and raw[end + 73 : end + 82] == b'","sig":"'
-            and raw.startswith(_LINE_HEAD)
-            and raw.endswith(b'"}\n')
-        ):
-            body_bytes = raw[8:end]
-            digest_b = raw[end + 9 : end + 73]
-            sig_b = raw[end + 82 : end + 168]
-            if _HEX64.fullmatch(digest_b) is not None and _B64SIG.fullmatch(sig_b) is not None:
+        if end > 8 and raw.startswith(_LINE_HEAD):
+            tail = _TAIL_LINE.fullmatch(raw, end)
+            if tail is not None:
+                body_bytes = raw[8:end]
                 try:
                     body = _orjson_loads(body_bytes)
-                except ValueError:
-                    body = None
-                if type(body) is not dict or _orjson_dumps(body, option=_SORT_KEYS) != body_bytes:
+                    if (
+                        type(body) is not dict
+                        or _orjson_dumps(body, option=_SORT_KEYS) != body_bytes
+                        or not (body_bytes.isascii() or _NON_BMP.search(body_bytes) is None)
+                        or _has_float(body.get("data"))
+                    ):
+                        body = None
+                except (ValueError, TypeError, RecursionError):  # orjson's errors; deep nesting
                     body = None
         if body is None:
             body, body_bytes, digest, sig = _fast_parse(n, raw)
         else:
-            digest, sig = digest_b.decode("ascii"), sig_b.decode("ascii")
+            digest, sig = tail.group(1).decode("ascii"), tail.group(2).decode("ascii")
         seq, v, t = body.get("seq"), body.get("v"), body.get("time")
         if not (
             type(seq) is int
@@ -346,12 +359,14 @@ class _Chain:
             and _TIME_FAST.fullmatch(t) is not None
             and t[:10] in self._dates
             and type(body["type"]) is str
-            and TYPE_PATTERN.fullmatch(body["type"]) is not None
+            and (body["type"] in self.types or TYPE_PATTERN.fullmatch(body["type"]) is not None)
             and type(body["data"]) is dict
             and type(body["prev"]) is str
             and type(body["kid"]) is str
         ):
             # The detailed checks name the failure; a body they accept has a new, valid date.
+            # A line that is not canonical fails 'parse' first, whatever else is wrong with it.
+            _parse_line(n, raw)
             _check_seq(n, body)
             _check_version(n, body)
             _check_format(n, body)
@@ -436,10 +451,20 @@ class _Chain:
                     expected=f"the genesis key to be the key that signs it ({kid})",
                     found=announced,
                 )
+            _check_announced_params(n, data, "key-chain")
             if isinstance(data.get("origin"), str):
                 self.origin = data["origin"]
             return
         new_kid = _announced_kid(n, data, "rotation")
+        _check_announced_params(n, data, "key-rotation")
+        previous = data.get("previous", _MISSING)
+        if previous != kid:
+            raise LedgerVerificationError(
+                "key-rotation",
+                seq=n,
+                expected=f"data.previous: the kid of the key that signs the rotation, {kid}",
+                found=_describe(previous),
+            )
         if new_kid == kid or new_kid in self.retired:
             raise LedgerVerificationError(
                 "key-rotation",
@@ -474,6 +499,15 @@ def _announced_kid(n: int, data: dict, what: str) -> str:
             found=_describe(jwk.get("kid")) if "d" not in jwk else "a private key",
         )
     return kid
+
+
+def _check_announced_params(n: int, data: dict, check: str) -> None:
+    """A genesis or rotation key's `use` and `alg` follow keys.json's rule (step 1)."""
+    problem = _jwk_use_and_alg(data["key"])
+    if problem is not None:
+        raise LedgerVerificationError(
+            check, seq=n, expected=f"data.key with {JWK_USE_AND_ALG}", found=problem
+        )
 
 
 class _Signatures:
@@ -542,9 +576,11 @@ def _fast_parse(n: int, raw: bytes) -> tuple[dict, bytes, str, str]:
 
     An entry line as the gateway writes it has a fixed tail (64 hex characters of hash, 86 of
     signature), so the body bytes are sliced out and parsed once; the line is accepted here only
-    if re-serialising the body with sorted members gives back exactly those bytes. Anything
-    else (non-ASCII-sorted members, floats, escapes that differ) goes to the full RFC 8785
-    check, which accepts canonical lines and names the first differing byte of others.
+    if re-serialising the body with sorted members gives back exactly those bytes and nothing
+    in it is where orjson's form and RFC 8785's could differ (a float, an integer beyond 2^53, a
+    character beyond U+FFFF).
+    Anything else goes to the full RFC 8785 check, which accepts canonical lines and names the
+    first differing byte of others.
     """
     end = len(raw) - _TAIL
     if (
@@ -560,12 +596,34 @@ def _fast_parse(n: int, raw: bytes) -> tuple[dict, bytes, str, str]:
         if _HEX64.fullmatch(digest) and _B64SIG.fullmatch(sig):
             try:
                 body = _orjson_loads(body_bytes)
-            except ValueError:
-                body = None
-            if isinstance(body, dict) and _orjson_dumps(body, option=_SORT_KEYS) == body_bytes:
+                exact = (
+                    isinstance(body, dict)
+                    and _orjson_dumps(body, option=_SORT_KEYS) == body_bytes
+                    and not _has_float(body)
+                    and (body_bytes.isascii() or _NON_BMP.search(body_bytes) is None)
+                )
+            except (ValueError, TypeError, RecursionError):  # orjson's errors; deep nesting
+                exact = False
+            if exact:
                 return body, body_bytes, digest.decode("ascii"), sig.decode("ascii")
     entry, body_bytes = _parse_line(n, raw)
     return entry["body"], body_bytes, entry["hash"], entry["sig"]
+
+
+def _has_float(value: object) -> bool:
+    """Return whether the parsed JSON `value` holds a float anywhere."""
+    kind = type(value)
+    if kind is float:
+        return True
+    if kind is dict:
+        value = value.values()  # type: ignore[union-attr]
+    elif kind is not list:
+        return False
+    for item in value:  # type: ignore[union-attr]
+        kind = type(item)
+        if kind is float or ((kind is dict or kind is list) and _has_float(item)):
+            return True
+    return False
 
 
 def _parse_line(n: int, raw: bytes) -> tuple[dict, bytes]:
@@ -581,6 +639,8 @@ def _parse_line(n: int, raw: bytes) -> tuple[dict, bytes]:
         )
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, duplicates, NaN
         _fail_parse(n, "one JSON value in UTF-8", f"{exc}: {_excerpt(text)}")
+    except RecursionError:
+        _fail_parse(n, "JSON nested less deep than the parser's limit", _excerpt(text))
     if not isinstance(obj, dict) or set(obj) != ENTRY_MEMBERS:
         _fail_parse(n, "an object with exactly the members body, hash, sig", _describe(obj))
     if not isinstance(obj["body"], dict):
@@ -603,6 +663,8 @@ def _parse_line(n: int, raw: bytes) -> tuple[dict, bytes]:
         )
     except ValueError as exc:  # rfc8785.CanonicalizationError: e.g. 1e400, 2**53
         _fail_parse(n, "values that RFC 8785 can represent", str(exc))
+    except RecursionError:
+        _fail_parse(n, "JSON nested less deep than the parser's limit", _excerpt(text))
     if canonical != text:
         at = next(
             (i for i, (a, b) in enumerate(zip(canonical, text, strict=False)) if a != b), None
@@ -780,7 +842,9 @@ def _load_checkpoints(path: Path) -> list[_LoadedCheckpoint]:
     except OSError as exc:
         raise ExportUnreadableError(f"cannot read {path}: {exc.strerror}") from exc
     out: list[_LoadedCheckpoint] = []
-    for i, line in enumerate(raw.splitlines(), start=1):
+    lines = raw.split(b"\n")
+    last = lines.pop()  # after the final line feed: nothing
+    for i, line in enumerate([*lines, last] if last else lines, start=1):
         where = f"{CHECKPOINTS_FILE} line {i}"
 
         def fail(expected: object, found: object, where: str = where) -> NoReturn:
@@ -788,6 +852,8 @@ def _load_checkpoints(path: Path) -> list[_LoadedCheckpoint]:
                 "checkpoint-format", location=where, expected=expected, found=found
             )
 
+        if i > len(lines):
+            fail("a line ending in a line feed (the last line too)", "the end of the file")
         try:
             obj = _loads(line)
         except ValueError as exc:
@@ -795,9 +861,17 @@ def _load_checkpoints(path: Path) -> list[_LoadedCheckpoint]:
         if not isinstance(obj, dict) or set(obj) != {"note"} or not isinstance(obj["note"], str):
             fail('a JSON object {"note": "<signed note>"}', _describe(obj))
         try:
+            canonical = canonical_json(obj)
+        except ValueError as exc:  # a lone surrogate
+            fail("a note of valid Unicode", str(exc))
+        if canonical != line:
+            fail(f"the line in its RFC 8785 form, {_excerpt(canonical, 60)}", _excerpt(line, 60))
+        try:
             cp = parse_checkpoint(obj["note"])
         except CheckpointError as exc:
             fail("a C2SP tlog-checkpoint signed note", str(exc))
+        if cp.size == 0:
+            fail("a size of at least 1 (the empty tree needs no checkpoint)", 0)
         if out and cp.size <= out[-1].size:
             fail(f"a size above {out[-1].size} (checkpoints in increasing size)", cp.size)
         out.append(_LoadedCheckpoint(i, cp))
@@ -831,18 +905,52 @@ def _check_checkpoints(
         root = chain.roots.get(cp.size, EMPTY_ROOT if cp.size == 0 else None)
         if root != cp.root:
             fail("checkpoint-root", root.hex() if root else "?", cp.root.hex())
-        try:
-            _, kid = verify_checkpoint(cp, chain_keys)
-        except CheckpointError as exc:
-            fail("checkpoint-signature", exc.expected, exc.found)
-        if kid in chain.retired and cp.size > chain.retired[kid]:
+        signers = _checkpoint_signers(cp, chain_keys, fail)
+        current = [k for k in signers if not (k in chain.retired and cp.size > chain.retired[k])]
+        if not current:
+            kid = signers[0]
             fail(
                 "checkpoint-kid",
                 f"a key active at or after entry {cp.size}",
                 f"{kid}, retired at entry {chain.retired[kid]}",
             )
-        kids.add(kid)
+        kids.update(current)
     return kids
+
+
+def _checkpoint_signers(
+    cp: Checkpoint, keys: dict[str, Ed25519PublicKey], fail: Callable[..., NoReturn]
+) -> list[str]:
+    """Return the kids of the key chain that sign `cp` (check 'checkpoint-signature').
+
+    Every signature line named by the origin whose key hash is one of `keys` must verify; lines
+    of other names or key hashes (witnesses' cosignatures) are skipped; at least one must be
+    by a key of `keys`. Whether a signer was still active at the checkpoint's size is the
+    caller's 'checkpoint-kid' check.
+    """
+    hashes = {key_hash(cp.origin, key): kid for kid, key in keys.items()}
+    signers: list[str] = []
+    text = cp.text.encode()
+    for name, kh, sig in cp.signatures:
+        kid = hashes.get(kh) if name == cp.origin else None
+        if kid is None:
+            continue
+        if len(sig) != SIGNATURE_BYTES or not verify_signature(keys[kid], sig, text):
+            fail(
+                "checkpoint-signature",
+                f"an Ed25519 signature by {kid} over the note text",
+                base64.b64encode(sig).decode(),
+            )
+        if kid not in signers:
+            signers.append(kid)
+    if not signers:
+        fail(
+            "checkpoint-signature",
+            f"a signature line named {cp.origin!r} by one of "
+            + (", ".join(sorted(keys)) or "(no key)"),
+            ", ".join(f"{n} {kh.hex()}" for n, kh, _ in cp.signatures) or "no signature",
+        )
+    return signers
 
 
 def _load_keys(raw: bytes) -> dict[str, Ed25519PublicKey]:
@@ -871,13 +979,25 @@ def _load_keys(raw: bytes) -> dict[str, Ed25519PublicKey]:
         kid = jwk_thumbprint(jwk)
         if jwk.get("kid", kid) != kid:
             fail(f"key {i} to have kid {kid} (its RFC 7638 thumbprint)", _describe(jwk["kid"]))
-        if jwk.get("use", "sig") != "sig" or jwk.get("alg", "EdDSA") != "EdDSA":
-            fail(
-                "use 'sig' and alg 'EdDSA' where given",
-                f"key {i}: use {jwk.get('use')!r}, alg {jwk.get('alg')!r}",
-            )
+        problem = _jwk_use_and_alg(jwk)
+        if problem is not None:
+            fail(JWK_USE_AND_ALG, f"key {i}: {problem}")
         keys[kid] = key
     return keys
+
+
+JWK_ALGS = ("EdDSA", "Ed25519")
+"""The `alg` a ledger key may carry (RFC 8037's EdDSA, RFC 9864's fully specified Ed25519)."""
+JWK_USE_AND_ALG = "use 'sig' and alg 'EdDSA' or 'Ed25519' where given"
+
+
+def _jwk_use_and_alg(jwk: dict) -> str | None:
+    """Return what is wrong with a public JWK's `use` and `alg` (specs/ledger.md §4), or None."""
+    use, alg = jwk.get("use", "sig"), jwk.get("alg", "EdDSA")
+    if use != "sig" or alg not in JWK_ALGS:
+        found_use, found_alg = jwk.get("use", _MISSING), jwk.get("alg", _MISSING)
+        return f"use {_describe(found_use)}, alg {_describe(found_alg)}"
+    return None
 
 
 def _read_file(path: Path) -> bytes:
@@ -888,12 +1008,18 @@ def _read_file(path: Path) -> bytes:
 
 
 def _loads(raw: bytes) -> object:
-    """Return the JSON value of UTF-8 `raw`, refusing duplicate members, NaN and Infinity."""
-    return json.loads(
-        raw.decode("utf-8"),
-        object_pairs_hook=_object_without_duplicates,
-        parse_constant=_reject_constant,
-    )
+    """Return the JSON value of UTF-8 `raw`, refusing duplicate members, NaN and Infinity.
+
+    Raises ValueError for anything else, nesting too deep for the parser included.
+    """
+    try:
+        return json.loads(
+            raw.decode("utf-8"),
+            object_pairs_hook=_object_without_duplicates,
+            parse_constant=_reject_constant,
+        )
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
 
 
 def _object_without_duplicates(pairs: list[tuple[str, object]]) -> dict:

@@ -62,8 +62,10 @@ def manifest(
 ) -> LedgerManifest:
     """Return the gateway-signed manifest of the ledger as it is now (auditors, admins).
 
-    With the entries up to its size (GET /ledger/entries) and the gateway's keys
-    (/.well-known/jwks.json), it makes an export that `dsgw ledger verify` checks offline.
+    With the entries up to its size (GET /ledger/entries) and the ledger's key chain
+    (GET /ledger/keys: every key that ever signed it; after a key rotation
+    /.well-known/jwks.json holds only the active one), it makes an export that
+    `dsgw ledger verify` checks offline.
     """
     require_role(me, "auditor", "admin")
     size, last = ledger_store.head(session.connection())

@@ -117,8 +117,20 @@ def cmd_product(args: argparse.Namespace) -> int:
 
 
 def cmd_contract(args: argparse.Namespace) -> int:
-    """Approve, refuse, suspend, reinstate, revoke or terminate a contract."""
+    """Approve, refuse, suspend, reinstate, revoke or terminate a contract; or sign it."""
+    if args.action == "sign":
+        return cmd_contract_sign(args)
     return _transition(args, "contract", args.contract_id)
+
+
+def cmd_contract_sign(args: argparse.Namespace) -> int:
+    """Print the compact JWS (EdDSA) of the contract's canonical document, signed with --key:
+    the `signature` that POST /contracts/{id}/agree (provider) and /verify (consumer) take."""
+    contract = _call(args, "GET", f"/contracts/{args.contract_id}")
+    if contract is None:
+        return 1
+    print(_party(args).sign(contract["document"]))
+    return 0
 
 
 def _connection(parser: argparse.ArgumentParser) -> None:
@@ -152,8 +164,11 @@ def add_parsers(sub: Any) -> None:
     _connection(product)
     product.set_defaults(func=cmd_product)
 
-    contract = sub.add_parser("contract", help="approve, suspend, revoke, terminate a contract")
-    contract.add_argument("action", choices=CONTRACT_ACTIONS)
+    contract = sub.add_parser(
+        "contract",
+        help="approve, suspend, revoke, terminate a contract; or sign it (prints the JWS)",
+    )
+    contract.add_argument("action", choices=[*CONTRACT_ACTIONS, "sign"])
     contract.add_argument("contract_id")
     contract.add_argument("--reason", help="why (kept in the ledger entry)")
     _connection(contract)

@@ -28,7 +28,7 @@ from contracts import Offer
 from gateway.app import build_gateway, create_app
 from gateway.core.config import Settings
 from gateway.core.logging import configure_logging
-from gateway.demo import Party, random_uscc
+from gateway.demo import Party, random_uscc, register_resource
 from gateway.participants.service import PLATFORM_ADMIN_ID
 from gateway.products.models import Product, ProductOffer, StatedQuality
 from gateway.products.quality import report
@@ -100,7 +100,8 @@ def seed(client: TestClient, gateway, state_dir: Path, products: int) -> dict[st
             body["level"] = level
         response = holder.call("POST", "/resources", json=body)
         response.raise_for_status()
-        resources.append(response.json())
+        # Only a coded resource can be authorised: accept, review, publicise (1 s), code.
+        resources.append(register_resource(client, admin, holder, response.json()))
     granted = holder.call(
         "POST",
         "/authorisations",

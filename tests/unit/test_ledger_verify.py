@@ -42,7 +42,7 @@ def make_export(out: Path, size: int = SIZE) -> Path:
             append(
                 conn,
                 type=KEY_ROTATED if rotation else TYPES[(i - 1) % len(TYPES)],
-                data={"i": i, "key": SIGNER_B.public_jwk()}
+                data={"i": i, "key": SIGNER_B.public_jwk(), "previous": SIGNER_A.kid}
                 if rotation
                 else {"i": i, "note": "数据可用不可见"},
                 time=T0 + timedelta(seconds=i),
@@ -411,7 +411,9 @@ def make_checkpointed_export(out: Path) -> Path:
             append(
                 conn,
                 type=KEY_ROTATED if rotation else "exchange.decided",
-                data={"key": SIGNER_B.public_jwk()} if rotation else {"i": i},
+                data={"key": SIGNER_B.public_jwk(), "previous": SIGNER_A.kid}
+                if rotation
+                else {"i": i},
                 time=T0 + timedelta(seconds=i),
                 signer=SIGNER_A if i <= 5 else SIGNER_B,
             )
@@ -530,7 +532,7 @@ def test_a_forged_rotation_is_caught_even_without_entry_signatures(checkpointed)
 
 def test_a_rotation_announcing_a_private_key_is_caught(checkpointed):
     entries = read_entries(checkpointed)
-    body = dict(entries[4]["body"], data={"key": SIGNER_B.private_jwk()})
+    body = dict(entries[4]["body"], data={"key": SIGNER_B.private_jwk(), "previous": SIGNER_A.kid})
     canonical = canonical_json(body)
     entries[4] = {
         "body": body,
