@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from contracts import Offer
 from gateway.authorisations import service as authorisations
+from gateway.compute import flows as compute
 from gateway.context import Gateway
 from gateway.core import clock
 from gateway.core.errors import Problem
@@ -197,9 +198,12 @@ def exchange(
     resource = resources.get(session, product.resource_id)
     _, offer = products.get_offer(session, contract.offer_id)
     available = offer.fields if offer.fields is not None else [f["name"] for f in resource.fields]
-    fields = request.requested(available)
-    # Fields grouped on are exposed too: the policy judges them like any requested field.
-    fields += [name for name in request.group_by or [] if name not in fields]
+    # compute: the fields it reads (grouped on, filtered on, aggregated) are the ones judged.
+    fields = (
+        compute.touched_fields(request)
+        if request.delivery == "compute"
+        else request.requested(available)
+    )
     decision_id = new_id("dec")
     the_input = policy_input(
         subject=subject,
@@ -210,6 +214,15 @@ def exchange(
         contract=contract,
         offer=offer,
     )
+    if request.delivery == "compute":  # the terms, the query and the ε spent (specs/compute.md)
+        the_input["compute"] = compute.policy_input(
+            session,
+            request=request,
+            offer=offer,
+            contract=contract,
+            subject=subject,
+            resource=resource,
+        )
     version = policy_versions.current(session, gateway.signer, gateway.policy)
     deny = dict(
         decision_id=decision_id,
@@ -239,16 +252,32 @@ def exchange(
         if decision.obligations.get("watermark")
         else None
     )
-    out = obl.deliver(
-        resource.rows,
-        delivery=request.delivery,
-        fields=fields,
-        group_by=request.group_by,
-        obligations=decision.obligations,
-        limit=request.limit,
-        watermark=mark,
-        name=decision_id,
-    )
+    privacy = None
+    if request.delivery == "compute":
+        try:
+            out, privacy = compute.release(
+                session,
+                request=request,
+                offer=offer,
+                resource=resource,
+                contract=contract,
+                subject=subject,
+                obligations=decision.obligations,
+                watermark=mark,
+            )
+        except compute.Refused as exc:
+            result = _error_result(exc.code, exc.title, str(exc))
+            raise _deny(session, gateway, result=result, status=exc.status, **deny) from None
+    else:
+        out = obl.deliver(
+            resource.rows,
+            delivery=request.delivery,
+            fields=fields,
+            obligations=decision.obligations,
+            limit=request.limit,
+            watermark=mark,
+            name=decision_id,
+        )
     delivered_fields, rows, digest = out.fields, out.rows, out.content_hash
     contract.rows_used += out.source_rows
     contract.calls_used += 1
@@ -274,11 +303,7 @@ def exchange(
             "policy_version": version,
             "exposure": result.get("exposure"),
             **({"file": {k: v for k, v in out.file.items() if k != "content"}} if out.file else {}),
-            **(
-                {"groups": out.groups, "suppressed_groups": out.suppressed_groups}
-                if out.groups is not None
-                else {}
-            ),
+            **({"groups": len(rows), "privacy": privacy} if privacy is not None else {}),
         },
     )
     _keep_decision(
@@ -313,5 +338,5 @@ def exchange(
         ),
         delivery=request.delivery,
         file=out.file,
-        suppressed_groups=out.suppressed_groups,
+        privacy=privacy,
     )
