@@ -7,7 +7,9 @@
 package dsgw.exchange
 
 # ---------------------------------------------------------------------------------------------
-# Input: `compute` is required with compute delivery and ignored otherwise.
+# Input: `compute` is checked with compute delivery and ignored otherwise. Without it (as when
+# the catalogue grades an offer) compute is refused, COMPUTE_NOT_DECLARED, but the exposure is
+# still judged.
 
 compute_checks := {
 	"compute.terms": "compute.terms must be null or an object with aggregates (list of strings) and columns (an object)",
@@ -17,6 +19,7 @@ compute_checks := {
 
 field_problems contains message if {
 	compute_delivery
+	"compute" in object.keys(input)
 	some check, message in compute_checks
 	not check in passed_checks
 }
@@ -91,6 +94,11 @@ undeclared contains "the offer declares no compute terms" if {
 	not compute_terms
 }
 
+undeclared contains "the request names no compute query" if {
+	compute_delivery
+	not "compute" in object.keys(input)
+}
+
 undeclared contains sprintf("aggregate %s is not offered (offered: %s)", [a.op, listing({o | some o in compute_terms.aggregates})]) if {
 	some a in query_aggregates
 	not a.op in compute_terms.aggregates
@@ -151,11 +159,13 @@ undeclared contains sprintf("the grouping spans %d groups, more than %d", [group
 #   A compute query asks only what the offer's compute terms declare: an offered aggregate,
 #   over a field with declared clamp bounds (sum, mean) or bins (quantile, histogram), grouped
 #   on declared values, filtered on a declared value or range. Everything else is refused
-#   before it runs.
+#   before it runs. (A product that offers no compute is refused DELIVERY_MODE_NOT_OFFERED
+#   alone.)
 # custom:
 #   code: COMPUTE_NOT_DECLARED
 deny contains reason(rego.metadata.rule(), detail) if {
 	compute_delivery
+	delivery_offered
 	count(undeclared) > 0
 	detail := sprintf("the query is outside the offer's compute terms: %s", [concat("; ", sort(undeclared))])
 }
@@ -219,13 +229,12 @@ deny contains reason(rego.metadata.rule(), detail) if {
 # Obligations: ε per query and the budgets, by the grade of what the query reads (就高从严).
 
 # The privacy tier of a compute exchange: the exposed grade, raised to L4 when a field read
-# holds sensitive personal information.
+# holds sensitive personal information (flagged, or every field of a resource flagged
+# sensitive that flags none: field_sensitive).
 touches_sensitive if {
 	some f in exposed_fields
 	field_sensitive(f)
 }
-
-touches_sensitive if input.resource.sensitive_personal_information == true
 
 dp_tier := "important" if {
 	exposed_grade in {"important", "core"}

@@ -199,6 +199,14 @@ dp_cases := {
 		"set": {"/compute/query/aggregates": [agg("histogram", "income")], "/requested_fields": ["income"]},
 		"want": {"epsilon_per_query": 0.25, "budget_contract": 2.5, "budget_subject_resource": 2.5},
 	},
+	"a resource flagged sensitive, flagging no field: as L4": {
+		"set": {
+			"/resource/fields": [{"name": "district", "personal": false, "sensitive": false}],
+			"/resource/sensitive_personal_information": true,
+			"/compute/query/aggregates": [agg("count", null)],
+		},
+		"want": {"epsilon_per_query": 0.25, "budget_contract": 2.5, "budget_subject_resource": 2.5},
+	},
 	"important": {
 		"set": {"/resource/grade": "important", "/resource/level": null, "/contract/holder_approved": true},
 		"want": {"epsilon_per_query": 0.1, "budget_contract": 1, "budget_subject_resource": 1},
@@ -223,22 +231,28 @@ min_group(want) := 10 if want != null
 
 # Compute delivery needs its compute member, well formed; other deliveries ignore it.
 invalid_compute_cases := {
-	"compute missing": {"remove": ["/compute"], "set": {}, "problem": "compute.query must be"},
-	"terms not an object": {"remove": [], "set": {"/compute/terms": "all"}, "problem": "compute.terms must be null or an object"},
-	"query without aggregates": {"remove": [], "set": {"/compute/query/aggregates": []}, "problem": "compute.query must be"},
-	"aggregate op not a string": {"remove": [], "set": {"/compute/query/aggregates": [{"op": 1}]}, "problem": "compute.query must be"},
-	"aggregate field a number": {"remove": [], "set": {"/compute/query/aggregates": [{"op": "sum", "field": 2}]}, "problem": "compute.query must be"},
-	"filter field missing": {"remove": [], "set": {"/compute/query/filters": [{"eq": "F"}]}, "problem": "compute.query must be"},
-	"spent negative": {"remove": [], "set": {"/compute/spent/contract": -1}, "problem": "compute.spent must be"},
-	"spent not a number": {"remove": [], "set": {"/compute/spent/subject_resource": "0"}, "problem": "compute.spent must be"},
+	"terms not an object": {"set": {"/compute/terms": "all"}, "problem": "compute.terms must be null or an object"},
+	"query without aggregates": {"set": {"/compute/query/aggregates": []}, "problem": "compute.query must be"},
+	"aggregate op not a string": {"set": {"/compute/query/aggregates": [{"op": 1}]}, "problem": "compute.query must be"},
+	"aggregate field a number": {"set": {"/compute/query/aggregates": [{"op": "sum", "field": 2}]}, "problem": "compute.query must be"},
+	"filter field missing": {"set": {"/compute/query/filters": [{"eq": "F"}]}, "problem": "compute.query must be"},
+	"spent negative": {"set": {"/compute/spent/contract": -1}, "problem": "compute.spent must be"},
+	"spent not a number": {"set": {"/compute/spent/subject_resource": "0"}, "problem": "compute.spent must be"},
 }
 
 test_malformed_compute_input_is_input_invalid[note] if {
 	some note, case in invalid_compute_cases
-	given := json.patch(with_changes(case.set), [{"op": "remove", "path": p} | some p in case.remove])
-	decision := exchange.decision with input as given
+	decision := exchange.decision with input as with_changes(case.set)
 	codes(decision) == ["INPUT_INVALID"]
 	contains(decision.reasons[0].detail, case.problem)
+}
+
+test_compute_without_its_member_is_not_declared_but_still_graded if {
+	given := json.patch(compute_base, [{"op": "remove", "path": "/compute"}])
+	decision := exchange.decision with input as given
+	codes(decision) == ["COMPUTE_NOT_DECLARED"]
+	contains(decision.reasons[0].detail, "the request names no compute query")
+	decision.exposure.grade == "general"
 }
 
 test_compute_member_is_ignored_for_api if {
