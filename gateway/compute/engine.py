@@ -122,12 +122,15 @@ def _sql(plan: Plan) -> tuple[str, list[Any]]:
         f" WHERE {' AND '.join(where)}" if where else ""
     )
     if subject:
-        # Contribution bound: at most max_rows rows per subject ever enter a result.
-        source = (
-            "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY _subject ORDER BY _r) "
-            f"AS _rn FROM (SELECT *, random() AS _r FROM ({source}) WHERE _subject IS NOT NULL)) "
-            f"WHERE _rn <= {int(plan.max_rows)}"
-        )
+        # Contribution bound: at most max_rows rows per subject ever enter a result (which rows
+        # of a subject is decided within that subject's rows alone).
+        if plan.max_rows == 1:
+            source = f"SELECT DISTINCT ON (_subject) * FROM ({source}) WHERE _subject IS NOT NULL"
+        else:
+            source = (
+                "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY _subject) AS _rn "
+                f"FROM ({source}) WHERE _subject IS NOT NULL) WHERE _rn <= {int(plan.max_rows)}"
+            )
         subjects = "count(DISTINCT _subject)"
     else:
         subjects = "count(*)"
