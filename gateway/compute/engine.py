@@ -48,16 +48,19 @@ def connect(*, memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
     return conn
 
 
-def table_from_rows(rows: list[dict[str, Any]], columns: list[str]) -> pa.Table:
+def table_from_rows(
+    rows: list[dict[str, Any]], columns: list[str], *, text: frozenset[str] = frozenset()
+) -> pa.Table:
     """Return the Arrow table of `columns` of JSON rows: numbers as float64, the rest as text.
 
-    The data plane will hand the engine Arrow batches directly; JSON rows of mixed types are
-    normalised here so that a column's type never depends on a consumer's question.
+    Columns in `text` (group keys, equality filters) are always text, in the form declared
+    values take (`str(2024)` is "2024"). The data plane will hand the engine Arrow batches
+    directly; JSON rows of mixed types are normalised here.
     """
     arrays = {}
     for name in columns:
         values = [row.get(name) for row in rows]
-        numeric = all(
+        numeric = name not in text and all(
             v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values
         )
         if numeric:

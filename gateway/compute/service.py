@@ -71,7 +71,8 @@ def release(
     """Return the noisy release of `request` over `table` (Arrow, or JSON rows)."""
     plan = rules.plan(terms, request)
     if not isinstance(table, pa.Table):
-        table = engine.table_from_rows(table, columns_needed(plan))
+        keys = {name for name, _ in plan.keys} | {n for n, kind, _ in plan.filters if kind == "eq"}
+        table = engine.table_from_rows(table, columns_needed(plan), text=frozenset(keys))
     exact = engine.run(table, plan)
     groups = plan.groups()
     measures = plan.measures()

@@ -131,17 +131,28 @@ def _deny(
     )
     reasons = result["reasons"]
     first = reasons[0] if reasons else {"code": "DENIED", "title": "Denied", "detail": ""}
-    unavailable = status == 503
+    slug, title = (
+        UNAVAILABLE.get(first["code"], UNAVAILABLE[None])
+        if status == 503
+        else ("policy-denied", "Denied by policy")
+    )
     return Problem(
         status,
-        "policy-unavailable" if unavailable else "policy-denied",
-        "Policy engine unavailable" if unavailable else "Denied by policy",
+        slug,
+        title,
         "; ".join(r.get("detail") or r["title"] for r in reasons) or first["title"],
         reasons=reasons,
         decision_id=decision_id,
         ledger_seq=entry.seq,
         policy_version=policy_version,
     )
+
+
+# A 503 refusal's problem type: the policy engine's, unless the compute engine failed.
+UNAVAILABLE = {
+    None: ("policy-unavailable", "Policy engine unavailable"),
+    "COMPUTE_FAILED": ("compute-unavailable", "Compute engine unavailable"),
+}
 
 
 def _keep_decision(

@@ -222,3 +222,24 @@ def test_quantiles_and_histograms_are_read_off_noisy_bins():
     assert row["income_histogram"]["edges"] == [0, 500, 1000]
     assert [abs(c - 100) < 5 for c in row["income_histogram"]["counts"]] == [True, True]
     assert 0 <= row["income_p25"] <= 500 <= row["income_p75"] <= 1000
+
+
+def test_numeric_group_keys_and_declared_ranges_match_their_declared_form():
+    terms = ComputeTerms(
+        aggregates=["count"],
+        columns={
+            "year": ComputeColumn(rule="group_key", values=["2024", "2025"]),
+            "age": ComputeColumn(rule="plaintext", ranges=[(18, 65)]),
+        },
+    )
+    rows = [{"year": 2024, "age": 30}] * 50 + [{"year": 2025, "age": 70}] * 50
+    out = _release(
+        rows,
+        terms,
+        _query(
+            aggregates=[{"op": "count"}],
+            group_by=["year"],
+            filters=[{"field": "age", "range": [18, 65]}],
+        ),
+    )
+    assert [r["year"] for r in out.rows] == ["2024"]  # 2025's rows are all 70: filtered out
