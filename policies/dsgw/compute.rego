@@ -201,14 +201,17 @@ deny contains reason(rego.metadata.rule(), detail) if {
 	detail := sprintf("the query uses columns against their rules: %s", [concat("; ", sort(violations))])
 }
 
+# ε compared in millionths, as the gateway keeps it: 1 - 0.9 is not less than 0.1.
+micro(epsilon) := round(epsilon * 1000000)
+
 budget_shortfalls contains sprintf("contract %s has %v of %v ε left", [contract.id, remaining, dp.budget_contract]) if {
-	remaining := dp.budget_contract - input.compute.spent.contract
-	remaining < dp.epsilon_per_query
+	remaining := micro(dp.budget_contract - input.compute.spent.contract) / 1000000
+	micro(remaining) < micro(dp.epsilon_per_query)
 }
 
 budget_shortfalls contains sprintf("subject %s has %v of %v ε left on resource %s", [input.subject.id, remaining, dp.budget_subject_resource, input.resource.id]) if {
-	remaining := dp.budget_subject_resource - input.compute.spent.subject_resource
-	remaining < dp.epsilon_per_query
+	remaining := micro(dp.budget_subject_resource - input.compute.spent.subject_resource) / 1000000
+	micro(remaining) < micro(dp.epsilon_per_query)
 }
 
 # METADATA

@@ -165,6 +165,20 @@ compute_cases := {
 		"want": ["PRIVACY_BUDGET_EXHAUSTED"], "says": "contract ctr_1 has",
 	},
 	"allowed: exactly one query's ε left": {"set": {"/compute/spent/contract": 4.5}, "want": [], "says": ""},
+	"allowed: important, nine of ten queries spent (no float drift)": {
+		"set": {
+			"/resource/grade": "important", "/resource/level": null, "/contract/holder_approved": true,
+			"/compute/spent/contract": 0.9, "/compute/spent/subject_resource": 0.9,
+		},
+		"want": [], "says": "",
+	},
+	"PRIVACY_BUDGET_EXHAUSTED: important, ten of ten spent": {
+		"set": {
+			"/resource/grade": "important", "/resource/level": null, "/contract/holder_approved": true,
+			"/compute/spent/contract": 1, "/compute/spent/subject_resource": 0.95,
+		},
+		"want": ["PRIVACY_BUDGET_EXHAUSTED"], "says": "subject prt_a has 0.05 of 1 ε left",
+	},
 	"PRIVACY_BUDGET_EXHAUSTED: consumer × resource budget spent under other contracts": {
 		"set": {"/compute/spent/subject_resource": 5},
 		"want": ["PRIVACY_BUDGET_EXHAUSTED"], "says": "subject prt_a has 0 of 5 ε left on resource res_1",
