@@ -41,9 +41,8 @@ def _check_offer(index: int, offer: Offer, *, fields: dict, fee_cap: int, public
             f"{where}.lawful_basis_fields: {not_personal} are not personal fields of the resource"
         )
     if offer.compute is not None:
-        undeclared = sorted(
-            {offer.compute.subject, *offer.compute.columns} - {None, *fields}  # type: ignore[misc]
-        )
+        named = set(offer.compute.columns) | {offer.compute.subject} - {None}
+        undeclared = sorted(named - set(fields))
         if undeclared:
             raise unprocessable(f"{where}.compute: the resource has no fields {undeclared}")
     if public and offer.price_fen != 0:

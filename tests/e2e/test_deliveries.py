@@ -165,3 +165,20 @@ def test_grouping_on_a_field_outside_the_contract_is_judged_by_the_policy(world,
     assert response.status_code == 403, response.text
     assert "FIELD_NOT_PERMITTED" in [r["code"] for r in response.json()["reasons"]]
     assert PURPOSE
+
+
+def test_compute_terms_must_name_fields_of_the_resource(world):
+    terms = {"aggregates": ["sum"], "columns": {"salary": {"rule": "aggregate"}}}
+    body = {
+        "name": "bad terms",
+        "resource_id": world.resource["id"],
+        "authorisation_id": world.authorisation["id"],
+        "delivery_modes": ["compute"],
+        "offers": [{**OFFER, "compute": terms}],
+    }
+    response = world.merchant.call("POST", "/products", json=body)
+    assert response.status_code == 422, response.text
+    assert "offers[0].compute" in response.json()["detail"] and "salary" in response.text
+    bounds = {"aggregates": ["sum"], "columns": {"score": {"rule": "aggregate", "lower": 5}}}
+    body["offers"] = [{**OFFER, "compute": bounds}]
+    assert world.merchant.call("POST", "/products", json=body).status_code == 422
