@@ -80,31 +80,23 @@ def main() -> None:
         sequential = [pull(world.consumer) for _ in range(args.requests)]
         parties = []
         for _ in range(args.threads):
-            clone = Party(
-                httpx.Client(base_url=url, timeout=30), "c", world.consumer.key, world.consumer.id
-            )
+            clone = Party(httpx.Client(base_url=url, timeout=30), "c", world.consumer.key,
+                          world.consumer.id)
             parties.append(clone)
         started = time.perf_counter()
         with ThreadPoolExecutor(args.threads) as pool:
-            concurrent = list(
-                pool.map(pull, [parties[i % args.threads] for i in range(args.requests)])
-            )
+            concurrent = list(pool.map(pull, [parties[i % args.threads]
+                                              for i in range(args.requests)]))
         elapsed = time.perf_counter() - started
         engine = "postgresql" if args.postgres else "sqlite"
-        print(
-            f"engine {engine}; each exchange: OPA decision, masking, metering, signed ledger "
-            "entry, commit"
-        )
-        print(
-            f"sequential : p50 {statistics.median(sequential):6.2f} ms  "
-            f"p99 {_percentile(sequential, 0.99):6.2f} ms  "
-            f"({1000 / statistics.mean(sequential):6.1f} exchanges/s)"
-        )
-        print(
-            f"{args.threads} threads  : p50 {statistics.median(concurrent):6.2f} ms  "
-            f"p99 {_percentile(concurrent, 0.99):6.2f} ms  "
-            f"({args.requests / elapsed:6.1f} exchanges/s)"
-        )
+        print(f"engine {engine}; each exchange: OPA decision, masking, metering, signed ledger "
+              "entry, commit")
+        print(f"sequential : p50 {statistics.median(sequential):6.2f} ms  "
+              f"p99 {_percentile(sequential, 0.99):6.2f} ms  "
+              f"({1000 / statistics.mean(sequential):6.1f} exchanges/s)")
+        print(f"{args.threads} threads  : p50 {statistics.median(concurrent):6.2f} ms  "
+              f"p99 {_percentile(concurrent, 0.99):6.2f} ms  "
+              f"({args.requests / elapsed:6.1f} exchanges/s)")
 
 
 if __name__ == "__main__":

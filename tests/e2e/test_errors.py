@@ -167,10 +167,8 @@ def test_nul_characters_are_refused_the_same_way_on_every_engine(world):
 
 
 def test_an_escaped_backslash_before_u0000_is_ordinary_text(world):
-    headers = {
-        "Authorization": f"Bearer {world.consumer.token()}",
-        "content-type": "application/json",
-    }
+    headers = {"Authorization": f"Bearer {world.consumer.token()}",
+               "content-type": "application/json"}
     body = b'{"offer_id": "off_\\\\u0000", "purpose": "credit-risk-assessment"}'
     response = world.client.post("/contracts", content=body, headers=headers)
     _problem(response, 404, "not-found")  # reached the service: an unknown offer, not a NUL
