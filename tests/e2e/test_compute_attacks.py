@@ -353,3 +353,22 @@ def test_min_group_size_counts_distinct_subjects_not_rows(world, gateway):
     # Y (300) is released within 15 of its size with p > 1 - 1e-6.
     assert ("X",) not in groups
     assert abs(groups[("Y",)]["_count"] - 300) < 15
+
+
+def test_a_failed_computation_is_recorded_and_spends_nothing(world, gateway, monkeypatch):
+    """The engine's refusal (here a stand-in for a timeout) is a recorded 503, never a 500."""
+    from gateway.compute import engine
+
+    def over_time(*_args, **_kwargs):
+        raise engine.ComputeFailed("the query ran over its 10 s limit")
+
+    contract = world.contract(world.incomes["offers"][0]["id"])
+    with monkeypatch.context() as patch:
+        patch.setattr(engine, "run", over_time)
+        failed = _compute(world, contract["id"], aggregates=SUM)
+    assert failed.status_code == 503, failed.text
+    assert failed.json()["type"] == "urn:dsgw:problem:compute-unavailable"
+    assert [r["code"] for r in failed.json()["reasons"]] == ["COMPUTE_FAILED"]
+    assert _entry(gateway, failed.json()["ledger_seq"]).type == "exchange.denied"
+    body = _ok(_compute(world, contract["id"], aggregates=SUM))
+    assert body["privacy"]["contract"]["spent"] == EPSILON  # the failure spent no ε
