@@ -57,6 +57,8 @@ def contract_document(
     if not_after <= not_before:
         raise ContractError(f"expected not_after later than not_before {start}, found {end}")
     terms = offer.model_dump(mode="json")
+    if terms.get("compute") is None:  # no compute terms: the document is signed as before them
+        terms.pop("compute", None)
     if not_after - not_before > offer.term:
         raise ContractError(
             f"expected a period no longer than the offer's term {terms['term']}, "

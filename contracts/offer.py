@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from contracts._duration import DURATION_PATTERN, format_duration, parse_duration, signed_duration
+from contracts.compute import ComputeTerms
 
 ODRL_CONTEXT = "http://www.w3.org/ns/odrl.jsonld"
 # Terms ODRL 2.2 does not define (a row quota, a field restriction) are written as full IRIs in
@@ -71,6 +72,11 @@ class Offer(BaseModel):
     lawful_basis_fields: list[FieldName] = Field(default_factory=list)
     lawful_basis: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] | None = (
         None
+    )
+    compute: ComputeTerms | None = Field(
+        None,
+        description="the questions compute delivery answers (specs/compute.md); a product with "
+        "compute delivery gets defaults derived from its resource when its offer declares none",
     )
 
     @field_validator("term", mode="before")

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from contracts import Offer
 from gateway.authorisations import service as authorisations
+from gateway.compute import flows as compute
 from gateway.context import Gateway
 from gateway.core import clock
 from gateway.core.db import fetch
@@ -157,17 +158,28 @@ def _deny(
     )
     reasons = result["reasons"]
     first = reasons[0] if reasons else {"code": "DENIED", "title": "Denied", "detail": ""}
-    unavailable = status == 503
+    slug, title = (
+        UNAVAILABLE.get(first["code"], UNAVAILABLE[None])
+        if status == 503
+        else ("policy-denied", "Denied by policy")
+    )
     return Problem(
         status,
-        "policy-unavailable" if unavailable else "policy-denied",
-        "Policy engine unavailable" if unavailable else "Denied by policy",
+        slug,
+        title,
         "; ".join(r.get("detail") or r["title"] for r in reasons) or first["title"],
         reasons=reasons,
         decision_id=decision_id,
         ledger_seq=entry.seq,
         policy_version=policy_version,
     )
+
+
+# A 503 refusal's problem type: the policy engine's, unless the compute engine failed.
+UNAVAILABLE = {
+    None: ("policy-unavailable", "Policy engine unavailable"),
+    "COMPUTE_FAILED": ("compute-unavailable", "Compute engine unavailable"),
+}
 
 
 def _keep_decision(
@@ -207,6 +219,135 @@ def _error_result(code: str, title: str, detail: str) -> dict[str, Any]:
         "reasons": [{"code": code, "title": title, "detail": detail}],
         "obligations": {},
     }
+
+
+def _decide(
+    session: Session,
+    gateway: Gateway,
+    *,
+    decision_id: str,
+    subject: Participant,
+    contract: Contract | None,
+    the_input: dict[str, Any],
+    delivery: str,
+    product_id: str | None = None,
+) -> tuple[PolicyDecision, str | None, dict[str, Any]]:
+    """Return OPA's allowing decision, the policy version that made it, and the arguments a
+    later denial is recorded with; raise the recorded denial's problem when OPA refuses, cannot
+    answer, or obliges what the gateway cannot honour."""
+    version = policy_versions.current(session, gateway.signer, gateway.policy)
+    deny = dict(
+        decision_id=decision_id,
+        subject=subject,
+        contract=contract,
+        product_id=product_id,
+        policy_input=the_input,
+        policy_version=version,
+    )
+    try:
+        decision: PolicyDecision = gateway.policy.decide(the_input)
+    except PolicyError as exc:
+        result = _error_result(exc.code, "No policy decision", str(exc))
+        raise _deny(session, gateway, result=result, status=exc.status, **deny) from None
+    if not decision.allow:
+        raise _deny(session, gateway, result=decision.model_dump(mode="json"), status=403, **deny)
+    try:
+        obl.check_known(decision.obligations, delivery=delivery)
+    except obl.UnsupportedObligation as exc:
+        result = _error_result(
+            "OBLIGATION_UNSUPPORTED", "Obligation the gateway cannot honour", str(exc)
+        )
+        raise _deny(session, gateway, result=result, status=403, **deny) from None
+    return decision, version, deny
+
+
+def _watermark(decision: PolicyDecision, decision_id: str, subject: Participant) -> str | None:
+    """Return the watermark the decision obliges, else None."""
+    if not decision.obligations.get("watermark"):
+        return None
+    return obl.watermark_for(decision_id, subject.id)
+
+
+def _delivered(
+    session: Session,
+    gateway: Gateway,
+    *,
+    decision: PolicyDecision,
+    version: str | None,
+    decision_id: str,
+    subject: Participant,
+    contract: Contract | None,
+    product: Product,
+    resource: Resource,
+    request: ExchangeRequest | OpenExchangeRequest,
+    the_input: dict[str, Any],
+    out: obl.Delivery,
+    mark: str | None,
+    privacy: dict[str, Any] | None = None,
+) -> ExchangeResult:
+    """Record the delivery (ledger entry and decision row, committed); return the reply."""
+    result = decision.model_dump(mode="json")
+    masked = sorted(set(decision.obligations.get("mask") or []) & set(out.fields))
+    entry: Entry = record(
+        session,
+        gateway.signer,
+        type="exchange.delivered",
+        data={
+            "decision": decision_id,
+            "contract": contract.id if contract is not None else None,
+            "consumer": subject.id,
+            "provider": contract.provider_id if contract is not None else product.merchant_id,
+            "product": product.id,
+            "resource": resource.id,
+            "purpose": request.purpose,
+            "delivery": request.delivery,
+            "fields": out.fields,
+            "masked": masked,
+            "rows": out.source_rows,
+            "content_hash": out.content_hash,
+            "watermark": mark,
+            "input_hash": content_hash(the_input),
+            "policy_version": version,
+            "exposure": result.get("exposure"),
+            **({"file": {k: v for k, v in out.file.items() if k != "content"}} if out.file else {}),
+            **({"groups": len(out.rows), "privacy": privacy} if privacy is not None else {}),
+        },
+    )
+    _keep_decision(
+        session,
+        decision_id=decision_id,
+        subject=subject,
+        contract=contract,
+        allow=True,
+        policy_input=the_input,
+        result=result,
+        version=version,
+        rows=out.source_rows,
+        entry=entry,
+    )
+    return ExchangeResult(
+        exchange_id=decision_id,
+        contract_id=contract.id if contract is not None else None,
+        product_id=product.id,
+        purpose=request.purpose,
+        fields=out.fields,
+        masked=masked,
+        row_count=len(out.rows) if out.file is None else out.source_rows,
+        rows=out.rows,
+        watermark=mark,
+        content_hash=out.content_hash,
+        receipt=Receipt(
+            seq=entry.seq,
+            hash=entry.hash,
+            sig=entry.sig,
+            kid=entry.kid,
+            body=entry.body,
+            url=f"/ledger/receipts/{entry.seq}",
+        ),
+        delivery=request.delivery,
+        file=out.file,
+        privacy=privacy,
+    )
 
 
 def _refuse_unless_consumer(
@@ -253,9 +394,12 @@ def exchange(
     resource = resources.get(session, product.resource_id)
     _, offer = products.get_offer(session, contract.offer_id)
     available = offer.fields if offer.fields is not None else [f["name"] for f in resource.fields]
-    fields = request.requested(available)
-    # Fields grouped on are exposed too: the policy judges them like any requested field.
-    fields += [name for name in request.group_by or [] if name not in fields]
+    # compute: the fields it reads (grouped on, filtered on, aggregated) are the ones judged.
+    fields = (
+        compute.touched_fields(request)
+        if request.delivery == "compute"
+        else request.requested(available)
+    )
     decision_id = new_id("dec")
     the_input = policy_input(
         subject=subject,
@@ -266,111 +410,69 @@ def exchange(
         contract=contract,
         offer=offer,
     )
-    version = policy_versions.current(session, gateway.signer, gateway.policy)
-    deny = dict(
+    if request.delivery == "compute":  # the terms, the query and the ε spent (specs/compute.md)
+        the_input["compute"] = compute.policy_input(
+            session,
+            request=request,
+            offer=offer,
+            contract=contract,
+            subject=subject,
+            resource=resource,
+        )
+    decision, version, deny = _decide(
+        session,
+        gateway,
         decision_id=decision_id,
         subject=subject,
         contract=contract,
-        policy_input=the_input,
-        policy_version=version,
-    )
-    try:
-        decision: PolicyDecision = gateway.policy.decide(the_input)
-    except PolicyError as exc:
-        result = _error_result(exc.code, "No policy decision", str(exc))
-        raise _deny(session, gateway, result=result, status=exc.status, **deny) from None
-    result = decision.model_dump(mode="json")
-    if not decision.allow:
-        raise _deny(session, gateway, result=result, status=403, **deny)
-    try:
-        obl.check_known(decision.obligations, delivery=request.delivery)
-    except obl.UnsupportedObligation as exc:
-        result = _error_result(
-            "OBLIGATION_UNSUPPORTED", "Obligation the gateway cannot honour", str(exc)
-        )
-        raise _deny(session, gateway, result=result, status=403, **deny) from None
-
-    mark = (
-        obl.watermark_for(decision_id, subject.id)
-        if decision.obligations.get("watermark")
-        else None
-    )
-    out = obl.deliver(
-        resource.rows,
+        the_input=the_input,
         delivery=request.delivery,
-        fields=fields,
-        group_by=request.group_by,
-        obligations=decision.obligations,
-        limit=request.limit,
-        watermark=mark,
-        name=decision_id,
-        kinds=_kinds(resource),
     )
-    delivered_fields, rows, digest = out.fields, out.rows, out.content_hash
+    mark = _watermark(decision, decision_id, subject)
+    privacy = None
+    if request.delivery == "compute":
+        try:
+            out, privacy = compute.release(
+                session,
+                request=request,
+                offer=offer,
+                resource=resource,
+                contract=contract,
+                subject=subject,
+                obligations=decision.obligations,
+                watermark=mark,
+            )
+        except compute.Refused as exc:
+            result = _error_result(exc.code, exc.title, str(exc))
+            raise _deny(session, gateway, result=result, status=exc.status, **deny) from None
+    else:
+        out = obl.deliver(
+            resource.rows,
+            delivery=request.delivery,
+            fields=fields,
+            obligations=decision.obligations,
+            limit=request.limit,
+            watermark=mark,
+            name=decision_id,
+            kinds=_kinds(resource),
+        )
     contract.rows_used += out.source_rows
     contract.calls_used += 1
-    entry: Entry = record(
+    return _delivered(
         session,
-        gateway.signer,
-        type="exchange.delivered",
-        data={
-            "decision": decision_id,
-            "contract": contract.id,
-            "consumer": subject.id,
-            "provider": contract.provider_id,
-            "product": product.id,
-            "resource": resource.id,
-            "purpose": request.purpose,
-            "delivery": request.delivery,
-            "fields": delivered_fields,
-            "masked": sorted(set(decision.obligations.get("mask") or []) & set(delivered_fields)),
-            "rows": out.source_rows,
-            "content_hash": digest,
-            "watermark": mark,
-            "input_hash": content_hash(the_input),
-            "policy_version": version,
-            "exposure": result.get("exposure"),
-            **({"file": {k: v for k, v in out.file.items() if k != "content"}} if out.file else {}),
-            **(
-                {"groups": out.groups, "suppressed_groups": out.suppressed_groups}
-                if out.groups is not None
-                else {}
-            ),
-        },
-    )
-    _keep_decision(
-        session,
+        gateway,
+        decision=decision,
+        version=version,
         decision_id=decision_id,
         subject=subject,
         contract=contract,
-        allow=True,
-        policy_input=the_input,
-        result=result,
-        version=version,
-        rows=out.source_rows,
-        entry=entry,
-    )
-    return ExchangeResult(
-        exchange_id=decision_id,
-        contract_id=contract.id,
-        purpose=request.purpose,
-        fields=delivered_fields,
-        masked=entry.data["masked"],
-        row_count=len(rows) if out.file is None else out.source_rows,
-        rows=rows,
-        watermark=mark,
-        content_hash=digest,
-        receipt=Receipt(
-            seq=entry.seq,
-            hash=entry.hash,
-            sig=entry.sig,
-            kid=entry.kid,
-            body=entry.body,
-            url=f"/ledger/receipts/{entry.seq}",
-        ),
-        delivery=request.delivery,
-        file=out.file,
-        suppressed_groups=out.suppressed_groups,
+        product=product,
+        resource=resource,
+        request=request,
+        the_input=the_input,
+        out=out,
+        mark=mark,
+        privacy=privacy,
     )
 
 
@@ -442,35 +544,17 @@ def open_exchange(
         offer=None,
         open_data_usage=open_data_usage(session, subject.id),
     )
-    version = policy_versions.current(session, gateway.signer, gateway.policy)
-    deny = dict(
+    decision, version, _ = _decide(
+        session,
+        gateway,
         decision_id=decision_id,
         subject=subject,
         contract=None,
         product_id=product.id,
-        policy_input=the_input,
-        policy_version=version,
+        the_input=the_input,
+        delivery=request.delivery,
     )
-    try:
-        decision: PolicyDecision = gateway.policy.decide(the_input)
-    except PolicyError as exc:
-        result = _error_result(exc.code, "No policy decision", str(exc))
-        raise _deny(session, gateway, result=result, status=exc.status, **deny) from None
-    result = decision.model_dump(mode="json")
-    if not decision.allow:
-        raise _deny(session, gateway, result=result, status=403, **deny)
-    try:
-        obl.check_known(decision.obligations, delivery=request.delivery)
-    except obl.UnsupportedObligation as exc:
-        result = _error_result(
-            "OBLIGATION_UNSUPPORTED", "Obligation the gateway cannot honour", str(exc)
-        )
-        raise _deny(session, gateway, result=result, status=403, **deny) from None
-    mark = (
-        obl.watermark_for(decision_id, subject.id)
-        if decision.obligations.get("watermark")
-        else None
-    )
+    mark = _watermark(decision, decision_id, subject)
     out = obl.deliver(
         resource.rows,
         delivery=request.delivery,
@@ -482,62 +566,18 @@ def open_exchange(
         name=decision_id,
         kinds=_kinds(resource),
     )
-    masked = sorted(set(decision.obligations.get("mask") or []) & set(out.fields))
-    entry: Entry = record(
+    return _delivered(
         session,
-        gateway.signer,
-        type="exchange.delivered",
-        data={
-            "decision": decision_id,
-            "contract": None,
-            "consumer": subject.id,
-            "provider": product.merchant_id,
-            "product": product.id,
-            "resource": resource.id,
-            "purpose": request.purpose,
-            "delivery": request.delivery,
-            "fields": out.fields,
-            "masked": masked,
-            "rows": out.source_rows,
-            "content_hash": out.content_hash,
-            "watermark": mark,
-            "input_hash": content_hash(the_input),
-            "policy_version": version,
-            "exposure": result.get("exposure"),
-            **({"file": {k: v for k, v in out.file.items() if k != "content"}} if out.file else {}),
-        },
-    )
-    _keep_decision(
-        session,
+        gateway,
+        decision=decision,
+        version=version,
         decision_id=decision_id,
         subject=subject,
         contract=None,
-        allow=True,
-        policy_input=the_input,
-        result=result,
-        version=version,
-        rows=out.source_rows,
-        entry=entry,
-    )
-    return ExchangeResult(
-        exchange_id=decision_id,
-        contract_id=None,
-        product_id=product.id,
-        purpose=request.purpose,
-        fields=out.fields,
-        masked=masked,
-        row_count=len(out.rows) if out.file is None else out.source_rows,
-        rows=out.rows,
-        watermark=mark,
-        content_hash=out.content_hash,
-        receipt=Receipt(
-            seq=entry.seq,
-            hash=entry.hash,
-            sig=entry.sig,
-            kid=entry.kid,
-            body=entry.body,
-            url=f"/ledger/receipts/{entry.seq}",
-        ),
-        delivery=request.delivery,
-        file=out.file,
+        product=product,
+        resource=resource,
+        request=request,
+        the_input=the_input,
+        out=out,
+        mark=mark,
     )

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from gateway.compute.models import Aggregate, Filter, PrivacyRead
 from gateway.core.db import Base
 
 
@@ -36,8 +37,8 @@ class ExchangeRequest(BaseModel):
     delivery: Literal["api", "file", "compute"] = Field(
         "api",
         description="api: rows in the reply; file: the rows as a JSON Lines file whose SHA-256 "
-        "is on the ledger; compute: aggregates computed in the gateway (raw rows never leave, "
-        "groups smaller than the policy's min_group_size are suppressed)",
+        "is on the ledger; compute: differentially private aggregates computed in the gateway "
+        "within the offer's compute terms (raw rows never leave; specs/compute.md)",
     )
     group_by: list[str] | None = Field(
         None, max_length=20, description="compute only: fields to group on; default one group"
@@ -45,12 +46,38 @@ class ExchangeRequest(BaseModel):
     fields: list[str] | None = Field(
         None, max_length=200, description="fields wanted; default: all the contract allows"
     )
-    limit: int | None = Field(None, gt=0, le=100_000)
+    limit: int | None = Field(
+        None, gt=0, le=100_000, description="api and file only: at most this many rows"
+    )
+    # compute only (specs/compute.md): what to compute, over which declared filters.
+    aggregates: list[Aggregate] | None = Field(
+        None, min_length=1, max_length=10, description="compute only: the aggregates wanted"
+    )
+    filters: list[Filter] | None = Field(
+        None, max_length=4, description="compute only: declared equality or range filters"
+    )
 
     @model_validator(mode="after")
     def _group_by_only_for_compute(self) -> "ExchangeRequest":
         if self.group_by is not None and self.delivery != "compute":
             raise ValueError("group_by applies to compute delivery only")
+        return self
+
+    @model_validator(mode="after")
+    def _compute_asks_declared_aggregates(self) -> "ExchangeRequest":
+        compute_only = {"aggregates": self.aggregates, "filters": self.filters}
+        if self.delivery != "compute":
+            sent = sorted(name for name, value in compute_only.items() if value is not None)
+            if sent:
+                raise ValueError(f"{', '.join(sent)} apply to compute delivery only")
+            return self
+        # Row selection lets two answers be differenced: compute offers none (specs/compute.md).
+        if self.limit is not None:
+            raise ValueError("limit does not apply to compute: it selects rows, never offered")
+        if self.fields is not None:
+            raise ValueError("compute takes aggregates (each naming its field), not fields")
+        if self.aggregates is None:
+            raise ValueError('compute needs aggregates, e.g. [{"op": "count"}]')
         return self
 
     def requested(self, available: list[str]) -> list[str]:
@@ -93,6 +120,7 @@ class Obligations(BaseModel):
     row_cap: int | None = None
     min_group_size: int | None = None
     watermark: bool = False
+    dp: dict[str, float] | None = None
 
 
 class Receipt(BaseModel):
@@ -134,8 +162,8 @@ class ExchangeResult(BaseModel):
     receipt: Receipt
     delivery: str = "api"
     file: FileDelivery | None = Field(None, description="file delivery: the file (rows is empty)")
-    suppressed_groups: int | None = Field(
-        None, description="compute delivery: groups withheld for being smaller than allowed"
+    privacy: PrivacyRead | None = Field(
+        None, description="compute delivery: the ε this release spent, what is left, the noise"
     )
 
 

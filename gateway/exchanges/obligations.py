@@ -8,7 +8,7 @@ from typing import Any
 
 from gateway.core.hashing import content_hash
 
-KNOWN = frozenset({"mask", "drop", "row_cap", "min_group_size", "watermark"})
+KNOWN = frozenset({"mask", "drop", "row_cap", "min_group_size", "watermark", "dp"})
 
 
 class UnsupportedObligation(Exception):
@@ -100,6 +100,19 @@ def check_known(obligations: dict[str, Any], *, delivery: str) -> None:
         raise UnsupportedObligation(
             "min_group_size applies to aggregates only, and this is a row delivery"
         )
+    if obligations.get("dp") is not None and delivery != "compute":
+        raise UnsupportedObligation("dp applies to aggregates only, and this is a row delivery")
+    if delivery == "compute":
+        dp = obligations.get("dp")
+        keys = {"epsilon_per_query", "budget_contract", "budget_subject_resource"}
+        if not isinstance(dp, dict) or set(dp) != keys:
+            raise UnsupportedObligation(
+                f"compute needs the policy's dp obligation with {sorted(keys)}, found {dp!r}"
+            )
+        if not all(isinstance(dp[k], int | float) and dp[k] > 0 for k in keys):
+            raise UnsupportedObligation(f"dp values must be positive numbers, found {dp!r}")
+        if not isinstance(obligations.get("min_group_size"), int):
+            raise UnsupportedObligation("compute needs the policy's min_group_size")
 
 
 def watermark_for(exchange_id: str, consumer_id: str) -> str:
@@ -140,60 +153,6 @@ def apply(
     return kept, delivered
 
 
-def aggregate(
-    rows: list[dict[str, Any]],
-    *,
-    fields: list[str],
-    group_by: list[str],
-    obligations: dict[str, Any],
-    watermark: str | None,
-) -> tuple[list[str], list[dict[str, Any]], int]:
-    """Return the columns, the aggregate rows and the number of groups suppressed (compute).
-
-    Raw rows never leave: one output row per group of `group_by` values, with `_count` (rows in
-    the group) and `<field>_avg` for every other requested field whose values are all numbers.
-    A group smaller than `min_group_size` is suppressed. Masked group keys stay masked; dropped
-    fields are neither grouped on nor averaged.
-    """
-    drop = set(obligations.get("drop") or [])
-    mask = set(obligations.get("mask") or [])
-    keys = [name for name in group_by if name not in drop]
-    measured = [name for name in fields if name not in drop and name not in keys]
-    numeric = [
-        name
-        for name in measured
-        if rows
-        and all(
-            isinstance(row.get(name), int | float) and not isinstance(row.get(name), bool)
-            for row in rows
-        )
-    ]
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for row in rows:
-        key = tuple(mask_value(row.get(name)) if name in mask else row.get(name) for name in keys)
-        groups.setdefault(key, []).append(row)
-    smallest = obligations.get("min_group_size") or 0
-    out, suppressed = [], 0
-    for key, members in sorted(groups.items(), key=lambda item: json_key(item[0])):
-        if len(members) < smallest:
-            suppressed += 1
-            continue
-        record: dict[str, Any] = dict(zip(keys, key, strict=True))
-        record["_count"] = len(members)
-        for name in numeric:
-            record[f"{name}_avg"] = round(sum(m[name] for m in members) / len(members), 6)
-        if watermark is not None:
-            record["_watermark"] = watermark
-        out.append(record)
-    columns = [*keys, "_count", *(f"{name}_avg" for name in numeric)]
-    return columns, out, suppressed
-
-
-def json_key(values: tuple) -> str:
-    """Return a sort key for a tuple of JSON values (None and mixed types included)."""
-    return json.dumps(list(values), sort_keys=True, ensure_ascii=False, default=str)
-
-
 def to_jsonl(rows: list[dict[str, Any]]) -> bytes:
     """Return rows as a JSON Lines file (one compact JSON object per line, UTF-8)."""
     return b"".join(
@@ -211,8 +170,6 @@ class Delivery:
     source_rows: int  # rows of the dataset used: what the row quota meters
     content_hash: str  # SHA-256 of what was delivered (the file's bytes for a file)
     file: dict[str, Any] | None = None
-    groups: int | None = None
-    suppressed_groups: int | None = None
 
 
 def deliver(
@@ -220,32 +177,18 @@ def deliver(
     *,
     delivery: str,
     fields: list[str],
-    group_by: list[str] | None,
     obligations: dict[str, Any],
     limit: int | None,
     watermark: str | None,
     name: str,
     kinds: dict[str, str] | None = None,
 ) -> Delivery:
-    """Apply every obligation and shape the data for `delivery` (api, file or compute)."""
-    if delivery == "compute":
-        caps = [c for c in (obligations.get("row_cap"), limit) if c is not None]
-        used = rows[: min(caps)] if caps else rows
-        columns, groups, suppressed = aggregate(
-            used,
-            fields=fields,
-            group_by=group_by or [],
-            obligations=obligations,
-            watermark=watermark,
-        )
-        return Delivery(
-            columns,
-            groups,
-            len(used),
-            content_hash(groups),
-            groups=len(groups),
-            suppressed_groups=suppressed,
-        )
+    """Apply every obligation and shape the rows for `delivery` (api or file).
+
+    Compute is not delivered here: gateway/compute releases its noisy aggregates.
+    """
+    if delivery not in ("api", "file"):
+        raise UnsupportedObligation(f"rows are delivered by api or file, not {delivery}")
     kept, out = apply(
         rows, fields=fields, obligations=obligations, limit=limit, watermark=watermark, kinds=kinds
     )

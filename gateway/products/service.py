@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from contracts import Offer, to_odrl
 from gateway.authorisations import service as authorisations
+from gateway.compute import rules as compute_rules
 from gateway.core import clock
 from gateway.core.db import fetch
 from gateway.core.errors import Problem, forbidden, not_found, unprocessable
@@ -38,6 +39,11 @@ def _check_offer(
         raise unprocessable(
             f"{where}.lawful_basis_fields: {not_personal} are not personal fields of the resource"
         )
+    if offer.compute is not None:
+        named = set(offer.compute.columns) | {offer.compute.subject} - {None}
+        undeclared = sorted(named - set(fields))
+        if undeclared:
+            raise unprocessable(f"{where}.compute: the resource has no fields {undeclared}")
     if public and offer.price_fen != 0:
         raise unprocessable(f"{where}.price_fen: a public-interest product is free (公益): use 0")
     if offer.price_fen > fee_cap:
@@ -107,6 +113,22 @@ def publish(
         personal_information=resource.personal_information,
         sensitive_personal_information=resource.sensitive_personal_information,
     )
+    if "compute" in body.delivery_modes:
+        # Compute answers only declared questions: an offer without terms gets the defaults
+        # derived from the resource (specs/compute.md), stored and shown with the offer.
+        defaults = None
+        offers = []
+        for offer in body.offers:
+            if offer.compute is None:
+                defaults = defaults or compute_rules.default_terms(
+                    resource.fields,
+                    resource.rows,
+                    personal_information=resource.personal_information,
+                    sensitive_personal_information=resource.sensitive_personal_information,
+                )
+                offer = offer.model_copy(update={"compute": defaults})
+            offers.append(offer)
+        body = body.model_copy(update={"offers": offers})
     for index, offer in enumerate(body.offers):
         _check_offer(
             index,

@@ -23,7 +23,7 @@ default decision := {
 		"title": "Input invalid",
 		"detail": "the policy could not evaluate this input",
 	}],
-	"obligations": {"mask": [], "drop": [], "row_cap": null, "min_group_size": null, "watermark": false},
+	"obligations": {"mask": [], "drop": [], "row_cap": null, "min_group_size": null, "watermark": false, "dp": null},
 	"exposure": null,
 }
 
@@ -45,6 +45,7 @@ obligations := {
 	"row_cap": row_cap,
 	"min_group_size": min_group_size,
 	"watermark": watermark,
+	"dp": dp, # compute.rego
 }
 
 reason(annotation, detail) := {"code": annotation.custom.code, "title": annotation.title, "detail": detail}
@@ -83,7 +84,7 @@ input_checks := {
 	"subject.region": `subject.region must be "domestic" or "cross_border"`,
 	"purpose": "purpose must be a non-empty string",
 	"delivery": `delivery must be "api", "file" or "compute"`,
-	"requested_fields": "requested_fields must be a non-empty list of strings",
+	"requested_fields": "requested_fields must be a list of strings, non-empty unless delivery is compute",
 	"resource.id": "resource.id must be a non-empty string",
 	"resource.grade": `resource.grade must be "core", "important" or "general"`,
 	"resource.level": `resource.level must be "L1", "L2", "L3" or "L4" (null only for core and important data)`,
@@ -150,8 +151,13 @@ passed_checks contains "delivery" if input.delivery in {"api", "file", "compute"
 
 passed_checks contains "requested_fields" if {
 	string_list(input.requested_fields)
-	count(input.requested_fields) > 0
+	requested_enough
 }
+
+# A compute query may read no column at all (a count of subjects).
+requested_enough if count(input.requested_fields) > 0
+
+requested_enough if compute_delivery
 
 passed_checks contains "resource.id" if non_empty_string(input.resource.id)
 

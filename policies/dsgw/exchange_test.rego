@@ -41,6 +41,19 @@ base_input := {
 		"holder_approved": false,
 		"region": "domestic",
 	},
+	# Read only with compute delivery (compute_test.rego): a count of subjects per city.
+	"compute": {
+		"terms": {
+			"subject": null,
+			"max_rows_per_subject": 1,
+			"aggregates": ["count", "sum"],
+			"columns": {"city": {"rule": "group_key", "values": ["北京", "上海"]}},
+			"max_group_keys": 2,
+			"max_filters": 2,
+		},
+		"query": {"aggregates": [{"op": "count", "field": null}], "group_by": ["city"], "filters": []},
+		"spent": {"contract": 0, "subject_resource": 0},
+	},
 }
 
 # L1 public data: no personal information anywhere, no contract.
@@ -270,7 +283,7 @@ test_allowed_decision_is_complete if {
 	decision == {
 		"allow": true,
 		"reasons": [],
-		"obligations": {"mask": ["name"], "drop": [], "row_cap": 990, "min_group_size": null, "watermark": false},
+		"obligations": {"mask": ["name"], "drop": [], "row_cap": 990, "min_group_size": null, "watermark": false, "dp": null},
 		"exposure": {
 			"grade": "general",
 			"level": "L2",
@@ -468,7 +481,7 @@ obligation_cases := {
 	"watermark: true for important data": {"set": important_changes, "want": {"watermark": true}},
 	"computed even when denied": {
 		"set": {"/contract/state": "REVOKED", "/delivery": "compute", "/resource/level": "L4"},
-		"want": {"mask": ["name"], "drop": [], "row_cap": 990, "min_group_size": 10, "watermark": true},
+		"want": {"mask": ["name"], "drop": [], "row_cap": 990, "min_group_size": 10, "watermark": true, "dp": {"epsilon_per_query": 0.25, "budget_contract": 2.5, "budget_subject_resource": 2.5}},
 	},
 }
 
@@ -476,7 +489,7 @@ test_obligations[note] if {
 	some note, case in obligation_cases
 	given := input_with(case.set)
 	obligations := exchange.decision.obligations with input as given
-	object.keys(obligations) == {"mask", "drop", "row_cap", "min_group_size", "watermark"}
+	object.keys(obligations) == {"mask", "drop", "row_cap", "min_group_size", "watermark", "dp"}
 	every key, value in case.want {
 		obligations[key] == value
 	}
@@ -517,11 +530,11 @@ invalid_cases := {
 	},
 	"requested_fields empty": {
 		"input": input_with({"/requested_fields": []}),
-		"problem": "requested_fields must be a non-empty list of strings",
+		"problem": "requested_fields must be a list of strings, non-empty unless delivery is compute",
 	},
 	"requested_fields with a number": {
 		"input": input_with({"/requested_fields": ["name", 3]}),
-		"problem": "requested_fields must be a non-empty list of strings",
+		"problem": "requested_fields must be a list of strings, non-empty unless delivery is compute",
 	},
 	"resource id missing": {
 		"input": input_with({"/resource": object.remove(base_input.resource, ["id"])}),
@@ -664,7 +677,7 @@ test_invalid_input_is_denied_with_input_invalid_alone[note] if {
 	decision.allow == false
 	codes(decision) == ["INPUT_INVALID"]
 	contains(decision.reasons[0].detail, case.problem)
-	object.keys(decision.obligations) == {"mask", "drop", "row_cap", "min_group_size", "watermark"}
+	object.keys(decision.obligations) == {"mask", "drop", "row_cap", "min_group_size", "watermark", "dp"}
 }
 
 # Malformed input that would also trip other rules still yields INPUT_INVALID alone.

@@ -82,6 +82,52 @@ matrix_base := {
 		"holder_approved": false,
 		"region": "any",
 	},
+	"compute": {
+		"terms": {
+			"subject": null,
+			"max_rows_per_subject": 1,
+			"aggregates": [
+				"count",
+				"mean",
+			],
+			"columns": {
+				"district": {
+					"rule": "group_key",
+					"values": [
+						"\u6d77\u6dc0",
+						"\u671d\u9633",
+					],
+				},
+				"score": {
+					"rule": "aggregate",
+					"lower": 300,
+					"upper": 900,
+				},
+			},
+			"max_group_keys": 2,
+			"max_filters": 2,
+		},
+		"query": {
+			"aggregates": [
+				{
+					"op": "count",
+					"field": null,
+				},
+				{
+					"op": "mean",
+					"field": "score",
+				},
+			],
+			"group_by": [
+				"district",
+			],
+			"filters": [],
+		},
+		"spent": {
+			"contract": 0,
+			"subject_resource": 0,
+		},
+	},
 }
 
 matrix_input(changes) := json.patch(matrix_base, [{"op": "add", "path": p, "value": v} |

@@ -1,5 +1,5 @@
 """Delivery modes governed for real: api rows, a file with its hash on the ledger, and compute
-aggregates where raw rows never leave and small groups are suppressed."""
+noisy aggregates where raw rows never leave (tests/e2e/test_compute_attacks.py attacks them)."""
 
 import hashlib
 import json
@@ -44,36 +44,83 @@ def _entry(gateway, seq: int):
         return ledger_store.get_entry(conn, seq)
 
 
-def test_compute_delivers_aggregates_only_and_suppresses_small_groups(world, gateway):
-    contract = world.contract(world.all_modes["offers"][0]["id"])
+def test_compute_releases_noisy_declared_groups_and_spends_epsilon(world, gateway):
+    offer = world.all_modes["offers"][0]
+    # No terms were declared: the defaults derived from the resource are on the offer.
+    terms = offer["terms"]["compute"]
+    assert terms["columns"]["district"] == {
+        "rule": "group_key",
+        "values": ["海淀"],  # 朝阳 (4 residents) is too rare to be declared
+        "lower": None,
+        "upper": None,
+        "bins": None,
+        "ranges": None,
+    }
+    assert terms["columns"]["name"]["rule"] == "never"
+    assert (terms["columns"]["score"]["lower"], terms["columns"]["score"]["upper"]) == (0, 1000)
+    contract = world.contract(offer["id"])
     response = world.pull(
-        contract["id"], delivery="compute", fields=["score"], group_by=["district"]
+        contract["id"],
+        delivery="compute",
+        aggregates=[{"op": "count"}, {"op": "mean", "field": "score"}],
+        group_by=["district"],
     )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["delivery"] == "compute"
-    assert body["fields"] == ["district", "_count", "score_avg"]
-    rows = [{k: v for k, v in r.items() if k != "_watermark"} for r in body["rows"]]
-    assert rows == [{"district": "海淀", "_count": 12, "score_avg": 605.5}]  # 朝阳 (4) withheld
-    assert body["suppressed_groups"] == 1
+    assert body["fields"] == ["district", "_count", "score_mean"]
+    assert "suppressed_groups" not in body
+    # Only declared keys can appear, each released on its noisy subject count.
+    assert {r["district"] for r in body["rows"]} <= {"海淀"}
+    assert all(r["_count"] >= 10 and 0 <= r["score_mean"] <= 1000 for r in body["rows"])
     assert all(r["_watermark"] == body["watermark"] for r in body["rows"])  # L3: watermarked
+    privacy = body["privacy"]
+    assert privacy["epsilon_spent"] == 0.5  # general L3
+    assert privacy["contract"] == {"spent": 0.5, "budget": 5.0, "remaining": 4.5}
+    assert privacy["subject_resource"] == {"spent": 0.5, "budget": 5.0, "remaining": 4.5}
+    noise = {n["measure"]: n for n in privacy["noise"]}
+    assert set(noise) == {"subjects", "sum:score"}
+    assert noise["subjects"]["scale"] == pytest.approx(1 / 0.25)  # Δ 1, ε 0.5 over 2 measures
+    assert noise["sum:score"]["scale"] == pytest.approx(1000 / 0.25)  # Δ = the clamp bound
     data = _entry(gateway, body["receipt"]["seq"]).data
-    assert data["delivery"] == "compute" and data["groups"] == 1
-    assert data["suppressed_groups"] == 1 and data["rows"] == 16
+    assert data["delivery"] == "compute" and data["rows"] == 0
+    assert "suppressed_groups" not in data
+    assert data["privacy"]["contract"]["remaining"] == 4.5
     assert data["exposure"]["personal_information"] is False
     usage = world.consumer.call("GET", f"/contracts/{contract['id']}").json()["usage"]
-    assert usage == {"rows": 16, "calls": 1}
+    assert usage == {"rows": 0, "calls": 1}  # an exact row count would tell what matched
 
 
 def test_compute_grouped_on_a_masked_field_is_refused_and_recorded(world, gateway):
     contract = world.contract(world.all_modes["offers"][0]["id"])
-    response = world.pull(contract["id"], delivery="compute", fields=["score"], group_by=["name"])
-    # Groups keyed on masked values would partition by (or reveal) what masking hides.
+    response = world.pull(
+        contract["id"], delivery="compute", aggregates=[{"op": "count"}], group_by=["name"]
+    )
+    # Groups keyed on masked values would partition by (or reveal) what masking hides; `name`
+    # is also `never` in the offer's default compute terms.
     assert response.status_code == 403, response.text
     problem = response.json()
-    assert [r["code"] for r in problem["reasons"]] == ["GROUP_KEY_MASKED"]
+    codes = [r["code"] for r in problem["reasons"]]
+    assert codes == ["COLUMN_RULE_VIOLATED", "GROUP_KEY_MASKED"]
     data = _entry(gateway, problem["ledger_seq"]).data
-    assert data["reasons"] == ["GROUP_KEY_MASKED"] and data["contract"] == contract["id"]
+    assert data["reasons"] == codes and data["contract"] == contract["id"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"limit": 10, "aggregates": [{"op": "count"}]},
+        {"fields": ["score"], "aggregates": [{"op": "count"}]},
+        {"offset": 10, "aggregates": [{"op": "count"}]},
+        {},
+    ],
+    ids=["limit", "fields", "offset", "no aggregates"],
+)
+def test_compute_takes_no_row_selection(world, extra):
+    contract = world.contract(world.all_modes["offers"][0]["id"])
+    response = world.pull(contract["id"], delivery="compute", **extra)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
 
 
 def test_file_delivery_is_a_jsonl_file_whose_hash_is_on_the_ledger(world, gateway):
@@ -98,7 +145,7 @@ def test_file_delivery_is_a_jsonl_file_whose_hash_is_on_the_ledger(world, gatewa
 
 def test_a_delivery_mode_the_product_does_not_offer_is_denied(world, gateway):
     contract = world.contract(world.product["offers"][0]["id"])  # the api-only product
-    response = world.pull(contract["id"], delivery="compute")
+    response = world.pull(contract["id"], delivery="compute", aggregates=[{"op": "count"}])
     assert response.status_code == 403, response.text
     assert [r["code"] for r in response.json()["reasons"]] == ["DELIVERY_MODE_NOT_OFFERED"]
 
@@ -116,8 +163,28 @@ def test_grouping_on_a_field_outside_the_contract_is_judged_by_the_policy(world,
     # world.publish uses the L3 resource with the same field names (district exists there).
     contract = world.contract(product["offers"][0]["id"])
     response = world.pull(
-        contract["id"], delivery="compute", fields=["score"], group_by=["district"]
+        contract["id"],
+        delivery="compute",
+        aggregates=[{"op": "mean", "field": "score"}],
+        group_by=["district"],
     )
     assert response.status_code == 403, response.text
     assert "FIELD_NOT_PERMITTED" in [r["code"] for r in response.json()["reasons"]]
     assert PURPOSE
+
+
+def test_compute_terms_must_name_fields_of_the_resource(world):
+    terms = {"aggregates": ["sum"], "columns": {"salary": {"rule": "aggregate"}}}
+    body = {
+        "name": "bad terms",
+        "resource_id": world.resource["id"],
+        "authorisation_id": world.authorisation["id"],
+        "delivery_modes": ["compute"],
+        "offers": [{**OFFER, "compute": terms}],
+    }
+    response = world.merchant.call("POST", "/products", json=body)
+    assert response.status_code == 422, response.text
+    assert "offers[0].compute" in response.json()["detail"] and "salary" in response.text
+    bounds = {"aggregates": ["sum"], "columns": {"score": {"rule": "aggregate", "lower": 5}}}
+    body["offers"] = [{**OFFER, "compute": bounds}]
+    assert world.merchant.call("POST", "/products", json=body).status_code == 422

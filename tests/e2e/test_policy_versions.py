@@ -88,6 +88,8 @@ def test_every_decision_carries_the_bundle_version_of_the_policies_files(client,
     activated = _entries(gateway, ACTIVATED)
     assert [e.data["version"] for e in activated] == [expected]  # recorded once, at start
     assert sorted(activated[0].data["modules"]) == [
+        "policies/dsgw/compute.rego",
+        "policies/dsgw/compute_test.rego",
         "policies/dsgw/exchange.rego",
         "policies/dsgw/exchange_test.rego",
         "policies/dsgw/exposure_test.rego",

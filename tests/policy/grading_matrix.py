@@ -65,6 +65,26 @@ BASE = {
         "holder_approved": False,
         "region": "any",
     },
+    # Read with compute delivery only: a declared count and mean of score per district.
+    "compute": {
+        "terms": {
+            "subject": None,
+            "max_rows_per_subject": 1,
+            "aggregates": ["count", "mean"],
+            "columns": {
+                "district": {"rule": "group_key", "values": ["海淀", "朝阳"]},
+                "score": {"rule": "aggregate", "lower": 300, "upper": 900},
+            },
+            "max_group_keys": 2,
+            "max_filters": 2,
+        },
+        "query": {
+            "aggregates": [{"op": "count", "field": None}, {"op": "mean", "field": "score"}],
+            "group_by": ["district"],
+            "filters": [],
+        },
+        "spent": {"contract": 0, "subject_resource": 0},
+    },
 }
 
 PUBLIC_FIELDS = [

@@ -47,23 +47,19 @@ def test_every_row_holds_against_the_real_opa_server(policy, row):
     assert decision.allow is (not row["codes"])
     if row["delivery"] == "compute":
         assert decision.obligations["min_group_size"] == 10
+        assert decision.obligations["dp"]["epsilon_per_query"] > 0
     else:
         assert decision.obligations["min_group_size"] is None
+        assert decision.obligations["dp"] is None
 
 
-def test_every_deny_rule_cites_an_annotation_with_a_code():
+@pytest.mark.parametrize("module", ["exchange.rego", "compute.rego"])
+def test_every_deny_rule_cites_an_annotation_with_a_code(module):
     """A deny rule without its own METADATA block would never fire (its reason is undefined)."""
-    rego = (POLICIES_DIR / "dsgw" / "exchange.rego").read_text(encoding="utf-8")
+    rego = (POLICIES_DIR / "dsgw" / module).read_text(encoding="utf-8")
     rules = len(re.findall(r"^deny contains ", rego, flags=re.M))
     report = subprocess.run(
-        [
-            find_opa(),
-            "inspect",
-            "-a",
-            "--format",
-            "json",
-            str(POLICIES_DIR / "dsgw" / "exchange.rego"),
-        ],
+        [find_opa(), "inspect", "-a", "--format", "json", str(POLICIES_DIR / "dsgw")],
         check=True,
         capture_output=True,
         text=True,
@@ -72,7 +68,8 @@ def test_every_deny_rule_cites_an_annotation_with_a_code():
         a
         for a in json.loads(report)["annotations"]
         if [p["value"] for p in a["path"]][-1] == "deny"
+        and a["location"]["file"].endswith("/" + module)
     ]
-    assert len(annotated) == rules
+    assert rules > 0 and len(annotated) == rules
     assert all(a["annotations"]["custom"]["code"] for a in annotated)
     assert all(a["annotations"]["title"] for a in annotated)

@@ -15,6 +15,7 @@ from contracts import (
     contract_document,
     contract_hash,
 )
+from contracts.compute import ComputeTerms
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parents[2] / "specs" / "contract.schema.json").read_text()
@@ -137,12 +138,19 @@ def test_document_names_type_version_parties_purpose_and_period():
 
 def test_document_carries_the_full_offer_terms_and_the_effective_terms():
     doc = make_doc(FULL_OFFER, not_after=START + timedelta(seconds=2))
-    assert doc["offer"] == FULL_OFFER.model_dump(mode="json")
+    assert doc["offer"] == FULL_OFFER.model_dump(mode="json", exclude={"compute"})
     assert doc["offer"]["term"] == "PT2S"
     assert doc["quotas"] == {"rows": 100, "calls": 3}
     assert doc["fields"] == ["name", "id_no"]
     assert (doc["region"], doc["onward_transfer"], doc["price_fen"]) == ("any", True, 500)
     assert doc["lawful_basis"] == {"basis": "consent", "fields": ["id_no"]}
+
+
+def test_document_carries_the_offers_compute_terms_when_it_declares_them():
+    terms = {"aggregates": ["count"], "columns": {"district": {"rule": "group_key"}}}
+    offer = Offer(purposes=["research"], term="P30D", compute=ComputeTerms(**terms))
+    assert make_doc(offer)["offer"]["compute"]["columns"]["district"]["rule"] == "group_key"
+    assert "compute" not in make_doc()["offer"]
 
 
 def test_document_without_lawful_basis_fields_records_none():
@@ -249,5 +257,6 @@ def test_schema_check_refuses_documents_that_break_it(path, value, error):
 
 def test_schema_offer_properties_match_the_offer_model():
     assert set(SCHEMA["$defs"]["offer"]["properties"]) == set(Offer.model_fields)
-    assert set(SCHEMA["$defs"]["offer"]["required"]) == set(Offer.model_fields)
+    # compute is omitted when null, so documents without compute terms sign as they always did.
+    assert set(SCHEMA["$defs"]["offer"]["required"]) == set(Offer.model_fields) - {"compute"}
     assert set(SCHEMA["required"]) == set(make_doc())
