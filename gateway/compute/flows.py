@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from contracts import Offer
 from gateway.compute import budget, engine, privacy, rules, service
 from gateway.compute.rules import touched_fields
-from gateway.exchanges.obligations import Delivery, mask_value
+from gateway.exchanges.obligations import Delivery, field_kind, mask_value
 
 __all__ = ["Refused", "policy_input", "release", "touched_fields"]
 
@@ -46,6 +46,12 @@ def policy_input(
     }
 
 
+def _masker(resource: Any):
+    """Return `(field, value) -> masked value`, each field masked in the shape of its kind."""
+    kinds = {f["name"]: field_kind(f) for f in resource.fields}
+    return lambda name, value: mask_value(value, kinds.get(name, "text"))
+
+
 def release(
     session: Session,
     *,
@@ -68,7 +74,7 @@ def release(
             epsilon=epsilon,
             min_group_size=int(obligations["min_group_size"]),
             mask=set(obligations.get("mask") or []),
-            mask_value=mask_value,
+            mask_value=_masker(resource),
             watermark=watermark,
         )
     except rules.NotDeclared as exc:

@@ -68,7 +68,10 @@ def release(
     mask_value: Any,
     watermark: str | None,
 ) -> Release:
-    """Return the noisy release of `request` over `table` (Arrow, or JSON rows)."""
+    """Return the noisy release of `request` over `table` (Arrow, or JSON rows).
+
+    A group key on a masked field is released as `mask_value(field, value)`: its masked shape.
+    """
     plan = rules.plan(terms, request)
     if not isinstance(table, pa.Table):
         keys = {name for name, _ in plan.keys} | {n for n, kind, _ in plan.filters if kind == "eq"}
@@ -107,7 +110,7 @@ def release(
         if subjects < min_group_size:
             continue
         record: dict[str, Any] = {
-            name: (mask_value(value) if name in mask else value)
+            name: (mask_value(name, value) if name in mask else value)
             for name, value in zip(names, key, strict=True)
         }
         rows_count = noised["rows"].values[index] if "rows" in noised else subjects

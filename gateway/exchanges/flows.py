@@ -78,7 +78,6 @@ def policy_input(
             "public_interest": product.public_interest,
             "status": product.status,
         },
-        "group_by": list(getattr(request, "group_by", None) or []),
         **({"open_data_usage": open_data_usage} if open_data_usage is not None else {}),
         "contract": {
             "id": contract.id,
@@ -559,7 +558,6 @@ def open_exchange(
         resource.rows,
         delivery=request.delivery,
         fields=fields,
-        group_by=None,
         obligations=decision.obligations,
         limit=request.limit,
         watermark=mark,

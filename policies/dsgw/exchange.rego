@@ -94,7 +94,6 @@ input_checks := {
 	"product.id": "product.id must be a non-empty string",
 	"product.delivery_modes": "product.delivery_modes must be a list of strings",
 	"product.public_interest": "product.public_interest must be a boolean",
-	"group_by": "group_by must be null, omitted or a list of strings",
 	"contract": "contract must be null or an object",
 }
 
@@ -213,10 +212,6 @@ passed_checks contains "product.delivery_modes" if string_list(input.product.del
 
 passed_checks contains "product.public_interest" if is_boolean(input.product.public_interest)
 
-passed_checks contains "group_by" if object.get(input, "group_by", null) == null
-
-passed_checks contains "group_by" if string_list(input.group_by)
-
 passed_checks contains "open_data_usage" if {
 	natural(input.open_data_usage.rows)
 	natural(input.open_data_usage.calls)
@@ -323,9 +318,6 @@ requested := {name | some name in input.requested_fields}
 # Resource fields holding personal or sensitive personal information: flagged on the field, or
 # inherited from the resource (section "Masking" of specs/policy-input.md).
 protected_field_names := {field.name | some field in input.resource.fields; protected_field(field)}
-
-# Grouping keys of a compute request; none when absent.
-group_keys := {name | some name in object.get(input, "group_by", [])}
 
 # Public data: general, level L1, no personal information at resource or field level.
 public_resource if {
@@ -632,22 +624,6 @@ quota_shortfalls contains sprintf("%v of %v calls used", [contract.usage.calls, 
 deny contains reason(rego.metadata.rule(), detail) if {
 	count(quota_shortfalls) > 0
 	detail := sprintf("contract %s has exhausted its quota: %s", [contract.id, concat("; ", sort(quota_shortfalls))])
-}
-
-# METADATA
-# title: Group key masked
-# description: >-
-#   An aggregate may not be grouped on a field the policy masks: one group per distinct value
-#   would reveal the values masking hides (or partition by them).
-# custom:
-#   code: GROUP_KEY_MASKED
-deny contains reason(rego.metadata.rule(), detail) if {
-	masked_keys := {name | some name in group_keys; name in mask}
-	count(masked_keys) > 0
-	detail := sprintf(
-		"field(s) %s are masked for this exchange (personal or sensitive, no lawful basis) and cannot be grouped on",
-		[listing(masked_keys)],
-	)
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -91,17 +91,16 @@ def test_compute_releases_noisy_declared_groups_and_spends_epsilon(world, gatewa
     assert usage == {"rows": 0, "calls": 1}  # an exact row count would tell what matched
 
 
-def test_compute_grouped_on_a_masked_field_is_refused_and_recorded(world, gateway):
+def test_compute_grouped_on_a_personal_field_is_refused_by_its_column_rule(world, gateway):
     contract = world.contract(world.all_modes["offers"][0]["id"])
     response = world.pull(
         contract["id"], delivery="compute", aggregates=[{"op": "count"}], group_by=["name"]
     )
-    # Groups keyed on masked values would partition by (or reveal) what masking hides; `name`
-    # is also `never` in the offer's default compute terms.
+    # A personal field is `never` in the offer's default compute terms: no key, no group.
     assert response.status_code == 403, response.text
     problem = response.json()
     codes = [r["code"] for r in problem["reasons"]]
-    assert codes == ["COLUMN_RULE_VIOLATED", "GROUP_KEY_MASKED"]
+    assert codes == ["COLUMN_RULE_VIOLATED"]
     data = _entry(gateway, problem["ledger_seq"]).data
     assert data["reasons"] == codes and data["contract"] == contract["id"]
 

@@ -10,7 +10,7 @@ from contracts.compute import ComputeColumn, ComputeTerms
 from gateway.compute import engine, privacy, rules, service
 from gateway.compute.rules import Measure
 from gateway.exchanges.models import ExchangeRequest
-from gateway.exchanges.obligations import mask_value
+from gateway.exchanges.obligations import infer_kind, mask_value
 
 TERMS = ComputeTerms(
     aggregates=["count", "sum", "mean", "quantile", "histogram"],
@@ -177,7 +177,7 @@ def _release(rows, terms, request, *, epsilon=50.0, mask=frozenset()):
         epsilon=epsilon,
         min_group_size=10,
         mask=set(mask),
-        mask_value=mask_value,
+        mask_value=lambda name, value: mask_value(value, infer_kind(name)),
         watermark=None,
     )
 
@@ -195,13 +195,13 @@ def test_groups_below_the_minimum_distinct_subjects_are_withheld_without_a_count
 def test_masked_group_keys_are_released_masked():
     terms = ComputeTerms(
         aggregates=["count"],
-        columns={"name": ComputeColumn(rule="group_key", values=["13812345678"])},
+        columns={"phone": ComputeColumn(rule="group_key", values=["13812345678"])},
     )
-    rows = [{"name": "13812345678"}] * 40
+    rows = [{"phone": "13812345678"}] * 40
     out = _release(
-        rows, terms, _query(aggregates=[{"op": "count"}], group_by=["name"]), mask={"name"}
+        rows, terms, _query(aggregates=[{"op": "count"}], group_by=["phone"]), mask={"phone"}
     )
-    assert out.rows and out.rows[0]["name"] == "138****5678"
+    assert out.rows and out.rows[0]["phone"] == "138****5678"
 
 
 def test_quantiles_and_histograms_are_read_off_noisy_bins():
