@@ -12,7 +12,7 @@ from contracts import Offer
 from gateway.authorisations import service as authorisations
 from gateway.context import Gateway
 from gateway.core import clock
-from gateway.core.errors import Problem
+from gateway.core.errors import Problem, unprocessable
 from gateway.core.hashing import content_hash
 from gateway.core.ids import new_id
 from gateway.evidence.service import commit, record
@@ -182,19 +182,34 @@ def _error_result(code: str, title: str, detail: str) -> dict[str, Any]:
     }
 
 
+def _check_fields(request: ExchangeRequest, resource: Resource) -> None:
+    """Refuse (422) requested or grouped-on fields that the contract's resource does not have."""
+    known = {f["name"] for f in resource.fields}
+    for what, names in (("fields", request.fields), ("group_by", request.group_by)):
+        unknown = [name for name in names or [] if name not in known]
+        if unknown:
+            raise unprocessable(
+                f"{what}: {len(unknown)} name(s) that are not fields of the contract's resource "
+                f"(first: {unknown[0]!r}); it has {sorted(known)}"
+            )
+
+
 def exchange(
     session: Session, gateway: Gateway, *, subject: Participant, request: ExchangeRequest
 ) -> ExchangeResult:
     """Run one exchange; return the delivery with its receipt, or raise the denial's problem."""
     # An authorisation whose term has passed ends at this use, suspending its products (its own
     # transaction and evidence); the policy then sees the product suspended.
-    product = products.get(session, contracts.get(session, request.contract_id).product_id)
+    named = contracts.get(session, request.contract_id)
+    product = products.get(session, named.product_id)
+    resource = resources.get(session, product.resource_id)
+    if named.consumer_id == subject.id:  # others learn nothing of the resource: the policy denies
+        _check_fields(request, resource)  # before any lock or policy call
     authorisations.expire_if_over(
         session, gateway.signer, authorisations.get(session, product.authorisation_id)
     )
     contract = contracts.get(session, request.contract_id, for_update=True)
     contracts.expire_if_due(session, gateway, contract)  # recorded with this exchange's evidence
-    resource = resources.get(session, product.resource_id)
     _, offer = products.get_offer(session, contract.offer_id)
     available = offer.fields if offer.fields is not None else [f["name"] for f in resource.fields]
     fields = request.requested(available)

@@ -8,6 +8,7 @@ from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.core.db import Base
+from gateway.core.types import FieldName, Identifier, Purpose
 
 
 class Decision(Base):
@@ -31,19 +32,23 @@ class ExchangeRequest(BaseModel):
     """What a consumer asks for: data under a contract, for a purpose."""
 
     model_config = ConfigDict(extra="forbid")
-    contract_id: str
-    purpose: str = Field(min_length=1, max_length=100)
+    contract_id: Identifier
+    purpose: Purpose
     delivery: Literal["api", "file", "compute"] = Field(
         "api",
         description="api: rows in the reply; file: the rows as a JSON Lines file whose SHA-256 "
         "is on the ledger; compute: aggregates computed in the gateway (raw rows never leave, "
         "groups smaller than the policy's min_group_size are suppressed)",
     )
-    group_by: list[str] | None = Field(
-        None, max_length=20, description="compute only: fields to group on; default one group"
+    group_by: list[FieldName] | None = Field(
+        None,
+        max_length=20,
+        description="compute only: fields of the resource to group on; default one group",
     )
-    fields: list[str] | None = Field(
-        None, max_length=200, description="fields wanted; default: all the contract allows"
+    fields: list[FieldName] | None = Field(
+        None,
+        max_length=200,
+        description="fields of the resource wanted; default: all the contract allows",
     )
     limit: int | None = Field(None, gt=0, le=100_000)
 

@@ -8,10 +8,11 @@ from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.core.db import Base
+from gateway.core.types import FIELD_NAME_PATTERN, TEXT_PATTERN, ShortText, check_json_value
 
 Grade = Literal["core", "important", "general"]
 Level = Literal["L1", "L2", "L3", "L4"]
-FIELD_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+FIELD_NAME = FIELD_NAME_PATTERN
 
 
 class Resource(Base):
@@ -70,7 +71,7 @@ class CatalogueCode(Base):
 class FieldSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=FIELD_NAME)
-    description: str = ""
+    description: str = Field("", max_length=1000, pattern=TEXT_PATTERN)
     personal: bool = False
     sensitive: bool = False
     grade: Grade | None = Field(None, description="this field's own grade; at most the resource's")
@@ -87,25 +88,34 @@ class ResourceDetails(BaseModel):
     """The rest of the registration record (DESIGN §3): source, business attributes, usage."""
 
     model_config = ConfigDict(extra="forbid")
-    source: str = Field("", max_length=500, description="where the data comes from")
-    business_attributes: list[str] = Field(default_factory=list, max_length=50)
-    usage_permissions: list[str] = Field(default_factory=list, max_length=50)
-    security_measures: list[str] = Field(default_factory=list, max_length=50)
+    source: str = Field(
+        "", max_length=500, pattern=TEXT_PATTERN, description="where the data comes from"
+    )
+    business_attributes: list[ShortText] = Field(default_factory=list, max_length=50)
+    usage_permissions: list[ShortText] = Field(default_factory=list, max_length=50)
+    security_measures: list[ShortText] = Field(default_factory=list, max_length=50)
 
 
 class ResourceCreate(BaseModel):
     """A holder's registration of a data resource and (optionally) its rows."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    domain: str = Field(min_length=1, max_length=100, description="industry domain")
+    name: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)
+    domain: str = Field(
+        min_length=1, max_length=100, pattern=TEXT_PATTERN, description="industry domain"
+    )
     grade: Grade
     level: Level | None = Field(None, description="sub-level, only for grade 'general'")
     personal_information: bool = False
     sensitive_personal_information: bool = False
     fields: list[FieldSpec] = Field(min_length=1, max_length=200)
-    update_cycle: str = Field("static", max_length=40)
-    rows: list[dict[str, Any]] = Field(default_factory=list, max_length=100_000)
+    update_cycle: str = Field("static", max_length=40, pattern=TEXT_PATTERN)
+    rows: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=100_000,
+        description="values are JSON that RFC 8785 holds exactly: finite numbers, integers "
+        "within ±(2**53 - 1), text without NUL or lone surrogates",
+    )
     details: ResourceDetails = Field(default_factory=lambda: ResourceDetails())
 
     @model_validator(mode="after")
@@ -121,7 +131,8 @@ class ResourceCreate(BaseModel):
         for index, row in enumerate(self.rows):
             extra = set(row) - known
             if extra:
-                raise ValueError(f"row {index} has fields not declared: {sorted(extra)}")
+                raise ValueError(f"row {index} has fields not declared: {sorted(extra)[:10]}")
+            check_json_value(row, f"row {index}")
         top = grade_rank(self.grade, self.level)
         for f in self.fields:
             if f.level is not None and f.grade != "general":
@@ -169,14 +180,14 @@ class ResourceAmendment(BaseModel):
     """New values of a change or correction registration; what is left out stays as it is."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, min_length=1, max_length=200)
-    domain: str | None = Field(None, min_length=1, max_length=100)
+    name: str | None = Field(None, min_length=1, max_length=200, pattern=TEXT_PATTERN)
+    domain: str | None = Field(None, min_length=1, max_length=100, pattern=TEXT_PATTERN)
     grade: Grade | None = None
     level: Level | None = None
     personal_information: bool | None = None
     sensitive_personal_information: bool | None = None
     fields: list[FieldSpec] | None = Field(None, min_length=1, max_length=200)
-    update_cycle: str | None = Field(None, max_length=40)
+    update_cycle: str | None = Field(None, max_length=40, pattern=TEXT_PATTERN)
     details: ResourceDetails | None = None
 
 
@@ -185,7 +196,7 @@ class RegistrationCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: RegistrationKind
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: str = Field(min_length=1, max_length=1000, pattern=TEXT_PATTERN)
     changes: ResourceAmendment = Field(default_factory=lambda: ResourceAmendment())
 
     @model_validator(mode="after")
@@ -210,12 +221,12 @@ class Publicity(BaseModel):
 
 class Objection(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: str = Field(min_length=1, max_length=1000, pattern=TEXT_PATTERN)
 
 
 class Rejection(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: str = Field(min_length=1, max_length=1000, pattern=TEXT_PATTERN)
 
 
 class RegistrationRead(BaseModel):

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from gateway.auth.views import current_participant, require_role
 from gateway.context import Gateway, get_gateway, get_session
 from gateway.core.errors import forbidden, problem_responses
+from gateway.core.types import ObjectId
 from gateway.participants.models import Participant
 from gateway.resources import service
 from gateway.resources.certificate import decode
@@ -55,7 +56,7 @@ def _may_see(resource, me: Participant) -> None:
     "/{resource_id}", response_model=ResourceRead, responses=problem_responses(401, 403, 404)
 )
 def get_resource(
-    resource_id: str,
+    resource_id: ObjectId,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> ResourceRead:
@@ -71,7 +72,7 @@ def get_resource(
     responses=problem_responses(401, 403, 404),
 )
 def list_resource_registrations(
-    resource_id: str,
+    resource_id: ObjectId,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> list[RegistrationRead]:
@@ -88,7 +89,7 @@ def list_resource_registrations(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 def apply_later_registration(
-    resource_id: str,
+    resource_id: ObjectId,
     body: RegistrationCreate,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
@@ -121,7 +122,7 @@ def list_registrations(
     "/{registration_id}", response_model=RegistrationRead, responses=problem_responses(401, 404)
 )
 def get_registration(
-    registration_id: str,
+    registration_id: ObjectId,
     _: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> RegistrationRead:
@@ -135,7 +136,7 @@ def get_registration(
     responses=problem_responses(401, 404, 409),
 )
 def get_certificate(
-    registration_id: str,
+    registration_id: ObjectId,
     _: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> Certificate:
@@ -148,7 +149,7 @@ def get_certificate(
 
 
 def _step(
-    registration_id: str,
+    registration_id: ObjectId,
     action: str,
     me: Participant,
     session: Session,
@@ -175,7 +176,7 @@ _STEP = {
 
 @registrations.post("/{registration_id}/accept", **_STEP)
 def accept_registration(
-    registration_id: str,
+    registration_id: ObjectId,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
@@ -186,7 +187,7 @@ def accept_registration(
 
 @registrations.post("/{registration_id}/review", **_STEP)
 def review_registration(
-    registration_id: str,
+    registration_id: ObjectId,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
@@ -197,7 +198,7 @@ def review_registration(
 
 @registrations.post("/{registration_id}/publicise", **_STEP)
 def publicise_registration(
-    registration_id: str,
+    registration_id: ObjectId,
     body: Publicity | None = Body(None),
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
@@ -214,7 +215,7 @@ def publicise_registration(
 
 @registrations.post("/{registration_id}/object", **_STEP)
 def object_to_registration(
-    registration_id: str,
+    registration_id: ObjectId,
     body: Objection,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
@@ -226,7 +227,7 @@ def object_to_registration(
 
 @registrations.post("/{registration_id}/code", **_STEP)
 def code_registration(
-    registration_id: str,
+    registration_id: ObjectId,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
@@ -237,7 +238,7 @@ def code_registration(
 
 @registrations.post("/{registration_id}/reject", **_STEP)
 def reject_registration(
-    registration_id: str,
+    registration_id: ObjectId,
     body: Rejection,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
