@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = structlog.get_logger("gateway.errors")
@@ -85,15 +86,26 @@ def unprocessable(detail: str, **extensions: Any) -> Problem:
     return Problem(422, "invalid-request", "Invalid request", detail, **extensions)
 
 
+def malformed_body(detail: str) -> Problem:
+    """Return the 400 problem for a body that does not parse (not JSON, not UTF-8)."""
+    return Problem(
+        400,
+        "malformed-body",
+        "Malformed request body",
+        f"the body is not well-formed JSON: {detail}",
+    )
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """Return the `responses=` declaration of the given error statuses for the OpenAPI."""
     described = {
-        400: "Malformed request",
+        400: "Malformed request: the body is not well-formed JSON (or form)",
         401: "Missing, invalid or expired credentials",
         403: "Denied by role or by policy; the body carries the reasons",
         404: "Unknown object",
         409: "Conflicts with the object's current state",
         422: "The request body or parameters are invalid",
+        429: "Too many requests: wait for the seconds in Retry-After",
         503: "A component (policy engine, database) could not answer; the request was refused",
     }
     return {
@@ -129,6 +141,21 @@ def _json_safe(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return safe
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Return every method some route of the app serves at the request's path (RFC 9110 Allow)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+        )
+    ]
+
+
 def install_handlers(app: FastAPI) -> None:
     """Make every error the app can raise come out as problem+json."""
 
@@ -139,6 +166,9 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = _json_safe(list(exc.errors()))
+        unparsed = [e for e in errors if e["type"] == "json_invalid"]
+        if unparsed:
+            return _response(malformed_body(unparsed[0]["msg"]), request)
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(p for p in first["loc"] if p not in ("body",)) or "body"
         problem = Problem(
@@ -152,14 +182,19 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI: a body it could not decode at all
+            return _response(malformed_body(str(exc.detail)), request)
         slugs = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized"}
         slug = slugs.get(exc.status_code, "http-error")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names only the first route of the path
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         problem = Problem(
             exc.status_code,
             slug,
             str(exc.detail) if exc.status_code != 404 else "Not found",
             str(exc.detail) if exc.status_code != 404 else f"no route for {request.url.path}",
-            headers=dict(exc.headers or {}),
+            headers=headers,
         )
         return _response(problem, request)
 

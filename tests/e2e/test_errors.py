@@ -76,7 +76,6 @@ def test_duplicate_uscc_is_409(world):
 @pytest.mark.parametrize(
     "payload",
     [
-        b"{not json",
         b"[]",
         b"null",
         b'{"contract_id": 5}',
