@@ -60,7 +60,9 @@ class ParticipantCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")
     uscc: str = Field(
-        max_length=18, description="18-character unified social credit code (GB 32100-2015)"
+        min_length=18,
+        max_length=18,
+        description="18-character unified social credit code (GB 32100-2015)",
     )
     roles: list[Role] = Field(min_length=1, max_length=6)
     region: Region = "domestic"
