@@ -1,5 +1,6 @@
 """RFC 9457 problem details: one error shape for every failure, each with a stable `type`."""
 
+import re
 from typing import Any
 
 import structlog
@@ -9,7 +10,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = structlog.get_logger("gateway.errors")
@@ -141,19 +141,26 @@ def _json_safe(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return safe
 
 
-_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
-
-
 def _allowed_methods(request: Request) -> list[str]:
-    """Return every method some route of the app serves at the request's path (RFC 9110 Allow)."""
-    routes = request.app.router.routes
-    return [
-        method
-        for method in _METHODS
-        if any(
-            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
-        )
+    """Return the methods served at the request's path (RFC 9110 Allow), as the OpenAPI has them.
+
+    Starlette names only the first route that matches the path. When both a literal path and a
+    template match (`/authorisations/sweep` and `/authorisations/{id}`), the literal one is the
+    resource the client meant: the methods of the paths with the fewest parameters.
+    """
+    templates = getattr(request.app.state, "allow_templates", None)
+    if templates is None:
+        templates = [
+            (re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(path)) + "$"),
+             path.count("{"), sorted(m.upper() for m in operations))
+            for path, operations in request.app.openapi().get("paths", {}).items()
+        ]  # fmt: skip
+        request.app.state.allow_templates = templates
+    matching = [
+        (params, methods) for rx, params, methods in templates if rx.match(request.url.path)
     ]
+    fewest = min((params for params, _ in matching), default=0)
+    return sorted({m for params, methods in matching if params == fewest for m in methods})
 
 
 def install_handlers(app: FastAPI) -> None:

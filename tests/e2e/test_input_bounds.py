@@ -224,6 +224,10 @@ def test_a_method_not_allowed_says_which_are(world):
     response = world.consumer.call("DELETE", "/products")
     _refused(response, 405, "method-not-allowed")
     assert set(response.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
+    # a literal path beside a template (/authorisations/{id}) names its own methods only
+    swept = world.admin.call("OPTIONS", "/authorisations/sweep")
+    _refused(swept, 405, "method-not-allowed")
+    assert swept.headers["allow"] == "POST"
 
 
 @pytest.mark.parametrize(
