@@ -10,6 +10,10 @@ seconds lose trailing zeros (timedelta(days=30) -> "P30D", timedelta(seconds=2) 
 import re
 from datetime import timedelta
 
+# The longest duration accepted: a century. Any moment of the gateway's calendar plus this stays
+# far inside what datetime holds, so no later computation of a contract's end can overflow.
+MAX_DURATION = timedelta(days=36525)
+
 _DURATION = re.compile(
     r"P(?:(?P<weeks>\d+)W"
     r"|(?=\d|T\d)(?:(?P<days>\d+)D)?"
@@ -31,14 +35,21 @@ def parse_duration(text: str) -> timedelta:
             f"(e.g. 'P30D', 'PT2S'; years and months are refused, their length depends on the "
             f"calendar), found {text!r}"
         )
+    too_long = ValueError(
+        f"expected a duration of at most {format_duration(MAX_DURATION)} (a century), "
+        f"found {text[:40]!r}"
+    )
+    if any(len(v) > 12 for k, v in match.groupdict().items() if v and k != "fraction"):
+        raise too_long
     part = {k: int(v) if v else 0 for k, v in match.groupdict().items() if k != "fraction"}
     fraction = match["fraction"] or ""
     try:
-        return _timedelta(part, fraction)
+        value = _timedelta(part, fraction)
     except OverflowError:
-        raise ValueError(
-            f"expected a duration of at most {timedelta.max}, found {text!r}"
-        ) from None
+        raise too_long from None
+    if value > MAX_DURATION:
+        raise too_long
+    return value
 
 
 def _timedelta(part: dict[str, int], fraction: str) -> timedelta:

@@ -17,7 +17,13 @@ from pydantic import (
     model_validator,
 )
 
-from contracts._duration import DURATION_PATTERN, format_duration, parse_duration, signed_duration
+from contracts._duration import (
+    DURATION_PATTERN,
+    MAX_DURATION,
+    format_duration,
+    parse_duration,
+    signed_duration,
+)
 from contracts.compute import ComputeTerms
 
 ODRL_CONTEXT = "http://www.w3.org/ns/odrl.jsonld"
@@ -33,8 +39,9 @@ CURRENCY_UNIT = "http://dbpedia.org/resource/Renminbi"
 Purpose = Annotated[
     str, StringConstraints(min_length=1, max_length=100, pattern=r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
 ]
+# A field of a resource: a short identifier (the gateway's resources use the same grammar).
 FieldName = Annotated[
-    str, StringConstraints(min_length=1, max_length=200, pattern=r"^\S(?:.*\S)?$")
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 ]
 # RFC 8785 (and I-JSON, RFC 7493) only carries integers up to 2**53 - 1 exactly.
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -54,14 +61,14 @@ class Offer(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    purposes: list[Purpose] = Field(min_length=1)
+    purposes: list[Purpose] = Field(min_length=1, max_length=20)
     term: timedelta = Field(
         description="ISO 8601 duration in weeks, days, hours, minutes, seconds: 'P30D', 'PT2S'",
         json_schema_extra={"pattern": DURATION_PATTERN},
     )
     quota_rows: PositiveInt | None = None
     quota_calls: PositiveInt | None = None
-    fields: list[FieldName] | None = Field(None, min_length=1)
+    fields: list[FieldName] | None = Field(None, min_length=1, max_length=200)
     region: Literal["domestic", "any"] = "domestic"
     onward_transfer: StrictBool = False
     price_fen: Annotated[StrictInt, Field(ge=0, le=MAX_SAFE_INTEGER)] = 0
@@ -69,10 +76,11 @@ class Offer(BaseModel):
         "either",
         description="who may terminate a FINALIZED contract: either party, the provider, nobody",
     )
-    lawful_basis_fields: list[FieldName] = Field(default_factory=list)
-    lawful_basis: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] | None = (
-        None
-    )
+    lawful_basis_fields: list[FieldName] = Field(default_factory=list, max_length=200)
+    lawful_basis: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+        | None
+    ) = None
     compute: ComputeTerms | None = Field(
         None,
         description="the questions compute delivery answers (specs/compute.md); a product with "
@@ -93,6 +101,11 @@ class Offer(BaseModel):
     def _term_is_positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError(f"expected a term longer than zero, found {signed_duration(value)}")
+        if value > MAX_DURATION:
+            raise ValueError(
+                f"expected a term of at most {format_duration(MAX_DURATION)} (a century), "
+                f"found {format_duration(value)}"
+            )
         return value
 
     @field_validator("purposes", "fields", "lawful_basis_fields")

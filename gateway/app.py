@@ -19,6 +19,7 @@ from gateway.core.config import Settings
 from gateway.core.db import create_schema, make_engine
 from gateway.core.errors import install_handlers
 from gateway.core.guard import InputGuard
+from gateway.core.ratelimit import RateLimit, RateLimiter
 from gateway.disclosure.views import router as disclosure_router
 from gateway.evidence.service import check_signing_key, checkpoint_info, record
 from gateway.evidence.views import router as ledger_router
@@ -98,6 +99,8 @@ def api() -> FastAPI:
     openapi.install(app)
     openapi.install_docs(app)
     app.add_middleware(InputGuard)
+    # Outermost: a client over its limits is refused before its body is even read.
+    app.add_middleware(RateLimit)
     for router in (
         auth_router,
         participants_router,
@@ -144,6 +147,7 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     gw = gateway or build_gateway(settings or Settings.from_env())
     app.state.gateway = gw
     app.state.issuer = TokenIssuer(gw.settings, gw.signer)
+    app.state.rate_limiter = RateLimiter.from_spec(gw.settings.rate_limits)
     return app
 
 

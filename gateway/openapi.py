@@ -15,18 +15,34 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.requests import Request
 
+from gateway.core.ratelimit import EXEMPT_PATHS
+
 SPEC_PATH = "specs/openapi.json"
 # Swagger UI and ReDoc as the fastapi-offline package ships them: /docs works offline.
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 DOCS_STATIC = "/docs/static"
 _PROBLEM_REF = {"$ref": "#/components/schemas/ProblemModel"}
+_DESCRIBED = {
+    "400": "Malformed request: the body is not well-formed JSON (or form)",
+    "429": "Too many requests from this client: wait for the seconds in Retry-After",
+}
+_RETRY_AFTER = {
+    "description": "seconds to wait before the next request (RFC 9110 §10.2.3)",
+    "schema": {"type": "integer", "minimum": 1},
+}
 
 
 def _problems_everywhere(document: dict[str, Any]) -> dict[str, Any]:
     """Make every 4xx/5xx response say what the gateway sends: application/problem+json."""
     schemas = document.get("components", {}).get("schemas", {})
-    for operations in document.get("paths", {}).values():
-        for operation in operations.values():
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            if method == "post":  # a body that does not parse (core/errors.py: malformed_body)
+                responses.setdefault("400", {"description": _DESCRIBED["400"]})
+            if path not in EXEMPT_PATHS:  # core/ratelimit.py
+                responses.setdefault("429", {"description": _DESCRIBED["429"]})
+                responses["429"]["headers"] = {"Retry-After": _RETRY_AFTER}
             for status, response in operation.get("responses", {}).items():
                 if status[0] in "45":
                     response["content"] = {"application/problem+json": {"schema": _PROBLEM_REF}}

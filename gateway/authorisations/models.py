@@ -1,15 +1,18 @@
 """Authorisations (授权运营协议): a holder lets an operator develop products from resources."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.core.db import Base
+from gateway.core.types import TEXT_PATTERN, Fen, Identifier, Moment, ShortText
 
 ProductKind = Literal["api", "file", "compute"]
+RevenueParty = Literal["holder", "operator", "platform"]
+Percent = Annotated[int, Field(ge=0, le=100)]
 
 
 class Authorisation(Base):
@@ -34,12 +37,12 @@ class Authorisation(Base):
 
 class AuthorisationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    operator_id: str
-    resource_ids: list[str] = Field(min_length=1)
-    not_before: datetime | None = Field(None, description="defaults to now")
-    not_after: datetime
-    fee_cap_fen: int = Field(ge=0, description="price cap per contract, integer fen")
-    revenue_share: dict[str, int] = Field(
+    operator_id: Identifier
+    resource_ids: list[Identifier] = Field(min_length=1, max_length=200)
+    not_before: Moment | None = Field(None, description="defaults to now")
+    not_after: Moment
+    fee_cap_fen: Fen = Field(description="price cap per contract, integer fen")
+    revenue_share: dict[RevenueParty, Percent] = Field(
         default_factory=lambda: {"holder": 40, "operator": 50, "platform": 10},
         description="percentages by party; they add up to 100",
     )
@@ -48,12 +51,14 @@ class AuthorisationCreate(BaseModel):
         min_length=1,
         description="the kinds (delivery modes) of product the operator may build",
     )
-    security_obligations: list[str] = Field(
+    security_obligations: list[ShortText] = Field(
         default_factory=list,
         max_length=50,
         description="security duties the operator accepts (e.g. 'data stays in the gateway')",
     )
-    exit_terms: str = Field("", max_length=2000, description="what happens when it ends (退出)")
+    exit_terms: str = Field(
+        "", max_length=2000, pattern=TEXT_PATTERN, description="what happens when it ends (退出)"
+    )
 
     @model_validator(mode="after")
     def _valid(self) -> "AuthorisationCreate":
@@ -91,7 +96,7 @@ class AuthorisationRead(BaseModel):
 
 class Revocation(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: str = Field(min_length=1, max_length=1000, pattern=TEXT_PATTERN)
 
 
 class SweepResult(BaseModel):

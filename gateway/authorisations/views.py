@@ -13,6 +13,7 @@ from gateway.authorisations.models import (
 )
 from gateway.context import Gateway, get_gateway, get_session
 from gateway.core.errors import forbidden, problem_responses
+from gateway.core.types import ObjectId
 from gateway.participants.models import Participant
 
 router = APIRouter(prefix="/authorisations", tags=["authorisations"])
@@ -42,7 +43,7 @@ def grant_authorisation(
     responses=problem_responses(401, 403, 404),
 )
 def get_authorisation(
-    authorisation_id: str,
+    authorisation_id: ObjectId,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
@@ -62,7 +63,7 @@ def get_authorisation(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 def revoke_authorisation(
-    authorisation_id: str,
+    authorisation_id: ObjectId,
     body: Revocation,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),

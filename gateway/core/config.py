@@ -4,6 +4,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.core.ratelimit import DEFAULT_RATE_LIMITS
+
 
 def default_state_dir() -> Path:
     """Return the state folder: $DSGW_STATE, else `.dsgw` in the current directory."""
@@ -30,6 +32,8 @@ class Settings:
     # A signed ledger checkpoint every N entries or T seconds, whichever comes first.
     checkpoint_every: int = 1000
     checkpoint_seconds: float = 300.0
+    # Rate limits per route class and client (gateway/core/ratelimit.py); "off" disables them.
+    rate_limits: str = DEFAULT_RATE_LIMITS
 
     @property
     def keys_dir(self) -> Path:
@@ -73,5 +77,7 @@ class Settings:
             values["checkpoint_every"] = int(env["DSGW_CHECKPOINT_EVERY"])
         if "DSGW_CHECKPOINT_SECONDS" in env:
             values["checkpoint_seconds"] = float(env["DSGW_CHECKPOINT_SECONDS"])
+        if "DSGW_RATE_LIMITS" in env:
+            values["rate_limits"] = env["DSGW_RATE_LIMITS"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

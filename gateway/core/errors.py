@@ -1,5 +1,6 @@
 """RFC 9457 problem details: one error shape for every failure, each with a stable `type`."""
 
+import re
 from typing import Any
 
 import structlog
@@ -85,15 +86,26 @@ def unprocessable(detail: str, **extensions: Any) -> Problem:
     return Problem(422, "invalid-request", "Invalid request", detail, **extensions)
 
 
+def malformed_body(detail: str) -> Problem:
+    """Return the 400 problem for a body that does not parse (not JSON, not UTF-8)."""
+    return Problem(
+        400,
+        "malformed-body",
+        "Malformed request body",
+        f"the body is not well-formed JSON: {detail}",
+    )
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """Return the `responses=` declaration of the given error statuses for the OpenAPI."""
     described = {
-        400: "Malformed request",
+        400: "Malformed request: the body is not well-formed JSON (or form)",
         401: "Missing, invalid or expired credentials",
         403: "Denied by role or by policy; the body carries the reasons",
         404: "Unknown object",
         409: "Conflicts with the object's current state",
         422: "The request body or parameters are invalid",
+        429: "Too many requests: wait for the seconds in Retry-After",
         503: "A component (policy engine, database) could not answer; the request was refused",
     }
     return {
@@ -129,6 +141,28 @@ def _json_safe(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return safe
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Return the methods served at the request's path (RFC 9110 Allow), as the OpenAPI has them.
+
+    Starlette names only the first route that matches the path. When both a literal path and a
+    template match (`/authorisations/sweep` and `/authorisations/{id}`), the literal one is the
+    resource the client meant: the methods of the paths with the fewest parameters.
+    """
+    templates = getattr(request.app.state, "allow_templates", None)
+    if templates is None:
+        templates = [
+            (re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(path)) + "$"),
+             path.count("{"), sorted(m.upper() for m in operations))
+            for path, operations in request.app.openapi().get("paths", {}).items()
+        ]  # fmt: skip
+        request.app.state.allow_templates = templates
+    matching = [
+        (params, methods) for rx, params, methods in templates if rx.match(request.url.path)
+    ]
+    fewest = min((params for params, _ in matching), default=0)
+    return sorted({m for params, methods in matching if params == fewest for m in methods})
+
+
 def install_handlers(app: FastAPI) -> None:
     """Make every error the app can raise come out as problem+json."""
 
@@ -139,6 +173,9 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = _json_safe(list(exc.errors()))
+        unparsed = [e for e in errors if e["type"] == "json_invalid"]
+        if unparsed:
+            return _response(malformed_body(unparsed[0]["msg"]), request)
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(p for p in first["loc"] if p not in ("body",)) or "body"
         problem = Problem(
@@ -152,14 +189,19 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI: a body it could not decode at all
+            return _response(malformed_body(str(exc.detail)), request)
         slugs = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized"}
         slug = slugs.get(exc.status_code, "http-error")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names only the first route of the path
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         problem = Problem(
             exc.status_code,
             slug,
             str(exc.detail) if exc.status_code != 404 else "Not found",
             str(exc.detail) if exc.status_code != 404 else f"no route for {request.url.path}",
-            headers=dict(exc.headers or {}),
+            headers=headers,
         )
         return _response(problem, request)
 

@@ -1,8 +1,10 @@
 """Input the databases cannot hold is refused at the door, the same way on every engine.
 
 PostgreSQL text cannot contain NUL characters, SQLite can: without this guard the same request
-would be a 404 on one engine and a database error on the other. The guard also caps the size of
-request bodies.
+would be a 404 on one engine and a database error on the other. A lone UTF-16 surrogate (a JSON
+`\\ud800` escape without its pair, or its raw bytes) has no UTF-8 form at all: no database, no
+canonical form (RFC 8785) and no log line can hold it, so it is refused here for every route at
+once. The guard also caps the size of request bodies.
 """
 
 import json
@@ -17,12 +19,41 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 _JSON_NUL = re.compile(rb"(?:^|[^\\])(?:\\\\)*\\u0000", re.IGNORECASE)
 
 
+# A surrogate's UTF-8-like bytes (ED A0..BF): json.loads decodes them with 'surrogatepass'.
+_RAW_SURROGATE = re.compile(rb"\xed[\xa0-\xbf]")
+_PERCENT_SURROGATE = re.compile(rb"%ed%[ab][0-9a-f]", re.IGNORECASE)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# Every backslash escape of a JSON text, left to right (so that an escaped backslash is one).
+_ESCAPE = re.compile(rb"\\(?:u([0-9a-fA-F]{4})|.)", re.DOTALL)
+
+
 def _has_nul(raw: bytes) -> bool:
     return b"\x00" in raw or b"%00" in raw or _JSON_NUL.search(raw) is not None
 
 
+def _has_lone_surrogate(raw: bytes) -> bool:
+    """Return whether a JSON text holds a surrogate that is not half of a \\uD8xx\\uDCxx pair."""
+    if _RAW_SURROGATE.search(raw):
+        return True
+    if not _SURROGATE_ESCAPE.search(raw):
+        return False
+    high_ends_at = None  # where the escape after an unpaired high surrogate must start
+    for match in _ESCAPE.finditer(raw):
+        code = int(match[1], 16) if match[1] else None
+        if high_ends_at is not None:
+            if match.start() != high_ends_at or code is None or not 0xDC00 <= code <= 0xDFFF:
+                return True
+            high_ends_at = None
+            continue
+        if code is not None and 0xD800 <= code <= 0xDBFF:
+            high_ends_at = match.end()
+        elif code is not None and 0xDC00 <= code <= 0xDFFF:
+            return True
+    return high_ends_at is not None
+
+
 class InputGuard:
-    """ASGI middleware: 422 for NUL characters anywhere in the request, 413 for huge bodies."""
+    """ASGI middleware: 422 for NUL or lone surrogates in the request, 413 for huge bodies."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -32,7 +63,18 @@ class InputGuard:
             await self.app(scope, receive, send)
             return
         raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
-        if _has_nul(raw_path) or b"%00" in scope.get("query_string", b""):
+        query = scope.get("query_string", b"")
+        if _PERCENT_SURROGATE.search(raw_path + b"?" + query):
+            await _refuse(
+                scope,
+                send,
+                422,
+                "invalid-request",
+                "Invalid request",
+                "the URL contains an encoded UTF-16 surrogate, which is not a character",
+            )
+            return
+        if _has_nul(raw_path) or b"%00" in query:
             await _refuse(
                 scope,
                 send,
@@ -74,6 +116,18 @@ class InputGuard:
                 "the body contains a NUL character (\\u0000), which no value may hold",
             )
             return
+        form = _header(scope, b"content-type").startswith(b"application/x-www-form-urlencoded")
+        if _has_lone_surrogate(body) or (form and _PERCENT_SURROGATE.search(body)):
+            await _refuse(
+                scope,
+                send,
+                422,
+                "invalid-request",
+                "Invalid request",
+                "the body contains a lone UTF-16 surrogate (such as \\ud800 without its pair), "
+                "which is not a character",
+            )
+            return
         replayed = False
 
         async def replay() -> Message:
@@ -84,6 +138,13 @@ class InputGuard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _header(scope: Scope, name: bytes) -> bytes:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return value.lower()
+    return b""
 
 
 async def _refuse(scope: Scope, send: Send, status: int, slug: str, title: str, detail: str):

@@ -193,7 +193,10 @@ def list_checkpoints(
     "/checkpoints",
     response_model=LedgerCheckpoint,
     status_code=201,
-    responses=problem_responses(401, 403, 404, 503),
+    responses={
+        200: {"model": LedgerCheckpoint, "description": "The ledger was already checkpointed"},
+        **problem_responses(401, 403, 404, 503),
+    },
 )
 def cut_checkpoint(
     response: Response,

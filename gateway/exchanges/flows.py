@@ -16,7 +16,7 @@ from gateway.compute import flows as compute
 from gateway.context import Gateway
 from gateway.core import clock
 from gateway.core.db import fetch
-from gateway.core.errors import Problem, not_found
+from gateway.core.errors import Problem, not_found, unprocessable
 from gateway.core.hashing import content_hash
 from gateway.core.ids import new_id
 from gateway.evidence.service import commit, record
@@ -220,6 +220,18 @@ def _error_result(code: str, title: str, detail: str) -> dict[str, Any]:
     }
 
 
+def _check_fields(request: ExchangeRequest, resource: Resource) -> None:
+    """Refuse (422) requested or grouped-on fields that the contract's resource does not have."""
+    known = {f["name"] for f in resource.fields}
+    for what, names in (("fields", request.fields), ("group_by", request.group_by)):
+        unknown = [name for name in names or [] if name not in known]
+        if unknown:
+            raise unprocessable(
+                f"{what}: {len(unknown)} name(s) that are not fields of the contract's resource "
+                f"(first: {unknown[0]!r}); it has {sorted(known)}"
+            )
+
+
 def _decide(
     session: Session,
     gateway: Gateway,
@@ -382,15 +394,16 @@ def exchange(
 ) -> ExchangeResult:
     """Run one exchange; return the delivery with its receipt, or raise the denial's problem."""
     _refuse_unless_consumer(session, gateway, subject=subject, contract_id=request.contract_id)
+    product = products.get(session, contracts.get(session, request.contract_id).product_id)
+    resource = resources.get(session, product.resource_id)
+    _check_fields(request, resource)  # before any lock or policy call
     # An authorisation whose term has passed ends at this use, suspending its products (its own
     # transaction and evidence); the policy then sees the product suspended.
-    product = products.get(session, contracts.get(session, request.contract_id).product_id)
     authorisations.expire_if_over(
         session, gateway.signer, authorisations.get(session, product.authorisation_id)
     )
     contract = contracts.get(session, request.contract_id, for_update=True)
     contracts.expire_if_due(session, gateway, contract)  # recorded with this exchange's evidence
-    resource = resources.get(session, product.resource_id)
     _, offer = products.get_offer(session, contract.offer_id)
     available = offer.fields if offer.fields is not None else [f["name"] for f in resource.fields]
     # compute: the fields it reads (grouped on, filtered on, aggregated) are the ones judged.

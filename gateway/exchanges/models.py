@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.compute.models import Aggregate, Filter, PrivacyRead
 from gateway.core.db import Base
+from gateway.core.types import FieldName, Identifier, Purpose
 
 
 class Decision(Base):
@@ -32,19 +33,23 @@ class ExchangeRequest(BaseModel):
     """What a consumer asks for: data under a contract, for a purpose."""
 
     model_config = ConfigDict(extra="forbid")
-    contract_id: str
-    purpose: str = Field(min_length=1, max_length=100)
+    contract_id: Identifier
+    purpose: Purpose
     delivery: Literal["api", "file", "compute"] = Field(
         "api",
         description="api: rows in the reply; file: the rows as a JSON Lines file whose SHA-256 "
         "is on the ledger; compute: differentially private aggregates computed in the gateway "
         "within the offer's compute terms (raw rows never leave; specs/compute.md)",
     )
-    group_by: list[str] | None = Field(
-        None, max_length=20, description="compute only: fields to group on; default one group"
+    group_by: list[FieldName] | None = Field(
+        None,
+        max_length=20,
+        description="compute only: fields of the resource to group on; default one group",
     )
-    fields: list[str] | None = Field(
-        None, max_length=200, description="fields wanted; default: all the contract allows"
+    fields: list[FieldName] | None = Field(
+        None,
+        max_length=200,
+        description="fields of the resource wanted; default: all the contract allows",
     )
     limit: int | None = Field(
         None, gt=0, le=100_000, description="api and file only: at most this many rows"

@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 from gateway.auth.views import current_participant
 from gateway.context import Gateway, get_gateway, get_session
 from gateway.core.errors import not_found, problem_responses
+from gateway.core.types import ObjectId
 from gateway.exchanges import flows
 from gateway.exchanges.models import (
     Decision,
@@ -58,7 +59,7 @@ def pull_open(
     responses=problem_responses(401, 404),
 )
 def get_decision(
-    decision_id: str,
+    decision_id: ObjectId,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> DecisionRead:

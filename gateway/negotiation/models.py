@@ -7,6 +7,7 @@ from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.core.db import Base
+from gateway.core.types import Identifier, Purpose
 
 
 class Contract(Base):
@@ -40,8 +41,8 @@ class ContractRequest(BaseModel):
     """A consumer's request for an offer, for one of the offer's purposes."""
 
     model_config = ConfigDict(extra="forbid")
-    offer_id: str
-    purpose: str = Field(min_length=1, max_length=100)
+    offer_id: Identifier
+    purpose: Purpose
 
 
 class ContractSignature(BaseModel):

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from gateway.auth.views import current_participant
 from gateway.context import Gateway, get_gateway, get_session
 from gateway.core.errors import problem_responses
+from gateway.core.types import ObjectId
 from gateway.negotiation import service
 from gateway.negotiation.models import (
     ContractAction,
@@ -35,7 +36,7 @@ def request_contract(
 
 @router.post("/{contract_id}/agree", response_model=ContractRead, responses=_ERRORS)
 def agree_contract(
-    contract_id: str,
+    contract_id: ObjectId,
     body: ContractSignature,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
@@ -50,7 +51,7 @@ def agree_contract(
 
 @router.post("/{contract_id}/verify", response_model=ContractRead, responses=_ERRORS)
 def verify_contract(
-    contract_id: str,
+    contract_id: ObjectId,
     body: ContractSignature,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
@@ -65,7 +66,7 @@ def verify_contract(
 
 @router.post("/{contract_id}/approve", response_model=ContractRead, responses=_ERRORS)
 def approve_contract(
-    contract_id: str,
+    contract_id: ObjectId,
     body: ContractAction | None = Body(None),
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
@@ -80,7 +81,7 @@ def approve_contract(
 
 @router.post("/{contract_id}/{action}", response_model=ContractRead, responses=_ERRORS)
 def end_or_pause_contract(
-    contract_id: str,
+    contract_id: ObjectId,
     action: Literal["refuse", "suspend", "reinstate", "revoke", "terminate"],
     body: ContractAction | None = Body(None),
     me: Participant = Depends(current_participant),
@@ -105,7 +106,7 @@ def end_or_pause_contract(
 
 @router.get("/{contract_id}", response_model=ContractRead, responses=problem_responses(401, 404))
 def get_contract(
-    contract_id: str,
+    contract_id: ObjectId,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),

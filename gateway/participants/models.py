@@ -58,9 +58,13 @@ class ParticipantCreate(BaseModel):
     """What the platform admin submits to onboard an organisation."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    uscc: str = Field(description="18-character unified social credit code (GB 32100-2015)")
-    roles: list[Role] = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")
+    uscc: str = Field(
+        min_length=18,
+        max_length=18,
+        description="18-character unified social credit code (GB 32100-2015)",
+    )
+    roles: list[Role] = Field(min_length=1, max_length=6)
     region: Region = "domestic"
     jwks: JWKS
 

@@ -10,6 +10,7 @@ from sqlalchemy.types import JSON
 
 from contracts import Offer
 from gateway.core.db import Base
+from gateway.core.types import Identifier
 
 DeliveryMode = Literal["api", "file", "compute"]
 # Text the databases can store and compare: no NUL character (PostgreSQL refuses it).
@@ -112,9 +113,9 @@ class ProductCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200, pattern=TEXT)
     description: str = Field("", max_length=4000, pattern=TEXT)
-    resource_id: str
-    authorisation_id: str
-    delivery_modes: list[DeliveryMode] = Field(min_length=1)
+    resource_id: Identifier
+    authorisation_id: Identifier
+    delivery_modes: list[DeliveryMode] = Field(min_length=1, max_length=3)
     public_interest: bool = False
     quality: StatedQuality = Field(default_factory=StatedQuality)
     offers: list[Offer] = Field(min_length=1, max_length=20)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from gateway.auth.views import current_participant
 from gateway.context import Gateway, get_gateway, get_session
 from gateway.core.errors import not_found, problem_responses
+from gateway.core.types import MAX_OFFSET, ObjectId
 from gateway.participants.models import Participant
 from gateway.products import catalogue as cat
 from gateway.products import service
@@ -57,7 +58,7 @@ def list_products(
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
     status: ProductState | None = Query(None, description="only products in this state"),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     limit: int = Query(50, ge=1, le=200),
 ) -> list[ProductRead]:
     """Return a merchant's own products, or every product to the admin and auditors (review queue:
@@ -79,7 +80,7 @@ def list_products(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 def product_action(
-    product_id: str,
+    product_id: ObjectId,
     action: Action,
     body: ProductAction | None = Body(None),
     me: Participant = Depends(current_participant),
@@ -105,7 +106,7 @@ def product_action(
     "/products/{product_id}", response_model=ProductRead, responses=problem_responses(401, 404)
 )
 def get_product(
-    product_id: str,
+    product_id: ObjectId,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> ProductRead:
@@ -148,7 +149,7 @@ def catalogue(
         pattern=TEXT,
         description="text in name or description",
     ),
-    offset: int = Query(0, ge=0, le=1_000_000),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     limit: int = Query(50, ge=1, le=200),
 ) -> JSONResponse:
     """Return the listed products this participant may request, as a DCAT 3 catalogue (JSON-LD):

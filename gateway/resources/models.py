@@ -8,11 +8,12 @@ from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.core.db import Base
+from gateway.core.types import FIELD_NAME_PATTERN, TEXT_PATTERN, ShortText, check_json_value
 from gateway.resources.commitment import SCHEME
 
 Grade = Literal["core", "important", "general"]
 Level = Literal["L1", "L2", "L3", "L4"]
-FIELD_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+FIELD_NAME = FIELD_NAME_PATTERN
 
 
 class Resource(Base):
@@ -77,7 +78,7 @@ FieldKind = Literal["name", "phone", "id_card", "email", "text"]
 class FieldSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=FIELD_NAME)
-    description: str = ""
+    description: str = Field("", max_length=1000, pattern=TEXT_PATTERN)
     personal: bool | None = Field(
         None,
         description="holds personal information (个人信息); null or omitted: not stated, the "
@@ -133,18 +134,22 @@ class ResourceDetails(BaseModel):
     """The rest of the registration record (DESIGN §3): source, business attributes, usage."""
 
     model_config = ConfigDict(extra="forbid")
-    source: str = Field("", max_length=500, description="where the data comes from")
-    business_attributes: list[str] = Field(default_factory=list, max_length=50)
-    usage_permissions: list[str] = Field(default_factory=list, max_length=50)
-    security_measures: list[str] = Field(default_factory=list, max_length=50)
+    source: str = Field(
+        "", max_length=500, pattern=TEXT_PATTERN, description="where the data comes from"
+    )
+    business_attributes: list[ShortText] = Field(default_factory=list, max_length=50)
+    usage_permissions: list[ShortText] = Field(default_factory=list, max_length=50)
+    security_measures: list[ShortText] = Field(default_factory=list, max_length=50)
 
 
 class ResourceCreate(BaseModel):
     """A holder's registration of a data resource and (optionally) its rows."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    domain: str = Field(min_length=1, max_length=100, description="industry domain")
+    name: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)
+    domain: str = Field(
+        min_length=1, max_length=100, pattern=TEXT_PATTERN, description="industry domain"
+    )
     grade: Grade
     level: Level | None = Field(None, description="sub-level, only for grade 'general'")
     personal_information: bool | None = Field(
@@ -160,8 +165,13 @@ class ResourceCreate(BaseModel):
         "omitted: derived from the fields, like personal_information",
     )
     fields: list[FieldSpec] = Field(min_length=1, max_length=200)
-    update_cycle: str = Field("static", max_length=40)
-    rows: list[dict[str, Any]] = Field(default_factory=list, max_length=100_000)
+    update_cycle: str = Field("static", max_length=40, pattern=TEXT_PATTERN)
+    rows: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=100_000,
+        description="values are JSON that RFC 8785 holds exactly: finite numbers, integers "
+        "within ±(2**53 - 1), text without NUL or lone surrogates",
+    )
     details: ResourceDetails = Field(default_factory=lambda: ResourceDetails())
 
     @model_validator(mode="after")
@@ -177,7 +187,8 @@ class ResourceCreate(BaseModel):
         for index, row in enumerate(self.rows):
             extra = set(row) - known
             if extra:
-                raise ValueError(f"row {index} has fields not declared: {sorted(extra)}")
+                raise ValueError(f"row {index} has fields not declared: {sorted(extra)[:10]}")
+            check_json_value(row, f"row {index}")
         top = grade_rank(self.grade, self.level)
         for f in self.fields:
             if f.level is not None and f.grade != "general":
@@ -253,14 +264,14 @@ class ResourceAmendment(BaseModel):
     """New values of a change or correction registration; what is left out stays as it is."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, min_length=1, max_length=200)
-    domain: str | None = Field(None, min_length=1, max_length=100)
+    name: str | None = Field(None, min_length=1, max_length=200, pattern=TEXT_PATTERN)
+    domain: str | None = Field(None, min_length=1, max_length=100, pattern=TEXT_PATTERN)
     grade: Grade | None = None
     level: Level | None = None
     personal_information: bool | None = None
     sensitive_personal_information: bool | None = None
     fields: list[FieldSpec] | None = Field(None, min_length=1, max_length=200)
-    update_cycle: str | None = Field(None, max_length=40)
+    update_cycle: str | None = Field(None, max_length=40, pattern=TEXT_PATTERN)
     details: ResourceDetails | None = None
 
 
@@ -269,7 +280,7 @@ class RegistrationCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     kind: RegistrationKind
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: str = Field(min_length=1, max_length=1000, pattern=TEXT_PATTERN)
     changes: ResourceAmendment = Field(default_factory=lambda: ResourceAmendment())
 
     @model_validator(mode="after")
@@ -294,12 +305,12 @@ class Publicity(BaseModel):
 
 class Objection(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: str = Field(min_length=1, max_length=1000, pattern=TEXT_PATTERN)
 
 
 class Rejection(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=1000)
+    reason: str = Field(min_length=1, max_length=1000, pattern=TEXT_PATTERN)
 
 
 class RegistrationRead(BaseModel):

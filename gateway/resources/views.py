@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from gateway.auth.views import current_participant, require_role
 from gateway.context import Gateway, get_gateway, get_session
 from gateway.core.errors import forbidden, not_found, problem_responses
+from gateway.core.types import ObjectId
 from gateway.participants.models import Participant
 from gateway.resources import service
 from gateway.resources.certificate import decode
@@ -61,7 +62,7 @@ def _visible_resource(session: Session, resource_id: str, me: Participant):
     "/{resource_id}", response_model=ResourceRead, responses=problem_responses(401, 403, 404)
 )
 def get_resource(
-    resource_id: str,
+    resource_id: ObjectId,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> ResourceRead:
@@ -82,7 +83,7 @@ def get_resource(
     responses=problem_responses(401, 403, 404),
 )
 def list_resource_registrations(
-    resource_id: str,
+    resource_id: ObjectId,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> list[RegistrationRead]:
@@ -102,7 +103,7 @@ def list_resource_registrations(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 def apply_later_registration(
-    resource_id: str,
+    resource_id: ObjectId,
     body: RegistrationCreate,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
@@ -138,7 +139,7 @@ def list_registrations(
     "/{registration_id}", response_model=RegistrationRead, responses=problem_responses(401, 404)
 )
 def get_registration(
-    registration_id: str,
+    registration_id: ObjectId,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> RegistrationRead:
@@ -153,7 +154,7 @@ def get_registration(
     responses=problem_responses(401, 404, 409),
 )
 def get_certificate(
-    registration_id: str,
+    registration_id: ObjectId,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> Certificate:
@@ -166,7 +167,7 @@ def get_certificate(
 
 
 def _step(
-    registration_id: str,
+    registration_id: ObjectId,
     action: str,
     me: Participant,
     session: Session,
@@ -193,7 +194,7 @@ _STEP = {
 
 @registrations.post("/{registration_id}/accept", **_STEP)
 def accept_registration(
-    registration_id: str,
+    registration_id: ObjectId,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
@@ -204,7 +205,7 @@ def accept_registration(
 
 @registrations.post("/{registration_id}/review", **_STEP)
 def review_registration(
-    registration_id: str,
+    registration_id: ObjectId,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
@@ -215,7 +216,7 @@ def review_registration(
 
 @registrations.post("/{registration_id}/publicise", **_STEP)
 def publicise_registration(
-    registration_id: str,
+    registration_id: ObjectId,
     body: Publicity | None = Body(None),
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
@@ -232,7 +233,7 @@ def publicise_registration(
 
 @registrations.post("/{registration_id}/object", **_STEP)
 def object_to_registration(
-    registration_id: str,
+    registration_id: ObjectId,
     body: Objection,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
@@ -244,7 +245,7 @@ def object_to_registration(
 
 @registrations.post("/{registration_id}/code", **_STEP)
 def code_registration(
-    registration_id: str,
+    registration_id: ObjectId,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
@@ -255,7 +256,7 @@ def code_registration(
 
 @registrations.post("/{registration_id}/reject", **_STEP)
 def reject_registration(
-    registration_id: str,
+    registration_id: ObjectId,
     body: Rejection,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),

@@ -22,11 +22,30 @@ JUNK_BODIES = [
     b'{"name": null, "offer_id": [], "contract_id": {}, "purpose": 12, "fields": "all"}',
     b'{"contract_id": "\\u0000", "purpose": "\\ud800", "limit": 1e308}',
     "{\"name\": \"\U0001f600\", \"uscc\": \"９１\", \"roles\": [\"admin\", \"admin\"]}".encode(),
+    # Numbers JSON and RFC 8785 cannot hold exactly, and money beyond what the databases hold.
+    b'{"rows": [{"v": NaN}, {"v": Infinity}, {"v": -Infinity}], "fields": [{"name": "v"}],'
+    b' "name": "n", "domain": "d", "grade": "general", "level": "L1"}',
+    b'{"rows": [{"v": 9007199254740993}], "fields": [{"name": "v"}],'
+    b' "fee_cap_fen": 1152921504606846976, "price_fen": 1e300,'
+    b' "limit": 18446744073709551616, "window_seconds": -9223372036854775809}',
+    # Lone surrogates, escaped and raw, where ids, field names and kids go.
+    b'{"offer_id": "\\udc00", "fields": ["\\ud800"], "kid": "\\udfff", "rows": [{"v": "\\ud83d"}]}',
+    b'{"offer_id": "\xed\xa0\x80", "purpose": "research"}',
+    # Terms and moments whose arithmetic leaves the calendar.
+    b'{"offers": [{"purposes": ["research"], "term": "P2920000D"}], "term": "P9999999999W",'
+    b' "not_before": "0001-01-01T00:00:00+23:59", "not_after": "9999-12-31T23:59:59-23:59"}',
+    # Long lists of long names (the review's 200 x 100 KB field names, smaller here).
+    b'{"contract_id": "ctr_x", "purpose": "research", "fields": ['
+    + b",".join([b'"' + b"f" * 500 + b'"'] * 200)
+    + b"]}",
 ]
 JUNK_QUERIES = [
     {},
     {"start": "-5", "limit": "abc", "offset": "1e9"},
     {"start": "9" * 30, "offset": "9" * 30, "limit": "99999999999999999999"},
+    {"offset": str(2**63), "start": str(2**63), "limit": str(2**63), "seq": str(2**64)},
+    {"offset": "-9223372036854775809", "size": "NaN", "old": "Infinity", "new": "1e400"},
+    {"q": "\ufffd" * 300, "domain": "é" * 101, "status": "x" * 10_000},
 ]
 
 

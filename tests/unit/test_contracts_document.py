@@ -96,6 +96,8 @@ def schema_errors(value, schema: dict, root: dict = SCHEMA, at: str = "$") -> li
                 errors += schema_errors(item, rule, root, f"{at}[{i}]")
         elif keyword == "minItems" and len(value) < rule:
             errors.append(f"{at}: expected at least {rule} items")
+        elif keyword == "maxItems" and len(value) > rule:
+            errors.append(f"{at}: expected at most {rule} items")
         elif keyword == "uniqueItems" and len({json.dumps(v) for v in value}) != len(value):
             errors.append(f"{at}: expected unique items")
         elif keyword == "minLength" and len(value) < rule:
@@ -110,8 +112,8 @@ def schema_errors(value, schema: dict, root: dict = SCHEMA, at: str = "$") -> li
             errors.append(f"{at}: above {rule}")
         elif keyword not in {
             "$ref", "type", "const", "enum", "anyOf", "required", "additionalProperties",
-            "items", "minItems", "uniqueItems", "minLength", "maxLength", "pattern", "minimum",
-            "maximum",
+            "items", "minItems", "maxItems", "uniqueItems", "minLength", "maxLength", "pattern",
+            "minimum", "maximum",
         }:  # fmt: skip
             raise AssertionError(f"schema keyword {keyword!r} at {at} is not checked")
     if isinstance(value, dict):
