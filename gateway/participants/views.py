@@ -8,7 +8,7 @@ from gateway.context import Gateway, get_gateway, get_session
 from gateway.core.errors import problem_responses
 from gateway.participants import service
 from gateway.participants.models import (
-    JWKS,
+    JWKSRead,
     KeyRetirement,
     Participant,
     ParticipantCreate,
@@ -50,14 +50,17 @@ def get_participant(
     return service.to_read(service.get(session, participant_id))
 
 
-@router.get("/{participant_id}/jwks", response_model=JWKS, responses=problem_responses(401, 404))
+@router.get(
+    "/{participant_id}/jwks", response_model=JWKSRead, responses=problem_responses(401, 404)
+)
 def get_participant_jwks(
     participant_id: str,
     _: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> dict:
-    """Return the participant's active public keys (RFC 7517); retired keys are not in it."""
-    return service.get(session, participant_id).jwks
+    """Return the participant's usable active public keys (RFC 7517): retired keys are not in
+    it, nor a key stored before today's checks that fails them."""
+    return {"keys": service.get(session, participant_id).usable_keys()}
 
 
 @router.post(
