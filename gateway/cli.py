@@ -451,7 +451,8 @@ def parser() -> argparse.ArgumentParser:
     sweep.set_defaults(func=cmd_authorisations_sweep)
 
     participants = sub.add_parser(
-        "participants", help="suspend or reinstate a participant (admin, state folder)"
+        "participants",
+        help="suspend or reinstate a participant, manage its keys (admin, state folder)",
     )
     participants_sub = participants.add_subparsers(dest="participant_command", required=True)
     for name in ("suspend", "reinstate"):
@@ -460,6 +461,9 @@ def parser() -> argparse.ArgumentParser:
         step.add_argument("--reason", required=True)
         step.add_argument("--database-url", help="SQLAlchemy URL; default SQLite in state folder")
         step.set_defaults(func=cmd_participant_status)
+    from gateway.participants.cli import add_parsers as add_participant_key_parsers
+
+    add_participant_key_parsers(participants_sub)  # participants keys list|add|retire
 
     registrations = sub.add_parser(
         "registrations", help="review resource registrations (admin, state folder)"
@@ -509,6 +513,9 @@ def parser() -> argparse.ArgumentParser:
     from gateway.products.cli import add_parsers as add_lifecycle_parsers
 
     add_lifecycle_parsers(sub)  # catalogue, product <action>, contract <action>
+    from gateway.auth.cli import add_parsers as add_token_parser
+
+    add_token_parser(sub)  # token
     return top
 
 

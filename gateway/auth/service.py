@@ -130,7 +130,10 @@ class _PrivateKeyJWT(JWTBearerClientAssertion):
         try:
             token = joserfc_jwt.decode(assertion, resolve_key, algorithms=list(ACCEPTED_ALGS))
         except JoseError as exc:
-            raise InvalidClientError(description=exc.description) from exc
+            raise InvalidClientError(
+                description=exc.description
+                or f"the client assertion does not verify with the registered keys ({exc.error})"
+            ) from exc
         self.verify_claims(token.claims)
         return token.claims
 
