@@ -21,6 +21,7 @@ def _settings(args: argparse.Namespace, **extra) -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Start OPA (unless --opa-url names one) and serve the gateway with hypercorn."""
+    from authlib.common.security import is_secure_transport
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
@@ -39,8 +40,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return 2
         opa_url = opa.url
     try:
-        base = f"http://{args.host}:{args.port}"
+        # A wildcard bind is reached on loopback at least; any other name needs --issuer.
+        shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+        base = f"http://{shown}:{args.port}"
         settings = _settings(args, opa_url=opa_url, issuer=args.issuer or base)
+        if not is_secure_transport(f"{settings.issuer.rstrip('/')}/oauth/token"):
+            print(
+                f"dsgw serve: warning: the issuer {settings.issuer} is neither https nor "
+                "loopback, so the token endpoint refuses every request (OAuth 2.0 needs TLS); "
+                "behind a TLS-terminating proxy, pass --issuer https://<public host>",
+                file=sys.stderr,
+            )
         app = create_app(settings)
         config = Config()
         config.bind = [f"{args.host}:{args.port}"]
@@ -381,7 +391,11 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--opa-url", help="use this OPA instead of starting one")
     serve.add_argument("--database-url", help="SQLAlchemy URL; default SQLite in the state folder")
-    serve.add_argument("--issuer", help="public base URL of the gateway (token issuer)")
+    serve.add_argument(
+        "--issuer",
+        help="public base URL of the gateway: the token issuer and audience, e.g. "
+        "https://dsgw.example.gov.cn behind a TLS proxy (default: http://HOST:PORT)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="walk the whole story over HTTP")

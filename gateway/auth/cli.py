@@ -28,12 +28,8 @@ ASSERTION_SECONDS = 60
 client_factory = httpx.Client  # tests hand in an in-process client
 
 
-def _fail(message: str) -> int:
-    print(f"dsgw token: {message}", file=sys.stderr)
-    return 1
-
-
-def _key(args: argparse.Namespace) -> Signer:
+def read_key(args: argparse.Namespace) -> Signer:
+    """Return the private key of --key, else the platform admin's in the state folder."""
     from gateway.core.config import Settings
 
     if args.key:
@@ -44,7 +40,7 @@ def _key(args: argparse.Namespace) -> Signer:
     try:
         return Signer.from_jwk(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, LedgerError) as exc:
-        raise SystemExit(f"dsgw token: cannot read the private key {path}: {exc}") from None
+        raise SystemExit(f"dsgw: cannot read the private key {path}: {exc}") from None
 
 
 def assertion(key: Signer, participant_id: str, audience: str) -> str:
@@ -70,34 +66,54 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+class TokenRefused(Exception):
+    """The gateway could not be asked, or refused to issue a token; str() says why."""
+
+
+def fetch_token(client: httpx.Client, key: Signer, participant_id: str) -> str:
+    """Return an access token of `participant_id` from the gateway `client` talks to.
+
+    The assertion's audience is the token endpoint the gateway's RFC 8414 metadata names (its
+    configured issuer), so this works through a proxy or an internal address alike.
+    """
+    try:
+        meta = client.get("/.well-known/oauth-authorization-server")
+        token_endpoint = _json(meta).get("token_endpoint")
+        if meta.status_code != 200 or not isinstance(token_endpoint, str):
+            raise TokenRefused(
+                f"{client.base_url} does not answer as a dsgw gateway (HTTP {meta.status_code})"
+            )
+        response = client.post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": assertion(key, participant_id, token_endpoint),
+            },
+        )
+    except httpx.HTTPError as exc:
+        raise TokenRefused(f"cannot reach {client.base_url}: {exc}") from None
+    body = _json(response)
+    if response.status_code != 200 or not isinstance(body.get("access_token"), str):
+        detail = body.get("detail") or body.get("error_description") or response.text[:200]
+        raise TokenRefused(
+            f"sign-in of {participant_id} refused (HTTP {response.status_code}): {detail}"
+        )
+    return body["access_token"]
+
+
 def cmd_token(args: argparse.Namespace) -> int:
     """Print an access token for the participant (client credentials, private_key_jwt)."""
     from gateway.participants.service import PLATFORM_ADMIN_ID
 
-    key = _key(args)
-    participant_id = args.as_id or PLATFORM_ADMIN_ID
-    url = args.url.rstrip("/")
+    key = read_key(args)
     try:
-        with client_factory(base_url=url, timeout=30) as client:
-            meta = client.get("/.well-known/oauth-authorization-server")
-            token_endpoint = _json(meta).get("token_endpoint")
-            if meta.status_code != 200 or not isinstance(token_endpoint, str):
-                return _fail(f"{url} does not answer as a dsgw gateway (HTTP {meta.status_code})")
-            response = client.post(
-                "/oauth/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_assertion_type": ASSERTION_TYPE,
-                    "client_assertion": assertion(key, participant_id, token_endpoint),
-                },
-            )
-    except httpx.HTTPError as exc:
-        return _fail(f"cannot reach {url}: {exc}")
-    body = _json(response)
-    if response.status_code != 200 or not isinstance(body.get("access_token"), str):
-        detail = body.get("detail") or body.get("error_description") or response.text[:200]
-        return _fail(f"sign-in of {participant_id} refused (HTTP {response.status_code}): {detail}")
-    print(body["access_token"])
+        with client_factory(base_url=args.url.rstrip("/"), timeout=30) as client:
+            token = fetch_token(client, key, args.as_id or PLATFORM_ADMIN_ID)
+    except TokenRefused as exc:
+        print(f"dsgw token: {exc}", file=sys.stderr)
+        return 1
+    print(token)
     return 0
 
 
