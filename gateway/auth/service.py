@@ -5,6 +5,7 @@ drives the grant. Access tokens are JWTs (RFC 7519) signed by the gateway's Ed25
 verifies them on every call.
 """
 
+import re
 import warnings
 from datetime import timedelta
 from typing import Any
@@ -46,6 +47,8 @@ warnings.filterwarnings("ignore", message="EdDSA is deprecated via RFC 9864")
 AUTH_METHOD = "private_key_jwt"
 # Allowance for clock skew between client and gateway, in seconds.
 LEEWAY = 5
+# What a participant id looks like (prt_ + base32, or prt_platform); anything else is unknown.
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 # pyjwt knows the algorithm only as "EdDSA"; teach this instance RFC 9864's name for it (the
 # key is the gateway's own Ed25519 key, so both names mean the same computation).
@@ -286,6 +289,9 @@ def token_response(
 
     class _Server(AuthorizationServer):
         def query_client(self, client_id: str):
+            # The assertion's sub, unverified yet: only a well-formed id reaches the database.
+            if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
+                return None
             participant = session.get(Participant, client_id)
             if participant is None or participant.status != "active":
                 return None

@@ -76,7 +76,15 @@ def require_role(participant: Participant, *roles: str) -> None:
                             },
                             "client_assertion": {
                                 "type": "string",
-                                "description": "JWT signed with the participant's Ed25519 key",
+                                "description": "JWT (alg EdDSA or Ed25519) signed with one of "
+                                "the participant's Ed25519 keys: iss = sub = the participant "
+                                "id, aud = the issuer or its token endpoint, exp at most "
+                                "assertion_max_age_seconds (3600) ahead, a fresh jti "
+                                "(specs/auth.md)",
+                            },
+                            "client_id": {
+                                "type": "string",
+                                "description": "optional; if given, the assertion's iss/sub",
                             },
                             "scope": {"type": "string"},
                         },

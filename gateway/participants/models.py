@@ -46,6 +46,8 @@ KID_MAX = 128
 # The names of a JWS signed with an Ed25519 key: RFC 8037's polymorphic EdDSA and RFC 9864's
 # fully specified Ed25519. The gateway emits EdDSA (specs/README.md) and accepts both.
 ED25519_ALGS = ("EdDSA", "Ed25519")
+# Canonical unpadded base64url of 32 bytes: 43 characters, the last with its 2 unused bits zero.
+X_PATTERN = r"^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$"
 
 
 class PublicJWK(BaseModel):
@@ -58,6 +60,8 @@ class PublicJWK(BaseModel):
         max_length=64,
         description="the 32-byte public key, unpadded canonical base64url (43 characters); "
         "small-order and non-canonical points are refused",
+        # What the check below accepts, for the schema (the check itself says what is wrong).
+        json_schema_extra={"minLength": 43, "maxLength": 43, "pattern": X_PATTERN},
     )
     kid: str | None = Field(None, max_length=KID_MAX, pattern=KID_PATTERN)
     alg: Literal["EdDSA", "Ed25519"] | None = None

@@ -1,6 +1,8 @@
 """Participant routes: onboarding by the platform admin, and look-up."""
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
 from sqlalchemy.orm import Session
 
 from gateway.auth.views import current_participant, require_role
@@ -8,6 +10,7 @@ from gateway.context import Gateway, get_gateway, get_session
 from gateway.core.errors import problem_responses
 from gateway.participants import service
 from gateway.participants.models import (
+    KID_MAX,
     JWKSRead,
     KeyRetirement,
     Participant,
@@ -90,7 +93,7 @@ def add_participant_key(
 )
 def retire_participant_key(
     participant_id: str,
-    kid: str,
+    kid: Annotated[str, Path(max_length=KID_MAX)],
     body: KeyRetirement | None = None,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),

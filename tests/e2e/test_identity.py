@@ -269,3 +269,12 @@ def test_alg_ed25519_is_refused_with_a_key_of_another_curve(client, consumer):
         header = {"alg": alg, "kid": consumer.key.kid}
         assertion = joserfc_jwt.encode(header, claims, key, algorithms=[alg])
         _problem(_token_request(client, assertion), 401, "invalid-client")
+
+
+@pytest.mark.parametrize("sub", ["\ud800", "p" * 5000, "prt_\u0430bc", "prt x"])
+def test_a_malformed_client_id_in_the_assertion_is_unknown_not_a_500(client, consumer, sub):
+    header = b64(json.dumps({"alg": "EdDSA", "kid": consumer.key.kid}).encode())
+    claims = {"iss": sub, "sub": sub, "aud": TOKEN_URL, "exp": int(time.time()) + 60, "jti": "j"}
+    payload = b64(json.dumps(claims).encode())  # ASCII JSON: the surrogate as its escape
+    assertion = f"{header}.{payload}.{b64(bytes(64))}"
+    _problem(_token_request(client, assertion), 401, "invalid-client")
