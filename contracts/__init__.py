@@ -1,6 +1,7 @@
 """The usage-contract model (数字合约): offers, negotiation states, canonical form, signatures.
 
-A library: it never imports the gateway or the ledger.
+A library: it never imports the gateway; of the ledger it uses only the one check of an Ed25519
+public key (ledger.ed25519).
 """
 
 from contracts.document import canonical_bytes, contract_document, contract_hash, rfc3339

@@ -1,11 +1,13 @@
-"""Contract signatures: compact JWS (RFC 7515), EdDSA with Ed25519 keys (RFC 8037).
+"""Contract signatures: compact JWS (RFC 7515), EdDSA with Ed25519 keys (RFC 8037, RFC 9864).
 
 Each party signs the contract document: the JWS payload is the document's RFC 8785 canonical bytes,
 attached and base64url-encoded, under the protected header
 {"alg": "EdDSA", "kid": <signer's key id>, "typ": "dsgw-contract+jws"}. The gateway countersigns
 the canonical bytes of {"contract_hash", "provider_sig", "consumer_sig"} with typ
-"dsgw-countersignature+jws". Verification accepts nothing but EdDSA, so "none", HMAC and any other
-algorithm a forger might choose are refused before a key is touched.
+"dsgw-countersignature+jws". Signing emits alg "EdDSA"; verification accepts "EdDSA" and RFC 9864's
+fully specified "Ed25519" (the same algorithm on an Ed25519 key) and nothing else, so "none", HMAC
+and any other algorithm a forger might choose are refused before a key is touched. The public key
+must pass ledger.ed25519 (canonical, not of small order), or no signature by it verifies.
 """
 
 import base64
@@ -17,12 +19,14 @@ from typing import Any
 import jwt
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from jwt.algorithms import OKPAlgorithm
 
 from contracts.document import canonical_bytes, contract_hash
 from contracts.errors import ContractSignatureError
+from ledger.errors import LedgerKeyError
+from ledger.keys import public_key_from_jwk
 
-ALGORITHM = "EdDSA"
+ALGORITHM = "EdDSA"  # what sign_contract and countersign emit
+ACCEPTED_ALGORITHMS = ("EdDSA", "Ed25519")  # RFC 8037's name and RFC 9864's
 CONTRACT_TYP = "dsgw-contract+jws"
 COUNTERSIGNATURE_TYP = "dsgw-countersignature+jws"
 
@@ -66,9 +70,9 @@ def _split(jws: Any) -> tuple[str, str, str, dict[str, Any], bytes, bytes]:
 
 
 def _check_header(header: dict[str, Any], typ: str, public_jwk: dict[str, Any]) -> None:
-    if header.get("alg") != ALGORITHM:
+    if header.get("alg") not in ACCEPTED_ALGORITHMS:
         raise ContractSignatureError(
-            f"expected alg {ALGORITHM!r} in the JWS header, found {header.get('alg')!r}"
+            f"expected alg 'EdDSA' or 'Ed25519' in the JWS header, found {header.get('alg')!r}"
         )
     if header.get("typ") != typ:
         raise ContractSignatureError(
@@ -92,19 +96,14 @@ def _public_key(public_jwk: dict[str, Any]) -> Ed25519PublicKey:
     found = (public_jwk.get("kty"), public_jwk.get("crv"))
     if found != ("OKP", "Ed25519"):
         raise ContractSignatureError(f"expected an OKP Ed25519 JWK, found kty/crv {found!r}")
-    if public_jwk.get("alg", ALGORITHM) != ALGORITHM:
+    if public_jwk.get("alg", ALGORITHM) not in ACCEPTED_ALGORITHMS:
         raise ContractSignatureError(
-            f"expected a JWK for alg {ALGORITHM!r}, found alg {public_jwk['alg']!r}"
+            f"expected a JWK for alg 'EdDSA' or 'Ed25519', found alg {public_jwk['alg']!r}"
         )
     try:
-        key = OKPAlgorithm.from_jwk(public_jwk)
-    except (jwt.InvalidKeyError, ValueError, TypeError) as exc:
+        return public_key_from_jwk(public_jwk)  # refuses small-order and non-canonical points
+    except LedgerKeyError as exc:
         raise ContractSignatureError(f"expected a valid Ed25519 JWK: {exc}") from exc
-    if isinstance(key, Ed25519PrivateKey):
-        key = key.public_key()
-    if not isinstance(key, Ed25519PublicKey):
-        raise ContractSignatureError(f"expected an Ed25519 key, found {type(key).__name__}")
-    return key
 
 
 def _differences(found: bytes, expected: dict[str, Any]) -> str:

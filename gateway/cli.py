@@ -21,6 +21,7 @@ def _settings(args: argparse.Namespace, **extra) -> Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Start OPA (unless --opa-url names one) and serve the gateway with hypercorn."""
+    from authlib.common.security import is_secure_transport
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
@@ -39,8 +40,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return 2
         opa_url = opa.url
     try:
-        base = f"http://{args.host}:{args.port}"
+        # A wildcard bind is reached on loopback at least; any other name needs --issuer.
+        shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+        base = f"http://{shown}:{args.port}"
         settings = _settings(args, opa_url=opa_url, issuer=args.issuer or base)
+        if not is_secure_transport(f"{settings.issuer.rstrip('/')}/oauth/token"):
+            print(
+                f"dsgw serve: warning: the issuer {settings.issuer} is neither https nor "
+                "loopback, so the token endpoint refuses every request (OAuth 2.0 needs TLS); "
+                "behind a TLS-terminating proxy, pass --issuer https://<public host>",
+                file=sys.stderr,
+            )
         app = create_app(settings)
         config = Config()
         config.bind = [f"{args.host}:{args.port}"]
@@ -394,7 +404,11 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--opa-url", help="use this OPA instead of starting one")
     serve.add_argument("--database-url", help="SQLAlchemy URL; default SQLite in the state folder")
-    serve.add_argument("--issuer", help="public base URL of the gateway (token issuer)")
+    serve.add_argument(
+        "--issuer",
+        help="public base URL of the gateway: the token issuer and audience, e.g. "
+        "https://dsgw.example.gov.cn behind a TLS proxy (default: http://HOST:PORT)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="walk the whole story over HTTP")
@@ -471,7 +485,8 @@ def parser() -> argparse.ArgumentParser:
     sweep.set_defaults(func=cmd_authorisations_sweep)
 
     participants = sub.add_parser(
-        "participants", help="suspend or reinstate a participant (admin, state folder)"
+        "participants",
+        help="suspend or reinstate a participant, manage its keys (admin, state folder)",
     )
     participants_sub = participants.add_subparsers(dest="participant_command", required=True)
     for name in ("suspend", "reinstate"):
@@ -480,6 +495,9 @@ def parser() -> argparse.ArgumentParser:
         step.add_argument("--reason", required=True)
         step.add_argument("--database-url", help="SQLAlchemy URL; default SQLite in state folder")
         step.set_defaults(func=cmd_participant_status)
+    from gateway.participants.cli import add_parsers as add_participant_key_parsers
+
+    add_participant_key_parsers(participants_sub)  # participants keys list|add|retire
 
     registrations = sub.add_parser(
         "registrations", help="review resource registrations (admin, state folder)"
@@ -529,6 +547,9 @@ def parser() -> argparse.ArgumentParser:
     from gateway.products.cli import add_parsers as add_lifecycle_parsers
 
     add_lifecycle_parsers(sub)  # catalogue, product <action>, contract <action>
+    from gateway.auth.cli import add_parsers as add_token_parser
+
+    add_token_parser(sub)  # token
     return top
 
 

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from ledger.canonical import b64url, b64url_decode, canonical_json
+from ledger.ed25519 import public_key_bytes
 from ledger.errors import LedgerKeyError
 
 # RFC 7638 §3.2 (and RFC 8037 §2 for OKP): the members a thumbprint covers, per key type.
@@ -60,9 +61,12 @@ def _check_ed25519(jwk: object) -> None:
 
 
 def _ed25519_x(jwk: dict) -> bytes:
-    """Return the 32 public key bytes of an Ed25519 JWK, after checking kty and crv."""
+    """Return the 32 public key bytes of an Ed25519 JWK, after checking kty, crv and the point
+    (canonical and of prime order: ledger.ed25519)."""
     _check_ed25519(jwk)
-    return _key_bytes(jwk, "x")
+    if jwk.get("x") is None:
+        raise LedgerKeyError("the Ed25519 JWK has no 'x' member")
+    return public_key_bytes(jwk["x"])
 
 
 def _key_bytes(jwk: dict, member: str) -> bytes:
@@ -81,7 +85,8 @@ def _key_bytes(jwk: dict, member: str) -> bytes:
 
 
 def public_key_from_jwk(jwk: dict) -> Ed25519PublicKey:
-    """Return the Ed25519 public key of an OKP/Ed25519 JWK; raise LedgerKeyError otherwise."""
+    """Return the Ed25519 public key of an OKP/Ed25519 JWK; raise LedgerKeyError otherwise
+    (also for a weak or non-canonical point: see ledger.ed25519)."""
     return Ed25519PublicKey.from_public_bytes(_ed25519_x(jwk))
 
 

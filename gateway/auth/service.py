@@ -5,18 +5,24 @@ drives the grant. Access tokens are JWTs (RFC 7519) signed by the gateway's Ed25
 verifies them on every call.
 """
 
+import re
 import warnings
 from datetime import timedelta
 from typing import Any
 
 import jwt
-from authlib.oauth2.rfc6749 import AuthorizationServer, ClientMixin, InvalidClientError
+from authlib.oauth2.rfc6749 import (
+    AuthorizationServer,
+    ClientMixin,
+    InsecureTransportError,
+    InvalidClientError,
+)
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload, OAuth2Request
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from joserfc import jwt as joserfc_jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, OKPKey
 from jwt.algorithms import OKPAlgorithm
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -27,14 +33,27 @@ from gateway.core import clock
 from gateway.core.config import Settings
 from gateway.core.errors import Problem
 from gateway.core.ids import new_id
-from gateway.participants.models import Participant
+from gateway.participants.models import ED25519_ALGS, Participant
 from ledger import Signer
 
-ASSERTION_ALG = "EdDSA"
-# joserfc warns that RFC 9864 prefers the name "Ed25519" to "EdDSA"; we keep the name that every
-# RFC 8037 client sends (the key is Ed25519 either way), so the warning is noise for our users.
+# The names of an Ed25519 JWS: RFC 8037's "EdDSA" (what the gateway emits, and what pyjwt and
+# most clients know) and RFC 9864's fully specified "Ed25519". Both are accepted, and only with
+# the participant's registered Ed25519 keys (their points checked by ledger.ed25519).
+EMITTED_ALG = "EdDSA"
+ACCEPTED_ALGS = ED25519_ALGS
+# joserfc warns that RFC 9864 prefers the name "Ed25519" to "EdDSA"; we still emit EdDSA (pyjwt
+# verifies nothing else), so the warning is noise for our users.
 warnings.filterwarnings("ignore", message="EdDSA is deprecated via RFC 9864")
 AUTH_METHOD = "private_key_jwt"
+# Allowance for clock skew between client and gateway, in seconds.
+LEEWAY = 5
+# What a participant id looks like (prt_ + base32, or prt_platform); anything else is unknown.
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
+# pyjwt knows the algorithm only as "EdDSA"; teach this instance RFC 9864's name for it (the
+# key is the gateway's own Ed25519 key, so both names mean the same computation).
+_ACCESS_TOKENS = jwt.PyJWT()
+_ACCESS_TOKENS._jws.register_algorithm("Ed25519", OKPAlgorithm())
 
 
 class _Client(ClientMixin):
@@ -79,10 +98,22 @@ class _PrivateKeyJWT(JWTBearerClientAssertion):
     CLIENT_AUTH_METHOD = AUTH_METHOD
 
     def __init__(self, session: Session, audiences: list[str], max_age: int) -> None:
-        super().__init__(validate_jti=True, leeway=5)
+        super().__init__(validate_jti=True, leeway=LEEWAY)
         self._session = session
         self._audiences = audiences
         self._max_age = max_age
+
+    def __call__(self, query_client, request):
+        client = super().__call__(query_client, request)
+        named = request.form.get("client_id")
+        if client is not None and named is not None and named != client.get_client_id():
+            # RFC 7523 §3: iss and sub are the client id; a client_id naming anyone else is a
+            # request that does not know who it is.
+            raise InvalidClientError(
+                description=f"client_id {named[:80]!r} is not the client the assertion "
+                f"authenticates (iss and sub {client.get_client_id()!r})"
+            )
+        return client
 
     def get_audiences(self) -> list[str]:
         return self._audiences
@@ -90,29 +121,45 @@ class _PrivateKeyJWT(JWTBearerClientAssertion):
     def extract_assertion(self, assertion: str):
         headers, claims = super().extract_assertion(assertion)
         alg = headers.get("alg")
-        if alg != ASSERTION_ALG:
+        if alg not in ACCEPTED_ALGS:
             raise InvalidClientError(
-                description=f"the client assertion must be signed with {ASSERTION_ALG}, the "
-                f"algorithm of the registered key; found alg {alg!r}"
+                description=f"the client assertion must be signed with EdDSA or Ed25519 (RFC "
+                f"9864), the algorithms of the registered Ed25519 keys; found alg {alg!r}"
             )
         return headers, claims
 
     def process_assertion_claims(self, assertion: str, resolve_key):
         # authlib's default registry only takes "recommended" algorithms; name ours explicitly.
         try:
-            token = joserfc_jwt.decode(assertion, resolve_key, algorithms=[ASSERTION_ALG])
+            token = joserfc_jwt.decode(assertion, resolve_key, algorithms=list(ACCEPTED_ALGS))
         except JoseError as exc:
-            raise InvalidClientError(description=exc.description) from exc
+            raise InvalidClientError(
+                description=exc.description
+                or f"the client assertion does not verify with the registered keys ({exc.error})"
+            ) from exc
         self.verify_claims(token.claims)
         return token.claims
 
     def resolve_client_public_key(self, client: _Client) -> KeySet:
-        return KeySet.import_key_set(client.participant.jwks)
+        keys = []
+        for jwk in client.participant.usable_keys():
+            # The JWK's alg names one of two spellings of the same algorithm: leave the choice
+            # to the assertion's header (checked above), not to joserfc's alg match.
+            try:
+                keys.append(OKPKey.import_key({k: jwk[k] for k in ("kty", "crv", "x", "kid")}))
+            except (JoseError, ValueError, TypeError):
+                continue
+        if not keys:
+            raise InvalidClientError(
+                description=f"participant {client.participant.id} has no usable key: ask the "
+                "platform admin to add one (dsgw participants keys add)"
+            )
+        return KeySet(keys)
 
     def verify_claims(self, claims) -> None:
         exp = claims.get("exp")
         if isinstance(exp, int | float):
-            horizon = clock.now().timestamp() + self._max_age
+            horizon = clock.now().timestamp() + self._max_age + LEEWAY
             if exp > horizon:
                 raise InvalidClientError(
                     description=f"the client assertion lives too long: exp must be at most "
@@ -123,7 +170,11 @@ class _PrivateKeyJWT(JWTBearerClientAssertion):
     def validate_jti(self, claims, jti: str) -> bool:
         if not isinstance(jti, str) or not jti or len(jti) > 200:
             return False
-        expires = clock.now() + timedelta(seconds=self._max_age + 60)
+        # Kept until the assertion itself expires (verify_claims has checked exp is a number
+        # within max_age), so that it cannot be replayed at any moment of its life.
+        now = clock.now()
+        remaining = max(0.0, float(claims["exp"]) - now.timestamp())
+        expires = now + timedelta(seconds=remaining + LEEWAY)
         try:
             with self._session.begin_nested():
                 self._session.add(
@@ -165,17 +216,20 @@ class TokenIssuer:
             "roles": list(participant.roles),
         }
         token = jwt.encode(
-            claims, self._private, algorithm="EdDSA", headers={"kid": self.kid, "typ": "at+jwt"}
+            claims,
+            self._private,
+            algorithm=EMITTED_ALG,
+            headers={"kid": self.kid, "typ": "at+jwt"},
         )
         return {"access_token": token, "token_type": "Bearer", "expires_in": ttl}
 
     def verify(self, token: str) -> dict[str, Any]:
         """Return the claims of a valid access token, else raise a 401 problem saying why."""
         try:
-            return jwt.decode(
+            return _ACCESS_TOKENS.decode(
                 token,
                 self._public,
-                algorithms=["EdDSA"],
+                algorithms=list(ACCEPTED_ALGS),
                 audience=self.settings.audience,
                 issuer=self.settings.issuer,
                 options={"require": ["exp", "iat", "sub", "aud", "iss", "jti"]},
@@ -190,7 +244,8 @@ class TokenIssuer:
             ) from None
         except jwt.InvalidAlgorithmError:
             raise unauthorized(
-                "invalid-token", "the access token must be signed with EdDSA by this gateway"
+                "invalid-token",
+                "the access token must be signed with EdDSA (or Ed25519) by this gateway",
             ) from None
         except jwt.PyJWTError as exc:
             raise unauthorized("invalid-token", f"the access token is not valid: {exc}") from None
@@ -212,15 +267,31 @@ def token_response(
     session: Session,
     settings: Settings,
     issuer: TokenIssuer,
-    uri: str,
     form: dict[str, str],
     headers: dict[str, str],
 ) -> tuple[int, dict[str, Any]]:
-    """Run the token endpoint; return the HTTP status and the JSON body (token or OAuth error)."""
-    audiences = sorted({settings.issuer, f"{settings.issuer}/oauth/token", uri})
+    """Run the token endpoint; return the HTTP status and the JSON body (token or OAuth error).
+
+    The audiences an assertion may name, and the URL authlib sees, come from the configured
+    issuer, never from the request (its Host or X-Forwarded-* headers say nothing trustworthy).
+    """
+    token_endpoint = token_endpoint_url(settings)
+    audiences = sorted({settings.issuer.rstrip("/"), token_endpoint})
+    try:
+        oauth_request = _FormRequest(token_endpoint, form, headers)
+    except InsecureTransportError:
+        return 400, {
+            "error": "invalid_request",
+            "error_description": f"this gateway's issuer {settings.issuer!r} is not an https URL "
+            "(nor loopback): OAuth 2.0 needs TLS (RFC 6749 §3.2); the operator must start it "
+            "with --issuer https://… behind a TLS-terminating proxy",
+        }
 
     class _Server(AuthorizationServer):
         def query_client(self, client_id: str):
+            # The assertion's sub, unverified yet: only a well-formed id reaches the database.
+            if not isinstance(client_id, str) or not _CLIENT_ID.fullmatch(client_id):
+                return None
             participant = session.get(Participant, client_id)
             if participant is None or participant.status != "active":
                 return None
@@ -249,12 +320,17 @@ def token_response(
 
     server.register_token_generator("default", _generate)
     _purge_expired_assertions(session)
-    status, body = server.create_token_response(_FormRequest(uri, form, headers))
+    status, body = server.create_token_response(oauth_request)
     if status == 200:
         session.commit()
     else:
         session.rollback()
     return status, body
+
+
+def token_endpoint_url(settings: Settings) -> str:
+    """Return the token endpoint's public URL: the configured issuer's /oauth/token."""
+    return f"{settings.issuer.rstrip('/')}/oauth/token"
 
 
 def _purge_expired_assertions(session: Session) -> None:

@@ -10,9 +10,11 @@ from sqlalchemy.orm import Session
 
 from gateway.auth.models import TokenResponse
 from gateway.auth.service import (
+    ACCEPTED_ALGS,
     TokenIssuer,
     check_not_revoked,
     load_participant,
+    token_endpoint_url,
     token_response,
     unauthorized,
 )
@@ -74,7 +76,15 @@ def require_role(participant: Participant, *roles: str) -> None:
                             },
                             "client_assertion": {
                                 "type": "string",
-                                "description": "JWT signed with the participant's Ed25519 key",
+                                "description": "JWT (alg EdDSA or Ed25519) signed with one of "
+                                "the participant's Ed25519 keys: iss = sub = the participant "
+                                "id, aud = the issuer or its token endpoint, exp at most "
+                                "assertion_max_age_seconds (3600) ahead, a fresh jti "
+                                "(specs/auth.md)",
+                            },
+                            "client_id": {
+                                "type": "string",
+                                "description": "optional; if given, the assertion's iss/sub",
                             },
                             "scope": {"type": "string"},
                         },
@@ -103,7 +113,6 @@ async def token(request: Request, gateway: Gateway = Depends(get_gateway)) -> An
         ) from None
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     issuer = get_issuer(request)
-    uri = str(request.url)
 
     def _run() -> tuple[int, dict[str, Any]]:
         with session_scope(gateway.sessions) as session:
@@ -111,7 +120,6 @@ async def token(request: Request, gateway: Gateway = Depends(get_gateway)) -> An
                 session=session,
                 settings=gateway.settings,
                 issuer=issuer,
-                uri=uri,
                 form=fields,
                 headers=dict(request.headers),
             )
@@ -150,9 +158,10 @@ def metadata(gateway: Gateway = Depends(get_gateway)) -> dict[str, Any]:
     issuer = gateway.settings.issuer
     return {
         "issuer": issuer,
-        "token_endpoint": f"{issuer}/oauth/token",
+        "token_endpoint": token_endpoint_url(gateway.settings),
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
-        "token_endpoint_auth_signing_alg_values_supported": ["EdDSA"],
+        # RFC 9864: the fully specified name beside the polymorphic one (both Ed25519 only).
+        "token_endpoint_auth_signing_alg_values_supported": list(ACCEPTED_ALGS),
     }

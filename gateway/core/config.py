@@ -25,7 +25,9 @@ class Settings:
     issuer: str = "http://127.0.0.1:8080"
     audience: str = "dsgw-api"
     token_ttl_seconds: int = 900
-    assertion_max_age_seconds: int = 300
+    # How far ahead a client assertion's exp may be (authlib's client signs for an hour, as the
+    # large providers accept); its jti is kept until that exp, so it cannot be replayed meanwhile.
+    assertion_max_age_seconds: int = 3600
     origin: str = "dsgw.local/ledger"
     # Default objection window of a publicised registration (公示期), in seconds: 7 days.
     publicity_seconds: int = 7 * 86400
@@ -71,6 +73,8 @@ class Settings:
             values["policy_version_ttl"] = float(env["DSGW_POLICY_VERSION_TTL"])
         if "DSGW_ISSUER" in env:
             values["issuer"] = env["DSGW_ISSUER"]
+        if "DSGW_ASSERTION_MAX_AGE_SECONDS" in env:
+            values["assertion_max_age_seconds"] = int(env["DSGW_ASSERTION_MAX_AGE_SECONDS"])
         if "DSGW_PUBLICITY_SECONDS" in env:
             values["publicity_seconds"] = int(env["DSGW_PUBLICITY_SECONDS"])
         if "DSGW_CHECKPOINT_EVERY" in env:

@@ -9,6 +9,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.core.db import Base
 from gateway.participants import uscc
+from ledger.ed25519 import public_key_bytes
+from ledger.errors import LedgerKeyError
 
 Role = Literal["holder", "operator", "merchant", "consumer", "auditor", "admin"]
 Region = Literal["domestic", "cross_border"]
@@ -30,16 +32,39 @@ class Participant(Base):
     # Access tokens authenticated before this moment are refused (set when a key is retired).
     tokens_not_before: Mapped[datetime | None] = mapped_column(default=None)
 
+    def usable_keys(self) -> list[dict]:
+        """Return the active keys that pass today's checks of a JWK (PublicJWK), skipping any
+        stored before those checks that does not: a bad key never authenticates or signs."""
+        keys = self.jwks.get("keys") if isinstance(self.jwks, dict) else None
+        return [k for k in keys or [] if is_usable_jwk(k)]
+
+
+# A kid names a key in URLs (/participants/{id}/keys/{kid}/retire) and JWS headers: RFC 3986
+# unreserved characters only, and short. An RFC 7638 thumbprint (the default kid) is 43.
+KID_PATTERN = r"^[A-Za-z0-9._~-]{1,128}$"
+KID_MAX = 128
+# The names of a JWS signed with an Ed25519 key: RFC 8037's polymorphic EdDSA and RFC 9864's
+# fully specified Ed25519. The gateway emits EdDSA (specs/README.md) and accepts both.
+ED25519_ALGS = ("EdDSA", "Ed25519")
+# Canonical unpadded base64url of 32 bytes: 43 characters, the last with its 2 unused bits zero.
+X_PATTERN = r"^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$"
+
 
 class PublicJWK(BaseModel):
-    """An Ed25519 public key as an RFC 8037 OKP JWK."""
+    """An Ed25519 public key as an RFC 8037 OKP JWK, checked in full when it arrives."""
 
     model_config = ConfigDict(extra="allow")
     kty: Literal["OKP"]
     crv: Literal["Ed25519"]
-    x: str = Field(min_length=43, max_length=43, pattern=r"^[A-Za-z0-9_-]+$")
-    kid: str | None = None
-    alg: Literal["EdDSA"] | None = None
+    x: str = Field(
+        max_length=64,
+        description="the 32-byte public key, unpadded canonical base64url (43 characters); "
+        "small-order and non-canonical points are refused",
+        # What the check below accepts, for the schema (the check itself says what is wrong).
+        json_schema_extra={"minLength": 43, "maxLength": 43, "pattern": X_PATTERN},
+    )
+    kid: str | None = Field(None, max_length=KID_MAX, pattern=KID_PATTERN)
+    alg: Literal["EdDSA", "Ed25519"] | None = None
     use: Literal["sig"] | None = None
 
     @model_validator(mode="before")
@@ -49,9 +74,35 @@ class PublicJWK(BaseModel):
             raise ValueError("this is a private key: register only the public part (no 'd')")
         return value
 
+    @field_validator("x")
+    @classmethod
+    def _strong_point(cls, value: str) -> str:
+        try:
+            public_key_bytes(value)
+        except LedgerKeyError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
 
 class JWKS(BaseModel):
     keys: list[PublicJWK] = Field(min_length=1, max_length=10)
+
+
+class JWKSRead(BaseModel):
+    """A participant's usable active keys (RFC 7517 JWK set)."""
+
+    keys: list[PublicJWK]
+
+
+def is_usable_jwk(jwk: object) -> bool:
+    """Return whether a stored JWK is a valid public Ed25519 key with a valid kid."""
+    if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str):
+        return False
+    try:
+        PublicJWK.model_validate(jwk)
+    except ValueError:  # pydantic's ValidationError is a ValueError
+        return False
+    return True
 
 
 class ParticipantCreate(BaseModel):

@@ -16,8 +16,9 @@ from gateway.participants.models import (
     ParticipantCreate,
     ParticipantRead,
     PublicJWK,
+    is_usable_jwk,
 )
-from ledger import Entry, Signer, jwk_thumbprint
+from ledger import Entry, LedgerKeyError, Signer, jwk_thumbprint
 
 PLATFORM_USCC = "91110108MA01ABCDE"  # 17 characters; the check character is computed
 PLATFORM_ADMIN_ID = "prt_platform"  # fixed, so that the admin key in the state folder can log in
@@ -36,7 +37,7 @@ def _public_jwk(key: PublicJWK) -> dict:
     """Return the key to store: public members only, with its RFC 7638 kid unless it has one."""
     jwk = {"kty": key.kty, "crv": key.crv, "x": key.x}
     jwk["kid"] = key.kid or jwk_thumbprint(jwk)
-    jwk["alg"] = "EdDSA"
+    jwk["alg"] = key.alg or "EdDSA"
     jwk["use"] = "sig"
     return jwk
 
@@ -47,7 +48,23 @@ def _public_jwks(body: ParticipantCreate) -> dict:
     kids = [k["kid"] for k in keys]
     if len(set(kids)) != len(kids):
         raise conflict("duplicate-key", "Duplicate key id", f"key ids must be unique: {kids}")
+    thumbprints = [jwk_thumbprint(k) for k in keys]
+    if len(set(thumbprints)) != len(thumbprints):
+        raise conflict(
+            "duplicate-key", "Duplicate key", "the same public key is listed twice under two kids"
+        )
     return {"keys": keys}
+
+
+def _thumbprints(keys: list) -> dict[str, str]:
+    """Return the RFC 7638 thumbprints of stored keys, each with its kid (unreadable skipped)."""
+    found = {}
+    for key in keys or []:
+        try:
+            found[jwk_thumbprint(key)] = key.get("kid")
+        except LedgerKeyError:
+            continue
+    return found
 
 
 def register(
@@ -113,12 +130,32 @@ def _may_manage_keys(participant: Participant, actor: Participant) -> None:
 def add_key(
     session: Session, signer: Signer, *, participant_id: str, key: PublicJWK, actor: Participant
 ) -> tuple[Participant, Entry]:
-    """Add a public key to the participant's JWKS; raise 409 if its kid is taken."""
+    """Add a public key to the participant's JWKS; raise 409 if its kid is taken or the key
+    material (its RFC 7638 thumbprint) is active or was retired, under whatever kid."""
     participant = get(session, participant_id, for_update=True)
     _may_manage_keys(participant, actor)
     jwk = _public_jwk(key)
-    known = {k["kid"] for k in participant.jwks["keys"]} | {
-        k["kid"] for k in participant.retired_keys or []
+    thumbprint = jwk_thumbprint(jwk)
+    retired = _thumbprints(participant.retired_keys)
+    if thumbprint in retired:
+        raise conflict(
+            "retired-key",
+            "A retired key cannot come back",
+            f"this public key (RFC 7638 thumbprint {thumbprint}) was retired as "
+            f"{retired[thumbprint]!r} of {participant.id}; retirement is of the key material, "
+            "whatever kid it is given: generate a new key",
+            thumbprint=thumbprint,
+        )
+    active = _thumbprints(participant.jwks.get("keys"))
+    if thumbprint in active:
+        raise conflict(
+            "duplicate-key",
+            "Duplicate key",
+            f"this public key is already active as {active[thumbprint]!r} of {participant.id}",
+            kid=active[thumbprint],
+        )
+    known = {k.get("kid") for k in participant.jwks["keys"]} | {
+        k.get("kid") for k in participant.retired_keys or []
     }
     if jwk["kid"] in known:
         raise conflict(
@@ -154,22 +191,23 @@ def retire_key(
     participant = get(session, participant_id, for_update=True)
     _may_manage_keys(participant, actor)
     active = participant.jwks["keys"]
-    key = next((k for k in active if k["kid"] == kid), None)
+    key = next((k for k in active if k.get("kid") == kid), None)
     if key is None:
-        if any(k["kid"] == kid for k in participant.retired_keys or []):
+        if any(k.get("kid") == kid for k in participant.retired_keys or []):
             raise conflict(
                 "key-retired", "Key already retired", f"key {kid!r} of {participant.id} is retired"
             )
         raise not_found("key", kid)
-    if len(active) == 1:
+    remaining = [k for k in active if k.get("kid") != kid]
+    if not any(is_usable_jwk(k) for k in remaining):
         raise conflict(
             "last-key",
             "Cannot retire the last key",
-            f"{kid!r} is the only active key of {participant.id}; add its successor first",
-            active_kids=[kid],
+            f"{kid!r} is the only usable active key of {participant.id}; add its successor first",
+            active_kids=[k.get("kid") for k in active],
         )
     now = clock.now()
-    participant.jwks = {"keys": [k for k in active if k["kid"] != kid]}
+    participant.jwks = {"keys": remaining}
     participant.retired_keys = [
         *(participant.retired_keys or []),
         {**key, "retired_at": clock.rfc3339(now)},

@@ -1,6 +1,8 @@
 """Participant routes: onboarding by the platform admin, and look-up."""
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path
 from sqlalchemy.orm import Session
 
 from gateway.auth.views import current_participant, require_role
@@ -8,7 +10,8 @@ from gateway.context import Gateway, get_gateway, get_session
 from gateway.core.errors import problem_responses
 from gateway.participants import service
 from gateway.participants.models import (
-    JWKS,
+    KID_MAX,
+    JWKSRead,
     KeyRetirement,
     Participant,
     ParticipantCreate,
@@ -50,14 +53,17 @@ def get_participant(
     return service.to_read(service.get(session, participant_id))
 
 
-@router.get("/{participant_id}/jwks", response_model=JWKS, responses=problem_responses(401, 404))
+@router.get(
+    "/{participant_id}/jwks", response_model=JWKSRead, responses=problem_responses(401, 404)
+)
 def get_participant_jwks(
     participant_id: str,
     _: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> dict:
-    """Return the participant's active public keys (RFC 7517); retired keys are not in it."""
-    return service.get(session, participant_id).jwks
+    """Return the participant's usable active public keys (RFC 7517): retired keys are not in
+    it, nor a key stored before today's checks that fails them."""
+    return {"keys": service.get(session, participant_id).usable_keys()}
 
 
 @router.post(
@@ -87,7 +93,7 @@ def add_participant_key(
 )
 def retire_participant_key(
     participant_id: str,
-    kid: str,
+    kid: Annotated[str, Path(max_length=KID_MAX)],
     body: KeyRetirement | None = None,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),

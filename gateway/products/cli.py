@@ -9,45 +9,27 @@ and exits 1.
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import httpx
-
-from ledger import Signer
 
 PRODUCT_ACTIONS = ["submit", "list", "reject", "suspend", "reinstate", "delist"]
 CONTRACT_ACTIONS = ["approve", "refuse", "suspend", "reinstate", "revoke", "terminate"]
 client_factory = httpx.Client  # tests hand in an in-process client
 
 
-def _party(args: argparse.Namespace):
-    """Return the participant the command acts as (a gateway.demo.Party)."""
-    from gateway.core.config import Settings
-    from gateway.demo import Party
-    from gateway.participants.service import PLATFORM_ADMIN_ID
-
-    if args.key:
-        key_path = Path(args.key)
-    else:
-        state = Path(args.state).resolve() if getattr(args, "state", None) else None
-        key_path = Settings.from_env(state_dir=state).admin_key_path
-    try:
-        key = Signer.from_jwk(json.loads(key_path.read_text(encoding="utf-8")))
-    except (OSError, ValueError) as exc:
-        raise SystemExit(f"dsgw: cannot read the private key {key_path}: {exc}") from None
-    client = client_factory(base_url=args.url.rstrip("/"), timeout=30)
-    return Party(client, args.as_id or PLATFORM_ADMIN_ID, key, args.as_id or PLATFORM_ADMIN_ID)
-
-
 def _call(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> dict | None:
     """Call the API as the command's participant; print a problem and return None on error."""
-    from gateway.demo import DemoError
+    from gateway.auth.cli import TokenRefused, fetch_token, read_key
+    from gateway.participants.service import PLATFORM_ADMIN_ID
 
+    client = client_factory(base_url=args.url.rstrip("/"), timeout=30)
     try:
-        response = _party(args).call(method, path, **kwargs)
-    except DemoError as exc:  # the token request itself was refused
-        print(f"dsgw: sign-in refused: {exc}", file=sys.stderr)
+        token = fetch_token(client, read_key(args), args.as_id or PLATFORM_ADMIN_ID)
+        headers = {"Authorization": f"Bearer {token}"}
+        response = client.request(method, path, headers=headers, **kwargs)
+    except TokenRefused as exc:  # the token request itself was refused
+        print(f"dsgw: {exc}", file=sys.stderr)
         return None
     except httpx.HTTPError as exc:
         print(f"dsgw: cannot reach {args.url}: {exc}", file=sys.stderr)
@@ -129,7 +111,14 @@ def cmd_contract_sign(args: argparse.Namespace) -> int:
     contract = _call(args, "GET", f"/contracts/{args.contract_id}")
     if contract is None:
         return 1
-    print(_party(args).sign(contract["document"]))
+    from jwt.algorithms import OKPAlgorithm
+
+    from contracts import sign_contract
+    from gateway.auth.cli import read_key
+
+    key = read_key(args)
+    private = OKPAlgorithm.from_jwk(key.private_jwk())
+    print(sign_contract(contract["document"], private, kid=key.kid))
     return 0
 
 

@@ -181,12 +181,32 @@ def test_hs256_keyed_with_the_public_key_is_refused(doc):
         verify_contract_signature(jws, doc, jwk(PROVIDER, "prov#k1"))
 
 
-@pytest.mark.parametrize("alg", ["RS256", "ES256", "PS256", "Ed25519", "eddsa", None])
+@pytest.mark.parametrize("alg", ["RS256", "ES256", "PS256", "Ed448", "ed25519", "eddsa", None])
 def test_any_other_alg_is_refused(doc, alg):
     header = {"kid": "prov#k1", "typ": "dsgw-contract+jws"} | ({"alg": alg} if alg else {})
     jws = forged(header, canonical_bytes(doc), lambda data: bytes(64))
     with pytest.raises(ContractSignatureError, match=f"expected alg 'EdDSA'.*found {alg!r}"):
         verify_contract_signature(jws, doc, jwk(PROVIDER, "prov#k1"))
+
+
+def test_rfc9864_alg_ed25519_is_accepted_beside_eddsa(doc):
+    # RFC 9864's fully specified name for the same algorithm on an Ed25519 key.
+    header = {"alg": "Ed25519", "kid": "prov#k1", "typ": "dsgw-contract+jws"}
+    jws = forged(header, canonical_bytes(doc), PROVIDER.sign)
+    assert verify_contract_signature(jws, doc, jwk(PROVIDER, "prov#k1"))["alg"] == "Ed25519"
+    assert verify_contract_signature(jws, doc, {**jwk(PROVIDER, "prov#k1"), "alg": "Ed25519"})
+    with pytest.raises(ContractSignatureError, match="OKP Ed25519"):
+        verify_contract_signature(jws, doc, {**jwk(PROVIDER, "prov#k1"), "crv": "Ed448"})
+
+
+def test_a_forgery_with_the_identity_point_as_key_is_refused(doc):
+    # x = identity, R = identity, S = 0 "verifies" any message under plain Ed25519 arithmetic.
+    identity = (1).to_bytes(32, "little")
+    weak = {"kty": "OKP", "crv": "Ed25519", "x": b64(identity), "kid": "prov#k1"}
+    header = {"alg": "EdDSA", "kid": "prov#k1", "typ": "dsgw-contract+jws"}
+    jws = forged(header, canonical_bytes(doc), lambda data: identity + bytes(32))
+    with pytest.raises(ContractSignatureError, match="small order"):
+        verify_contract_signature(jws, doc, weak)
 
 
 def test_signature_by_a_different_ed25519_key_is_refused(doc):
