@@ -187,3 +187,18 @@ ensure_postgres() {
     fi
     DSGW_PG_BINDIR="$bindir"; export DSGW_PG_BINDIR
 }
+
+# Installs Debian's curl and jq when missing: the README's walkthrough uses them, and a test runs
+# that walkthrough as written.
+ensure_shell_tools() {
+    local missing=() tool
+    for tool in curl jq; do
+        command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    dsgw_log "installing Debian's ${missing[*]} (the README walkthrough and its test use them)"
+    dsgw_as_root apt-get update -q >&2 || dsgw_die "apt-get update failed"
+    dsgw_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+        -o DPkg::Lock::Timeout=300 "${missing[@]}" >&2 \
+        || dsgw_die "apt-get install ${missing[*]} failed"
+}

@@ -21,6 +21,7 @@ step "set-up: virtualenv, OPA ${OPA_VERSION}, PostgreSQL"
 ensure_venv
 ensure_opa
 ensure_postgres
+ensure_shell_tools
 echo "python: $(.venv/bin/python --version 2>&1); opa: $DSGW_OPA_BIN; postgresql: $DSGW_PG_BINDIR"
 
 if [ -n "$(find policies -name '*.rego' -print -quit 2>/dev/null)" ]; then

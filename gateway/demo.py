@@ -25,13 +25,12 @@ import jwt
 from jwt.algorithms import OKPAlgorithm
 
 from contracts import sign_contract
+from gateway.auth.cli import TokenRefused, fetch_token
 from gateway.core.config import Settings
 from gateway.participants import uscc
 from gateway.participants.service import PLATFORM_ADMIN_ID
 from gateway.policy.opa_process import free_port
 from ledger import Signer, load_or_create_signer
-
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 class DemoError(RuntimeError):
@@ -67,7 +66,10 @@ class Party:
     def assertion(self, *, jti: str | None = None, **override: Any) -> str:
         """Return an RFC 7523 client assertion signed with this party's key."""
         now = int(time.time())
-        token_url = f"{self.client.base_url}/oauth/token".replace("//oauth", "/oauth")
+        # The audience is the token endpoint the gateway's metadata names (its configured
+        # issuer), whatever address the demo reaches it at.
+        meta = self.client.get("/.well-known/oauth-authorization-server")
+        token_url = _expect(meta, 200, "authorisation server metadata")["token_endpoint"]
         claims = {
             "iss": self.id,
             "sub": self.id,
@@ -82,16 +84,10 @@ class Party:
     def token(self) -> str:
         """Return an access token, getting one with client credentials + private_key_jwt."""
         if self._token is None:
-            response = self.client.post(
-                "/oauth/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_assertion_type": ASSERTION_TYPE,
-                    "client_assertion": self.assertion(),
-                },
-            )
-            _expect(response, 200, f"token for {self.name}")
-            self._token = response.json()["access_token"]
+            try:
+                self._token = fetch_token(self.client, self.key, self.id)
+            except TokenRefused as exc:
+                raise DemoError(f"token for {self.name}: {exc}") from None
         return self._token
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:

@@ -220,14 +220,18 @@ def _error_result(code: str, title: str, detail: str) -> dict[str, Any]:
     }
 
 
-def _check_fields(request: ExchangeRequest, resource: Resource) -> None:
-    """Refuse (422) requested or grouped-on fields that the contract's resource does not have."""
+def _check_fields(request: ExchangeRequest | OpenExchangeRequest, resource: Resource) -> None:
+    """Refuse (422) any field the request names (asked for, grouped or filtered on, aggregated)
+    that the resource does not have: before any lock or policy call, and nothing is stored."""
     known = {f["name"] for f in resource.fields}
-    for what, names in (("fields", request.fields), ("group_by", request.group_by)):
+    named = [("fields", request.fields)]
+    if isinstance(request, ExchangeRequest) and request.delivery == "compute":
+        named = [("compute", compute.touched_fields(request))]
+    for what, names in named:
         unknown = [name for name in names or [] if name not in known]
         if unknown:
             raise unprocessable(
-                f"{what}: {len(unknown)} name(s) that are not fields of the contract's resource "
+                f"{what}: {len(unknown)} name(s) that are not fields of the resource "
                 f"(first: {unknown[0]!r}); it has {sorted(known)}"
             )
 
@@ -277,6 +281,28 @@ def _watermark(decision: PolicyDecision, decision_id: str, subject: Participant)
     if not decision.obligations.get("watermark"):
         return None
     return obl.watermark_for(decision_id, subject.id)
+
+
+def _rows(
+    resource: Resource,
+    request: ExchangeRequest | OpenExchangeRequest,
+    *,
+    fields: list[str],
+    decision: PolicyDecision,
+    mark: str | None,
+    name: str,
+) -> obl.Delivery:
+    """Return the api or file delivery of the resource's rows under the decision's obligations."""
+    return obl.deliver(
+        resource.rows,
+        delivery=request.delivery,
+        fields=fields,
+        obligations=decision.obligations,
+        limit=request.limit,
+        watermark=mark,
+        name=name,
+        kinds=_kinds(resource),
+    )
 
 
 def _delivered(
@@ -458,15 +484,8 @@ def exchange(
             result = _error_result(exc.code, exc.title, str(exc))
             raise _deny(session, gateway, result=result, status=exc.status, **deny) from None
     else:
-        out = obl.deliver(
-            resource.rows,
-            delivery=request.delivery,
-            fields=fields,
-            obligations=decision.obligations,
-            limit=request.limit,
-            watermark=mark,
-            name=decision_id,
-            kinds=_kinds(resource),
+        out = _rows(
+            resource, request, fields=fields, decision=decision, mark=mark, name=decision_id
         )
     contract.rows_used += out.source_rows
     contract.calls_used += 1
@@ -544,6 +563,7 @@ def open_exchange(
     fetch(session, Participant, subject.id, kind="participant", for_update=True)
     product = products.get(session, product_id)
     resource = resources.get(session, product.resource_id)
+    _check_fields(request, resource)
     fields = request.requested(_open_fields(session, product, resource))
     decision_id = new_id("dec")
     the_input = policy_input(
@@ -567,16 +587,7 @@ def open_exchange(
         delivery=request.delivery,
     )
     mark = _watermark(decision, decision_id, subject)
-    out = obl.deliver(
-        resource.rows,
-        delivery=request.delivery,
-        fields=fields,
-        obligations=decision.obligations,
-        limit=request.limit,
-        watermark=mark,
-        name=decision_id,
-        kinds=_kinds(resource),
-    )
+    out = _rows(resource, request, fields=fields, decision=decision, mark=mark, name=decision_id)
     return _delivered(
         session,
         gateway,

@@ -94,13 +94,13 @@ class OpenExchangeRequest(BaseModel):
     """What any authenticated participant asks of an open product: L1 public data, no contract."""
 
     model_config = ConfigDict(extra="forbid")
-    purpose: str = Field(min_length=1, max_length=100)
+    purpose: Purpose
     delivery: Literal["api", "file"] = Field(
         "api",
         description="api: rows in the reply; file: the rows as a JSON Lines file whose SHA-256 "
         "is on the ledger (compute runs under a contract, whose terms it needs)",
     )
-    fields: list[str] | None = Field(
+    fields: list[FieldName] | None = Field(
         None, max_length=200, description="fields wanted; default: all the product's offers expose"
     )
     limit: int | None = Field(

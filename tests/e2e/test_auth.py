@@ -8,11 +8,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from freezegun import freeze_time
 
+from gateway.auth.cli import ASSERTION_TYPE
 from gateway.demo import Party
 from ledger import Signer
 from tests.e2e.world import build_world
-
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 @pytest.fixture

@@ -13,13 +13,13 @@ from freezegun import freeze_time
 from joserfc import jwt as joserfc_jwt
 from joserfc.jwk import OKPKey
 
+from gateway.auth.cli import ASSERTION_TYPE
 from gateway.demo import Party, random_uscc
 from gateway.participants.models import Participant
 from gateway.participants.service import PLATFORM_ADMIN_ID
 from ledger import Signer, load_or_create_signer
 from tests.e2e.world import register_party
 
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 IDENTITY = (1).to_bytes(32, "little")  # the neutral point of edwards25519, y = 1
 TOKEN_URL = "http://localhost/oauth/token"
 

@@ -6,8 +6,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
+from gateway.auth.cli import ASSERTION_TYPE
 from gateway.core.ratelimit import DEFAULT_RATE_LIMITS, parse_rate_limits
-from gateway.demo import ASSERTION_TYPE, Party
+from gateway.demo import Party
 from gateway.participants.service import PLATFORM_ADMIN_ID
 from ledger import Signer, load_or_create_signer
 from tests.conftest import BASE_URL

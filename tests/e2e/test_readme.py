@@ -5,13 +5,11 @@ would start it.
 
 Two things differ from a newcomer's machine, and only these: the gateway listens on a free port
 instead of 8080 (`127.0.0.1:8080` in the blocks becomes that port) and `/tmp/` becomes a folder
-of the test's own. Until `dsgw token` is on this branch, a stand-in that prints a token the same
-way (gateway.demo.Party) answers `.venv/bin/dsgw token`; once the command exists, it is used.
+of the test's own.
 """
 
 import os
 import re
-import shutil
 import subprocess
 import textwrap
 import time
@@ -26,22 +24,6 @@ ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 MARKER = "<!-- walkthrough: tests/e2e/test_readme.py runs this block -->"
 VENV = ROOT / ".venv"
-
-TOKEN_STAND_IN = """\
-import argparse, json, sys
-from pathlib import Path
-import httpx
-from gateway.demo import Party
-from ledger import Signer
-p = argparse.ArgumentParser()
-p.add_argument("--as", dest="as_id", required=True)
-p.add_argument("--key", required=True)
-p.add_argument("--url", default="http://127.0.0.1:8080")
-a = p.parse_args()
-key = Signer.from_jwk(json.loads(Path(a.key).read_text()))
-with httpx.Client(base_url=a.url, timeout=30) as client:
-    print(Party(client, a.as_id, key, a.as_id).token())
-"""
 
 
 def walkthrough_blocks(text: str) -> list[str]:
@@ -68,42 +50,15 @@ def test_the_readme_marks_the_walkthrough_in_the_order_a_newcomer_needs():
     assert "receipts/42" not in README.read_text(encoding="utf-8")
 
 
-def _venv_for(tmp: Path) -> Path:
-    """The .venv the walkthrough runs: the real one, or one whose dsgw has a token stand-in."""
-    has_token = (
-        subprocess.run(
-            [str(VENV / "bin" / "dsgw"), "token", "--help"], capture_output=True, timeout=60
-        ).returncode
-        == 0
-    )
-    if has_token:
-        return VENV
-    venv = tmp / "venv-with-token"
-    (venv / "bin").mkdir(parents=True)
-    (tmp / "token_stand_in.py").write_text(TOKEN_STAND_IN)
-    real_python, real_dsgw = VENV / "bin" / "python", VENV / "bin" / "dsgw"
-    stand_in = (
-        f'if [ "$1" = token ]; then shift; exec "{real_python}" "{tmp}/token_stand_in.py" "$@"; fi'
-    )
-    for name, body in (
-        ("python", f'exec "{real_python}" "$@"'),  # a symlink would lose the venv's site-packages
-        ("dsgw", f'{stand_in}\nexec "{real_dsgw}" "$@"'),
-    ):
-        (venv / "bin" / name).write_text(f"#!/bin/sh\n{body}\n")
-        (venv / "bin" / name).chmod(0o755)
-    return venv
-
-
 @pytest.mark.skipif(
     "sqlite" not in os.environ.get("DSGW_TEST_DATABASES", "sqlite"),
     reason="the walkthrough runs on the embedded default, SQLite",
 )
-@pytest.mark.skipif(not (shutil.which("curl") and shutil.which("jq")), reason="needs curl and jq")
 def test_the_readme_walkthrough_runs_as_written(tmp_path):
     work, scratch = tmp_path / "work", tmp_path / "tmp"
     work.mkdir()
     scratch.mkdir()
-    (work / ".venv").symlink_to(_venv_for(tmp_path))
+    (work / ".venv").symlink_to(VENV)
     env = {k: v for k, v in os.environ.items() if k not in ("DSGW_STATE", "GW", "TOKEN")}
     port = free_port()
     log = (tmp_path / "serve.log").open("wb")

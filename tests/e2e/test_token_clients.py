@@ -21,12 +21,12 @@ from joserfc.jwk import OKPKey
 from jwt.algorithms import OKPAlgorithm
 
 from gateway.app import build_gateway, create_app
+from gateway.auth.cli import ASSERTION_TYPE
 from gateway.demo import Party
 from gateway.participants.service import PLATFORM_ADMIN_ID
 from ledger import Signer, load_or_create_signer
 from tests.e2e.world import register_party
 
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 PUBLIC = "https://dsgw.example.gov.cn"
 
 
