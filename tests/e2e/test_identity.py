@@ -202,7 +202,9 @@ def test_kids_are_short_and_url_safe(client, admin, kid):
         content=json.dumps(body),  # ASCII JSON: a lone surrogate travels as its escape
         headers={"Authorization": f"Bearer {admin.token()}", "Content-Type": "application/json"},
     )
-    assert "kid" in _problem(response, 422, "invalid-request")["detail"]
+    detail = _problem(response, 422, "invalid-request")["detail"]
+    # A lone surrogate is no character at all: the input guard refuses it at the door.
+    assert "kid" in detail or (kid == "\ud800" and "surrogate" in detail)
 
 
 def test_a_kid_of_128_safe_characters_is_accepted(admin):

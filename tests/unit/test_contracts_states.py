@@ -107,14 +107,17 @@ def test_invalid_transition_is_a_contract_error():
     assert issubclass(InvalidTransition, ContractError)
 
 
-def test_contracts_package_never_imports_gateway_or_ledger():
+def test_contracts_package_never_imports_gateway_and_of_the_ledger_only_its_key_check():
     package = Path(__file__).resolve().parents[2] / "contracts"
     imported = set()
     for source in package.rglob("*.py"):
         for node in ast.walk(ast.parse(source.read_text(), str(source))):
             if isinstance(node, ast.Import):
-                imported.update((source.name, a.name.split(".")[0]) for a in node.names)
+                imported.update((source.name, a.name) for a in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module:
-                imported.add((source.name, node.module.split(".")[0]))
-    assert {(f, m) for f, m in imported if m in {"gateway", "ledger"}} == set()
+                imported.add((source.name, node.module))
+    assert {(f, m) for f, m in imported if m.split(".")[0] == "gateway"} == set()
+    # One Ed25519 public-key check for every key that enters (issue 14, item 1): the ledger's.
+    from_ledger = {m for _, m in imported if m.split(".")[0] == "ledger"}
+    assert from_ledger <= {"ledger.keys", "ledger.errors", "ledger.ed25519"}
     assert ("signing.py", "jwt") in imported  # the walk does see the package's imports
