@@ -1,0 +1,94 @@
+"""The unit of the data plane: a stream of Arrow record batches with a schema known up front.
+
+A `BatchStream` is single-use and closes its source when exhausted, when closed, or when left
+through `with`. Every source yields at most `batch_size` rows per batch, and holds at most a few
+batches in memory at a time, whatever the size of the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+import pyarrow as pa
+
+DEFAULT_BATCH_SIZE = 65_536
+
+
+class BatchStream:
+    """A schema and an iterator of record batches of that schema; a context manager."""
+
+    def __init__(
+        self,
+        schema: pa.Schema,
+        batches: Iterable[pa.RecordBatch],
+        *,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self.schema = schema
+        self._batches = iter(batches)
+        self._on_close = on_close
+        self._closed = False
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        try:
+            for batch in self._batches:
+                if batch.num_rows:
+                    yield batch
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release the source (connection, file, response); safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        close = getattr(self._batches, "close", None)
+        if close is not None:
+            close()
+        if self._on_close is not None:
+            self._on_close()
+
+    def __enter__(self) -> BatchStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def map(self, schema: pa.Schema, fn: Callable[[pa.RecordBatch], pa.RecordBatch]) -> BatchStream:
+        """Return a stream of `fn(batch)` for each batch, of `schema`; closing it closes this."""
+        return BatchStream(schema, (fn(b) for b in self), on_close=self.close)
+
+    def read_all(self) -> pa.Table:
+        """Return the whole stream as one table (tests and small data only)."""
+        return pa.Table.from_batches(list(self), schema=self.schema)
+
+
+def rebatch(batches: Iterable[pa.RecordBatch], batch_size: int) -> Iterator[pa.RecordBatch]:
+    """Yield the rows of `batches` again in batches of at most `batch_size` rows."""
+    for batch in batches:
+        if batch.num_rows <= batch_size:
+            yield batch
+            continue
+        for start in range(0, batch.num_rows, batch_size):
+            yield batch.slice(start, batch_size)
+
+
+def slice_stream(stream: BatchStream, offset: int, limit: int | None) -> BatchStream:
+    """Return the rows `offset` .. `offset + limit` of `stream` (a page), without buffering."""
+
+    def rows() -> Iterator[pa.RecordBatch]:
+        skip, left = offset, limit
+        for batch in stream:
+            if skip >= batch.num_rows:
+                skip -= batch.num_rows
+                continue
+            batch, skip = batch.slice(skip), 0
+            if left is not None:
+                batch = batch.slice(0, left)
+                left -= batch.num_rows
+            if batch.num_rows:
+                yield batch
+            if left == 0:
+                return
+
+    return BatchStream(stream.schema, rows(), on_close=stream.close)
