@@ -87,7 +87,7 @@ class SqlAddress(_Address):
         secret.setdefault("password", str(url.password))
         return {
             **data,
-            "url": url.set(password=None).render_as_string(hide_password=False),
+            "url": url._replace(password=None).render_as_string(hide_password=False),
             "secret": secret,
         }
 
