@@ -12,7 +12,6 @@ A sink gets the encoded stream as one POST or PUT with a chunked body.
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -25,7 +24,7 @@ from gateway.dataplane.addresses import HttpAddress, HttpAuth, HttpSecret, HttpS
 from gateway.dataplane.encoders import Encoder, encode
 from gateway.dataplane.errors import sink_unavailable, source_unavailable
 from gateway.dataplane.spi import SinkResult
-from gateway.dataplane.stream import DEFAULT_BATCH_SIZE, BatchStream, rebatch
+from gateway.dataplane.stream import DEFAULT_BATCH_SIZE, BatchStream, ChunkReader, rebatch
 
 MAX_PAGE_BYTES = 64 << 20  # a JSON page larger than this is refused, not buffered
 MAX_PAGES = 1_000_000
@@ -53,28 +52,6 @@ def _public_url(url: str) -> str:
     """Return `url` without its query (a query may carry a token)."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-
-
-class _ResponseReader(io.RawIOBase):
-    """A readable file over a streamed httpx response body."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._rest = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        while not self._rest:
-            try:
-                self._rest = next(self._chunks)
-            except StopIteration:
-                return 0
-        n = min(len(buffer), len(self._rest))
-        buffer[:n] = self._rest[:n]
-        self._rest = self._rest[n:]
-        return n
 
 
 class HttpSource:
@@ -129,7 +106,7 @@ class HttpSource:
         response = self._get(client, self.address.url)
         try:
             reader = pa_json.open_json(
-                _ResponseReader(response.iter_bytes()),
+                ChunkReader(response.iter_bytes()),
                 read_options=pa_json.ReadOptions(block_size=1 << 20),
             )
         except pa.ArrowException as err:

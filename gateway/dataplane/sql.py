@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import io
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -24,7 +23,7 @@ from sqlalchemy.engine import make_url
 
 from gateway.dataplane.addresses import SqlAddress, reveal, valid_identifier
 from gateway.dataplane.errors import address_invalid, source_unavailable
-from gateway.dataplane.stream import DEFAULT_BATCH_SIZE, BatchStream
+from gateway.dataplane.stream import DEFAULT_BATCH_SIZE, BatchStream, ChunkReader
 
 # PostgreSQL type OIDs -> Arrow types for COPY's CSV text. Unlisted types arrive as text.
 _PG_TYPES = {
@@ -119,28 +118,6 @@ class SqlSource:
         return sa.select(*(table.c[c] for c in wanted))
 
 
-class _CopyReader(io.RawIOBase):
-    """A readable file over the chunks of a psycopg COPY."""
-
-    def __init__(self, chunks: Iterator[memoryview]) -> None:
-        self._chunks = chunks
-        self._rest = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        while not self._rest:
-            try:
-                self._rest = bytes(next(self._chunks))
-            except StopIteration:
-                return 0
-        n = min(len(buffer), len(self._rest))
-        buffer[:n] = self._rest[:n]
-        self._rest = self._rest[n:]
-        return n
-
-
 def _copy_csv(
     conn: sa.Connection, query: sa.Select, batch_size: int, where: str
 ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
@@ -163,7 +140,7 @@ def _copy_csv(
         try:
             with cur.copy(f"COPY ({sql_text}) TO STDOUT (FORMAT csv, HEADER false)") as copy:
                 reader = pa_csv.open_csv(
-                    _CopyReader(iter(copy)),
+                    ChunkReader(iter(copy)),
                     read_options=pa_csv.ReadOptions(
                         column_names=schema.names, block_size=1 << 20, use_threads=True
                     ),

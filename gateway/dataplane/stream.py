@@ -7,6 +7,7 @@ batches in memory at a time, whatever the size of the data.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable, Iterator
 
 import pyarrow as pa
@@ -92,3 +93,34 @@ def slice_stream(stream: BatchStream, offset: int, limit: int | None) -> BatchSt
                 return
 
     return BatchStream(stream.schema, rows(), on_close=stream.close)
+
+
+class ChunkReader(io.RawIOBase):
+    """A readable file over an iterator of byte chunks (a COPY, a response body).
+
+    `read(n)` returns n bytes unless the chunks end first: Arrow's readers take a short read
+    as a small block, so each read fills its buffer.
+    """
+
+    def __init__(self, chunks: Iterable[bytes | memoryview]) -> None:
+        self._chunks = iter(chunks)
+        self._rest = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(view):
+            if not len(self._rest):
+                try:
+                    self._rest = memoryview(next(self._chunks)).cast("B")
+                except StopIteration:
+                    break
+                continue
+            n = min(len(view) - filled, len(self._rest))
+            view[filled : filled + n] = self._rest[:n]
+            self._rest = self._rest[n:]
+            filled += n
+        return filled

@@ -10,7 +10,8 @@ from gateway.dataplane import parse_sink_address, parse_source_address
 SECRET = "s3cr3t-value-never-shown"
 
 ADDRESSES = [
-    {"type": "sql", "url": f"postgresql://holder:{SECRET}@db.example/city", "table": "public.trips"},
+    {"type": "sql", "url": f"postgresql://holder:{SECRET}@db.example/city",
+     "table": "public.trips"},
     {"type": "sql", "url": "sqlite:///x.db", "table": "trips", "secret": {"password": SECRET}},
     {"type": "http", "url": "https://m.example/rows", "auth": {"kind": "bearer"},
      "secret": {"token": SECRET}},
