@@ -115,11 +115,14 @@ _SHORT = {"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 def _json_text(values: pa.Array) -> pa.Array:
     """Return string values as JSON string literals (json.dumps, ensure_ascii=False)."""
-    out = pc.replace_substring(values, "\\", "\\\\")
-    out = pc.replace_substring(out, '"', '\\"')
-    if pc.any(pc.match_substring_regex(out, "[\\x00-\\x1f]")).as_py():
-        for ch in _CONTROL:
-            out = pc.replace_substring(out, ch, _SHORT.get(ch, f"\\u{ord(ch):04x}"))
+    out = values
+    # Most text needs no escape at all: one scan decides, and only what occurs is replaced.
+    if pc.any(pc.match_substring_regex(values, '[\\x00-\\x1f"\\\\]')).as_py():
+        out = pc.replace_substring(out, "\\", "\\\\")
+        out = pc.replace_substring(out, '"', '\\"')
+        if pc.any(pc.match_substring_regex(out, "[\\x00-\\x1f]")).as_py():
+            for ch in _CONTROL:
+                out = pc.replace_substring(out, ch, _SHORT.get(ch, f"\\u{ord(ch):04x}"))
     return pc.binary_join_element_wise('"', out, '"', "")
 
 

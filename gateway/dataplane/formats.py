@@ -44,7 +44,8 @@ def open_file(
         if fmt == "parquet":
             handle = fs.open_input_file(path)
             try:
-                reader = pq.ParquetFile(handle)
+                # Pages are read as they are decoded (buffer_size), not a row group at once.
+                reader = pq.ParquetFile(handle, pre_buffer=False, buffer_size=1 << 20)
                 schema = reader.schema_arrow
                 cols = _project(schema, columns, where)
                 if cols is not None:

@@ -92,11 +92,16 @@ def _rss_mb() -> float:
 
 
 def _peak_mb() -> float:
+    """Return this process's peak RSS (VmHWM: getrusage's ru_maxrss would count the RSS of the
+    parent at fork time, since Linux keeps it across execve)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(
-    address: dict, media: str = "jsonl", root: str = "/nonexistent", batch_size: int = 65_536
+    address: dict, media: str = "jsonl", root: str = "/nonexistent", batch_size: int = 16_384
 ) -> dict:
     """Stream `address` through the masks and an encoder, discarding the bytes; return figures."""
     from gateway.dataplane import (
