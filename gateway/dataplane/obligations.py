@@ -129,8 +129,9 @@ def mask_array(values: pa.Array, kind: str = "text") -> pa.Array:
     text = _text(values)
     length = pc.utf8_length(text)
     out = SHAPES.get(kind, _mask_text)(text, length)
-    # Every shape keeps null as null: the if_else above may have filled it.
-    return pc.if_else(pc.is_valid(text), out, pa.scalar(None, pa.string())).cast(pa.string())
+    if text.null_count:  # null stays null, whatever a shape's if_else filled in
+        out = pc.if_else(pc.is_valid(text), out, pa.scalar(None, pa.string()))
+    return out.cast(pa.string())
 
 
 # -- the stream ------------------------------------------------------------------------------

@@ -1,10 +1,13 @@
 """`sql`: a table or view in the holder's own database, any SQLAlchemy URL.
 
-PostgreSQL (psycopg 3) is streamed with `COPY (SELECT ...) TO STDOUT (FORMAT csv)` parsed block by
-block by Arrow's CSV reader with the column types taken from the query's result description:
-the fastest of the ways measured (tests/bench/bench_dataplane.py: about 3x a server-side cursor
-fed to `RecordBatch.from_pylist`). Every other engine (SQLite, the embedded default, included)
-is streamed through SQLAlchemy with `yield_per`, one batch per partition.
+PostgreSQL (psycopg 3) is streamed with `COPY (SELECT ...) TO STDOUT (FORMAT csv)`, its rows
+gathered into blocks of about 1 MiB (64 KiB for the first, so the first batch is early) that
+Arrow's CSV parser reads with the column types of the query's result description. Of the ways
+measured, it is the fastest (tests/bench/bench_dataplane.py times a server-side cursor fed to
+Arrow beside it); text CSV rather than COPY's binary format, because Arrow parses CSV in C++
+while the binary format would be decoded in Python. Leaving a stream early cancels the COPY on
+the server. Every other engine (SQLite, the embedded default, included) is streamed through
+SQLAlchemy with `yield_per`, one batch per partition.
 
 Identifiers are validated by the address (letters, digits, _ and $) and quoted by the dialect;
 nothing from the address is interpolated into SQL unquoted.
@@ -12,6 +15,7 @@ nothing from the address is interpolated into SQL unquoted.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 from collections.abc import Iterator
@@ -23,7 +27,10 @@ from sqlalchemy.engine import make_url
 
 from gateway.dataplane.addresses import SqlAddress, reveal, valid_identifier
 from gateway.dataplane.errors import address_invalid, source_unavailable
-from gateway.dataplane.stream import DEFAULT_BATCH_SIZE, BatchStream, ChunkReader
+from gateway.dataplane.stream import DEFAULT_BATCH_SIZE, BatchStream
+
+COPY_BLOCK = 1 << 20  # bytes of COPY rows parsed at a time
+FIRST_BLOCK = 64 << 10  # the first block is small, so that the first batch leaves early
 
 # PostgreSQL type OIDs -> Arrow types for COPY's CSV text. Unlisted types arrive as text.
 _PG_TYPES = {
@@ -136,35 +143,66 @@ def _copy_csv(
         [pa.field(d.name, _PG_TYPES.get(d.type_code, pa.string())) for d in description]
     )
 
+    read_options = pa_csv.ReadOptions(column_names=schema.names, use_threads=True)
+    convert_options = pa_csv.ConvertOptions(
+        column_types=schema,
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+        true_values=["t"],
+        false_values=["f"],
+    )
+
+    def parse(block: list[bytes]) -> Iterator[pa.RecordBatch]:
+        table = pa_csv.read_csv(
+            pa.py_buffer(b"".join(block)),
+            read_options=read_options,
+            convert_options=convert_options,
+        )
+        yield from table.to_batches(max_chunksize=batch_size)
+
     def batches() -> Iterator[pa.RecordBatch]:
+        # The server sends one COPY message per row, so the chunks are whole rows: blocks of
+        # them are parsed here, in this thread (the connection is never read from another).
+        finished = False
         try:
             with cur.copy(f"COPY ({sql_text}) TO STDOUT (FORMAT csv, HEADER false)") as copy:
-                reader = pa_csv.open_csv(
-                    ChunkReader(iter(copy)),
-                    read_options=pa_csv.ReadOptions(
-                        column_names=schema.names, block_size=1 << 20, use_threads=True
-                    ),
-                    convert_options=pa_csv.ConvertOptions(
-                        column_types=schema,
-                        strings_can_be_null=True,
-                        quoted_strings_can_be_null=False,
-                        true_values=["t"],
-                        false_values=["f"],
-                    ),
-                )
-                for batch in reader:
-                    for start in range(0, batch.num_rows, batch_size):
-                        yield batch.slice(start, batch_size)
-        except (pa.ArrowException, OSError) as err:
+                try:
+                    block: list[bytes] = []
+                    size, limit = 0, FIRST_BLOCK  # a small first block: the first batch is early
+                    for chunk in copy:
+                        block.append(bytes(chunk))
+                        size += len(chunk)
+                        if size >= limit:
+                            yield from parse(block)
+                            block, size, limit = [], 0, COPY_BLOCK
+                    if block:
+                        yield from parse(block)
+                    finished = True
+                finally:
+                    if not finished:
+                        # Left early (a row cap, a consumer gone): stop the server's COPY, or
+                        # leaving the COPY would read it to its end.
+                        raw.cancel_safe(timeout=10)
+        except GeneratorExit:
+            raise
+        except pa.ArrowException as err:
             raise source_unavailable(f"{where} could not be read: {err}") from None
         except Exception as err:  # psycopg errors midway
             if type(err).__module__.startswith("psycopg"):
+                if not finished and _cancelled(err):
+                    return
                 raise _unreadable(where, err) from None
             raise
         finally:
-            cur.close()
+            with contextlib.suppress(Exception):
+                cur.close()
 
     return schema, batches()
+
+
+def _cancelled(err: BaseException) -> bool:
+    """Return whether `err` is the end of a COPY we cancelled."""
+    return "cancel" in str(err).lower() or type(err).__name__ == "QueryCanceled"
 
 
 def _arrow_type(sql_type: sa.types.TypeEngine) -> pa.DataType | None:

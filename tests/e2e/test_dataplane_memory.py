@@ -33,7 +33,7 @@ def _measure(address: dict, media: str, root: str = "/nonexistent") -> dict:
             json.dumps(address),
             media,
             root,
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         timeout=570,
@@ -68,8 +68,12 @@ def test_two_million_parquet_rows_stream_in_constant_memory(parquet_root, media)
 def test_two_million_postgresql_rows_stream_in_constant_memory(pg_cluster):
     name = f"holder_{uuid.uuid4().hex[:10]}"
     pg_cluster.create_database(name)
-    conninfo = {"host": pg_cluster.host, "port": pg_cluster.port, "user": "postgres",
-                "dbname": name}  # fmt: skip
+    conninfo = {
+        "host": pg_cluster.host,
+        "port": pg_cluster.port,
+        "user": "postgres",
+        "dbname": name,
+    }
     try:
         fill_postgres(conninfo, ROWS)
         with psycopg.connect(**conninfo, autocommit=True) as conn:

@@ -27,8 +27,9 @@ N = 200_000
 
 
 def _stream(n: int = N) -> BatchStream:
-    table = pa.table({"id": pa.array(range(n), pa.int64()),
-                      "phone": [f"138{i:08d}" for i in range(n)]})  # fmt: skip
+    table = pa.table(
+        {"id": pa.array(range(n), pa.int64()), "phone": [f"138{i:08d}" for i in range(n)]}
+    )
     return apply(
         BatchStream(table.schema, table.to_batches(max_chunksize=10_000)),
         Obligations(mask={"phone": "phone"}, watermark="wm"),
@@ -39,9 +40,17 @@ def test_object_sink_uploads_the_stream_and_reports_the_digest_of_the_object():
     server = s3.shared()
     bucket = f"consumer-{uuid.uuid4().hex[:8]}"
     server.create_bucket(bucket)
-    sink = open_sink(parse_sink_address({"type": "object", "endpoint": server.endpoint,
-                                         "bucket": bucket, "key": "in/delivery.parquet",
-                                         "secret": server.secret()}))  # fmt: skip
+    sink = open_sink(
+        parse_sink_address(
+            {
+                "type": "object",
+                "endpoint": server.endpoint,
+                "bucket": bucket,
+                "key": "in/delivery.parquet",
+                "secret": server.secret(),
+            }
+        )
+    )
     stream = _stream()
     result = sink.write(stream, encoder_for(PARQUET, stream.schema))
     with server.filesystem().open_input_file(f"{bucket}/in/delivery.parquet") as f:
@@ -56,9 +65,17 @@ def test_object_sink_uploads_the_stream_and_reports_the_digest_of_the_object():
 def test_http_sink_streams_a_chunked_body_with_the_consumers_credentials(method):
     server = http_source.shared()
     name = f"d-{uuid.uuid4().hex[:8]}"
-    sink = open_sink(parse_sink_address({"type": "http", "url": f"{server.url}/bearer/upload/{name}",
-                                         "method": method, "auth": {"kind": "bearer"},
-                                         "secret": {"token": server.token}}))  # fmt: skip
+    sink = open_sink(
+        parse_sink_address(
+            {
+                "type": "http",
+                "url": f"{server.url}/bearer/upload/{name}",
+                "method": method,
+                "auth": {"kind": "bearer"},
+                "secret": {"token": server.token},
+            }
+        )
+    )
     stream = _stream(5000)
     result = sink.write(stream, encoder_for(JSONL, stream.schema))
     upload = server.uploads[name]
@@ -72,9 +89,16 @@ def test_http_sink_streams_a_chunked_body_with_the_consumers_credentials(method)
 
 def test_http_sink_refusing_the_credentials_is_a_problem():
     server = http_source.shared()
-    sink = open_sink(parse_sink_address({"type": "http", "url": f"{server.url}/bearer/upload/x",
-                                         "auth": {"kind": "bearer"},
-                                         "secret": {"token": "not-the-token"}}))  # fmt: skip
+    sink = open_sink(
+        parse_sink_address(
+            {
+                "type": "http",
+                "url": f"{server.url}/bearer/upload/x",
+                "auth": {"kind": "bearer"},
+                "secret": {"token": "not-the-token"},
+            }
+        )
+    )
     stream = _stream(10)
     with pytest.raises(DataPlaneError) as err:
         sink.write(stream, encoder_for(JSONL, stream.schema))

@@ -27,9 +27,9 @@ CREATE TABLE product (id bigint, name text, phone text, email text, id_card text
 """
 PG_FILL = """
 INSERT INTO product
-SELECT i, 'name-' || i, '138' || lpad((i % 67108864)::text, 8, '0'),
-       'user' || i || '@example.cn', '110101' || lpad(i::text, 12, '0'), 'city-' || (i % 256),
-       i * 0.25, (i % 1024)::int, i % 2 = 0, date '2020-01-01' + (i % 2048)
+SELECT i, 'name-' || i, '138' || lpad((i %% 67108864)::text, 8, '0'),
+       'user' || i || '@example.cn', '110101' || lpad(i::text, 12, '0'), 'city-' || (i %% 256),
+       i * 0.25, (i %% 1024)::int, i %% 2 = 0, date '2020-01-01' + (i %% 2048)
 FROM generate_series(%s, %s) AS i
 """
 
