@@ -11,7 +11,6 @@ A sink gets the encoded stream as one POST or PUT with a chunked body.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -199,17 +198,14 @@ class HttpSink:
     def write(self, stream: BatchStream, encoder: Encoder) -> SinkResult:
         a = self.address
         where = _public_url(a.url)
-        sent = hashlib.sha256()
-
-        def body() -> Iterator[bytes]:
-            for chunk in encode(stream, encoder):
-                sent.update(chunk)
-                yield chunk
 
         try:
             with _client(a.auth, a.secret, a.timeout_seconds) as client:
                 response = client.request(
-                    a.method, a.url, content=body(), headers={"Content-Type": encoder.media_type}
+                    a.method,
+                    a.url,
+                    content=encode(stream, encoder),
+                    headers={"Content-Type": encoder.media_type},
                 )
         except httpx.HTTPError as err:
             raise sink_unavailable(f"endpoint {where} failed: {type(err).__name__}") from None

@@ -3,7 +3,6 @@ pyarrow's S3FileSystem (ranged reads by row group or block; writes as multipart 
 
 from __future__ import annotations
 
-import hashlib
 from urllib.parse import urlsplit
 
 import pyarrow as pa
@@ -78,11 +77,9 @@ class ObjectSink:
             )
         except (OSError, pa.ArrowException) as err:
             raise sink_unavailable(f"object {where} could not be opened: {err}") from None
-        sent = hashlib.sha256()
         try:
             for chunk in encode(stream, encoder):
                 out.write(chunk)
-                sent.update(chunk)
             out.close()
         except (OSError, pa.ArrowException) as err:
             raise sink_unavailable(f"object {where} could not be written: {err}") from None
