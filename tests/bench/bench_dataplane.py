@@ -91,15 +91,20 @@ def _report(label: str, direct: tuple[int, float], runs: dict[str, dict]) -> Non
         print(
             f"  data plane -> {media:<6} {rate:>12,.0f} rows/s  ({r['seconds']:.1f} s)  "
             f"ratio {rate / base:.2f}  peak RSS {r['rss_peak_mb']:.0f} MB  "
-            f"first byte {r['first_batch_seconds'] * 1000:.0f} ms  "
-            f"{r['bytes'] / 2**20:,.0f} MiB sha256 {r['sha256'][:12]}"
+            f"first {'batch' if media == 'source' else 'byte'} "
+            f"{r['first_batch_seconds'] * 1000:.0f} ms  "
+            + (f"{r['bytes'] / 2**20:,.0f} MiB sha256 {r['sha256'][:12]}" if r["bytes"] else "")
         )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--media", default="jsonl,arrow", help="encoders to run: jsonl,arrow")
+    parser.add_argument(
+        "--media",
+        default="source,jsonl,arrow",
+        help="runs: source (no masks, no encoder), jsonl, arrow",
+    )
     parser.add_argument("--skip", default="", help="sources to skip: parquet,postgresql")
     args = parser.parse_args()
     media = [m for m in args.media.split(",") if m]

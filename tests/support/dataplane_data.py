@@ -1,7 +1,7 @@
 """A generated ~10-field product for the data-plane memory test and benchmark, and a measured
 stream of it (run in a subprocess, so that its peak RSS is its own).
 
-    python -m tests.support.dataplane_data stream '<source address JSON>' [jsonl|arrow] [root]
+    python -m tests.support.dataplane_data stream '<address JSON>' [jsonl|arrow|source] [root]
 
 prints one JSON line: rows, bytes, sha256, seconds, first_batch_seconds, rss_start_mb (after
 imports, before opening), rss_first_mb (after the first batch) and rss_peak_mb.
@@ -104,6 +104,9 @@ def measure(
     address: dict, media: str = "jsonl", root: str = "/nonexistent", batch_size: int = 16_384
 ) -> dict:
     """Stream `address` through the masks and an encoder, discarding the bytes; return figures."""
+    # What a running gateway has loaded already: the kind's module and its driver.
+    import gateway.dataplane.files
+    import gateway.dataplane.sql  # noqa: F401  (SQLAlchemy, psycopg)
     from gateway.dataplane import (
         ARROW,
         JSONL,
@@ -120,6 +123,15 @@ def measure(
     start_mb = _rss_mb()
     t0 = time.perf_counter()
     source = open_source(parse_source_address(address), config=config)
+    if media == "source":  # the source alone: no obligations, no encoder
+        rows, first = 0, None
+        for batch in source.open(batch_size=batch_size):
+            rows += batch.num_rows
+            first = first if first is not None else time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        return {"rows": rows, "bytes": 0, "sha256": "", "seconds": seconds,
+                "first_batch_seconds": first, "rss_start_mb": start_mb, "rss_first_mb": 0.0,
+                "rss_peak_mb": _peak_mb()}  # fmt: skip
     stream = apply(source.open(batch_size=batch_size), Obligations(mask=MASK, watermark="wm"))
     encoder = encoder_for(ARROW if media == "arrow" else JSONL, stream.schema)
     first = None
