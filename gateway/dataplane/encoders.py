@@ -30,7 +30,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.ipc as pa_ipc
 import pyarrow.parquet as pq
 
-from gateway.dataplane.errors import not_acceptable
+from gateway.dataplane.errors import not_acceptable, source_unavailable
 from gateway.dataplane.stream import BatchStream
 
 JSONL = "application/jsonl"
@@ -187,7 +187,7 @@ class JsonLinesEncoder(Encoder):
         super().__init__(schema)
         names = schema.names
         if len(set(names)) != len(names):
-            raise ValueError("JSON Lines needs distinct column names")
+            raise source_unavailable(f"the columns {names} repeat a name: JSON Lines cannot say it")
         self._order = sorted(range(len(names)), key=lambda i: names[i])
         self._keys = [
             ("{" if n == 0 else ",") + json.dumps(names[i], ensure_ascii=False) + ":"

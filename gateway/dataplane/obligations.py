@@ -41,7 +41,9 @@ class Obligations:
     def kept(self, names: Sequence[str]) -> list[str]:
         """Return the delivered columns of a source with columns `names`."""
         wanted = list(self.fields) if self.fields is not None else list(names)
-        return [n for n in wanted if n not in self.drop]
+        # a source's own _watermark column gives way to the one the obligations add
+        added = {WATERMARK_COLUMN} if self.watermark is not None else set()
+        return [n for n in wanted if n not in self.drop and n not in added]
 
 
 # -- masking ---------------------------------------------------------------------------------

@@ -132,3 +132,9 @@ def test_an_accept_naming_no_known_format_is_406(accept):
     with pytest.raises(DataPlaneError) as err:
         negotiate(accept)
     assert err.value.status == 406
+
+
+def test_jsonl_of_columns_with_a_repeated_name_is_a_problem_not_a_crash():
+    schema = pa.schema([("a", pa.int64()), ("a", pa.int64())])
+    with pytest.raises(DataPlaneError):
+        encoder_for(JSONL, schema)

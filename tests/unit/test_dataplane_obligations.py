@@ -148,3 +148,11 @@ def test_an_obligation_on_a_column_the_source_lacks_is_a_problem():
     with pytest.raises(DataPlaneError) as err:
         apply(_stream(3, 3), Obligations(fields=["id", "nope"]))
     assert err.value.slug == "data-source-unavailable" and re.search("nope", err.value.detail)
+
+
+def test_a_source_column_named_like_the_watermark_gives_way_to_the_mark():
+    table = pa.table({"id": [1, 2], WATERMARK_COLUMN: ["forged", "forged"]})
+    out = apply(BatchStream(table.schema, table.to_batches()), Obligations(watermark="real"))
+    got = out.read_all()
+    assert got.schema.names == ["id", WATERMARK_COLUMN]
+    assert got.column(WATERMARK_COLUMN).to_pylist() == ["real", "real"]
