@@ -202,3 +202,51 @@ ensure_shell_tools() {
         -o DPkg::Lock::Timeout=300 "${missing[@]}" >&2 \
         || dsgw_die "apt-get install ${missing[*]} failed"
 }
+
+VERSITYGW_VERSION="v1.8.0"
+
+# Sets and exports DSGW_S3_BIN: the S3-compatible server the data-plane tests run (Versity
+# Gateway, Apache-2.0, a real S3 API over a posix folder). $DSGW_S3_BIN if executable, else the
+# pinned build in the cache, else builds it there with `go install` (the Go module proxy serves
+# tagged versions of versitygw; MinIO's module has none there). A `version` file beside the
+# binary records what was built, since `go install` builds report no version of their own.
+ensure_versitygw() {
+    if [ -n "${DSGW_S3_BIN:-}" ]; then
+        [ -x "$DSGW_S3_BIN" ] || dsgw_die "DSGW_S3_BIN=$DSGW_S3_BIN is not an executable file"
+        export DSGW_S3_BIN
+        return 0
+    fi
+    local cache="${XDG_CACHE_HOME:-$HOME/.cache}/dsgw/versitygw-${VERSITYGW_VERSION}"
+    if [ -x "$cache/versitygw" ] && [ "$(cat "$cache/version" 2>/dev/null)" = "$VERSITYGW_VERSION" ]; then
+        DSGW_S3_BIN="$cache/versitygw"; export DSGW_S3_BIN
+        return 0
+    fi
+    if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+        PATH="$PATH:/usr/local/go/bin"; export PATH
+    fi
+    command -v go >/dev/null 2>&1 \
+        || dsgw_die "versitygw ${VERSITYGW_VERSION} is needed and not found (no DSGW_S3_BIN, nothing in $cache), and there is no Go toolchain to build it with"
+    mkdir -p "$cache"
+    dsgw_lock "$cache.lock"
+    if [ -x "$cache/versitygw" ] && [ "$(cat "$cache/version" 2>/dev/null)" = "$VERSITYGW_VERSION" ]; then
+        dsgw_unlock  # another run built it while we waited
+        DSGW_S3_BIN="$cache/versitygw"; export DSGW_S3_BIN
+        return 0
+    fi
+    dsgw_log "building versitygw ${VERSITYGW_VERSION} into $cache with $(go version | cut -d' ' -f3) (go install; takes several minutes)"
+    local t0=$SECONDS tmp
+    tmp="$(mktemp -d "$cache/.build.XXXXXX")"
+    if ! GOBIN="$tmp" CGO_ENABLED=0 GOFLAGS=-buildvcs=false \
+        go install "github.com/versity/versitygw/cmd/versitygw@${VERSITYGW_VERSION}" \
+        >"$cache/build.log" 2>&1; then
+        tail -n 30 "$cache/build.log" >&2
+        rm -rf "$tmp"
+        dsgw_die "go install github.com/versity/versitygw/cmd/versitygw@${VERSITYGW_VERSION} failed (full log: $cache/build.log)"
+    fi
+    mv -f "$tmp/versitygw" "$cache/versitygw"
+    rm -rf "$tmp"
+    printf '%s\n' "$VERSITYGW_VERSION" >"$cache/version"
+    dsgw_unlock
+    dsgw_log "built versitygw ${VERSITYGW_VERSION} in $((SECONDS - t0)) s"
+    DSGW_S3_BIN="$cache/versitygw"; export DSGW_S3_BIN
+}

@@ -17,12 +17,13 @@ trap report_time EXIT
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "set-up: virtualenv, OPA ${OPA_VERSION}, PostgreSQL"
+step "set-up: virtualenv, OPA ${OPA_VERSION}, PostgreSQL, versitygw ${VERSITYGW_VERSION} (S3)"
 ensure_venv
 ensure_opa
 ensure_postgres
 ensure_shell_tools
-echo "python: $(.venv/bin/python --version 2>&1); opa: $DSGW_OPA_BIN; postgresql: $DSGW_PG_BINDIR"
+ensure_versitygw
+echo "python: $(.venv/bin/python --version 2>&1); opa: $DSGW_OPA_BIN; postgresql: $DSGW_PG_BINDIR; s3: $DSGW_S3_BIN"
 
 if [ -n "$(find policies -name '*.rego' -print -quit 2>/dev/null)" ]; then
     step "opa fmt --list --fail policies"

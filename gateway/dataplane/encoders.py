@@ -1,0 +1,336 @@
+"""Streaming encoders: record batches to JSON Lines, CSV, Arrow IPC or Parquet bytes.
+
+Each encoder counts the rows and bytes it produced and keeps a running SHA-256 of exactly those
+bytes, so what a transfer records is the digest of what the consumer received. Use `encode` to
+drive one:
+
+    enc = encoder_for("application/jsonl", stream.schema)
+    for chunk in encode(stream, enc):
+        send(chunk)
+    enc.rows, enc.bytes, enc.sha256
+
+JSON Lines are the same bytes as `gateway.exchanges.obligations.to_jsonl` of the same rows (one
+compact JSON object per line, keys sorted, UTF-8 unescaped), built column-wise with Arrow compute
+for strings, integers and booleans. Values JSON has no type for: dates, times and timestamps are
+written as the ISO 8601 text Arrow casts them to (`2024-01-01`, `2024-01-01 10:00:00.000000`),
+decimals as JSON numbers of their exact text, binary as base64 text.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.ipc as pa_ipc
+import pyarrow.parquet as pq
+
+from gateway.dataplane.errors import not_acceptable, source_unavailable
+from gateway.dataplane.stream import BatchStream
+
+JSONL = "application/jsonl"
+CSV = "text/csv"
+ARROW = "application/vnd.apache.arrow.stream"
+PARQUET = "application/vnd.apache.parquet"
+
+# Media types accepted for each format (the first is the one replies carry).
+MEDIA_TYPES = {
+    JSONL: (JSONL, "application/x-ndjson", "application/jsonlines", "application/json-lines"),
+    CSV: (CSV,),
+    ARROW: (ARROW, "application/vnd.apache.arrow.file"),
+    PARQUET: (PARQUET, "application/x-parquet"),
+}
+EXTENSIONS = {JSONL: "jsonl", CSV: "csv", ARROW: "arrows", PARQUET: "parquet"}
+
+
+class Encoder:
+    """Base class: `begin()`, `batch(b)` and `end()` return the bytes to send next."""
+
+    media_type = ""
+    extension = ""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema = schema
+        self.rows = 0
+        self.bytes = 0
+        self._digest = hashlib.sha256()
+
+    @property
+    def sha256(self) -> str:
+        """Return the hex SHA-256 of every byte produced so far."""
+        return self._digest.hexdigest()
+
+    def _out(self, data: bytes) -> bytes:
+        self.bytes += len(data)
+        self._digest.update(data)
+        return data
+
+    def begin(self) -> bytes:
+        return self._out(self._begin())
+
+    def batch(self, batch: pa.RecordBatch) -> bytes:
+        self.rows += batch.num_rows
+        return self._out(self._batch(batch))
+
+    def end(self) -> bytes:
+        return self._out(self._end())
+
+    def _begin(self) -> bytes:
+        return b""
+
+    def _batch(self, batch: pa.RecordBatch) -> bytes:
+        raise NotImplementedError
+
+    def _end(self) -> bytes:
+        return b""
+
+
+def encode(stream: BatchStream, encoder: Encoder) -> Iterator[bytes]:
+    """Yield the encoded bytes of `stream` (no empty chunks), then close the stream."""
+    try:
+        for chunk in _chunks(stream, encoder):
+            if chunk:
+                yield chunk
+    finally:
+        stream.close()
+
+
+def _chunks(stream: BatchStream, encoder: Encoder) -> Iterator[bytes]:
+    yield encoder.begin()
+    for batch in stream:
+        yield encoder.batch(batch)
+    yield encoder.end()
+
+
+# -- JSON Lines ------------------------------------------------------------------------------
+
+_CONTROL = [chr(c) for c in range(0x20)]
+_SHORT = {"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _json_text(values: pa.Array) -> pa.Array:
+    """Return string values as JSON string literals (json.dumps, ensure_ascii=False)."""
+    out = values
+    # Most text needs no escape at all: one scan decides, and only what occurs is replaced.
+    if pc.any(pc.match_substring_regex(values, '[\\x00-\\x1f"\\\\]')).as_py():
+        out = pc.replace_substring(out, "\\", "\\\\")
+        out = pc.replace_substring(out, '"', '\\"')
+        if pc.any(pc.match_substring_regex(out, "[\\x00-\\x1f]")).as_py():
+            for ch in _CONTROL:
+                out = pc.replace_substring(out, ch, _SHORT.get(ch, f"\\u{ord(ch):04x}"))
+    return pc.binary_join_element_wise('"', out, '"', "")
+
+
+def _python_json(values: pa.Array) -> pa.Array:
+    """Return each value as json.dumps would write it (the fallback for floats and nested)."""
+    dump = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+    return pa.array([None if v is None else dump(v) for v in values.to_pylist()], type=pa.string())
+
+
+def _json_float(values: pa.Array) -> pa.Array:
+    """Return floats as Python's repr writes them (json.dumps), vectorised where they agree.
+
+    Arrow's shortest text equals repr's for 1e-4 <= |v| < 1e16 once an integral value gets its
+    ".0"; outside that range (and for NaN and the infinities) the values are written by Python.
+    """
+    values = values.cast(pa.float64())
+    text = values.cast(pa.string())
+    exact = pc.and_(
+        pc.invert(pc.match_substring_regex(text, "[en]")),
+        pc.or_(pc.greater_equal(pc.abs(values), 1e-4), pc.equal(values, 0.0)),
+    )
+    if not pc.all(pc.fill_null(exact, True)).as_py():
+        return _python_json(values)
+    dotted = pc.match_substring(text, ".")
+    return pc.if_else(dotted, text, pc.binary_join_element_wise(text, ".0", ""))
+
+
+def _json_column(values: pa.Array) -> pa.Array:
+    """Return the JSON text of every value of one column ("null" for null)."""
+    t = values.type
+    if pa.types.is_dictionary(t):
+        values, t = values.dictionary_decode(), t.value_type
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        out = _json_text(values.cast(pa.string()))
+    elif pa.types.is_integer(t) or pa.types.is_decimal(t):
+        out = values.cast(pa.string())
+    elif pa.types.is_boolean(t):
+        out = pc.if_else(values, "true", "false")
+    elif pa.types.is_null(t):
+        out = pa.nulls(len(values), pa.string())
+    elif pa.types.is_temporal(t):
+        out = _json_text(values.cast(pa.string()))
+    elif pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        out = _json_text(
+            pa.array(
+                [None if v is None else base64.b64encode(v).decode() for v in values.to_pylist()],
+                pa.string(),
+            )
+        )
+    elif pa.types.is_floating(t):
+        out = _json_float(values)
+    else:  # lists, structs, maps
+        out = _python_json(values)
+    return pc.fill_null(out, "null")
+
+
+class JsonLinesEncoder(Encoder):
+    media_type = JSONL
+    extension = "jsonl"
+
+    def __init__(self, schema: pa.Schema) -> None:
+        super().__init__(schema)
+        names = schema.names
+        if len(set(names)) != len(names):
+            raise source_unavailable(f"the columns {names} repeat a name: JSON Lines cannot say it")
+        self._order = sorted(range(len(names)), key=lambda i: names[i])
+        self._keys = [
+            ("{" if n == 0 else ",") + json.dumps(names[i], ensure_ascii=False) + ":"
+            for n, i in enumerate(self._order)
+        ]
+
+    def _batch(self, batch: pa.RecordBatch) -> bytes:
+        if not self._order:
+            return b"{}\n" * batch.num_rows
+        parts: list = []
+        for key, i in zip(self._keys, self._order, strict=True):
+            parts += [key, _json_column(batch.column(i))]
+        line = pc.binary_join_element_wise(*parts, "}\n", "")
+        _validity, offsets, data = line.buffers()
+        ends = memoryview(offsets).cast("i")
+        return data[ends[line.offset] : ends[line.offset + len(line)]].to_pybytes()
+
+
+# -- CSV, Arrow IPC, Parquet -----------------------------------------------------------------
+
+
+class _Tap(io.RawIOBase):
+    """A write-only file that hands back what was written since the last `drain()`."""
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def drain(self) -> bytes:
+        data, self._parts = b"".join(self._parts), []
+        return data
+
+
+class CsvEncoder(Encoder):
+    """RFC 4180 CSV with a header line (pyarrow's writer: quoted strings, empty for null)."""
+
+    media_type = CSV
+    extension = "csv"
+
+    def _begin(self) -> bytes:
+        self._tap = _Tap()
+        self._writer = pa_csv.CSVWriter(self._tap, self.schema)
+        return self._tap.drain()
+
+    def _batch(self, batch: pa.RecordBatch) -> bytes:
+        self._writer.write_batch(batch)
+        return self._tap.drain()
+
+    def _end(self) -> bytes:
+        self._writer.close()
+        return self._tap.drain()
+
+
+class ArrowStreamEncoder(Encoder):
+    """The Arrow IPC streaming format: a schema message, one message per batch, end marker."""
+
+    media_type = ARROW
+    extension = "arrows"
+
+    def _begin(self) -> bytes:
+        self._tap = _Tap()
+        self._writer = pa_ipc.new_stream(self._tap, self.schema)
+        return self._tap.drain()
+
+    def _batch(self, batch: pa.RecordBatch) -> bytes:
+        self._writer.write_batch(batch)
+        return self._tap.drain()
+
+    def _end(self) -> bytes:
+        self._writer.close()
+        return self._tap.drain()
+
+
+class ParquetEncoder(Encoder):
+    """Parquet, one row group per batch (zstd); the footer comes with `end()`."""
+
+    media_type = PARQUET
+    extension = "parquet"
+
+    def _begin(self) -> bytes:
+        self._tap = _Tap()
+        self._writer = pq.ParquetWriter(self._tap, self.schema, compression="zstd")
+        return self._tap.drain()
+
+    def _batch(self, batch: pa.RecordBatch) -> bytes:
+        self._writer.write_batch(batch)
+        return self._tap.drain()
+
+    def _end(self) -> bytes:
+        self._writer.close()
+        return self._tap.drain()
+
+
+ENCODERS: dict[str, type[Encoder]] = {
+    JSONL: JsonLinesEncoder,
+    CSV: CsvEncoder,
+    ARROW: ArrowStreamEncoder,
+    PARQUET: ParquetEncoder,
+}
+
+
+def negotiate(accept: str | None, default: str = JSONL) -> str:
+    """Return the format (its canonical media type) an Accept header asks for.
+
+    Follows the q-values; `*/*`, an empty or absent header mean `default`. Raises the 406
+    problem when the header names only formats the data plane does not write.
+    """
+    if not accept or not accept.strip():
+        return default
+    offers = []
+    for position, item in enumerate(accept.split(",")):
+        media, *params = (p.strip() for p in item.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if media and q > 0:
+            offers.append((-q, position, media.lower()))
+    for _q, _pos, media in sorted(offers):
+        if media in ("*/*", "application/*"):
+            return default
+        for canonical, aliases in MEDIA_TYPES.items():
+            if media in aliases:
+                return canonical
+    raise not_acceptable(
+        f"Accept {accept!r} names no format the data plane writes; it writes "
+        f"{', '.join(MEDIA_TYPES)}"
+    )
+
+
+def encoder_for(media_type: str, schema: pa.Schema) -> Encoder:
+    """Return a new encoder for a canonical media type (see `negotiate`)."""
+    try:
+        return ENCODERS[media_type](schema)
+    except KeyError:
+        raise not_acceptable(f"no encoder for {media_type!r}") from None

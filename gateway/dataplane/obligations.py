@@ -1,0 +1,189 @@
+"""Obligations applied to a batch stream, vectorised with Arrow compute: keep and drop fields,
+mask (by kind), cap rows across batches, add a watermark column.
+
+The data plane receives obligations as data (`Obligations`); it does not decide them. The mask
+shapes are those of `gateway.exchanges.obligations.mask_value` (specs/policy-input.md,
+"Masking"), computed on whole columns: a masked value is the text of the value (`str()` of it),
+shaped by its kind; null stays null; a masked column is a string column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from gateway.dataplane.errors import source_unavailable
+from gateway.dataplane.stream import BatchStream
+
+WATERMARK_COLUMN = "_watermark"
+HIDDEN = "***"
+
+
+@dataclass(frozen=True)
+class Obligations:
+    """What to deliver of a stream.
+
+    `fields`: the columns to deliver, in order (None: all the source has); `drop`: columns to
+    leave out; `mask`: column -> kind (name, phone, id_card, email, text; anything else is
+    text); `row_cap`: at most this many rows in all; `watermark`: when set, every row gets a
+    `_watermark` column of this value.
+    """
+
+    fields: Sequence[str] | None = None
+    drop: frozenset[str] = frozenset()
+    mask: Mapping[str, str] = field(default_factory=dict)
+    row_cap: int | None = None
+    watermark: str | None = None
+
+    def kept(self, names: Sequence[str]) -> list[str]:
+        """Return the delivered columns of a source with columns `names`."""
+        wanted = list(self.fields) if self.fields is not None else list(names)
+        # a source's own _watermark column gives way to the one the obligations add
+        added = {WATERMARK_COLUMN} if self.watermark is not None else set()
+        return [n for n in wanted if n not in self.drop and n not in added]
+
+
+# -- masking ---------------------------------------------------------------------------------
+
+
+def _stars(n: pa.Array) -> pa.Array:
+    return pc.binary_repeat("*", n)
+
+
+def _text(values: pa.Array) -> pa.Array:
+    """Return the values as text, as `str()` writes them (True/False for booleans)."""
+    t = values.type
+    if pa.types.is_dictionary(t):
+        values, t = values.dictionary_decode(), t.value_type
+    if pa.types.is_string(t):
+        return values
+    if pa.types.is_boolean(t):
+        return pc.if_else(values, "True", "False")
+    if pa.types.is_floating(t):
+        from gateway.dataplane.encoders import _json_float
+
+        out = _json_float(values)  # repr(); NaN/Infinity come back as JSON spells them
+        return pc.replace_substring_regex(
+            pc.replace_substring(out, "NaN", "nan"), "Infinity", "inf"
+        )
+    return values.cast(pa.string())
+
+
+def _mask_phone(text: pa.Array, length: pa.Array) -> pa.Array:
+    long = pc.greater_equal(length, 11)
+    kept = pc.binary_join_element_wise(
+        pc.utf8_slice_codeunits(text, 0, 3),
+        _stars(pc.max_element_wise(pc.subtract(length, 7), 0)),
+        pc.utf8_slice_codeunits(text, -4),
+        "",
+    )
+    return pc.if_else(long, kept, _stars(length))
+
+
+def _mask_id_card(text: pa.Array, length: pa.Array) -> pa.Array:
+    long = pc.greater_equal(length, 15)
+    kept = pc.binary_join_element_wise(
+        pc.utf8_slice_codeunits(text, 0, 1),
+        _stars(pc.max_element_wise(pc.subtract(length, 2), 0)),
+        pc.utf8_slice_codeunits(text, -1),
+        "",
+    )
+    return pc.if_else(long, kept, _stars(length))
+
+
+def _mask_name(text: pa.Array, length: pa.Array) -> pa.Array:
+    kept = pc.binary_join_element_wise(pc.utf8_slice_codeunits(text, 0, 1), "**", "")
+    return pc.if_else(pc.greater_equal(length, 2), kept, "*")
+
+
+def _mask_email(text: pa.Array, length: pa.Array) -> pa.Array:
+    # str.partition("@"): the local part is before the first @, the domain all after it.
+    parts = pc.extract_regex(text, r"(?s)^(?P<local>[^@]*)@(?P<domain>.*)$")
+    local, domain = pc.struct_field(parts, "local"), pc.struct_field(parts, "domain")
+    ok = pc.fill_null(
+        pc.and_(pc.greater(pc.utf8_length(local), 0), pc.greater(pc.utf8_length(domain), 0)),
+        False,
+    )
+    kept = pc.binary_join_element_wise(pc.utf8_slice_codeunits(local, 0, 1), "***@", domain, "")
+    return pc.if_else(ok, kept, HIDDEN)
+
+
+def _mask_text(text: pa.Array, length: pa.Array) -> pa.Array:
+    return pc.if_else(pc.is_valid(text), HIDDEN, pa.scalar(None, pa.string()))
+
+
+SHAPES = {
+    "name": _mask_name,
+    "phone": _mask_phone,
+    "id_card": _mask_id_card,
+    "email": _mask_email,
+    "text": _mask_text,
+}
+
+
+def mask_array(values: pa.Array, kind: str = "text") -> pa.Array:
+    """Return `values` masked to the shape of `kind` as a string array (null stays null)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    text = _text(values)
+    length = pc.utf8_length(text)
+    out = SHAPES.get(kind, _mask_text)(text, length)
+    if text.null_count:  # null stays null, whatever a shape's if_else filled in
+        out = pc.if_else(pc.is_valid(text), out, pa.scalar(None, pa.string()))
+    return out.cast(pa.string())
+
+
+# -- the stream ------------------------------------------------------------------------------
+
+
+def output_schema(schema: pa.Schema, obligations: Obligations) -> pa.Schema:
+    """Return the schema a stream of `schema` has after `obligations`."""
+    out = []
+    for name in obligations.kept(schema.names):
+        index = schema.get_field_index(name)
+        if index < 0:
+            raise source_unavailable(f"the source has no column {name!r}")
+        f = schema.field(index)
+        out.append(pa.field(name, pa.string()) if name in obligations.mask else f)
+    if obligations.watermark is not None:
+        out.append(pa.field(WATERMARK_COLUMN, pa.string(), nullable=False))
+    return pa.schema(out)
+
+
+def apply_to_batch(
+    batch: pa.RecordBatch, obligations: Obligations, schema: pa.Schema
+) -> pa.RecordBatch:
+    """Return one batch after the field, mask and watermark obligations (no row cap)."""
+    columns = []
+    for name in obligations.kept(batch.schema.names):
+        column = batch.column(name)
+        if name in obligations.mask:
+            column = mask_array(column, obligations.mask[name])
+        columns.append(column)
+    if obligations.watermark is not None:
+        columns.append(pa.repeat(pa.scalar(obligations.watermark, pa.string()), batch.num_rows))
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def apply(stream: BatchStream, obligations: Obligations) -> BatchStream:
+    """Return `stream` with `obligations` applied; a row cap ends (and closes) the source early."""
+    schema = output_schema(stream.schema, obligations)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        left = obligations.row_cap
+        if left is not None and left <= 0:
+            return
+        for batch in stream:
+            if left is not None and batch.num_rows > left:
+                batch = batch.slice(0, left)
+            out = apply_to_batch(batch, obligations, schema)
+            yield out
+            if left is not None:
+                left -= batch.num_rows
+                if left <= 0:
+                    return
+
+    return BatchStream(schema, batches(), on_close=stream.close)

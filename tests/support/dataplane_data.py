@@ -1,0 +1,162 @@
+"""A generated ~10-field product for the data-plane memory test and benchmark, and a measured
+stream of it (run in a subprocess, so that its peak RSS is its own).
+
+    python -m tests.support.dataplane_data stream '<address JSON>' [jsonl|arrow|source] [root]
+
+prints one JSON line: rows, bytes, sha256, seconds, first_batch_seconds, rss_start_mb (after
+imports, before opening), rss_first_mb (after the first batch) and rss_peak_mb.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+MASK = {"name": "name", "phone": "phone", "email": "email", "id_card": "id_card"}
+
+PG_CREATE = """
+CREATE TABLE product (id bigint, name text, phone text, email text, id_card text, city text,
+                      amount double precision, visits integer, active boolean, day date)
+"""
+PG_FILL = """
+INSERT INTO product
+SELECT i, 'name-' || i, '138' || lpad((i %% 67108864)::text, 8, '0'),
+       'user' || i || '@example.cn', '110101' || lpad(i::text, 12, '0'), 'city-' || (i %% 256),
+       i * 0.25, (i %% 1024)::int, i %% 2 = 0, date '2020-01-01' + (i %% 2048)
+FROM generate_series(%s, %s) AS i
+"""
+
+
+def chunk(start: int, n: int) -> pa.Table:
+    """Return rows start .. start+n of the product (the same values as PG_FILL)."""
+    ids = pa.array(range(start, start + n), pa.int64())
+    text = ids.cast(pa.string())
+
+    def joined(prefix: str, values: pa.Array, suffix: str = "") -> pa.Array:
+        return pc.binary_join_element_wise(prefix, values, suffix, "")
+
+    return pa.table(
+        {
+            "id": ids,
+            "name": joined("name-", text),
+            "phone": joined(
+                "138", pc.utf8_lpad(pc.bit_wise_and(ids, 2**26 - 1).cast(pa.string()), 8, "0")
+            ),
+            "email": joined("user", text, "@example.cn"),
+            "id_card": joined("110101", pc.utf8_lpad(text, 12, "0")),
+            "city": joined("city-", pc.cast(pc.bit_wise_and(ids, 255), pa.string())),
+            "amount": pc.multiply(ids.cast(pa.float64()), 0.25),
+            "visits": pc.bit_wise_and(ids, 1023).cast(pa.int32()),
+            "active": pc.equal(pc.bit_wise_and(ids, 1), 0),
+            "day": pc.cast(
+                pc.add(pc.bit_wise_and(ids, 2047).cast(pa.int32()), 18262), pa.int32()
+            ).cast(pa.date32()),
+        }
+    )
+
+
+def write_parquet(path: Path, rows: int, step: int = 500_000) -> None:
+    """Write the product's first `rows` rows as Parquet (row groups of 128Ki rows)."""
+    writer = None
+    for start in range(0, rows, step):
+        table = chunk(start, min(step, rows - start))
+        if writer is None:
+            writer = pq.ParquetWriter(path, table.schema, compression="zstd")
+        writer.write_table(table, row_group_size=131_072)
+    if writer is not None:
+        writer.close()
+
+
+def fill_postgres(conninfo: dict, rows: int) -> None:
+    """Create and fill table `product` in the database `conninfo` names."""
+    import psycopg
+
+    with psycopg.connect(**conninfo, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS product")
+        conn.execute(PG_CREATE)
+        step = 1_000_000
+        for start in range(0, rows, step):
+            conn.execute(PG_FILL, (start, min(rows, start + step) - 1))
+        conn.execute("ANALYZE product")
+
+
+def _rss_mb() -> float:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 2**20
+
+
+def _peak_mb() -> float:
+    """Return this process's peak RSS (VmHWM: getrusage's ru_maxrss would count the RSS of the
+    parent at fork time, since Linux keeps it across execve)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(
+    address: dict, media: str = "jsonl", root: str = "/nonexistent", batch_size: int = 16_384
+) -> dict:
+    """Stream `address` through the masks and an encoder, discarding the bytes; return figures."""
+    # What a running gateway has loaded already: the kind's module and its driver.
+    import gateway.dataplane.files
+    import gateway.dataplane.sql  # noqa: F401  (SQLAlchemy, psycopg)
+    from gateway.dataplane import (
+        ARROW,
+        JSONL,
+        DataPlaneConfig,
+        Obligations,
+        apply,
+        encode,
+        encoder_for,
+        open_source,
+        parse_source_address,
+    )
+
+    config = DataPlaneConfig(files_root=Path(root), embedded_root=Path(root))
+    start_mb = _rss_mb()
+    t0 = time.perf_counter()
+    source = open_source(parse_source_address(address), config=config)
+    if media == "source":  # the source alone: no obligations, no encoder
+        rows, first = 0, None
+        for batch in source.open(batch_size=batch_size):
+            rows += batch.num_rows
+            first = first if first is not None else time.perf_counter() - t0
+        seconds = time.perf_counter() - t0
+        return {"rows": rows, "bytes": 0, "sha256": "", "seconds": seconds,
+                "first_batch_seconds": first, "rss_start_mb": start_mb, "rss_first_mb": 0.0,
+                "rss_peak_mb": _peak_mb()}  # fmt: skip
+    stream = apply(source.open(batch_size=batch_size), Obligations(mask=MASK, watermark="wm"))
+    encoder = encoder_for(ARROW if media == "arrow" else JSONL, stream.schema)
+    first = None
+    first_mb = 0.0
+    for _ in encode(stream, encoder):
+        if first is None and encoder.rows:
+            first = time.perf_counter() - t0
+            first_mb = _rss_mb()
+    seconds = time.perf_counter() - t0
+    return {
+        "rows": encoder.rows,
+        "bytes": encoder.bytes,
+        "sha256": encoder.sha256,
+        "seconds": seconds,
+        "first_batch_seconds": first,
+        "rss_start_mb": start_mb,
+        "rss_first_mb": first_mb,
+        "rss_peak_mb": _peak_mb(),
+    }
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "stream":
+        media = sys.argv[3] if len(sys.argv) > 3 else "jsonl"
+        root = sys.argv[4] if len(sys.argv) > 4 else "/nonexistent"
+        print(json.dumps(measure(json.loads(sys.argv[2]), media, root)))
+    else:
+        sys.exit(__doc__)

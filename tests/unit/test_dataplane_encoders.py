@@ -1,0 +1,140 @@
+"""Streaming encoders: exact bytes (JSON Lines as to_jsonl), digest and counters of those bytes."""
+
+import datetime as dt
+import hashlib
+import io
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.ipc as pa_ipc
+import pyarrow.parquet as pq
+import pytest
+
+from gateway.dataplane import (
+    ARROW,
+    CSV,
+    JSONL,
+    PARQUET,
+    BatchStream,
+    DataPlaneError,
+    encode,
+    encoder_for,
+    negotiate,
+)
+from gateway.exchanges.obligations import to_jsonl
+
+ROWS = [
+    {"b": 'quote " back \\ nl \n tab \t ctl \x01\x1f del \x7f', "a": 1, "c": 1.5, "d": True,
+     "e": None, "f": [1, 2], "g": {"z": 1, "a": None}, "王": "欧阳娜娜 \u2028 é"},
+    {"b": None, "a": -(2**62), "c": 1e20, "d": False, "e": None, "f": None, "g": None, "王": ""},
+    {"b": "", "a": None, "c": 2.5e-7, "d": None, "e": None, "f": [], "g": {"z": 2, "a": 3},
+     "王": None},
+    {"b": "plain", "a": 0, "c": 123456789.0, "d": True, "e": None, "f": [None], "g": None,
+     "王": "x"},
+    {"b": "x", "a": 7, "c": float("nan"), "d": True, "e": None, "f": None, "g": None, "王": "y"},
+]  # fmt: skip
+
+
+def _stream(table: pa.Table, batch: int = 2) -> BatchStream:
+    return BatchStream(table.schema, table.to_batches(max_chunksize=batch))
+
+
+def _run(media: str, table: pa.Table) -> tuple[bytes, object]:
+    enc = encoder_for(media, table.schema)
+    data = b"".join(encode(_stream(table), enc))
+    return data, enc
+
+
+def test_jsonl_bytes_equal_to_jsonl_of_the_same_rows():
+    table = pa.Table.from_pylist(ROWS)
+    data, _ = _run(JSONL, table)
+    assert data == to_jsonl(table.to_pylist())
+
+
+def test_jsonl_of_many_generated_rows_equals_to_jsonl():
+    n = 5000
+    table = pa.table(
+        {
+            "id": range(n),
+            "s": [f'v{i} "q" \\ {chr(0x4E00 + i % 500)}' if i % 7 else None for i in range(n)],
+            "f": [i / 3 if i % 5 else None for i in range(n)],
+            "big": [i * 1e14 for i in range(n)],
+            "ok": [i % 2 == 0 for i in range(n)],
+        }
+    )
+    data, enc = _run(JSONL, table)
+    assert data == to_jsonl(table.to_pylist())
+    assert enc.rows == n
+
+
+def test_jsonl_writes_dates_and_timestamps_as_iso_text():
+    table = pa.table(
+        {
+            "d": pa.array([dt.date(2024, 1, 2)]),
+            "t": pa.array([dt.datetime(2024, 1, 2, 3, 4, 5)], pa.timestamp("us")),
+        }
+    )
+    data, _ = _run(JSONL, table)
+    assert data == b'{"d":"2024-01-02","t":"2024-01-02 03:04:05.000000"}\n'
+
+
+@pytest.mark.parametrize("media", [JSONL, CSV, ARROW, PARQUET])
+def test_digest_and_counters_are_those_of_exactly_the_bytes_produced(media):
+    table = pa.table({"id": list(range(1000)), "name": [f"n{i}" for i in range(1000)]})
+    data, enc = _run(media, table)
+    assert enc.sha256 == hashlib.sha256(data).hexdigest()
+    assert enc.bytes == len(data)
+    assert enc.rows == 1000
+
+
+@pytest.mark.parametrize("media", [CSV, ARROW, PARQUET])
+def test_binary_formats_read_back_as_the_same_table(media):
+    table = pa.table(
+        {"id": list(range(50)), "name": [f"n{i}" if i % 3 else None for i in range(50)]}
+    )
+    data, _ = _run(media, table)
+    if media == CSV:
+        back = pa_csv.read_csv(io.BytesIO(data))
+    elif media == ARROW:
+        back = pa_ipc.open_stream(data).read_all()
+    else:
+        back = pq.read_table(io.BytesIO(data))
+    assert back.column("id").to_pylist() == list(range(50))
+    if media != CSV:
+        assert back.equals(table)
+
+
+def test_an_empty_stream_still_encodes_a_valid_empty_file():
+    table = pa.table({"id": pa.array([], pa.int64())})
+    data, enc = _run(ARROW, table)
+    assert pa_ipc.open_stream(data).read_all().num_rows == 0 and enc.rows == 0
+    assert _run(JSONL, table)[0] == b""
+
+
+@pytest.mark.parametrize(
+    "accept,expected",
+    [
+        (None, JSONL),
+        ("", JSONL),
+        ("*/*", JSONL),
+        ("application/x-ndjson", JSONL),
+        ("text/csv;q=0.5, application/vnd.apache.arrow.stream", ARROW),
+        ("application/vnd.apache.parquet;q=0.9, text/csv;q=0.1", PARQUET),
+        ("text/html, text/csv;q=0.2", CSV),
+    ],
+)
+def test_accept_chooses_the_format(accept, expected):
+    assert negotiate(accept) == expected
+
+
+@pytest.mark.parametrize("accept", ["text/html", "application/xml;q=1, text/csv;q=0", "a;q=x"])
+def test_an_accept_naming_no_known_format_is_406(accept):
+    with pytest.raises(DataPlaneError) as err:
+        negotiate(accept)
+    assert err.value.status == 406
+
+
+def test_jsonl_of_columns_with_a_repeated_name_is_a_problem_not_a_crash():
+    schema = pa.schema([("a", pa.int64()), ("a", pa.int64())])
+    with pytest.raises(DataPlaneError):
+        encoder_for(JSONL, schema)
