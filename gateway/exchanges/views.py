@@ -42,7 +42,7 @@ def pull(
     responses=problem_responses(401, 403, 404, 422, 503),
 )
 def pull_open(
-    product_id: str,
+    product_id: ObjectId,
     body: OpenExchangeRequest,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from gateway.auth.views import current_participant, require_role
 from gateway.context import Gateway, get_gateway, get_session
 from gateway.core.errors import problem_responses
+from gateway.core.types import ObjectId
 from gateway.participants import service
 from gateway.participants.models import (
     KID_MAX,
@@ -45,7 +46,7 @@ def register_participant(
     "/{participant_id}", response_model=ParticipantRead, responses=problem_responses(401, 404)
 )
 def get_participant(
-    participant_id: str,
+    participant_id: ObjectId,
     _: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> ParticipantRead:
@@ -57,7 +58,7 @@ def get_participant(
     "/{participant_id}/jwks", response_model=JWKSRead, responses=problem_responses(401, 404)
 )
 def get_participant_jwks(
-    participant_id: str,
+    participant_id: ObjectId,
     _: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
 ) -> dict:
@@ -73,7 +74,7 @@ def get_participant_jwks(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 def add_participant_key(
-    participant_id: str,
+    participant_id: ObjectId,
     body: PublicJWK,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
@@ -92,7 +93,7 @@ def add_participant_key(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 def retire_participant_key(
-    participant_id: str,
+    participant_id: ObjectId,
     kid: Annotated[str, Path(max_length=KID_MAX)],
     body: KeyRetirement | None = None,
     me: Participant = Depends(current_participant),
@@ -113,7 +114,7 @@ def retire_participant_key(
 
 def _status_route(action: str, summary: str):
     def change(
-        participant_id: str,
+        participant_id: ObjectId,
         body: StatusChange,
         me: Participant = Depends(current_participant),
         session: Session = Depends(get_session),

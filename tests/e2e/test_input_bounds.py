@@ -230,9 +230,30 @@ def test_a_method_not_allowed_says_which_are(world):
     assert swept.headers["allow"] == "POST"
 
 
+def test_every_path_parameter_of_the_api_is_bounded(client):
+    document = client.get("/openapi.json").json()
+    unbounded = [
+        (method, path, parameter["name"])
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "path"
+        and parameter["schema"].get("type") == "string"
+        and "maxLength" not in parameter["schema"]
+        and "enum" not in parameter["schema"]
+    ]
+    assert unbounded == []
+
+
 @pytest.mark.parametrize(
     "path",
-    ["/products/" + "p" * 65, "/contracts/a%20b", "/resources/" + "r" * 500, "/decisions/ü"],
+    [
+        "/products/" + "p" * 65,
+        "/contracts/a%20b",
+        "/resources/" + "r" * 500,
+        "/decisions/ü",
+        "/participants/" + "p" * 65,
+    ],
 )
 def test_path_identifiers_are_bounded(world, path):
     _refused(world.admin.call("GET", path))
