@@ -46,7 +46,7 @@ def build_gateway(settings: Settings) -> Gateway:
     settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     signer = load_or_create_signer(settings.gateway_key_path)
     engine = make_engine(settings.resolved_database_url)
-    create_schema(engine)
+    create_schema(engine, upgrade=settings.db_upgrade)
     sessions = sessionmaker(engine, expire_on_commit=False, info=checkpoint_info(settings))
     gateway = Gateway(
         settings=settings,

@@ -27,6 +27,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from gateway.app import create_app
     from gateway.core.logging import configure_logging
+    from gateway.migrations import SchemaOutdated
     from gateway.policy.opa_process import OpaNotFound, OpaServer
 
     configure_logging()
@@ -43,7 +44,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # A wildcard bind is reached on loopback at least; any other name needs --issuer.
         shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
         base = f"http://{shown}:{args.port}"
-        settings = _settings(args, opa_url=opa_url, issuer=args.issuer or base)
+        settings = _settings(
+            args, opa_url=opa_url, issuer=args.issuer or base, db_upgrade=args.upgrade or None
+        )
         if not is_secure_transport(f"{settings.issuer.rstrip('/')}/oauth/token"):
             print(
                 f"dsgw serve: warning: the issuer {settings.issuer} is neither https nor "
@@ -79,7 +82,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             asyncio.run(_run())
         print("stopped", flush=True)
         return 0
-    except OSError as exc:
+    except (OSError, SchemaOutdated) as exc:
         print(f"dsgw serve: {exc}", file=sys.stderr)
         return 2
     finally:
@@ -409,6 +412,12 @@ def parser() -> argparse.ArgumentParser:
         help="public base URL of the gateway: the token issuer and audience, e.g. "
         "https://dsgw.example.gov.cn behind a TLS proxy (default: http://HOST:PORT)",
     )
+    serve.add_argument(
+        "--upgrade",
+        action="store_true",
+        help="migrate an older database schema in place first (default: refuse to start; "
+        "also DSGW_DB_UPGRADE=1)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="walk the whole story over HTTP")
@@ -550,6 +559,9 @@ def parser() -> argparse.ArgumentParser:
     from gateway.auth.cli import add_parsers as add_token_parser
 
     add_token_parser(sub)  # token
+    from gateway.migrations.cli import add_parsers as add_db_parsers
+
+    add_db_parsers(sub)  # db upgrade, db current
     return top
 
 

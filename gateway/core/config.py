@@ -18,6 +18,8 @@ class Settings:
 
     state_dir: Path = field(default_factory=default_state_dir)
     database_url: str | None = None
+    # Migrate an older schema in place at start (`dsgw serve --upgrade`); else refuse to start.
+    db_upgrade: bool = False
     opa_url: str = "http://127.0.0.1:8181"
     opa_timeout: float = 2.0
     # How long a bundle version read from OPA is trusted before OPA is asked again (seconds).
@@ -65,6 +67,8 @@ class Settings:
             values["state_dir"] = Path(env["DSGW_STATE"]).resolve()
         if "DSGW_DATABASE_URL" in env:
             values["database_url"] = env["DSGW_DATABASE_URL"]
+        if "DSGW_DB_UPGRADE" in env:
+            values["db_upgrade"] = env["DSGW_DB_UPGRADE"].strip().lower() in ("1", "true", "yes")
         if "DSGW_OPA_URL" in env:
             values["opa_url"] = env["DSGW_OPA_URL"]
         if "DSGW_OPA_TIMEOUT" in env:

@@ -100,13 +100,16 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
-def create_schema(engine: Engine) -> None:
-    """Create the gateway's and the ledger's tables when missing."""
-    # Import every models module so that its tables are registered on Base.metadata.
-    from gateway import models_registry  # noqa: F401
+def create_schema(engine: Engine, *, upgrade: bool = False) -> None:
+    """Migrate the gateway's tables (gateway.migrations), then set up the ledger's.
+
+    An empty database is migrated to head; an older schema only with `upgrade`, else
+    gateway.migrations.SchemaOutdated is raised and nothing is changed.
+    """
+    from gateway.migrations import migrate
     from ledger import store as ledger_store
 
-    Base.metadata.create_all(engine)
+    migrate(engine, upgrade=upgrade)
     ledger_store.create_schema(engine)
 
 
