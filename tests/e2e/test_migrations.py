@@ -226,3 +226,19 @@ def test_serve_upgrade_flag_and_environment_ask_for_the_upgrade(monkeypatch):
     assert Settings.from_env().db_upgrade is False
     monkeypatch.setenv("DSGW_DB_UPGRADE", "1")
     assert Settings.from_env().db_upgrade is True
+
+
+def test_gateways_starting_at_once_on_an_empty_database_migrate_it_once(database_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gateway.migrations import migrate
+
+    engines = [make_engine(database_url) for _ in range(3)]
+    try:
+        with ThreadPoolExecutor(len(engines)) as pool:
+            outcomes = list(pool.map(lambda e: migrate(e, upgrade=False), engines))
+    finally:
+        for engine in engines:
+            engine.dispose()
+    assert sorted(bool(o.applied) for o in outcomes) == [False, False, True]
+    assert revision(database_url) == head()
