@@ -140,10 +140,13 @@ def migrate(engine: Engine, *, upgrade: bool) -> Outcome:
                 f"(its head is {target}): it was migrated by a newer release; run that release"
             )
         if before is not None and not upgrade:
-            shown = "a pre-Alembic schema (release ac7d7e6)" if before == "legacy" else before
+            shown = (
+                "has a pre-Alembic schema (release ac7d7e6)"
+                if before == "legacy"
+                else f"is at schema revision {before}"
+            )
             raise SchemaOutdated(
-                f"the database is at schema revision {shown}; this gateway needs {target}: "
-                + UPGRADE_HINT
+                f"the database {shown}; this gateway needs revision {target}: " + UPGRADE_HINT
             )
         cfg.attributes["connection"] = conn
         start = BASELINE if before == "legacy" else before

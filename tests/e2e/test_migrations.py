@@ -242,3 +242,31 @@ def test_gateways_starting_at_once_on_an_empty_database_migrate_it_once(database
             engine.dispose()
     assert sorted(bool(o.applied) for o in outcomes) == [False, False, True]
     assert revision(database_url) == head()
+
+
+def test_database_made_by_a_newer_release_refuses_to_start(database_url, opa_server, tmp_path):
+    engine = make_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+        conn.execute(text("INSERT INTO alembic_version VALUES ('9999')"))
+    engine.dispose()
+    settings = settings_for(tmp_path / "state", database_url, opa_server.url, db_upgrade=True)
+    with pytest.raises(SchemaOutdated, match="9999, which this gateway does not know"):
+        build_gateway(settings)
+
+
+def test_create_all_schema_of_a_later_main_is_stamped_and_upgraded_without_duplicates(
+    database_url,
+):
+    """A database made by create_all after ac7d7e6 (salt and budgets there already)."""
+    from gateway.migrations import migrate
+
+    engine = make_engine(database_url)
+    try:
+        target_metadata().create_all(engine)
+        outcome = migrate(engine, upgrade=True)
+    finally:
+        engine.dispose()
+    assert outcome.before == "legacy" and outcome.after == head()
+    assert revision(database_url) == head()
+    assert schema_differences(database_url) == []
