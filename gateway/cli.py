@@ -1,5 +1,6 @@
-"""`dsgw`: serve the gateway, run the demo, export and verify the ledger, export the OpenAPI, and
-browse the catalogue or move products and contracts through their life cycles."""
+"""`dsgw`: serve the gateway, run the demo, export and verify the ledger, export the OpenAPI,
+migrate the database schema (`dsgw db`), and browse the catalogue or move products and contracts
+through their life cycles."""
 
 import argparse
 import asyncio

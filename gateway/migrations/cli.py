@@ -73,7 +73,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         ("current", cmd_db_current, "print the database's schema revision and the head"),
     ):
         step = db_sub.add_parser(name, help=text)
-        step.add_argument(
+        where = step.add_mutually_exclusive_group()
+        # Also after the command (`dsgw db upgrade --state DIR`); SUPPRESS keeps the top-level
+        # --state when this one is not given.
+        where.add_argument("--state", default=argparse.SUPPRESS, help="state folder (SQLite)")
+        where.add_argument(
             "--database-url", help="SQLAlchemy URL; default SQLite in the state folder"
         )
         step.set_defaults(func=func)

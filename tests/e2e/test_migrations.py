@@ -270,3 +270,14 @@ def test_create_all_schema_of_a_later_main_is_stamped_and_upgraded_without_dupli
     assert outcome.before == "legacy" and outcome.after == head()
     assert revision(database_url) == head()
     assert schema_differences(database_url) == []
+
+
+def test_db_cli_takes_the_state_folder_before_or_after_the_command(tmp_path, capsys):
+    state = tmp_path / "state"
+    assert dsgw(["db", "upgrade", "--state", str(state)]) == 0
+    assert "empty database: applied 0001 -> " in capsys.readouterr().out
+    assert dsgw(["--state", str(state), "db", "current"]) == 0
+    said = capsys.readouterr().out
+    assert str(state / "gateway.db") in said and f"current  {head()} (head)" in said
+    assert dsgw(["--state", str(state), "db", "upgrade"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
