@@ -23,6 +23,7 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -227,64 +228,54 @@ class _Tap(io.RawIOBase):
         return data
 
 
-class CsvEncoder(Encoder):
+class _WriterEncoder(Encoder):
+    """An encoder over one of pyarrow's streaming writers, tapped for the bytes it writes."""
+
+    def _open(self, sink: _Tap) -> Any:
+        raise NotImplementedError
+
+    def _begin(self) -> bytes:
+        self._tap = _Tap()
+        self._writer = self._open(self._tap)
+        return self._tap.drain()
+
+    def _batch(self, batch: pa.RecordBatch) -> bytes:
+        self._writer.write_batch(batch)
+        return self._tap.drain()
+
+    def _end(self) -> bytes:
+        self._writer.close()
+        return self._tap.drain()
+
+
+class CsvEncoder(_WriterEncoder):
     """RFC 4180 CSV with a header line (pyarrow's writer: quoted strings, empty for null)."""
 
     media_type = CSV
     extension = "csv"
 
-    def _begin(self) -> bytes:
-        self._tap = _Tap()
-        self._writer = pa_csv.CSVWriter(self._tap, self.schema)
-        return self._tap.drain()
-
-    def _batch(self, batch: pa.RecordBatch) -> bytes:
-        self._writer.write_batch(batch)
-        return self._tap.drain()
-
-    def _end(self) -> bytes:
-        self._writer.close()
-        return self._tap.drain()
+    def _open(self, sink: _Tap) -> Any:
+        return pa_csv.CSVWriter(sink, self.schema)
 
 
-class ArrowStreamEncoder(Encoder):
+class ArrowStreamEncoder(_WriterEncoder):
     """The Arrow IPC streaming format: a schema message, one message per batch, end marker."""
 
     media_type = ARROW
     extension = "arrows"
 
-    def _begin(self) -> bytes:
-        self._tap = _Tap()
-        self._writer = pa_ipc.new_stream(self._tap, self.schema)
-        return self._tap.drain()
-
-    def _batch(self, batch: pa.RecordBatch) -> bytes:
-        self._writer.write_batch(batch)
-        return self._tap.drain()
-
-    def _end(self) -> bytes:
-        self._writer.close()
-        return self._tap.drain()
+    def _open(self, sink: _Tap) -> Any:
+        return pa_ipc.new_stream(sink, self.schema)
 
 
-class ParquetEncoder(Encoder):
+class ParquetEncoder(_WriterEncoder):
     """Parquet, one row group per batch (zstd); the footer comes with `end()`."""
 
     media_type = PARQUET
     extension = "parquet"
 
-    def _begin(self) -> bytes:
-        self._tap = _Tap()
-        self._writer = pq.ParquetWriter(self._tap, self.schema, compression="zstd")
-        return self._tap.drain()
-
-    def _batch(self, batch: pa.RecordBatch) -> bytes:
-        self._writer.write_batch(batch)
-        return self._tap.drain()
-
-    def _end(self) -> bytes:
-        self._writer.close()
-        return self._tap.drain()
+    def _open(self, sink: _Tap) -> Any:
+        return pq.ParquetWriter(sink, self.schema, compression="zstd")
 
 
 ENCODERS: dict[str, type[Encoder]] = {

@@ -72,26 +72,24 @@ def _text(values: pa.Array) -> pa.Array:
     return values.cast(pa.string())
 
 
-def _mask_phone(text: pa.Array, length: pa.Array) -> pa.Array:
-    long = pc.greater_equal(length, 11)
-    kept = pc.binary_join_element_wise(
-        pc.utf8_slice_codeunits(text, 0, 3),
-        _stars(pc.max_element_wise(pc.subtract(length, 7), 0)),
-        pc.utf8_slice_codeunits(text, -4),
-        "",
-    )
-    return pc.if_else(long, kept, _stars(length))
+def _keep_ends(head: int, tail: int, minimum: int):
+    """Return the mask that keeps the first `head` and last `tail` characters of a value of at
+    least `minimum` characters, starring the rest; a shorter value is starred whole."""
+
+    def mask(text: pa.Array, length: pa.Array) -> pa.Array:
+        kept = pc.binary_join_element_wise(
+            pc.utf8_slice_codeunits(text, 0, head),
+            _stars(pc.max_element_wise(pc.subtract(length, head + tail), 0)),
+            pc.utf8_slice_codeunits(text, -tail),
+            "",
+        )
+        return pc.if_else(pc.greater_equal(length, minimum), kept, _stars(length))
+
+    return mask
 
 
-def _mask_id_card(text: pa.Array, length: pa.Array) -> pa.Array:
-    long = pc.greater_equal(length, 15)
-    kept = pc.binary_join_element_wise(
-        pc.utf8_slice_codeunits(text, 0, 1),
-        _stars(pc.max_element_wise(pc.subtract(length, 2), 0)),
-        pc.utf8_slice_codeunits(text, -1),
-        "",
-    )
-    return pc.if_else(long, kept, _stars(length))
+_mask_phone = _keep_ends(3, 4, 11)  # the shapes of gateway.exchanges.obligations
+_mask_id_card = _keep_ends(1, 1, 15)
 
 
 def _mask_name(text: pa.Array, length: pa.Array) -> pa.Array:
