@@ -1,7 +1,7 @@
 """Benchmark: a ~10-field product streamed through the data plane (source -> masks -> encoder)
 against reading the same source directly, from Parquet and from PostgreSQL.
 
-    .venv/bin/python -m tests.bench.bench_dataplane [--rows 10000000] [--media jsonl,arrow]
+    .venv/bin/python tests/bench/bench_dataplane.py [--rows 10000000] [--media jsonl,arrow]
 
 For each source it prints rows/s of the direct read (pyarrow.parquet's iter_batches; psycopg's
 COPY ... TO STDOUT drained as bytes) and of the data plane, their ratio (target >= 0.5), the
@@ -25,8 +25,10 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tests.support.dataplane_data import fill_postgres, write_parquet
-from tests.support.pg import PostgresCluster
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script, like the others
+
+from tests.support.dataplane_data import fill_postgres, write_parquet  # noqa: E402
+from tests.support.pg import PostgresCluster  # noqa: E402
 
 
 def _stream(address: dict, media: str, root: str) -> dict:
