@@ -21,6 +21,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: tests.support
+
 from fastapi.testclient import TestClient
 from sqlalchemy import insert
 

@@ -27,8 +27,8 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script, like the others
 
-from tests.support.dataplane_data import fill_postgres, write_parquet  # noqa: E402
-from tests.support.pg import PostgresCluster  # noqa: E402
+from tests.support.dataplane_data import fill_postgres, write_parquet
+from tests.support.pg import PostgresCluster
 
 
 def _stream(address: dict, media: str, root: str) -> dict:
