@@ -81,9 +81,12 @@ fi
 step "ruff check gateway contracts ledger tests"
 .venv/bin/ruff check gateway contracts ledger tests || dsgw_die "ruff found problems (see above)"
 
-step "pytest (DSGW_TEST_DATABASES=sqlite,postgresql)"
+# Two workers by default (DSGW_TEST_WORKERS; 0 runs in this process): each worker starts its
+# own OPA, PostgreSQL cluster and S3 server, and takes whole files (module fixtures stay shared).
+workers="${DSGW_TEST_WORKERS:-2}"
+step "pytest (DSGW_TEST_DATABASES=sqlite,postgresql, $workers workers)"
 rc=0
-DSGW_TEST_DATABASES=sqlite,postgresql .venv/bin/python -m pytest "$@" || rc=$?
+DSGW_TEST_DATABASES=sqlite,postgresql .venv/bin/python -m pytest -n "$workers" --dist loadfile "$@" || rc=$?
 if [ "$rc" -eq 5 ]; then
     dsgw_die "pytest collected no tests (exit 5): that counts as a failure"
 elif [ "$rc" -ne 0 ]; then
