@@ -83,7 +83,7 @@ class EmbeddedDataset(Base):
     rows: Mapped[int]
     sha256: Mapped[str] = mapped_column(String(64))
     commitment: Mapped[str] = mapped_column(String(64))
-    parquet: Mapped[bytes] = mapped_column(LargeBinary)
+    parquet: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # loaded when read
     created_at: Mapped[datetime]
 
 
