@@ -12,10 +12,13 @@ file per resource in the gateway's own database).
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, object_session
 
 from gateway.context import Gateway
@@ -24,13 +27,14 @@ from gateway.dataplane import (
     BatchStream,
     DataPlaneConfig,
     Obligations,
+    SqlAddress,
     apply,
     open_source,
     parse_source_address,
     slice_stream,
 )
 from gateway.dataplane.embedded import ParquetBytesSource, json_rows, rows_to_parquet
-from gateway.dataplane.errors import DataPlaneError, source_unavailable
+from gateway.dataplane.errors import DataPlaneError, address_invalid, source_unavailable
 from gateway.dataplane.secrets import SecretBox, SecretsError
 from gateway.exchanges import obligations as obl
 from gateway.resources.commitment import (
@@ -144,6 +148,35 @@ def commitment(session: Session | None, resource: Resource) -> dict[str, str]:
     stored = dataset(session, resource)
     value = stored.commitment if stored else dataset_commitment([], resource.dataset_salt)
     return {"dataset_commitment": value, "commitment_scheme": SCHEME}
+
+
+def check_reach(gateway: Gateway, address: Any) -> None:
+    """Refuse (422 data-address-invalid) a `sql` address that reaches what no holder may read
+    through the gateway: a SQLite file outside the gateway's data folder (`<state>/data`), or
+    the gateway's own database."""
+    if not isinstance(address, SqlAddress):
+        return
+    url = make_url(address.url)
+    own = make_url(gateway.settings.resolved_database_url)
+    if url.get_backend_name() == "sqlite":
+        path = url.database or ""
+        if not path or path == ":memory:" or path.startswith("file:"):
+            raise address_invalid("a SQLite source is a database file in the gateway's data folder")
+        root = Path(os.path.realpath(config(gateway).files_root))
+        target = Path(os.path.realpath(path))
+        if root not in target.parents:
+            raise address_invalid(
+                "a SQLite source must be a file in the gateway's data folder "
+                f"(<state>/data); {Path(path).name!r} is not"
+            )
+        return
+    if (
+        url.get_backend_name() == own.get_backend_name()
+        and (url.host or "localhost") == (own.host or "localhost")
+        and (url.port or 5432) == (own.port or 5432)
+        and url.database == own.database
+    ):
+        raise address_invalid("the gateway's own database is not a data source")
 
 
 def source_columns(gateway: Gateway, address: Any) -> list[str]:

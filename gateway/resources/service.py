@@ -98,6 +98,7 @@ def _problem_of(exc: ValidationError, where: str) -> Problem:
 def check_source(gateway: Gateway, address, fields: list[dict]) -> None:
     """Open the source at `address` and hold its columns to the declared fields: 502
     data-source-unavailable when it cannot be read, 422 naming the fields that differ."""
+    data.check_reach(gateway, address)
     columns = data.source_columns(gateway, address)
     differs = data.column_mismatch(columns, [f["name"] for f in fields])
     if differs:

@@ -404,3 +404,36 @@ def test_change_to_an_address_whose_columns_differ_is_refused(world, settings, t
     )
     assert change.status_code == 422, change.text
     assert change.json()["type"] == "urn:dsgw:problem:data-source-mismatch"
+
+
+def test_a_sql_source_is_never_the_gateways_own_database_nor_a_file_outside_the_data_folder(
+    world, settings, tmp_path
+):
+    import sqlalchemy as sa
+
+    own = sa.make_url(settings.resolved_database_url).render_as_string(hide_password=False)
+    refused = register(world, {"data_address": {"type": "sql", "url": own, "table": "resources"}})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["type"] == "urn:dsgw:problem:data-address-invalid"
+    outside = tmp_path / "elsewhere.db"
+    inside = settings.state_dir / "data" / "trips.db"
+    inside.parent.mkdir(parents=True, exist_ok=True)
+    for path in (outside, inside):
+        engine = sa.create_engine(f"sqlite:///{path}")
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE TABLE trips (id INTEGER, name TEXT, phone TEXT, score REAL)"
+            )
+            conn.exec_driver_sql(
+                "INSERT INTO trips VALUES (?, ?, ?, ?)",
+                [(r["id"], r["name"], r["phone"], r["score"]) for r in rows()],
+            )
+        engine.dispose()
+    address = {"type": "sql", "url": f"sqlite:///{outside}", "table": "trips"}
+    refused = register(world, {"data_address": address})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["type"] == "urn:dsgw:problem:data-address-invalid"
+    _, product = coded_product(world, {"data_address": {**address, "url": f"sqlite:///{inside}"}})
+    pulled = world.pull(world.contract(product["offers"][0]["id"])["id"])
+    assert pulled.status_code == 200, pulled.text
+    assert without_watermark(pulled.json()["rows"]) == delivered()
