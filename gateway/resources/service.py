@@ -88,13 +88,6 @@ def data_evidence(resource: Resource) -> dict:
     return {"rows": data.row_count(None, resource)}
 
 
-def _problem_of(exc: ValidationError, where: str) -> Problem:
-    """Return the 422 of an address that does not validate, naming no value (nor secret)."""
-    first = exc.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
-    return unprocessable(f"{where}{'.' + loc if loc else ''}: {first['msg']}")
-
-
 def check_source(gateway: Gateway, address, fields: list[dict]) -> None:
     """Open the source at `address` and hold its columns to the declared fields: 502
     data-source-unavailable when it cannot be read, 422 naming the fields that differ."""
