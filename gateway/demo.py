@@ -152,8 +152,15 @@ FIELDS = [
 ]
 
 
-def story(client: httpx.Client, admin_key: Signer, workdir: Path) -> dict[str, str]:
+def story(
+    client: httpx.Client, admin_key: Signer, workdir: Path, *, data_dir: Path | None = None
+) -> dict[str, str]:
     """Run the story against the gateway behind `client`; raise DemoError on any surprise.
+
+    The residents' data is a Parquet file the demo writes into `data_dir` (the gateway's data
+    folder, `<state>/data`), registered with a `files` address; without one, or when the
+    gateway does not find the file there (it serves another state folder), the rows are posted
+    with the registration and kept in the gateway's embedded store.
 
     Return the ids it made (HOLDER, MERCHANT, CONSUMER, AUDITOR, REG, ..., SEQ) by name.
     """
@@ -193,23 +200,7 @@ def story(client: httpx.Client, admin_key: Signer, workdir: Path) -> dict[str, s
         parties[r] for r in ("holder", "merchant", "consumer", "auditor")
     )
 
-    resource = _expect(
-        holder.call(
-            "POST",
-            "/resources",
-            json={
-                "name": "居民信用信息 (resident credit records)",
-                "domain": "finance/credit",
-                "grade": "general",
-                "level": "L3",
-                "fields": FIELDS,
-                "rows": RESIDENTS,
-                "update_cycle": "monthly",
-            },
-        ),
-        201,
-        "register resource",
-    )
+    resource, data_note = _register_residents(holder, data_dir)
     core = _expect(
         holder.call(
             "POST",
@@ -238,6 +229,7 @@ def story(client: httpx.Client, admin_key: Signer, workdir: Path) -> dict[str, s
         f"personal={resource['personal_information']} "
         f"sensitive={resource['sensitive_personal_information']}",
     )
+    _show("data", data_note)
     _show("core resource", f"{core['id']} code {core['code']} grade={core['grade']}")
     _show("registrations", f"{registrations[0]} (resource), {registrations[1]} (core resource)")
 
@@ -418,6 +410,55 @@ def _shown_path(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+RESIDENTS_FILE = "demo-residents.parquet"
+
+
+def write_residents(data_dir: Path) -> str:
+    """Write the residents as a Parquet file in `data_dir` (atomically); return its name."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = data_dir / f".{RESIDENTS_FILE}.{os.getpid()}"
+    pq.write_table(pa.Table.from_pylist(RESIDENTS), tmp)
+    os.replace(tmp, data_dir / RESIDENTS_FILE)
+    return RESIDENTS_FILE
+
+
+def _register_residents(holder: Party, data_dir: Path | None) -> tuple[dict, str]:
+    """Register the residents' resource: from the data folder's file, else with its rows;
+    return the registration and a line saying where its data lives."""
+    body = {
+        "name": "居民信用信息 (resident credit records)",
+        "domain": "finance/credit",
+        "grade": "general",
+        "level": "L3",
+        "fields": FIELDS,
+        "update_cycle": "monthly",
+    }
+    if data_dir is not None:
+        address = {"type": "files", "path": write_residents(data_dir)}
+        applied = holder.call("POST", "/resources", json={**body, "data_address": address})
+        if applied.status_code == 201:
+            shown = applied.json()["data_address"]
+            return applied.json(), (
+                f"at its source, a Parquet file in the gateway's data folder: {shown} "
+                f"({_shown_path(data_dir / RESIDENTS_FILE)})"
+            )
+        if applied.status_code != 502:
+            return _expect(applied, 201, "register resource"), ""
+    registered = _expect(
+        holder.call("POST", "/resources", json={**body, "rows": RESIDENTS}),
+        201,
+        "register resource",
+    )
+    return registered, (
+        f"rows posted with the registration, in the gateway's embedded store: "
+        f"{registered['data_address']['type']}, {registered['row_count']} rows"
+        + (" (the gateway does not see this state folder's data folder)" if data_dir else "")
+    )
 
 
 def register_resource(client: httpx.Client, admin: Party, holder: Party, applied: dict) -> dict:
@@ -606,17 +647,18 @@ def run_demo(*, url: str | None, state_dir: Path | None) -> int:
     workdir = settings.state_dir / "demo" / time.strftime("%Y%m%dT%H%M%S")
     workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
     admin_key = load_or_create_signer(settings.admin_key_path)
+    data_dir = settings.state_dir / "data"  # the `files` root of a gateway on this state folder
     try:
         if url:
             with httpx.Client(base_url=url, timeout=30) as client:
-                story(client, admin_key, workdir)
+                story(client, admin_key, workdir, data_dir=data_dir)
         else:
             print(f"starting a gateway and OPA on free loopback ports (state {settings.state_dir})")
             with (
                 local_gateway(settings.state_dir) as local,
                 httpx.Client(base_url=local, timeout=30) as client,
             ):
-                story(client, admin_key, workdir)
+                story(client, admin_key, workdir, data_dir=data_dir)
     except (DemoError, httpx.HTTPError) as exc:
         print(f"\ndemo failed: {exc}", file=sys.stderr)
         return 1

@@ -8,6 +8,7 @@ identifier is quoted, every value is a bound parameter; no consumer text becomes
 What leaves is one row of exact aggregates per group, never a row of the dataset.
 """
 
+import json
 import math
 import threading
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from gateway.compute.rules import Plan
 
@@ -74,6 +76,54 @@ def table_from_rows(
             )
     if not columns:
         return pa.table({"_row": pa.array(range(len(rows)), type=pa.int64())})
+    return pa.table(arrays)
+
+
+def _as_text(column: pa.ChunkedArray, *, json_text: bool) -> pa.Array:
+    """Return a column as text in the form `str()` gives its JSON value (as table_from_rows)."""
+    kind = column.type
+    if pa.types.is_string(kind) and not json_text:
+        return column.combine_chunks() if column.num_chunks else pa.array([], pa.string())
+    if pa.types.is_integer(kind):
+        return pc.cast(column, pa.string()).combine_chunks()
+    if pa.types.is_boolean(kind):
+        return pc.if_else(column, "True", "False").combine_chunks()
+    values = column.to_pylist()
+    if json_text:
+        values = [None if v is None else json.loads(v) for v in values]
+    return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+
+
+def table_from_stream(
+    stream: Any, columns: list[str], *, text: frozenset[str] = frozenset()
+) -> pa.Table:
+    """Return the Arrow table of `columns` of a data-plane stream, typed as `table_from_rows`
+    types JSON rows: numeric columns as float64 (non-finite as null), the rest and every column
+    in `text` as text in the form declared values take (`str(2024)` is "2024")."""
+    with stream:
+        table = pa.Table.from_batches(list(stream), schema=stream.schema)
+    if not columns:
+        return pa.table({"_row": pa.array(range(table.num_rows), type=pa.int64())})
+    arrays = {}
+    for name in columns:
+        field = table.schema.field(name)
+        column = table.column(name)
+        json_text = bool(field.metadata and field.metadata.get(b"dsgw:json") == b"1")
+        numeric = (
+            name not in text
+            and not json_text
+            and (
+                pa.types.is_integer(field.type)
+                or pa.types.is_floating(field.type)
+                or pa.types.is_null(field.type)
+            )
+        )
+        if numeric:
+            values = pc.cast(column, pa.float64())
+            finite = pc.is_finite(values)
+            arrays[name] = pc.if_else(finite, values, pa.scalar(None, pa.float64()))
+        else:
+            arrays[name] = _as_text(column, json_text=json_text)
     return pa.table(arrays)
 
 

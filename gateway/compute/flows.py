@@ -7,12 +7,15 @@ answer, the ε it spent and the entry that says so become durable together, or n
 
 from typing import Any
 
+import pyarrow as pa
 from sqlalchemy.orm import Session
 
 from contracts import Offer
 from gateway.compute import budget, engine, privacy, rules, service
 from gateway.compute.rules import touched_fields
+from gateway.dataplane.errors import DataPlaneError
 from gateway.exchanges.obligations import Delivery, field_kind, mask_value
+from gateway.resources import data as resource_data
 
 __all__ = ["Refused", "policy_input", "release", "touched_fields"]
 
@@ -54,6 +57,7 @@ def _masker(resource: Any):
 
 def release(
     session: Session,
+    gateway: Any,
     *,
     request: Any,
     offer: Offer,
@@ -67,8 +71,26 @@ def release(
     dp = obligations["dp"]
     epsilon = float(dp["epsilon_per_query"])
     try:
+        plan = rules.plan(offer.compute, request)
+        keys = {name for name, _ in plan.keys} | {n for n, kind, _ in plan.filters if kind == "eq"}
+        needed = service.columns_needed(plan)
+        # Only the columns the plan reads leave the source, as Arrow, straight to DuckDB.
+        read = needed or [resource.fields[0]["name"]]  # a count alone still needs the rows
+        stream = resource_data.open_rows(session, gateway, resource, columns=read)
+        table = engine.table_from_stream(stream, needed, text=frozenset(keys))
+    except rules.NotDeclared as exc:
+        raise Refused("COMPUTE_NOT_DECLARED", "Compute not declared", str(exc)) from None
+    except (DataPlaneError, pa.ArrowException, OSError) as exc:
+        detail = exc.detail if isinstance(exc, DataPlaneError) else type(exc).__name__
+        raise Refused(
+            "SOURCE_UNAVAILABLE",
+            "Data source unavailable",
+            f"the data of resource {resource.id} could not be read: {detail}",
+            status=502,
+        ) from None
+    try:
         out = service.release(
-            resource.rows,
+            table,
             terms=offer.compute,
             request=request,
             epsilon=epsilon,

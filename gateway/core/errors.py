@@ -106,6 +106,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "Conflicts with the object's current state",
         422: "The request body or parameters are invalid",
         429: "Too many requests: wait for the seconds in Retry-After",
+        502: "A data source or sink could not be reached or read (data-source-unavailable)",
         503: "A component (policy engine, database) could not answer; the request was refused",
     }
     return {

@@ -1,9 +1,19 @@
-"""The embedded store: rows posted with a registration, kept as one Parquet file per resource
-in the state folder (never as a JSON column)."""
+"""The embedded store: rows posted with a registration, kept as Parquet, never as a JSON column.
+
+Two homes for the same Parquet: `EmbeddedStore` writes one file per resource under a folder;
+`rows_to_parquet` and `ParquetBytesSource` make and read the bytes the gateway keeps in its own
+database (table `embedded_datasets`, gateway/resources/models.py), so that several gateway
+processes on one PostgreSQL see the same datasets and a migration moves rows in one
+transaction.
+"""
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import hashlib
+import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -16,6 +26,7 @@ import pyarrow.parquet as pq
 from gateway.dataplane.addresses import EmbeddedAddress
 from gateway.dataplane.errors import address_invalid
 from gateway.dataplane.files import confined
+from gateway.dataplane.stream import DEFAULT_BATCH_SIZE, BatchStream
 
 CHUNK_ROWS = 65_536
 
@@ -96,3 +107,144 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+# -- the embedded dataset as bytes (kept in the gateway's database) ----------------------------
+
+# Field metadata of a column whose values are JSON text: values of mixed types or nested
+# values, which no one Arrow type holds; readers that hand rows back as JSON decode them.
+JSON_TEXT = b"dsgw:json"
+
+
+def _column(values: list[Any]) -> tuple[pa.Array, bool]:
+    """Return the Arrow array of one column's values and whether it holds JSON text."""
+    present = [v for v in values if v is not None]
+    kinds = {bool if isinstance(v, bool) else float if isinstance(v, int) else type(v)
+             for v in present}  # fmt: skip
+    if len(kinds) <= 1 and not (kinds & {dict, list}):
+        try:
+            return pa.array(values), False
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            pass
+    text = [None if v is None else json.dumps(v, ensure_ascii=False, sort_keys=True)
+            for v in values]  # fmt: skip
+    return pa.array(text, type=pa.string()), True
+
+
+def rows_to_parquet(rows: list[Mapping[str, Any]]) -> tuple[bytes, int, str]:
+    """Return (Parquet bytes, rows, SHA-256 of the bytes) of JSON rows.
+
+    The columns are the keys the rows use, in the order first met; a column of one JSON kind
+    takes the Arrow type of its values (integers with floats: float64), any other column is
+    JSON text marked `dsgw:json` in its field metadata.
+    """
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    arrays, fields = [], []
+    for name in names:
+        array, is_json = _column([row.get(name) for row in rows])
+        arrays.append(array)
+        meta = {JSON_TEXT: b"1"} if is_json else None
+        fields.append(pa.field(name, array.type, metadata=meta))
+    schema = pa.schema(fields)
+    table = pa.Table.from_arrays(arrays, schema=schema) if names else schema.empty_table()
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", row_group_size=CHUNK_ROWS)
+    data = sink.getvalue().to_pybytes()
+    return data, len(rows), hashlib.sha256(data).hexdigest()
+
+
+def parquet_columns(data: bytes) -> list[str]:
+    """Return the column names of a Parquet file held in `data`."""
+    return pq.ParquetFile(pa.BufferReader(data)).schema_arrow.names
+
+
+class ParquetBytesSource:
+    """A DataSource over a Parquet file held in memory (an embedded dataset).
+
+    Columns asked for that the file lacks (declared fields no posted row used) are null.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def open(
+        self, *, batch_size: int = DEFAULT_BATCH_SIZE, columns: list[str] | None = None
+    ) -> BatchStream:
+        file = pq.ParquetFile(pa.BufferReader(self.data))
+        have = file.schema_arrow
+        wanted = list(have.names) if columns is None else list(columns)
+        present = [n for n in wanted if n in have.names]
+        schema = pa.schema(
+            [have.field(n) if n in have.names else pa.field(n, pa.null()) for n in wanted]
+        )
+
+        def batches():
+            if file.metadata.num_rows == 0:
+                return
+            if not present:
+                for group in range(file.num_row_groups):
+                    n = file.metadata.row_group(group).num_rows
+                    for start in range(0, n, batch_size):
+                        size = min(batch_size, n - start)
+                        yield pa.RecordBatch.from_arrays(
+                            [pa.nulls(size) for _ in wanted], schema=schema
+                        )
+                return
+            for batch in file.iter_batches(batch_size=batch_size, columns=present):
+                yield pa.RecordBatch.from_arrays(
+                    [
+                        batch.column(n) if n in have.names else pa.nulls(batch.num_rows)
+                        for n in wanted
+                    ],
+                    schema=schema,
+                )
+
+        return BatchStream(schema, batches())
+
+
+def _plain(value: Any) -> Any:
+    """Return `value` as JSON holds it: dates and times as text (as the JSON Lines encoder
+    writes them), bytes as base64, non-finite floats as null, decimals as text."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return str(value)  # Decimal, timedelta, ...: their text
+
+
+_PLAIN_TYPES = (pa.types.is_integer, pa.types.is_string, pa.types.is_large_string,
+                pa.types.is_boolean, pa.types.is_null)  # fmt: skip
+
+
+def json_rows(stream: BatchStream) -> list[dict[str, Any]]:
+    """Return every row of `stream` as a JSON object: JSON-text columns (`dsgw:json`) decoded,
+    every other value as JSON holds it (dates as text, non-finite floats as null...)."""
+    decode = [f.name for f in stream.schema if f.metadata and f.metadata.get(JSON_TEXT) == b"1"]
+    convert = [
+        f.name
+        for f in stream.schema
+        if f.name not in decode and not any(check(f.type) for check in _PLAIN_TYPES)
+    ]
+    out: list[dict[str, Any]] = []
+    with stream:
+        for batch in stream:
+            rows = batch.to_pylist()
+            for name in decode:
+                for row in rows:
+                    if row[name] is not None:
+                        row[name] = json.loads(row[name])
+            for name in convert:
+                for row in rows:
+                    row[name] = _plain(row[name])
+            out.extend(rows)
+    return out

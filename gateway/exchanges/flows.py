@@ -4,9 +4,11 @@ The rows leave only in the reply of a transaction that has durably written the l
 describing them; every decision, allowed or denied, is recorded the same way.
 """
 
+import hashlib
 from datetime import timedelta
 from typing import Any
 
+import pyarrow as pa
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -19,6 +21,8 @@ from gateway.core.db import fetch
 from gateway.core.errors import Problem, not_found, unprocessable
 from gateway.core.hashing import content_hash
 from gateway.core.ids import new_id
+from gateway.dataplane.embedded import json_rows
+from gateway.dataplane.errors import DataPlaneError
 from gateway.evidence.service import commit, record
 from gateway.exchanges import obligations as obl
 from gateway.exchanges.models import (
@@ -36,6 +40,7 @@ from gateway.policy import versions as policy_versions
 from gateway.policy.client import PolicyDecision, PolicyError
 from gateway.products import service as products
 from gateway.products.models import Product
+from gateway.resources import data as resource_data
 from gateway.resources import service as resources
 from gateway.resources.models import Resource
 from ledger import Entry
@@ -159,7 +164,7 @@ def _deny(
     first = reasons[0] if reasons else {"code": "DENIED", "title": "Denied", "detail": ""}
     slug, title = (
         UNAVAILABLE.get(first["code"], UNAVAILABLE[None])
-        if status == 503
+        if status in (502, 503)
         else ("policy-denied", "Denied by policy")
     )
     return Problem(
@@ -174,10 +179,11 @@ def _deny(
     )
 
 
-# A 503 refusal's problem type: the policy engine's, unless the compute engine failed.
+# A 502/503 refusal's problem type: the policy engine's, unless compute or the source failed.
 UNAVAILABLE = {
     None: ("policy-unavailable", "Policy engine unavailable"),
     "COMPUTE_FAILED": ("compute-unavailable", "Compute engine unavailable"),
+    "SOURCE_UNAVAILABLE": ("data-source-unavailable", "Data source unavailable"),
 }
 
 
@@ -284,6 +290,8 @@ def _watermark(decision: PolicyDecision, decision_id: str, subject: Participant)
 
 
 def _rows(
+    session: Session,
+    gateway: Gateway,
     resource: Resource,
     request: ExchangeRequest | OpenExchangeRequest,
     *,
@@ -291,18 +299,44 @@ def _rows(
     decision: PolicyDecision,
     mark: str | None,
     name: str,
+    deny: dict[str, Any],
 ) -> obl.Delivery:
-    """Return the api or file delivery of the resource's rows under the decision's obligations."""
-    return obl.deliver(
-        resource.rows,
-        delivery=request.delivery,
-        fields=fields,
-        obligations=decision.obligations,
-        limit=request.limit,
-        watermark=mark,
-        name=name,
-        kinds=_kinds(resource),
-    )
+    """Return the api or file delivery of the resource's rows under the decision's obligations,
+    read from where the data lives (gateway/resources/data.py) with the obligations applied on
+    the stream. A source that cannot be read is a recorded refusal (`exchange.denied`, reason
+    SOURCE_UNAVAILABLE) and a 502 data-source-unavailable: nothing leaves without evidence."""
+    if request.delivery not in ("api", "file"):
+        raise obl.UnsupportedObligation(f"rows go by api or file, not {request.delivery}")
+    try:
+        stream = resource_data.open_delivery(
+            session,
+            gateway,
+            resource,
+            fields=fields,
+            obligations=decision.obligations,
+            limit=request.limit,
+            watermark=mark,
+        )
+        out = json_rows(stream)
+    except (DataPlaneError, pa.ArrowException, OSError) as exc:
+        detail = exc.detail if isinstance(exc, DataPlaneError) else type(exc).__name__
+        detail = f"the data of resource {resource.id} could not be read: {detail}"
+        result = _error_result("SOURCE_UNAVAILABLE", "Data source unavailable", detail)
+        raise _deny(session, gateway, result=result, status=502, **deny) from None
+    drop = set(decision.obligations.get("drop") or [])
+    kept = [n for n in fields if n not in drop]
+    if request.delivery == "file":
+        blob = obl.to_jsonl(out)
+        digest = hashlib.sha256(blob).hexdigest()
+        file = {
+            "name": f"{name}.jsonl",
+            "media_type": "application/jsonl",
+            "sha256": digest,
+            "bytes": len(blob),
+            "content": blob.decode("utf-8"),
+        }
+        return obl.Delivery(kept, [], len(out), digest, file=file)
+    return obl.Delivery(kept, out, len(out), content_hash(out))
 
 
 def _delivered(
@@ -472,6 +506,7 @@ def exchange(
         try:
             out, privacy = compute.release(
                 session,
+                gateway,
                 request=request,
                 offer=offer,
                 resource=resource,
@@ -485,7 +520,15 @@ def exchange(
             raise _deny(session, gateway, result=result, status=exc.status, **deny) from None
     else:
         out = _rows(
-            resource, request, fields=fields, decision=decision, mark=mark, name=decision_id
+            session,
+            gateway,
+            resource,
+            request,
+            fields=fields,
+            decision=decision,
+            mark=mark,
+            name=decision_id,
+            deny=deny,
         )
     contract.rows_used += out.source_rows
     contract.calls_used += 1
@@ -576,7 +619,7 @@ def open_exchange(
         offer=None,
         open_data_usage=open_data_usage(session, subject.id),
     )
-    decision, version, _ = _decide(
+    decision, version, deny = _decide(
         session,
         gateway,
         decision_id=decision_id,
@@ -587,7 +630,17 @@ def open_exchange(
         delivery=request.delivery,
     )
     mark = _watermark(decision, decision_id, subject)
-    out = _rows(resource, request, fields=fields, decision=decision, mark=mark, name=decision_id)
+    out = _rows(
+        session,
+        gateway,
+        resource,
+        request,
+        fields=fields,
+        decision=decision,
+        mark=mark,
+        name=decision_id,
+        deny=deny,
+    )
     return _delivered(
         session,
         gateway,

@@ -1,6 +1,9 @@
 """Data products: drafted within an authorisation and its fee cap, reviewed, listed, suspended,
 delisted — every move on the ledger (specs/lifecycles-products.md)."""
 
+from collections.abc import Callable
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -89,8 +92,13 @@ def publish(
     *,
     body: ProductCreate,
     merchant_id: str,
+    sample: Callable[[Any], list[dict]],
 ) -> tuple[Product, list[ProductOffer], Entry]:
     """Create a draft product from an authorised resource, with its offers and quality report.
+
+    `sample(resource)` returns the rows the quality report and default compute terms are
+    computed on: all of an embedded dataset, the first 100,000 rows of an external source
+    (gateway/resources/data.py, SAMPLE_ROWS); read once, after the authorisation is checked.
 
     Its grade is the one the policy derives from what its offers expose (就高从严), never the
     resource's typed by hand: masking or aggregating a field can lower it, and the ledger entry
@@ -107,6 +115,7 @@ def publish(
         signer=signer,
         delivery_modes=body.delivery_modes,
     )
+    rows = sample(resource)
     fields = {f["name"]: f for f in resource.fields}
     protected = protected_fields(
         resource.fields,
@@ -122,7 +131,7 @@ def publish(
             if offer.compute is None:
                 defaults = defaults or compute_rules.default_terms(
                     resource.fields,
-                    resource.rows,
+                    rows,
                     personal_information=resource.personal_information,
                     sensitive_personal_information=resource.sensitive_personal_information,
                 )
@@ -154,7 +163,7 @@ def publish(
         level=resource.level,
         domain=resource.domain,
         holder_id=resource.holder_id,
-        quality=quality.report(resource.fields, resource.rows, body.quality),
+        quality=quality.report(resource.fields, rows, body.quality),
         status=ProductState.DRAFT.value,
         created_at=now,
         updated_at=now,

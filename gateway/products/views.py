@@ -23,6 +23,7 @@ from gateway.products.models import (
     ProductRead,
 )
 from gateway.products.states import ProductState
+from gateway.resources import data as resource_data
 from gateway.resources.models import Grade, Level
 
 router = APIRouter(tags=["products"])
@@ -33,7 +34,7 @@ Action = Literal["submit", "list", "reject", "suspend", "reinstate", "delist"]
     "/products",
     status_code=201,
     response_model=ProductRead,
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 422, 502),
 )
 def publish_product(
     body: ProductCreate,
@@ -48,7 +49,12 @@ def publish_product(
     """
     service.require_merchant(me.roles)
     product, offers, entry = service.publish(
-        session, gateway.signer, gateway.policy, body=body, merchant_id=me.id
+        session,
+        gateway.signer,
+        gateway.policy,
+        body=body,
+        merchant_id=me.id,
+        sample=lambda resource: resource_data.sample_rows(session, gateway, resource),
     )
     return service.to_read(product, offers, entry)
 

@@ -8,7 +8,15 @@ resource is registered, over the RFC 8785 canonical JSON of the rows as one arra
 
 The gateway keeps the salt and shows it only to the resource's holder and to auditors, who can
 recompute the commitment from the rows; to anyone else it proves nothing they could test a guess
-against. The rows are streamed (any iterable of rows), so it reads the same wherever they live.
+against. The rows are streamed (any iterable of rows). For rows posted with a registration it is
+computed once, over the rows exactly as posted, and kept with the embedded dataset.
+
+A resource whose data lives at an external source (sql, http, object, files) is live: its rows
+change at the holder's and no value over them would stay true. Its commitment covers what the
+registration fixes, the address's public part and the declared fields, under its own scheme:
+
+    address_commitment = hex(HMAC-SHA-256(key = salt,
+                                          msg = JCS({"address": public address, "fields": fields})))
 """
 
 import hashlib
@@ -20,6 +28,7 @@ from typing import Any
 from ledger import canonical_json
 
 SCHEME = "hmac-sha256-jcs-rows/v1"
+ADDRESS_SCHEME = "hmac-sha256-jcs-address/v1"
 SALT_BYTES = 32
 
 
@@ -43,3 +52,9 @@ def dataset_commitment(rows: Iterable[dict[str, Any]], salt: str) -> str:
 def opens(commitment: str, rows: Iterable[dict[str, Any]], salt: str) -> bool:
     """Return whether `commitment` is the commitment of `rows` under `salt`."""
     return hmac.compare_digest(commitment, dataset_commitment(rows, salt))
+
+
+def address_commitment(address: dict[str, Any], fields: list[dict[str, Any]], salt: str) -> str:
+    """Return the lowercase hex HMAC-SHA-256, keyed by `salt`, of JCS({address, fields})."""
+    message = canonical_json({"address": address, "fields": fields})
+    return hmac.new(bytes.fromhex(salt), message, hashlib.sha256).hexdigest()

@@ -1,15 +1,16 @@
 """Data resources registered by holders, graded after GB/T 43697-2024, with their dataset."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.core.db import Base
 from gateway.core.types import FIELD_NAME_PATTERN, TEXT_PATTERN, ShortText, check_json_value
-from gateway.resources.commitment import SCHEME
+from gateway.dataplane.addresses import FilesAddress, HttpAddress, ObjectAddress, SqlAddress
+from gateway.resources.commitment import ADDRESS_SCHEME, SCHEME
 
 Grade = Literal["core", "important", "general"]
 Level = Literal["L1", "L2", "L3", "L4"]
@@ -29,7 +30,11 @@ class Resource(Base):
     sensitive_personal_information: Mapped[bool]
     fields: Mapped[list]
     update_cycle: Mapped[str] = mapped_column(String(40))
-    rows: Mapped[list]
+    # Where the data lives (specs/dataplane.md): the public part of a sql, http, object or
+    # files address; None: the rows posted with the registration, in `embedded_datasets`.
+    data_address: Mapped[dict | None] = mapped_column(default=None)
+    # The address's secret part, sealed (gateway/dataplane/secrets.py); never shown.
+    data_secret: Mapped[str | None] = mapped_column(Text, default=None)
     # The key of the dataset's commitment (gateway/resources/commitment.py): holder and
     # auditors only.
     dataset_salt: Mapped[str] = mapped_column(String(64))
@@ -58,8 +63,28 @@ class Registration(Base):
     objections: Mapped[list] = mapped_column(default=list)
     code: Mapped[str | None] = mapped_column(String(40), default=None)
     certificate: Mapped[str | None] = mapped_column(default=None)
+    # A change's new data address keeps its public part in `changes` and its secret here, sealed.
+    data_secret: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class EmbeddedDataset(Base):
+    """The rows posted with a registration, as one Parquet file (gateway/dataplane/embedded.py).
+
+    Kept in the gateway's own database, so that every gateway process sees it and a migration
+    moves rows in the same transaction as the schema. `commitment` is the dataset commitment of
+    the rows exactly as posted (gateway/resources/commitment.py), computed when they were stored.
+    """
+
+    __tablename__ = "embedded_datasets"
+
+    resource_id: Mapped[str] = mapped_column(ForeignKey("resources.id"), primary_key=True)
+    rows: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    commitment: Mapped[str] = mapped_column(String(64))
+    parquet: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # loaded when read
+    created_at: Mapped[datetime]
 
 
 class CatalogueCode(Base):
@@ -73,6 +98,10 @@ class CatalogueCode(Base):
 
 
 FieldKind = Literal["name", "phone", "id_card", "email", "text"]
+
+DataAddress = Annotated[
+    SqlAddress | HttpAddress | ObjectAddress | FilesAddress, Field(discriminator="type")
+]
 
 
 class FieldSpec(BaseModel):
@@ -169,8 +198,17 @@ class ResourceCreate(BaseModel):
     rows: list[dict[str, Any]] = Field(
         default_factory=list,
         max_length=100_000,
-        description="values are JSON that RFC 8785 holds exactly: finite numbers, integers "
-        "within ±(2**53 - 1), text without NUL or lone surrogates",
+        description="small data posted with the registration, kept in the embedded store; "
+        "values are JSON that RFC 8785 holds exactly: finite numbers, integers "
+        "within ±(2**53 - 1), text without NUL or lone surrogates. Not with `data_address`",
+    )
+    data_address: DataAddress | None = Field(
+        None,
+        description="where the data lives, instead of `rows` (specs/dataplane.md): a table in "
+        "the holder's database (sql), the merchant's endpoint (http), an object in S3 storage "
+        "(object) or a file in the gateway's data folder (files). Its `secret` part is sealed "
+        "at rest and never shown; the source is opened at registration and its columns must "
+        "be the declared fields",
     )
     details: ResourceDetails = Field(default_factory=lambda: ResourceDetails())
 
@@ -183,6 +221,8 @@ class ResourceCreate(BaseModel):
         names = [f.name for f in self.fields]
         if len(set(names)) != len(names):
             raise ValueError("field names must be unique")
+        if self.rows and self.data_address is not None:
+            raise ValueError("give either rows (small data) or data_address, not both")
         known = set(names)
         for index, row in enumerate(self.rows):
             extra = set(row) - known
@@ -236,15 +276,26 @@ class ResourceRead(BaseModel):
     sensitive_personal_information: bool
     fields: list[FieldSpec]
     update_cycle: str
-    row_count: int
+    data_address: dict[str, Any] = Field(
+        description="where the data lives, without its secret part: a sql, http, object or "
+        "files address, or {type: embedded, rows, sha256} for rows posted with the registration"
+    )
+    row_count: int | None = Field(
+        description="rows of an embedded dataset; null for an external source (its data is "
+        "live at the holder's and is not counted)"
+    )
     details: ResourceDetails = Field(default_factory=lambda: ResourceDetails())
     status: str = Field(description="registering, coded, rejected or cancelled")
     code: str | None = Field(None, description="the catalogue code, once coded (stable)")
     version: int = Field(0, description="how many registrations have been coded")
     dataset_commitment: str = Field(
-        description="HMAC-SHA-256 of the canonical rows keyed by the dataset's salt (hex)"
+        description="embedded rows: HMAC-SHA-256 of the canonical rows keyed by the dataset's "
+        "salt; an external source: HMAC-SHA-256 of the canonical public address and declared "
+        "fields, same key (hex)"
     )
-    commitment_scheme: str = Field(description="how the commitment is computed: " + SCHEME)
+    commitment_scheme: str = Field(
+        description=f"how the commitment is computed: {SCHEME} or {ADDRESS_SCHEME}"
+    )
     dataset_salt: str | None = Field(
         None,
         description="the commitment's 256-bit key (hex), shown to the holder and auditors only, "
@@ -273,6 +324,11 @@ class ResourceAmendment(BaseModel):
     fields: list[FieldSpec] | None = Field(None, min_length=1, max_length=200)
     update_cycle: str | None = Field(None, max_length=40, pattern=TEXT_PATTERN)
     details: ResourceDetails | None = None
+    data_address: DataAddress | None = Field(
+        None,
+        description="a new address of the data (its secret sealed at rest, never shown); the "
+        "source is opened when the change is applied for and its columns must be the fields",
+    )
 
 
 class RegistrationCreate(BaseModel):

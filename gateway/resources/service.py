@@ -14,16 +14,18 @@ from pydantic import ValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from gateway.context import Gateway
 from gateway.core import clock
 from gateway.core.db import fetch
-from gateway.core.errors import conflict, forbidden, not_found, unprocessable
+from gateway.core.errors import Problem, conflict, forbidden, not_found, unprocessable
 from gateway.core.hashing import content_hash
 from gateway.core.ids import new_id
 from gateway.core.states import StateMachine
+from gateway.dataplane.embedded import parquet_columns as embedded_columns
 from gateway.evidence.service import commit, record
 from gateway.participants.models import Participant
-from gateway.resources import certificate
-from gateway.resources.commitment import SCHEME, dataset_commitment, new_salt
+from gateway.resources import certificate, data
+from gateway.resources.commitment import new_salt
 from gateway.resources.models import (
     CatalogueCode,
     Registration,
@@ -60,7 +62,7 @@ ADMIN_ACTIONS = ("accept", "review", "publicise", "code", "reject")
 
 
 def _record_of(resource: Resource) -> dict:
-    """Return the resource's registration record as ResourceCreate fields (rows included)."""
+    """Return the resource's registration record as ResourceCreate fields (data apart)."""
     return {
         "name": resource.name,
         "domain": resource.domain,
@@ -70,17 +72,36 @@ def _record_of(resource: Resource) -> dict:
         "sensitive_personal_information": resource.sensitive_personal_information,
         "fields": resource.fields,
         "update_cycle": resource.update_cycle,
-        "rows": resource.rows,
         "details": resource.details or {},
     }
 
 
 def commitment_of(resource: Resource) -> dict:
     """Return the dataset's commitment and its scheme (never the salt)."""
-    return {
-        "dataset_commitment": dataset_commitment(resource.rows, resource.dataset_salt),
-        "commitment_scheme": SCHEME,
-    }
+    return data.commitment(None, resource)
+
+
+def data_evidence(resource: Resource) -> dict:
+    """Return what the ledger says of where the data lives: the public address, or the rows."""
+    if resource.data_address is not None:
+        return {"data_address": dict(resource.data_address)}
+    return {"rows": data.row_count(None, resource)}
+
+
+def check_source(gateway: Gateway, address, fields: list[dict]) -> None:
+    """Open the source at `address` and hold its columns to the declared fields: 502
+    data-source-unavailable when it cannot be read, 422 naming the fields that differ."""
+    data.check_reach(gateway, address)
+    columns = data.source_columns(gateway, address)
+    differs = data.column_mismatch(columns, [f["name"] for f in fields])
+    if differs:
+        raise Problem(
+            422,
+            "data-source-mismatch",
+            "Source does not match the fields",
+            f"the {address.type} source's columns are not the declared fields: {differs}",
+            source_columns=columns,
+        )
 
 
 def canonical_record(resource: Resource, holder: Participant) -> dict:
@@ -101,13 +122,19 @@ def canonical_record(resource: Resource, holder: Participant) -> dict:
         "fields": resource.fields,
         "update_cycle": resource.update_cycle,
         "details": resource.details or {},
-        "row_count": len(resource.rows),
+        "row_count": data.row_count(None, resource),
+        **(
+            {"data_address": dict(resource.data_address)}
+            if resource.data_address is not None
+            else {}
+        ),
         **commitment_of(resource),
     }
 
 
 def _amended(resource: Resource, changes: dict) -> ResourceCreate:
     """Return the resource's record with `changes` applied, validated, else raise 422."""
+    changes = {k: v for k, v in changes.items() if k != "data_address"}
     merged = {**_record_of(resource), **changes}
     if "fields" in changes:
         # A new field list states its own flags: the resource's are derived again from it,
@@ -135,10 +162,22 @@ def _registration_data(registration: Registration, **extra) -> dict:
 
 
 def apply(
-    session: Session, signer: Signer, *, body: ResourceCreate, holder_id: str
+    session: Session,
+    signer: Signer,
+    *,
+    body: ResourceCreate,
+    holder_id: str,
+    gateway: Gateway,
 ) -> tuple[Resource, Registration, Entry]:
-    """Apply for the initial registration of a resource held by `holder_id`; record it."""
+    """Apply for the initial registration of a resource held by `holder_id`; record it.
+
+    Its data is the address given (the source opened and its columns held to the fields, the
+    secret sealed) or the rows posted, kept in the embedded store.
+    """
     now = clock.now()
+    fields = [f.model_dump(exclude_none=True) for f in body.fields]
+    if body.data_address is not None:
+        check_source(gateway, body.data_address, fields)
     resource = Resource(
         id=new_id("res"),
         holder_id=holder_id,
@@ -148,9 +187,8 @@ def apply(
         level=body.level,
         personal_information=body.personal_information,
         sensitive_personal_information=body.sensitive_personal_information,
-        fields=[f.model_dump(exclude_none=True) for f in body.fields],
+        fields=fields,
         update_cycle=body.update_cycle,
-        rows=body.rows,
         dataset_salt=new_salt(),
         details=body.details.model_dump(),
         status="registering",
@@ -158,8 +196,14 @@ def apply(
         version=0,
         created_at=now,
     )
+    if body.data_address is not None:
+        resource.data_address = body.data_address.public()
+        resource.data_secret = data.seal(gateway, body.data_address, resource.id)
     session.add(resource)
     session.flush()
+    if body.data_address is None:
+        data.store_rows(session, resource, body.rows, now=now)
+        session.flush()
     registration, entry = _open_registration(
         session,
         signer,
@@ -177,7 +221,7 @@ def apply(
             sensitive_personal_information=resource.sensitive_personal_information,
             fields=resource.fields,
             details=resource.details,
-            rows=len(resource.rows),
+            **data_evidence(resource),
             **commitment_of(resource),
         ),
     )
@@ -185,7 +229,13 @@ def apply(
 
 
 def apply_later(
-    session: Session, signer: Signer, *, resource_id: str, body: RegistrationCreate, holder_id: str
+    session: Session,
+    signer: Signer,
+    *,
+    resource_id: str,
+    body: RegistrationCreate,
+    holder_id: str,
+    gateway: Gateway,
 ) -> tuple[Registration, Entry]:
     """Apply for a change, correction or cancellation of a coded resource; record it."""
     resource = get(session, resource_id, for_update=True)
@@ -203,9 +253,15 @@ def apply_later(
             current_state=pending.state,
         )
     changes = body.changes.model_dump(mode="json", exclude_unset=True)
+    sealed = None
     if changes:
-        _amended(resource, changes)
-    return _open_registration(
+        amended = _amended(resource, changes)
+        _check_amended_data(session, gateway, resource, body.changes, amended)
+    if body.changes.data_address is not None:
+        # The public part goes in the changes (replies, ledger); the secret sealed beside.
+        changes["data_address"] = body.changes.data_address.public()
+        sealed = data.seal(gateway, body.changes.data_address, resource.id)
+    registration, entry = _open_registration(
         session,
         signer,
         resource=resource,
@@ -219,7 +275,31 @@ def apply_later(
             changes_hash=content_hash(changes),
             reason=body.reason,
         ),
+        data_secret=sealed,
     )
+    return registration, entry
+
+
+def _check_amended_data(
+    session: Session, gateway: Gateway, resource: Resource, changes, amended: ResourceCreate
+) -> None:
+    """Hold the data to the amended fields: a new or kept external source is opened and its
+    columns compared; embedded rows may not use a field the change removes."""
+    if changes.data_address is None and "fields" not in changes.model_fields_set:
+        return
+    fields = [f.model_dump(exclude_none=True) for f in amended.fields]
+    address = changes.data_address or data.address_of(gateway, resource)
+    if address is not None:
+        check_source(gateway, address, fields)
+        return
+    stored = data.dataset(session, resource)
+    used = embedded_columns(stored.parquet) if stored else []
+    undeclared = [n for n in used if n not in {f["name"] for f in fields}]
+    if undeclared:
+        raise unprocessable(
+            f"the amended record is invalid: the resource's rows have fields not declared: "
+            f"{undeclared[:10]}"
+        )
 
 
 def _open_registration(
@@ -232,6 +312,7 @@ def _open_registration(
     changes: dict,
     reason: str,
     evidence: dict,
+    data_secret: str | None = None,
 ) -> tuple[Registration, Entry]:
     """Open a registration of `resource` in state applied, record it with `evidence`, commit."""
     now = clock.now()
@@ -244,6 +325,7 @@ def _open_registration(
         changes=changes,
         reason=reason,
         objections=[],
+        data_secret=data_secret,
         created_at=now,
         updated_at=now,
     )
@@ -353,6 +435,8 @@ def _code(
         resource.fields = [f.model_dump(exclude_none=True) for f in amended.fields]
         resource.update_cycle = amended.update_cycle
         resource.details = amended.details.model_dump()
+        if "data_address" in registration.changes:
+            _move_to(session, resource, registration)
     else:
         resource.status = "cancelled"
         from gateway.products import service as products
@@ -390,6 +474,15 @@ def _code(
         "record_hash": payload["record_hash"],
         "certificate_hash": content_hash(registration.certificate),
     }
+
+
+def _move_to(session: Session, resource: Resource, registration: Registration) -> None:
+    """Point the resource at the change's new address; embedded rows it leaves are dropped."""
+    stored = data.dataset(session, resource)
+    resource.data_address = dict(registration.changes["data_address"])
+    resource.data_secret = registration.data_secret
+    if stored is not None:
+        session.delete(stored)
 
 
 def require_coded(resource: Resource) -> None:
@@ -536,7 +629,8 @@ def to_read(
         sensitive_personal_information=resource.sensitive_personal_information,
         fields=resource.fields,
         update_cycle=resource.update_cycle,
-        row_count=len(resource.rows),
+        data_address=data.public_address(None, resource),
+        row_count=data.row_count(None, resource),
         details=resource.details or {},
         status=resource.status,
         code=resource.code,

@@ -29,7 +29,10 @@ registrations = APIRouter(prefix="/registrations", tags=["resources"])
 
 
 @router.post(
-    "", status_code=201, response_model=ResourceRead, responses=problem_responses(401, 403, 422)
+    "",
+    status_code=201,
+    response_model=ResourceRead,
+    responses=problem_responses(401, 403, 422, 502),
 )
 def register_resource(
     body: ResourceCreate,
@@ -37,10 +40,12 @@ def register_resource(
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
 ) -> ResourceRead:
-    """Apply to register a data resource (holders only): it is usable once coded."""
+    """Apply to register a data resource (holders only): it is usable once coded. Its data is
+    the rows posted or a data address, whose source is opened now (502 when it cannot be
+    reached, 422 when its columns are not the declared fields)."""
     require_role(me, "holder")
     resource, registration, entry = service.apply(
-        session, gateway.signer, body=body, holder_id=me.id
+        session, gateway.signer, body=body, holder_id=me.id, gateway=gateway
     )
     return service.to_read(resource, entry, registration=registration, show_salt=True)
 
@@ -100,7 +105,7 @@ def list_resource_registrations(
     "/{resource_id}/registrations",
     status_code=201,
     response_model=RegistrationRead,
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(401, 403, 404, 409, 422, 502),
 )
 def apply_later_registration(
     resource_id: ObjectId,
@@ -112,7 +117,12 @@ def apply_later_registration(
     """Apply for a change, correction or cancellation of a coded resource (its holder)."""
     require_role(me, "holder")
     registration, entry = service.apply_later(
-        session, gateway.signer, resource_id=resource_id, body=body, holder_id=me.id
+        session,
+        gateway.signer,
+        resource_id=resource_id,
+        body=body,
+        holder_id=me.id,
+        gateway=gateway,
     )
     return service.registration_read(registration, entry)
 

@@ -17,13 +17,15 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from gateway.app import build_gateway, create_app
 from gateway.cli import main as dsgw
 from gateway.core.config import Settings
 from gateway.core.db import make_engine
+from gateway.core.hashing import content_hash
 from gateway.demo import Party
+from gateway.exchanges import obligations as obl
 from gateway.migrations import SchemaOutdated, head, include_object, target_metadata
 from ledger import Signer
 
@@ -55,6 +57,11 @@ with OpaServer() as opa:
             "resource": world.resource, "product_id": world.product["id"],
             "contract_id": contract["id"], "exchange_id": pulled.json()["exchange_id"],
             "rows": len(pulled.json()["rows"]),
+            "delivered": pulled.json()["rows"],
+            "content_hash": pulled.json()["content_hash"],
+            "watermark": pulled.json()["watermark"],
+            "masked": pulled.json()["masked"],
+            "source_rows": __import__("gateway.demo", fromlist=["RESIDENTS"]).RESIDENTS,
         }))
     gw.policy.close()
     gw.engine.dispose()
@@ -163,6 +170,35 @@ def test_release_database_upgrades_in_place_keeping_rows_ledger_and_exchanges(
             assert pulled.status_code == 200, pulled.text
             assert pulled.json()["exchange_id"] != old["exchange_id"]
             assert len(pulled.json()["rows"]) == old["rows"]
+            # The rows moved to the embedded store are delivered exactly as before: the JSON
+            # rows the old release held, put through the row-by-row obligations under this
+            # exchange's decision, hash to what the gateway now delivers from the store.
+            new = pulled.json()
+            assert old["content_hash"] == content_hash(old["delivered"])
+            kinds = {f["name"]: obl.field_kind(f) for f in kept["fields"]}
+            before = obl.deliver(
+                old["source_rows"],
+                delivery="api",
+                fields=new["fields"],
+                obligations={"mask": new["masked"]},
+                limit=None,
+                watermark=new["watermark"],
+                name="x",
+                kinds=kinds,
+            )
+            assert new["rows"] == before.rows
+            assert new["content_hash"] == before.content_hash
+            unmasked = [n for n in new["fields"] if n not in new["masked"]]
+            assert [{n: r[n] for n in unmasked} for r in new["rows"]] == [
+                {n: r[n] for n in unmasked} for r in old["delivered"]
+            ]
+            assert kept["data_address"]["type"] == "embedded"
+            assert kept["row_count"] == kept["data_address"]["rows"] > 0
+        with gw.engine.connect() as conn:
+            columns = {c["name"] for c in inspect(conn).get_columns("resources")}
+            stored = conn.execute(text("SELECT resource_id, rows FROM embedded_datasets")).all()
+        assert "rows" not in columns  # no JSON column holds rows any more
+        assert old["resource"]["id"] in {r for r, _ in stored} and len(stored) >= 2
         with gw.engine.connect() as conn:
             salts = conn.execute(text("SELECT dataset_salt FROM resources")).scalars().all()
         assert len(salts) >= 2 and len(set(salts)) == len(salts)  # one salt each

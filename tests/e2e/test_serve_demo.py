@@ -32,8 +32,11 @@ def test_demo_runs_to_the_end_and_its_ledger_exports_and_verifies(tmp_path):
         "CONTRACT_EXPIRED",
         "138****5678",
         "Demo complete.",
+        # The residents' data comes from its source, a file in the data folder.
+        "at its source, a Parquet file in the gateway's data folder: {'type': 'files'",
     ):
         assert marker in demo.stdout, marker
+    assert (tmp_path / "state" / "data" / "demo-residents.parquet").is_file()
     key = tmp_path / "state" / "keys" / "gateway-ed25519.jwk"
     assert key.stat().st_mode & 0o077 == 0
     assert (tmp_path / "state").stat().st_mode & 0o077 == 0  # database and keys: owner only

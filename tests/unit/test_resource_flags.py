@@ -66,7 +66,6 @@ def test_a_change_of_the_field_list_derives_the_resource_flags_again():
         sensitive_personal_information=derived.sensitive_personal_information,
         fields=[f.model_dump(exclude_none=True) for f in derived.fields],
         update_cycle="static",
-        rows=[],
         details={},
     )
     # The new list flags nothing: the resource is no longer personal, nothing inherits.
