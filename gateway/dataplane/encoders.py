@@ -32,7 +32,7 @@ import pyarrow.ipc as pa_ipc
 import pyarrow.parquet as pq
 
 from gateway.dataplane.errors import not_acceptable, source_unavailable
-from gateway.dataplane.stream import BatchStream
+from gateway.dataplane.stream import BatchStream, prefetch
 
 JSONL = "application/jsonl"
 CSV = "text/csv"
@@ -54,6 +54,7 @@ class Encoder:
 
     media_type = ""
     extension = ""
+    split_first = False  # whether batch boundaries leave the bytes as they are (see `encode`)
 
     def __init__(self, schema: pa.Schema) -> None:
         self.schema = schema
@@ -91,19 +92,35 @@ class Encoder:
         return b""
 
 
+FIRST_ROWS = 1024  # rows of the first chunk of a text format: the first byte leaves early
+
+
 def encode(stream: BatchStream, encoder: Encoder) -> Iterator[bytes]:
-    """Yield the encoded bytes of `stream` (no empty chunks), then close the stream."""
+    """Yield the encoded bytes of `stream` (no empty chunks), then close the stream.
+
+    A `threadsafe` stream is read ahead in a thread of its own (`prefetch`: a bounded queue), so
+    that reading the source and encoding overlap. For formats whose bytes do not depend on how
+    the rows are batched (JSON Lines, CSV), the first `FIRST_ROWS` rows are encoded and sent
+    on their own, ahead of the rest of the first batch.
+    """
+    ahead = prefetch(stream)
     try:
-        for chunk in _chunks(stream, encoder):
+        for chunk in _chunks(ahead, encoder):
             if chunk:
                 yield chunk
     finally:
+        ahead.close()
         stream.close()
 
 
 def _chunks(stream: BatchStream, encoder: Encoder) -> Iterator[bytes]:
     yield encoder.begin()
+    first = encoder.split_first
     for batch in stream:
+        if first and batch.num_rows > FIRST_ROWS:
+            yield encoder.batch(batch.slice(0, FIRST_ROWS))
+            batch = batch.slice(FIRST_ROWS)
+        first = False
         yield encoder.batch(batch)
     yield encoder.end()
 
@@ -250,6 +267,7 @@ def _json_value(values: pa.Array) -> tuple[pa.Array, bool]:
 class JsonLinesEncoder(Encoder):
     media_type = JSONL
     extension = "jsonl"
+    split_first = True
 
     def __init__(self, schema: pa.Schema) -> None:
         super().__init__(schema)
@@ -323,6 +341,7 @@ class CsvEncoder(_WriterEncoder):
 
     media_type = CSV
     extension = "csv"
+    split_first = True
 
     def _open(self, sink: _Tap) -> Any:
         return pa_csv.CSVWriter(sink, self.schema)

@@ -224,4 +224,4 @@ def apply(stream: BatchStream, obligations: Obligations) -> BatchStream:
                 if left <= 0:
                     return
 
-    return BatchStream(schema, batches(), on_close=stream.close)
+    return BatchStream(schema, batches(), on_close=stream.close, threadsafe=stream.threadsafe)

@@ -103,7 +103,10 @@ class SqlSource:
         except BaseException:
             close()
             raise
-        return BatchStream(schema, batches, on_close=close)
+        # psycopg's connection may be used from another thread (one at a time); SQLite's may
+        # not, so only a PostgreSQL stream is read ahead (stream.prefetch).
+        threadsafe = engine.dialect.name == "postgresql"
+        return BatchStream(schema, batches, on_close=close, threadsafe=threadsafe)
 
     def _select(self, conn: sa.Connection, columns: list[str] | None) -> sa.Select:
         """Return SELECT <columns> FROM <table> with every name quoted by the dialect."""
