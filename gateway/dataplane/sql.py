@@ -170,10 +170,10 @@ def _copy_csv(
         try:
             with cur.copy(f"COPY ({sql_text}) TO STDOUT (FORMAT csv, HEADER false)") as copy:
                 try:
-                    block: list[bytes] = []
+                    block: list = []
                     size, limit = 0, FIRST_BLOCK  # a small first block: the first batch is early
-                    for chunk in copy:
-                        block.append(bytes(chunk))
+                    for chunk in _rows(raw, copy):
+                        block.append(chunk)
                         size += len(chunk)
                         if size >= limit:
                             yield from parse(block)
@@ -201,6 +201,40 @@ def _copy_csv(
                 cur.close()
 
     return schema, batches()
+
+
+def _rows(raw, copy) -> Iterator[memoryview]:
+    """Yield the rows of a COPY TO as libpq hands them over, each its own buffer.
+
+    The rows already received are taken straight from libpq (`PQgetCopyData`, non-blocking):
+    psycopg's `Copy.read()` costs some microseconds a row in Python, more than the server
+    takes to send it. When libpq has no row ready, `copy.read()` waits for the socket (and
+    raises the server's error); at the end of the COPY, its final result is fetched and
+    checked as psycopg does (an error the server sent midway is raised here).
+    """
+    from psycopg import errors, generators, pq
+
+    pgconn = raw.pgconn
+    get = pgconn.get_copy_data
+    read = copy.read
+    while True:
+        nbytes, data = get(1)
+        if nbytes > 0:
+            yield data
+        elif nbytes == 0:  # no row ready: psycopg waits for the socket and reads one
+            data = read()
+            if not data:
+                return
+            yield data
+        elif nbytes == -1:  # the end: the COPY's final result (or the server's error)
+            results = raw.wait(generators.fetch_many(pgconn))
+            for result in results:
+                if result.status != pq.ExecStatus.COMMAND_OK:
+                    raise errors.error_from_result(result, encoding=raw.info.encoding)
+            return
+        else:  # -2: the connection failed; psycopg raises its error
+            read()
+            return
 
 
 def _cancelled(err: BaseException) -> bool:
