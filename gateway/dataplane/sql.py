@@ -155,9 +155,9 @@ def _copy_csv(
         false_values=["f"],
     )
 
-    def parse(block: list[bytes]) -> Iterator[pa.RecordBatch]:
+    def parse(block: bytearray) -> Iterator[pa.RecordBatch]:
         table = pa_csv.read_csv(
-            pa.py_buffer(b"".join(block)),
+            pa.py_buffer(block),
             read_options=read_options,
             convert_options=convert_options,
         )
@@ -165,19 +165,20 @@ def _copy_csv(
 
     def batches() -> Iterator[pa.RecordBatch]:
         # The server sends one COPY message per row, so the chunks are whole rows: blocks of
-        # them are parsed here, in this thread (the connection is never read from another).
+        # them are parsed here, in the one thread that reads the stream (stream.prefetch).
         finished = False
         try:
             with cur.copy(f"COPY ({sql_text}) TO STDOUT (FORMAT csv, HEADER false)") as copy:
                 try:
-                    block: list = []
-                    size, limit = 0, FIRST_BLOCK  # a small first block: the first batch is early
+                    # Rows are appended to one buffer (each libpq buffer is freed at once:
+                    # holding a million of them costs more than the copy).
+                    block = bytearray()
+                    limit = FIRST_BLOCK  # a small first block: the first batch is early
                     for chunk in _rows(raw, copy):
-                        block.append(chunk)
-                        size += len(chunk)
-                        if size >= limit:
+                        block += chunk
+                        if len(block) >= limit:
                             yield from parse(block)
-                            block, size, limit = [], 0, COPY_BLOCK
+                            block, limit = bytearray(), COPY_BLOCK
                     if block:
                         yield from parse(block)
                     finished = True
