@@ -158,3 +158,14 @@ def test_jsonl_of_null_free_text_dates_and_floats_of_every_range_equals_to_jsonl
     for batch in (1, 7, 300):
         enc = encoder_for(JSONL, table.schema)
         assert b"".join(encode(_stream(table, batch), enc)) == expected, batch
+
+
+def test_jsonl_of_a_batch_written_in_two_halves_is_the_bytes_of_one():
+    from gateway.dataplane.encoders import SPLIT_ROWS
+
+    n = 2 * SPLIT_ROWS + 3  # large enough to be written in two halves at once
+    table = pa.table({"id": range(n), "s": [f"v{i}" for i in range(n)]})
+    enc = encoder_for(JSONL, table.schema)
+    data = b"".join(encode(BatchStream(table.schema, table.to_batches()), enc))
+    assert data == to_jsonl(table.to_pylist())
+    assert enc.rows == n and enc.sha256 == hashlib.sha256(data).hexdigest()
