@@ -147,6 +147,7 @@ def measure(
         chunks.close()
     start_mb = _rss_mb()
     t0 = time.perf_counter()
+    c0 = time.process_time()
     source = open_source(parse_source_address(address), config=config)
     if media == "source":  # the source alone: no obligations, no encoder
         rows, first = 0, None
@@ -160,10 +161,12 @@ def measure(
     stream = apply(source.open(batch_size=batch_size), obligations)
     encoder = encoder_for(formats[media], stream.schema)
     first = None
+    first_cpu = 0.0
     first_mb = 0.0
     for _ in encode(stream, encoder):
         if first is None and encoder.rows:
             first = time.perf_counter() - t0
+            first_cpu = time.process_time() - c0
             first_mb = _rss_mb()
     seconds = time.perf_counter() - t0
     return {
@@ -172,6 +175,7 @@ def measure(
         "sha256": encoder.sha256,
         "seconds": seconds,
         "first_batch_seconds": first,
+        "first_cpu_seconds": first_cpu,  # CPU of this process to the first byte (all threads)
         "rss_start_mb": start_mb,
         "rss_first_mb": first_mb,
         "rss_peak_mb": _peak_mb(),
