@@ -22,7 +22,10 @@ import base64
 import hashlib
 import io
 import json
+import os
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
@@ -32,7 +35,7 @@ import pyarrow.ipc as pa_ipc
 import pyarrow.parquet as pq
 
 from gateway.dataplane.errors import not_acceptable, source_unavailable
-from gateway.dataplane.stream import BatchStream
+from gateway.dataplane.stream import BatchStream, prefetch
 
 JSONL = "application/jsonl"
 CSV = "text/csv"
@@ -54,6 +57,7 @@ class Encoder:
 
     media_type = ""
     extension = ""
+    split_first = False  # whether batch boundaries leave the bytes as they are (see `encode`)
 
     def __init__(self, schema: pa.Schema) -> None:
         self.schema = schema
@@ -91,19 +95,35 @@ class Encoder:
         return b""
 
 
+FIRST_ROWS = 1024  # rows of the first chunk of a text format: the first byte leaves early
+
+
 def encode(stream: BatchStream, encoder: Encoder) -> Iterator[bytes]:
-    """Yield the encoded bytes of `stream` (no empty chunks), then close the stream."""
+    """Yield the encoded bytes of `stream` (no empty chunks), then close the stream.
+
+    A `threadsafe` stream is read ahead in a thread of its own (`prefetch`: a bounded queue), so
+    that reading the source and encoding overlap. For formats whose bytes do not depend on how
+    the rows are batched (JSON Lines, CSV), the first `FIRST_ROWS` rows are encoded and sent
+    on their own, ahead of the rest of the first batch.
+    """
+    ahead = prefetch(stream)
     try:
-        for chunk in _chunks(stream, encoder):
+        for chunk in _chunks(ahead, encoder):
             if chunk:
                 yield chunk
     finally:
+        ahead.close()
         stream.close()
 
 
 def _chunks(stream: BatchStream, encoder: Encoder) -> Iterator[bytes]:
     yield encoder.begin()
+    first = encoder.split_first
     for batch in stream:
+        if first and batch.num_rows > FIRST_ROWS:
+            yield encoder.batch(batch.slice(0, FIRST_ROWS))
+            batch = batch.slice(FIRST_ROWS)
+        first = False
         yield encoder.batch(batch)
     yield encoder.end()
 
@@ -114,17 +134,48 @@ _CONTROL = [chr(c) for c in range(0x20)]
 _SHORT = {"\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
+def _octets(values: pa.Array) -> pa.Array | None:
+    """Return the bytes of the values of a string array as one uint8 array (None if none)."""
+    _validity, offsets, data = values.buffers()
+    if data is None or not len(values):
+        return None
+    ends = memoryview(offsets).cast("i")
+    start, stop = ends[values.offset], ends[values.offset + len(values)]
+    if stop <= start:
+        return None
+    return pa.Array.from_buffers(pa.uint8(), stop - start, [None, data.slice(start, stop - start)])
+
+
+def _has_byte(octets: pa.Array, byte: str) -> bool:
+    # a uint8 scalar: an int would have Arrow cast every byte to int64 first
+    return pc.any(pc.equal(octets, pa.scalar(ord(byte), pa.uint8()))).as_py()
+
+
+def _needs_escape(values: pa.Array) -> bool:
+    """Return whether any string value holds a byte JSON escapes (a control, a quote, a
+    backslash), by looking at the bytes of the values as one uint8 array (no per-value work)."""
+    octets = _octets(values)
+    if octets is None:
+        return False
+    return pc.min(octets).as_py() < 0x20 or _has_byte(octets, '"') or _has_byte(octets, "\\")
+
+
 def _json_text(values: pa.Array) -> pa.Array:
     """Return string values as JSON string literals (json.dumps, ensure_ascii=False)."""
+    return pc.binary_join_element_wise('"', _escaped(values), '"', "")
+
+
+def _escaped(values: pa.Array) -> pa.Array:
+    """Return string values escaped as inside a JSON string literal (without the quotes)."""
     out = values
     # Most text needs no escape at all: one scan decides, and only what occurs is replaced.
-    if pc.any(pc.match_substring_regex(values, '[\\x00-\\x1f"\\\\]')).as_py():
+    if _needs_escape(values):
         out = pc.replace_substring(out, "\\", "\\\\")
         out = pc.replace_substring(out, '"', '\\"')
         if pc.any(pc.match_substring_regex(out, "[\\x00-\\x1f]")).as_py():
             for ch in _CONTROL:
                 out = pc.replace_substring(out, ch, _SHORT.get(ch, f"\\u{ord(ch):04x}"))
-    return pc.binary_join_element_wise('"', out, '"', "")
+    return out
 
 
 def _python_json(values: pa.Array) -> pa.Array:
@@ -136,19 +187,40 @@ def _python_json(values: pa.Array) -> pa.Array:
 def _json_float(values: pa.Array) -> pa.Array:
     """Return floats as Python's repr writes them (json.dumps), vectorised where they agree.
 
-    Arrow's shortest text equals repr's for 1e-4 <= |v| < 1e16 once an integral value gets its
-    ".0"; outside that range (and for NaN and the infinities) the values are written by Python.
+    Arrow's shortest text equals repr's for 1e-4 <= |v| < 1e16 (and 0) once an integral value
+    gets its ".0", unless Arrow chose an exponent (1e+10); outside that range, for NaN and the
+    infinities, and for a batch with an exponent, the values are written by Python.
+    Whole-column bounds and one scan of the text's bytes decide, not a test of each value.
     """
     values = values.cast(pa.float64())
-    text = values.cast(pa.string())
-    exact = pc.and_(
-        pc.invert(pc.match_substring_regex(text, "[en]")),
-        pc.or_(pc.greater_equal(pc.abs(values), 1e-4), pc.equal(values, 0.0)),
-    )
-    if not pc.all(pc.fill_null(exact, True)).as_py():
+    if not _repr_range(values):
         return _python_json(values)
-    dotted = pc.match_substring(text, ".")
-    return pc.if_else(dotted, text, pc.binary_join_element_wise(text, ".0", ""))
+    text = values.cast(pa.string())
+    octets = _octets(text)
+    if octets is not None and _has_byte(octets, "e"):
+        return _python_json(values)
+    integral = pc.equal(pc.floor(values), values)
+    if not pc.any(integral).as_py():
+        return text
+    if pc.all(integral).as_py():
+        return pc.binary_join_element_wise(text, ".0", "")
+    return pc.binary_join_element_wise(text, pc.if_else(integral, ".0", ""), "")
+
+
+def _repr_range(values: pa.Array) -> bool:
+    """Return whether every value is finite and 0 or of 1e-4 <= |v| < 1e16 (nulls aside)."""
+    if values.null_count == len(values):
+        return True
+    if not pc.all(pc.is_finite(values)).as_py():
+        return False
+    magnitude = pc.abs(values)
+    bounds = pc.min_max(magnitude)
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    if high >= 1e16:
+        return False
+    if low == 0.0:  # zeros are written alike; the smallest other value decides
+        low = pc.min(pc.if_else(pc.equal(magnitude, 0.0), float("inf"), magnitude)).as_py()
+    return low >= 1e-4
 
 
 def _json_column(values: pa.Array) -> pa.Array:
@@ -180,9 +252,39 @@ def _json_column(values: pa.Array) -> pa.Array:
     return pc.fill_null(out, "null")
 
 
+def _json_value(values: pa.Array) -> tuple[pa.Array, bool]:
+    """Return (text, quoted): the JSON of every value of one column, or, when `quoted`, the
+    inside of a JSON string for every value (no null among them), the quotes left to the
+    encoder to write into the text around it: no copy of a column that needs no escape."""
+    t = values.type
+    if pa.types.is_dictionary(t):
+        values, t = values.dictionary_decode(), t.value_type
+    if values.null_count == 0:
+        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+            return _escaped(values.cast(pa.string())), True
+        if pa.types.is_temporal(t):
+            return _escaped(values.cast(pa.string())), True
+    return _json_column(values), False
+
+
+SPLIT_ROWS = 4096  # JSON Lines of a batch of twice as many rows are written in two halves
+_HELPER: ThreadPoolExecutor | None = None
+_HELPER_LOCK = threading.Lock()
+
+
+def _helper() -> ThreadPoolExecutor:
+    """Return the one thread that writes the second half of large JSON Lines batches."""
+    global _HELPER
+    with _HELPER_LOCK:
+        if _HELPER is None:
+            _HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataplane-jsonl")
+        return _HELPER
+
+
 class JsonLinesEncoder(Encoder):
     media_type = JSONL
     extension = "jsonl"
+    split_first = True
 
     def __init__(self, schema: pa.Schema) -> None:
         super().__init__(schema)
@@ -198,10 +300,22 @@ class JsonLinesEncoder(Encoder):
     def _batch(self, batch: pa.RecordBatch) -> bytes:
         if not self._order:
             return b"{}\n" * batch.num_rows
+        if batch.num_rows >= 2 * SPLIT_ROWS and (os.cpu_count() or 1) > 1:
+            # Two halves at once: Arrow's kernels release the GIL, so a second core writes one.
+            half = batch.num_rows // 2
+            later = _helper().submit(self._lines, batch.slice(half))
+            first = self._lines(batch.slice(0, half))
+            return b"".join((first, later.result()))
+        return self._lines(batch)
+
+    def _lines(self, batch: pa.RecordBatch) -> bytes:
         parts: list = []
+        literal = ""  # the text between two values: a key, and a string's closing quote
         for key, i in zip(self._keys, self._order, strict=True):
-            parts += [key, _json_column(batch.column(i))]
-        line = pc.binary_join_element_wise(*parts, "}\n", "")
+            text, quoted = _json_value(batch.column(i))
+            parts += [literal + key + ('"' if quoted else ""), text]
+            literal = '"' if quoted else ""
+        line = pc.binary_join_element_wise(*parts, literal + "}\n", "")
         _validity, offsets, data = line.buffers()
         ends = memoryview(offsets).cast("i")
         return data[ends[line.offset] : ends[line.offset + len(line)]].to_pybytes()
@@ -253,6 +367,7 @@ class CsvEncoder(_WriterEncoder):
 
     media_type = CSV
     extension = "csv"
+    split_first = True
 
     def _open(self, sink: _Tap) -> Any:
         return pa_csv.CSVWriter(sink, self.schema)

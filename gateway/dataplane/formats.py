@@ -54,7 +54,9 @@ def open_file(
             except BaseException:
                 handle.close()
                 raise
-            return BatchStream(schema, _guard(batches, where), on_close=handle.close)
+            return BatchStream(
+                schema, _guard(batches, where), on_close=handle.close, threadsafe=True
+            )
         handle = fs.open_input_stream(path)
         try:
             if fmt == "csv":
@@ -78,7 +80,7 @@ def open_file(
         if fmt == "jsonl" and cols is not None:
             schema = pa.schema([schema.field(c) for c in cols])
             batches = (b.select(cols) for b in batches)
-        return BatchStream(schema, batches, on_close=handle.close)
+        return BatchStream(schema, batches, on_close=handle.close, threadsafe=True)
     except FileNotFoundError:
         raise source_unavailable(f"{where} does not exist") from None
     except (OSError, pa.ArrowException) as err:

@@ -99,7 +99,7 @@ class HttpSource:
             close()
             client.close()
 
-        return BatchStream(schema, batches, on_close=close_all)
+        return BatchStream(schema, batches, on_close=close_all, threadsafe=True)
 
     def _jsonl(self, client: httpx.Client, batch_size: int):
         response = self._get(client, self.address.url)

@@ -72,17 +72,53 @@ def _text(values: pa.Array) -> pa.Array:
     return values.cast(pa.string())
 
 
+def _length_range(length: pa.Array) -> tuple[int, int]:
+    """Return the (min, max) of the lengths of the non-null values, (0, 0) when there are none."""
+    bounds = pc.min_max(length)
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    return (0, 0) if low is None else (low, high)
+
+
+def _ascii(text: pa.Array, length: pa.Array) -> bool:
+    """Return whether every value is ASCII: its characters are then as many as its bytes."""
+    return pc.sum(length).as_py() == pc.sum(pc.binary_length(text)).as_py()
+
+
+def _slice(text: pa.Array, ascii: bool, start: int, stop: int | None = None) -> pa.Array:
+    """Return the characters start .. stop of each value (utf8_slice_codeunits); on ASCII text
+    by bytes, which is the same and a fraction of the work."""
+    if not ascii:
+        return pc.utf8_slice_codeunits(text, start, stop)
+    out = pc.binary_slice(text.view(pa.binary()), start, stop)
+    return out.view(pa.string())  # ASCII slices of ASCII text: valid UTF-8 as they are
+
+
 def _keep_ends(head: int, tail: int, minimum: int):
     """Return the mask that keeps the first `head` and last `tail` characters of a value of at
-    least `minimum` characters, starring the rest; a shorter value is starred whole."""
+    least `minimum` characters, starring the rest; a shorter value is starred whole.
+
+    One pass over the lengths decides the work: when every value is long enough, nothing is
+    chosen per value, and when they are all of one length, the stars are one constant.
+    """
 
     def mask(text: pa.Array, length: pa.Array) -> pa.Array:
+        low, high = _length_range(length)
+        if high < minimum:  # every value is starred whole
+            return _stars(length)
+        middle = (
+            "*" * (low - head - tail)
+            if low == high
+            else _stars(pc.max_element_wise(pc.subtract(length, head + tail), 0))
+        )
+        ascii = _ascii(text, length)
         kept = pc.binary_join_element_wise(
-            pc.utf8_slice_codeunits(text, 0, head),
-            _stars(pc.max_element_wise(pc.subtract(length, head + tail), 0)),
-            pc.utf8_slice_codeunits(text, -tail),
+            _slice(text, ascii, 0, head),
+            middle,
+            _slice(text, ascii, -tail),
             "",
         )
+        if low >= minimum:
+            return kept
         return pc.if_else(pc.greater_equal(length, minimum), kept, _stars(length))
 
     return mask
@@ -93,7 +129,9 @@ _mask_id_card = _keep_ends(1, 1, 15)
 
 
 def _mask_name(text: pa.Array, length: pa.Array) -> pa.Array:
-    kept = pc.binary_join_element_wise(pc.utf8_slice_codeunits(text, 0, 1), "**", "")
+    kept = pc.binary_join_element_wise(_slice(text, _ascii(text, length), 0, 1), "**", "")
+    if _length_range(length)[0] >= 2:
+        return kept
     return pc.if_else(pc.greater_equal(length, 2), kept, "*")
 
 
@@ -126,6 +164,8 @@ def mask_array(values: pa.Array, kind: str = "text") -> pa.Array:
     """Return `values` masked to the shape of `kind` as a string array (null stays null)."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
+    if values.null_count == len(values):  # nothing to mask: no work on an all-null chunk
+        return pa.nulls(len(values), pa.string())
     text = _text(values)
     length = pc.utf8_length(text)
     out = SHAPES.get(kind, _mask_text)(text, length)
@@ -184,4 +224,4 @@ def apply(stream: BatchStream, obligations: Obligations) -> BatchStream:
                 if left <= 0:
                     return
 
-    return BatchStream(schema, batches(), on_close=stream.close)
+    return BatchStream(schema, batches(), on_close=stream.close, threadsafe=stream.threadsafe)

@@ -103,7 +103,10 @@ class SqlSource:
         except BaseException:
             close()
             raise
-        return BatchStream(schema, batches, on_close=close)
+        # psycopg's connection may be used from another thread (one at a time); SQLite's may
+        # not, so only a PostgreSQL stream is read ahead (stream.prefetch).
+        threadsafe = engine.dialect.name == "postgresql"
+        return BatchStream(schema, batches, on_close=close, threadsafe=threadsafe)
 
     def _select(self, conn: sa.Connection, columns: list[str] | None) -> sa.Select:
         """Return SELECT <columns> FROM <table> with every name quoted by the dialect."""
@@ -152,9 +155,9 @@ def _copy_csv(
         false_values=["f"],
     )
 
-    def parse(block: list[bytes]) -> Iterator[pa.RecordBatch]:
+    def parse(block: bytearray) -> Iterator[pa.RecordBatch]:
         table = pa_csv.read_csv(
-            pa.py_buffer(b"".join(block)),
+            pa.py_buffer(block),
             read_options=read_options,
             convert_options=convert_options,
         )
@@ -162,19 +165,20 @@ def _copy_csv(
 
     def batches() -> Iterator[pa.RecordBatch]:
         # The server sends one COPY message per row, so the chunks are whole rows: blocks of
-        # them are parsed here, in this thread (the connection is never read from another).
+        # them are parsed here, in the one thread that reads the stream (stream.prefetch).
         finished = False
         try:
             with cur.copy(f"COPY ({sql_text}) TO STDOUT (FORMAT csv, HEADER false)") as copy:
                 try:
-                    block: list[bytes] = []
-                    size, limit = 0, FIRST_BLOCK  # a small first block: the first batch is early
-                    for chunk in copy:
-                        block.append(bytes(chunk))
-                        size += len(chunk)
-                        if size >= limit:
+                    # Rows are appended to one buffer (each libpq buffer is freed at once:
+                    # holding a million of them costs more than the copy).
+                    block = bytearray()
+                    limit = FIRST_BLOCK  # a small first block: the first batch is early
+                    for chunk in _rows(raw, copy):
+                        block += chunk
+                        if len(block) >= limit:
                             yield from parse(block)
-                            block, size, limit = [], 0, COPY_BLOCK
+                            block, limit = bytearray(), COPY_BLOCK
                     if block:
                         yield from parse(block)
                     finished = True
@@ -198,6 +202,40 @@ def _copy_csv(
                 cur.close()
 
     return schema, batches()
+
+
+def _rows(raw, copy) -> Iterator[memoryview]:
+    """Yield the rows of a COPY TO as libpq hands them over, each its own buffer.
+
+    The rows already received are taken straight from libpq (`PQgetCopyData`, non-blocking):
+    psycopg's `Copy.read()` costs some microseconds a row in Python, more than the server
+    takes to send it. When libpq has no row ready, `copy.read()` waits for the socket (and
+    raises the server's error); at the end of the COPY, its final result is fetched and
+    checked as psycopg does (an error the server sent midway is raised here).
+    """
+    from psycopg import errors, generators, pq
+
+    pgconn = raw.pgconn
+    get = pgconn.get_copy_data
+    read = copy.read
+    while True:
+        nbytes, data = get(1)
+        if nbytes > 0:
+            yield data
+        elif nbytes == 0:  # no row ready: psycopg waits for the socket and reads one
+            data = read()
+            if not data:
+                return
+            yield data
+        elif nbytes == -1:  # the end: the COPY's final result (or the server's error)
+            results = raw.wait(generators.fetch_many(pgconn))
+            for result in results:
+                if result.status != pq.ExecStatus.COMMAND_OK:
+                    raise errors.error_from_result(result, encoding=raw.info.encoding)
+            return
+        else:  # -2: the connection failed; psycopg raises its error
+            read()
+            return
 
 
 def _cancelled(err: BaseException) -> bool:

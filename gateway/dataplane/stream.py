@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import io
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
 
 import pyarrow as pa
 
 DEFAULT_BATCH_SIZE = 16_384
+PREFETCH_DEPTH = 2  # batches read ahead of the encoder, at most (constant memory)
 
 
 def _use_a_returning_allocator() -> None:
@@ -36,7 +39,12 @@ _use_a_returning_allocator()
 
 
 class BatchStream:
-    """A schema and an iterator of record batches of that schema; a context manager."""
+    """A schema and an iterator of record batches of that schema; a context manager.
+
+    `threadsafe`: the source may be read (and closed) from a thread other than the one that
+    opened it, so `prefetch` may read it ahead in a thread of its own. False unless a source
+    says so (an SQLite connection, say, belongs to its thread).
+    """
 
     def __init__(
         self,
@@ -44,11 +52,13 @@ class BatchStream:
         batches: Iterable[pa.RecordBatch],
         *,
         on_close: Callable[[], None] | None = None,
+        threadsafe: bool = False,
     ) -> None:
         self.schema = schema
         self._batches = iter(batches)
         self._on_close = on_close
         self._closed = False
+        self.threadsafe = threadsafe
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         try:
@@ -77,7 +87,9 @@ class BatchStream:
 
     def map(self, schema: pa.Schema, fn: Callable[[pa.RecordBatch], pa.RecordBatch]) -> BatchStream:
         """Return a stream of `fn(batch)` for each batch, of `schema`; closing it closes this."""
-        return BatchStream(schema, (fn(b) for b in self), on_close=self.close)
+        return BatchStream(
+            schema, (fn(b) for b in self), on_close=self.close, threadsafe=self.threadsafe
+        )
 
     def read_all(self) -> pa.Table:
         """Return the whole stream as one table (tests and small data only)."""
@@ -112,7 +124,71 @@ def slice_stream(stream: BatchStream, offset: int, limit: int | None) -> BatchSt
             if left == 0:
                 return
 
-    return BatchStream(stream.schema, rows(), on_close=stream.close)
+    return BatchStream(stream.schema, rows(), on_close=stream.close, threadsafe=stream.threadsafe)
+
+
+def prefetch(stream: BatchStream, depth: int = PREFETCH_DEPTH) -> BatchStream:
+    """Return `stream` read ahead by a thread of its own, at most `depth` batches ahead.
+
+    The source is read (and its batches computed: obligations, say) while the caller encodes
+    and sends the batches before: Arrow's readers and kernels release the GIL, so on two cores
+    the two overlap. Memory stays constant: the queue holds `depth` batches. The source is used
+    and closed only in that thread; closing the returned stream stops the thread and waits for
+    it to have closed the source. A failure of the source is raised to the caller, in order.
+    A stream that is not `threadsafe` is returned as it is.
+    """
+    if not stream.threadsafe:
+        return stream
+    slots: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def put(item: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for batch in stream:
+                if not put(("batch", batch)):
+                    break
+            else:
+                put(("end", None))
+        except BaseException as err:  # handed to the reader, raised there
+            put(("error", err))
+        finally:
+            stream.close()
+
+    worker = threading.Thread(target=read, name="dataplane-prefetch", daemon=True)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        worker.start()
+        while True:
+            kind, item = slots.get()
+            if kind == "batch":
+                yield item
+            elif kind == "end":
+                return
+            else:
+                raise item
+
+    def close() -> None:
+        stop.set()
+        if worker.is_alive():
+            while worker.is_alive():
+                try:  # unblock a put at once
+                    slots.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            worker.join()
+        elif worker.ident is None:  # never started: the source is this thread's to close
+            stream.close()
+
+    return BatchStream(stream.schema, batches(), on_close=close, threadsafe=False)
 
 
 class ChunkReader(io.RawIOBase):

@@ -65,7 +65,9 @@ def test_two_million_parquet_rows_stream_in_constant_memory(parquet_root, media)
     _assert_flat(small, big)
 
 
-def test_two_million_postgresql_rows_stream_in_constant_memory(pg_cluster):
+@pytest.fixture(scope="module")
+def pg_product(pg_cluster):
+    """A holder database with the product's 2M rows (table product) and 400k (view small)."""
     name = f"holder_{uuid.uuid4().hex[:10]}"
     pg_cluster.create_database(name)
     conninfo = {
@@ -78,9 +80,14 @@ def test_two_million_postgresql_rows_stream_in_constant_memory(pg_cluster):
         fill_postgres(conninfo, ROWS)
         with psycopg.connect(**conninfo, autocommit=True) as conn:
             conn.execute(f"CREATE VIEW small AS SELECT * FROM product WHERE id < {SMALL}")
-        url = pg_cluster.url(name)
-        small = _measure({"type": "sql", "url": url, "table": "small"}, "arrow")
-        big = _measure({"type": "sql", "url": url, "table": "product"}, "arrow")
-        _assert_flat(small, big)
+        yield pg_cluster.url(name)
     finally:
         pg_cluster.drop_database(name)
+
+
+@pytest.mark.parametrize("media", ["jsonl", "arrow"])
+def test_two_million_postgresql_rows_stream_in_constant_memory(pg_product, media):
+    # read ahead in a thread (a bounded queue), JSON Lines written in two halves at once
+    small = _measure({"type": "sql", "url": pg_product, "table": "small"}, media)
+    big = _measure({"type": "sql", "url": pg_product, "table": "product"}, media)
+    _assert_flat(small, big)

@@ -305,3 +305,54 @@ def test_sql_postgresql_a_stream_left_early_cancels_the_copy_and_releases_the_da
             "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (dbname,)
         ).fetchone()[0]
     assert busy == 0
+
+
+def test_sql_postgresql_an_error_the_server_sends_midway_is_the_source_problem(
+    holder_pg, pg_cluster
+):
+    # The rows before the error are read straight from libpq; the error ends the COPY there.
+    dbname = holder_pg.rsplit("/", 1)[1]
+    with psycopg.connect(host=pg_cluster.host, port=pg_cluster.port, user="postgres",
+                         dbname=dbname, autocommit=True) as conn:  # fmt: skip
+        conn.execute("CREATE VIEW broken AS SELECT id, 1 / (id - 2000) AS x FROM trips")
+    address = parse_source_address({"type": "sql", "url": holder_pg, "table": "broken"})
+    seen = 0
+    with pytest.raises(DataPlaneError) as err:
+        for batch in open_source(address, config=None).open(batch_size=100):
+            seen += batch.num_rows
+    assert err.value.status == 502
+    assert seen < 2000
+
+
+def test_sql_postgresql_an_encoded_stream_left_early_releases_the_database(holder_pg, pg_cluster):
+    # encode() reads a PostgreSQL stream ahead in a thread: leaving it must still cancel the
+    # COPY and close the connection, from that thread, before close returns.
+    from gateway.dataplane import JSONL, encode, encoder_for
+
+    address = parse_source_address({"type": "sql", "url": holder_pg, "table": "trips"})
+    for _ in range(3):
+        stream = open_source(address, config=None).open(batch_size=100)
+        assert stream.threadsafe
+        chunks = encode(stream, encoder_for(JSONL, stream.schema))
+        assert next(chunks).startswith(b'{"at":')
+        chunks.close()
+    dbname = holder_pg.rsplit("/", 1)[1]
+    with psycopg.connect(host=pg_cluster.host, port=pg_cluster.port, user="postgres",
+                         dbname="postgres") as conn:  # fmt: skip
+        busy = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (dbname,)
+        ).fetchone()[0]
+    assert busy == 0
+
+
+def test_sql_postgresql_encoded_bytes_are_those_of_the_rows_in_order(holder_pg):
+    from gateway.dataplane import JSONL, encode, encoder_for
+    from gateway.dataplane.encoders import JsonLinesEncoder
+
+    address = parse_source_address({"type": "sql", "url": holder_pg, "table": "trips"})
+    stream = open_source(address, config=None).open(batch_size=100)
+    data = b"".join(encode(stream, encoder_for(JSONL, stream.schema)))
+    with open_source(address, config=None).open() as again:
+        table = again.read_all()
+    assert data == JsonLinesEncoder(table.schema).batch(table.combine_chunks().to_batches()[0])
+    assert data.count(b"\n") == N

@@ -116,3 +116,22 @@ def test_a_source_column_named_like_the_watermark_gives_way_to_the_mark():
     got = out.read_all()
     assert got.schema.names == ["id", WATERMARK_COLUMN]
     assert got.column(WATERMARK_COLUMN).to_pylist() == ["real", "real"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "values",
+    [
+        [f"138{i:08d}" for i in range(50)],  # one length, long enough: the constant-stars path
+        [f"138{i:08d}" for i in range(50)] + [None, "1381234567"],  # one too short, a null
+        ["王小明欧阳娜娜12345678"] * 3 + ["110101199003074512"],  # not ASCII: by characters
+        ["x" * 20] * 5,
+        ["", "a"],  # too short for every shape
+        [None, None, None],  # all null: no work, still nulls
+    ],
+    ids=["uniform", "one-short", "non-ascii", "long-uniform", "short", "all-null"],
+)
+def test_vectorised_mask_shortcuts_equal_the_reference(kind, values):
+    out = mask_array(pa.array(values, pa.string()), kind)
+    assert out.type == pa.string()
+    assert out.to_pylist() == [mask_value(v, kind) for v in values]
