@@ -7,6 +7,8 @@ describing them; every decision, allowed or denied, is recorded the same way.
 from datetime import timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -19,9 +21,11 @@ from gateway.core.db import fetch
 from gateway.core.errors import Problem, not_found, unprocessable
 from gateway.core.hashing import content_hash
 from gateway.core.ids import new_id
+from gateway.dataplane import WATERMARK_COLUMN, decode_cursor, encode_cursor
 from gateway.evidence.service import commit, record
 from gateway.exchanges import obligations as obl
 from gateway.exchanges.models import (
+    DEFAULT_PAGE_ROWS,
     Decision,
     ExchangeRequest,
     ExchangeResult,
@@ -36,6 +40,7 @@ from gateway.policy import versions as policy_versions
 from gateway.policy.client import PolicyDecision, PolicyError
 from gateway.products import service as products
 from gateway.products.models import Product
+from gateway.resources import data
 from gateway.resources import service as resources
 from gateway.resources.models import Resource
 from ledger import Entry
@@ -284,6 +289,8 @@ def _watermark(decision: PolicyDecision, decision_id: str, subject: Participant)
 
 
 def _rows(
+    session: Session,
+    gateway: Gateway,
     resource: Resource,
     request: ExchangeRequest | OpenExchangeRequest,
     *,
@@ -291,18 +298,64 @@ def _rows(
     decision: PolicyDecision,
     mark: str | None,
     name: str,
+    offset: int = 0,
 ) -> obl.Delivery:
-    """Return the api or file delivery of the resource's rows under the decision's obligations."""
-    return obl.deliver(
-        resource.rows,
-        delivery=request.delivery,
+    """Return the api or file delivery of one page of the resource's rows (from `offset`, at
+    most the request's limit or the default page) under the decision's obligations."""
+    stream = data.open_delivery(
+        session,
+        gateway,
+        resource,
         fields=fields,
         obligations=decision.obligations,
-        limit=request.limit,
+        limit=page_size(request),
         watermark=mark,
-        name=name,
-        kinds=_kinds(resource),
+        offset=offset,
     )
+    table = stream.read_all()
+    kept = [n for n in table.schema.names if n != WATERMARK_COLUMN]
+    return obl.package(table.to_pylist(), delivery=request.delivery, fields=kept, name=name)
+
+
+def page_size(request: ExchangeRequest | OpenExchangeRequest) -> int:
+    """Return the most rows one reply holds for `request`: its limit, else the default page."""
+    return request.limit if request.limit is not None else DEFAULT_PAGE_ROWS
+
+
+def _cursor_key(gateway: Gateway) -> bytes:
+    """Return the key cursors are signed with: derived from the gateway's signing key, so every
+    process of one gateway accepts the cursors of the others, and nobody else can forge one."""
+    raw = gateway.private_key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    return HKDF(hashes.SHA256(), 32, salt=None, info=b"dsgw exchange cursor v1").derive(raw)
+
+
+def _cursor_scope(subject: Participant, *, over: str, delivery: str, fields: list[str]) -> str:
+    """Return what a cursor is bound to: the consumer, the contract (or open product), the
+    delivery and the fields asked, so that it pages only the stream it was issued for."""
+    return "|".join(["exchange", subject.id, over, delivery, ",".join(fields)])
+
+
+def _offset(gateway: Gateway, request: ExchangeRequest | OpenExchangeRequest, scope: str) -> int:
+    """Return the row the request's cursor continues at (0 without one); 400 when forged."""
+    if request.cursor is None:
+        return 0
+    return decode_cursor(request.cursor, key=_cursor_key(gateway), scope=scope)
+
+
+def _next_cursor(
+    gateway: Gateway,
+    request: ExchangeRequest | OpenExchangeRequest,
+    scope: str,
+    *,
+    offset: int,
+    out: obl.Delivery,
+) -> str | None:
+    """Return the cursor of the next page when this one is full (more rows may follow)."""
+    if out.source_rows < page_size(request):
+        return None
+    return encode_cursor(offset + out.source_rows, key=_cursor_key(gateway), scope=scope)
 
 
 def _delivered(
@@ -321,8 +374,11 @@ def _delivered(
     out: obl.Delivery,
     mark: str | None,
     privacy: dict[str, Any] | None = None,
+    page: tuple[str, int] | None = None,
 ) -> ExchangeResult:
-    """Record the delivery (ledger entry and decision row, committed); return the reply."""
+    """Record the delivery (ledger entry and decision row, committed); return the reply.
+
+    `page`: for rows, the cursor scope and the row the page starts at."""
     result = decision.model_dump(mode="json")
     masked = sorted(set(decision.obligations.get("mask") or []) & set(out.fields))
     entry: Entry = record(
@@ -348,6 +404,7 @@ def _delivered(
             "exposure": result.get("exposure"),
             **({"file": {k: v for k, v in out.file.items() if k != "content"}} if out.file else {}),
             **({"groups": len(out.rows), "privacy": privacy} if privacy is not None else {}),
+            **({"offset": page[1]} if page is not None else {}),
         },
     )
     _keep_decision(
@@ -384,6 +441,10 @@ def _delivered(
         delivery=request.delivery,
         file=out.file,
         privacy=privacy,
+        offset=page[1] if page is not None else 0,
+        next_cursor=_next_cursor(gateway, request, page[0], offset=page[1], out=out)
+        if page is not None
+        else None,
     )
 
 
@@ -438,6 +499,8 @@ def exchange(
         if request.delivery == "compute"
         else request.requested(available)
     )
+    scope = _cursor_scope(subject, over=contract.id, delivery=request.delivery, fields=fields)
+    offset = _offset(gateway, request, scope) if request.delivery != "compute" else 0
     decision_id = new_id("dec")
     the_input = policy_input(
         subject=subject,
@@ -485,7 +548,15 @@ def exchange(
             raise _deny(session, gateway, result=result, status=exc.status, **deny) from None
     else:
         out = _rows(
-            resource, request, fields=fields, decision=decision, mark=mark, name=decision_id
+            session,
+            gateway,
+            resource,
+            request,
+            fields=fields,
+            decision=decision,
+            mark=mark,
+            name=decision_id,
+            offset=offset,
         )
     contract.rows_used += out.source_rows
     contract.calls_used += 1
@@ -504,6 +575,7 @@ def exchange(
         out=out,
         mark=mark,
         privacy=privacy,
+        page=None if request.delivery == "compute" else (scope, offset),
     )
 
 
@@ -565,6 +637,8 @@ def open_exchange(
     resource = resources.get(session, product.resource_id)
     _check_fields(request, resource)
     fields = request.requested(_open_fields(session, product, resource))
+    scope = _cursor_scope(subject, over=product.id, delivery=request.delivery, fields=fields)
+    offset = _offset(gateway, request, scope)
     decision_id = new_id("dec")
     the_input = policy_input(
         subject=subject,
@@ -587,7 +661,17 @@ def open_exchange(
         delivery=request.delivery,
     )
     mark = _watermark(decision, decision_id, subject)
-    out = _rows(resource, request, fields=fields, decision=decision, mark=mark, name=decision_id)
+    out = _rows(
+        session,
+        gateway,
+        resource,
+        request,
+        fields=fields,
+        decision=decision,
+        mark=mark,
+        name=decision_id,
+        offset=offset,
+    )
     return _delivered(
         session,
         gateway,
@@ -602,4 +686,5 @@ def open_exchange(
         the_input=the_input,
         out=out,
         mark=mark,
+        page=(scope, offset),
     )
