@@ -4,11 +4,12 @@ The rows leave only in the reply of a transaction that has durably written the l
 describing them; every decision, allowed or denied, is recorded the same way.
 """
 
-import hashlib
 from datetime import timedelta
 from typing import Any
 
 import pyarrow as pa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -21,11 +22,13 @@ from gateway.core.db import fetch
 from gateway.core.errors import Problem, not_found, unprocessable
 from gateway.core.hashing import content_hash
 from gateway.core.ids import new_id
+from gateway.dataplane import decode_cursor, encode_cursor
 from gateway.dataplane.embedded import json_rows
 from gateway.dataplane.errors import DataPlaneError
 from gateway.evidence.service import commit, record
 from gateway.exchanges import obligations as obl
 from gateway.exchanges.models import (
+    DEFAULT_PAGE_ROWS,
     Decision,
     ExchangeRequest,
     ExchangeResult,
@@ -300,8 +303,10 @@ def _rows(
     mark: str | None,
     name: str,
     deny: dict[str, Any],
+    offset: int = 0,
 ) -> obl.Delivery:
-    """Return the api or file delivery of the resource's rows under the decision's obligations,
+    """Return the api or file delivery of one page of the resource's rows (from `offset`, at
+    most the request's limit or the default page) under the decision's obligations,
     read from where the data lives (gateway/resources/data.py) with the obligations applied on
     the stream. A source that cannot be read is a recorded refusal (`exchange.denied`, reason
     SOURCE_UNAVAILABLE) and a 502 data-source-unavailable: nothing leaves without evidence."""
@@ -314,8 +319,9 @@ def _rows(
             resource,
             fields=fields,
             obligations=decision.obligations,
-            limit=request.limit,
+            limit=page_size(request),
             watermark=mark,
+            offset=offset,
         )
         out = json_rows(stream)
     except (DataPlaneError, pa.ArrowException, OSError) as exc:
@@ -325,18 +331,48 @@ def _rows(
         raise _deny(session, gateway, result=result, status=502, **deny) from None
     drop = set(decision.obligations.get("drop") or [])
     kept = [n for n in fields if n not in drop]
-    if request.delivery == "file":
-        blob = obl.to_jsonl(out)
-        digest = hashlib.sha256(blob).hexdigest()
-        file = {
-            "name": f"{name}.jsonl",
-            "media_type": "application/jsonl",
-            "sha256": digest,
-            "bytes": len(blob),
-            "content": blob.decode("utf-8"),
-        }
-        return obl.Delivery(kept, [], len(out), digest, file=file)
-    return obl.Delivery(kept, out, len(out), content_hash(out))
+    return obl.package(out, delivery=request.delivery, fields=kept, name=name)
+
+
+def page_size(request: ExchangeRequest | OpenExchangeRequest) -> int:
+    """Return the most rows one reply holds for `request`: its limit, else the default page."""
+    return request.limit if request.limit is not None else DEFAULT_PAGE_ROWS
+
+
+def _cursor_key(gateway: Gateway) -> bytes:
+    """Return the key cursors are signed with: derived from the gateway's signing key, so every
+    process of one gateway accepts the cursors of the others, and nobody else can forge one."""
+    raw = gateway.private_key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    return HKDF(hashes.SHA256(), 32, salt=None, info=b"dsgw exchange cursor v1").derive(raw)
+
+
+def _cursor_scope(subject: Participant, *, over: str, delivery: str, fields: list[str]) -> str:
+    """Return what a cursor is bound to: the consumer, the contract (or open product), the
+    delivery and the fields asked, so that it pages only the stream it was issued for."""
+    return "|".join(["exchange", subject.id, over, delivery, ",".join(fields)])
+
+
+def _offset(gateway: Gateway, request: ExchangeRequest | OpenExchangeRequest, scope: str) -> int:
+    """Return the row the request's cursor continues at (0 without one); 400 when forged."""
+    if request.cursor is None:
+        return 0
+    return decode_cursor(request.cursor, key=_cursor_key(gateway), scope=scope)
+
+
+def _next_cursor(
+    gateway: Gateway,
+    request: ExchangeRequest | OpenExchangeRequest,
+    scope: str,
+    *,
+    offset: int,
+    out: obl.Delivery,
+) -> str | None:
+    """Return the cursor of the next page when this one is full (more rows may follow)."""
+    if out.source_rows < page_size(request):
+        return None
+    return encode_cursor(offset + out.source_rows, key=_cursor_key(gateway), scope=scope)
 
 
 def _delivered(
@@ -355,8 +391,11 @@ def _delivered(
     out: obl.Delivery,
     mark: str | None,
     privacy: dict[str, Any] | None = None,
+    page: tuple[str, int] | None = None,
 ) -> ExchangeResult:
-    """Record the delivery (ledger entry and decision row, committed); return the reply."""
+    """Record the delivery (ledger entry and decision row, committed); return the reply.
+
+    `page`: for rows, the cursor scope and the row the page starts at."""
     result = decision.model_dump(mode="json")
     masked = sorted(set(decision.obligations.get("mask") or []) & set(out.fields))
     entry: Entry = record(
@@ -382,6 +421,7 @@ def _delivered(
             "exposure": result.get("exposure"),
             **({"file": {k: v for k, v in out.file.items() if k != "content"}} if out.file else {}),
             **({"groups": len(out.rows), "privacy": privacy} if privacy is not None else {}),
+            **({"offset": page[1]} if page is not None else {}),
         },
     )
     _keep_decision(
@@ -418,6 +458,10 @@ def _delivered(
         delivery=request.delivery,
         file=out.file,
         privacy=privacy,
+        offset=page[1] if page is not None else 0,
+        next_cursor=_next_cursor(gateway, request, page[0], offset=page[1], out=out)
+        if page is not None
+        else None,
     )
 
 
@@ -472,6 +516,8 @@ def exchange(
         if request.delivery == "compute"
         else request.requested(available)
     )
+    scope = _cursor_scope(subject, over=contract.id, delivery=request.delivery, fields=fields)
+    offset = _offset(gateway, request, scope) if request.delivery != "compute" else 0
     decision_id = new_id("dec")
     the_input = policy_input(
         subject=subject,
@@ -529,6 +575,7 @@ def exchange(
             mark=mark,
             name=decision_id,
             deny=deny,
+            offset=offset,
         )
     contract.rows_used += out.source_rows
     contract.calls_used += 1
@@ -547,6 +594,7 @@ def exchange(
         out=out,
         mark=mark,
         privacy=privacy,
+        page=None if request.delivery == "compute" else (scope, offset),
     )
 
 
@@ -608,6 +656,8 @@ def open_exchange(
     resource = resources.get(session, product.resource_id)
     _check_fields(request, resource)
     fields = request.requested(_open_fields(session, product, resource))
+    scope = _cursor_scope(subject, over=product.id, delivery=request.delivery, fields=fields)
+    offset = _offset(gateway, request, scope)
     decision_id = new_id("dec")
     the_input = policy_input(
         subject=subject,
@@ -640,6 +690,7 @@ def open_exchange(
         mark=mark,
         name=decision_id,
         deny=deny,
+        offset=offset,
     )
     return _delivered(
         session,
@@ -655,4 +706,5 @@ def open_exchange(
         the_input=the_input,
         out=out,
         mark=mark,
+        page=(scope, offset),
     )

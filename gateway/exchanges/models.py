@@ -1,9 +1,9 @@
 """Exchanges: a consumer's request for data under a contract, and every decision on it."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -29,6 +29,15 @@ class Decision(Base):
     created_at: Mapped[datetime]
 
 
+# A page of rows in a JSON reply: the default and the most one reply holds. Larger data moves
+# as a transfer (specs/transfers.md), streamed in constant memory.
+DEFAULT_PAGE_ROWS = 10_000
+MAX_PAGE_ROWS = 100_000
+Cursor = Annotated[
+    str, StringConstraints(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9_.-]+$")
+]
+
+
 class ExchangeRequest(BaseModel):
     """What a consumer asks for: data under a contract, for a purpose."""
 
@@ -52,7 +61,16 @@ class ExchangeRequest(BaseModel):
         description="fields of the resource wanted; default: all the contract allows",
     )
     limit: int | None = Field(
-        None, gt=0, le=100_000, description="api and file only: at most this many rows"
+        None,
+        gt=0,
+        le=MAX_PAGE_ROWS,
+        description="api and file only: at most this many rows (one page); default "
+        f"{DEFAULT_PAGE_ROWS:,}",
+    )
+    cursor: Cursor | None = Field(
+        None,
+        description="api and file only: the `next_cursor` of the previous page, to continue "
+        "where it ended (each page is its own decision, metered and recorded)",
     )
     # compute only (specs/compute.md): what to compute, over which declared filters.
     aggregates: list[Aggregate] | None = Field(
@@ -71,6 +89,8 @@ class ExchangeRequest(BaseModel):
     @model_validator(mode="after")
     def _compute_asks_declared_aggregates(self) -> "ExchangeRequest":
         compute_only = {"aggregates": self.aggregates, "filters": self.filters}
+        if self.delivery == "compute" and self.cursor is not None:
+            raise ValueError("cursor does not apply to compute: it pages rows, never offered")
         if self.delivery != "compute":
             sent = sorted(name for name, value in compute_only.items() if value is not None)
             if sent:
@@ -104,7 +124,14 @@ class OpenExchangeRequest(BaseModel):
         None, max_length=200, description="fields wanted; default: all the product's offers expose"
     )
     limit: int | None = Field(
-        None, gt=0, le=100_000, description="at most this many rows (the policy caps them too)"
+        None,
+        gt=0,
+        le=MAX_PAGE_ROWS,
+        description="at most this many rows, one page (the policy caps them too); default "
+        f"{DEFAULT_PAGE_ROWS:,}",
+    )
+    cursor: Cursor | None = Field(
+        None, description="the `next_cursor` of the previous page, to continue where it ended"
     )
 
     def requested(self, available: list[str]) -> list[str]:
@@ -169,6 +196,12 @@ class ExchangeResult(BaseModel):
     file: FileDelivery | None = Field(None, description="file delivery: the file (rows is empty)")
     privacy: PrivacyRead | None = Field(
         None, description="compute delivery: the ε this release spent, what is left, the noise"
+    )
+    offset: int = Field(0, description="api and file: the row of the data this page starts at")
+    next_cursor: str | None = Field(
+        None,
+        description="api and file: present when the page is full, so that more rows may follow; "
+        "send it as `cursor` with the same fields for the next page",
     )
 
 

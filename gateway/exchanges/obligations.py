@@ -192,8 +192,13 @@ def deliver(
     kept, out = apply(
         rows, fields=fields, obligations=obligations, limit=limit, watermark=watermark, kinds=kinds
     )
+    return package(out, delivery=delivery, fields=kept, name=name)
+
+
+def package(rows: list[dict[str, Any]], *, delivery: str, fields: list[str], name: str) -> Delivery:
+    """Return rows already under their obligations as an api reply or a JSON Lines file."""
     if delivery == "file":
-        blob = to_jsonl(out)
+        blob = to_jsonl(rows)
         digest = hashlib.sha256(blob).hexdigest()
         file = {
             "name": f"{name}.jsonl",
@@ -202,5 +207,7 @@ def deliver(
             "bytes": len(blob),
             "content": blob.decode("utf-8"),
         }
-        return Delivery(kept, [], len(out), digest, file=file)
-    return Delivery(kept, out, len(out), content_hash(out))
+        return Delivery(fields, [], len(rows), digest, file=file)
+    if delivery != "api":
+        raise UnsupportedObligation(f"rows are delivered by api or file, not {delivery}")
+    return Delivery(fields, rows, len(rows), content_hash(rows))
