@@ -6,7 +6,7 @@ from pathlib import Path
 import structlog
 from fastapi import FastAPI, Request
 from jwt.algorithms import OKPAlgorithm
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import sessionmaker
 
 from gateway import __version__, openapi
@@ -16,8 +16,8 @@ from gateway.authorisations.views import router as authorisations_router
 from gateway.context import Gateway
 from gateway.core import clock
 from gateway.core.config import Settings
-from gateway.core.db import create_schema, make_engine
-from gateway.core.errors import install_handlers
+from gateway.core.db import bootstrap_lock, create_schema, make_engine, wait_for_database
+from gateway.core.errors import Problem, install_handlers, problem_responses
 from gateway.core.guard import InputGuard
 from gateway.core.ratelimit import RateLimit, RateLimiter
 from gateway.disclosure.views import router as disclosure_router
@@ -45,7 +45,8 @@ def build_gateway(settings: Settings) -> Gateway:
     settings.state_dir.chmod(0o700)
     settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     signer = load_or_create_signer(settings.gateway_key_path)
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, timeouts=settings.db_timeouts)
+    wait_for_database(engine, seconds=settings.db_wait_seconds)
     create_schema(engine, upgrade=settings.db_upgrade)
     sessions = sessionmaker(engine, expire_on_commit=False, info=checkpoint_info(settings))
     gateway = Gateway(
@@ -60,7 +61,9 @@ def build_gateway(settings: Settings) -> Gateway:
             version_ttl=settings.policy_version_ttl,
         ),
     )
-    with sessions() as session:
+    # Processes starting together on one database bootstrap one at a time, so that the genesis
+    # and the admin exist once (on SQLite each check-then-write is one BEGIN IMMEDIATE).
+    with bootstrap_lock(engine), sessions() as session:
         size, _ = ledger_store.head(session.connection())
         if size == 0:
             record(
@@ -74,6 +77,7 @@ def build_gateway(settings: Settings) -> Gateway:
         participants.ensure_admin(
             session, signer, admin_key=load_or_create_signer(settings.admin_key_path)
         )
+        session.commit()
     with sessions() as session:
         # The policy version OPA serves at start is evidence (when OPA answers already).
         policy_versions.current(session, signer, gateway.policy)
@@ -125,6 +129,24 @@ def api() -> FastAPI:
             policy_engine="ok" if gw.policy.healthy() else "unavailable",
         )
 
+    @app.get("/ready", tags=["health"], response_model=Readiness, responses=problem_responses(503))
+    def ready(request: Request) -> Readiness:
+        """Return 200 when this process can serve: the database answers, the ledger's head is
+        readable and OPA answers; else 503 `not-ready` naming what failed (for load balancers)."""
+        gw: Gateway = request.app.state.gateway
+        checks = readiness_checks(gw)
+        if not all(value == "ok" for value in checks.values()):
+            failed = sorted(name for name, value in checks.items() if value != "ok")
+            log.error("not ready", checks=checks)
+            raise Problem(
+                503,
+                "not-ready",
+                "Not ready",
+                f"this process cannot serve yet: {', '.join(failed)} failed",
+                checks=checks,
+            )
+        return Readiness(status="ready", time=clock.rfc3339(clock.now()), checks=checks)
+
     @app.middleware("http")
     async def _log_requests(request: Request, call_next):
         started = time.perf_counter()
@@ -155,6 +177,28 @@ class Health(BaseModel):
     status: str
     time: str
     policy_engine: str
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="ready")
+    time: str
+    checks: dict[str, str] = Field(description="database, ledger, policy_engine: ok or why not")
+
+
+def readiness_checks(gw: Gateway) -> dict[str, str]:
+    """Return each dependency's state: "ok", or the kind of error that stopped it."""
+    checks: dict[str, str] = {}
+    try:
+        with gw.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+            checks["database"] = "ok"
+            ledger_store.head(conn)
+            checks["ledger"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready, and is named
+        checks.setdefault("database", type(exc).__name__)
+        checks.setdefault("ledger", "unreadable")
+    checks["policy_engine"] = "ok" if gw.policy.healthy() else "unavailable"
+    return checks
 
 
 def build_ledger_export(settings: Settings, out_dir: Path) -> dict:

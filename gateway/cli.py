@@ -28,6 +28,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from gateway.app import create_app
     from gateway.core.logging import configure_logging
+    from gateway.core.db import DatabaseUnreachable
     from gateway.migrations import SchemaOutdated
     from gateway.policy.opa_process import OpaNotFound, OpaServer
 
@@ -83,7 +84,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             asyncio.run(_run())
         print("stopped", flush=True)
         return 0
-    except (OSError, SchemaOutdated) as exc:
+    except (OSError, SchemaOutdated, DatabaseUnreachable) as exc:
         print(f"dsgw serve: {exc}", file=sys.stderr)
         return 2
     finally:

@@ -95,7 +95,10 @@ def create_schema(engine: Engine) -> None:
     """Create the ledger's tables, head row (seq 0, GENESIS_PREV) and guard triggers if missing."""
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            # Several gateway processes may start at once on one database.
+            # Several gateway processes may start at once on one database: each waits its turn
+            # (no lock or statement limit for this set-up transaction).
+            conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
+            conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
             conn.execute(text("SELECT pg_advisory_xact_lock(7231)"))
         metadata.create_all(conn)
         _insert_head_if_absent(conn)

@@ -20,6 +20,14 @@ class Settings:
     database_url: str | None = None
     # Migrate an older schema in place at start (`dsgw serve --upgrade`); else refuse to start.
     db_upgrade: bool = False
+    # PostgreSQL session limits, in seconds (0: none), so that a frozen or partitioned process
+    # cannot stall the others: a lock waited for longer, a statement running longer, or a
+    # transaction left idle longer is ended by the database (specs/operations.md).
+    db_lock_timeout: float = 5.0
+    db_statement_timeout: float = 30.0
+    db_idle_in_transaction_timeout: float = 60.0
+    # How long a start waits for the database to answer before it gives up (seconds).
+    db_wait_seconds: float = 30.0
     opa_url: str = "http://127.0.0.1:8181"
     opa_timeout: float = 2.0
     # How long a bundle version read from OPA is trusted before OPA is asked again (seconds).
@@ -38,6 +46,15 @@ class Settings:
     checkpoint_seconds: float = 300.0
     # Rate limits per route class and client (gateway/core/ratelimit.py); "off" disables them.
     rate_limits: str = DEFAULT_RATE_LIMITS
+
+    @property
+    def db_timeouts(self) -> dict[str, float]:
+        """Return the PostgreSQL session limits: setting name -> seconds (0: none)."""
+        return {
+            "lock_timeout": self.db_lock_timeout,
+            "statement_timeout": self.db_statement_timeout,
+            "idle_in_transaction_session_timeout": self.db_idle_in_transaction_timeout,
+        }
 
     @property
     def keys_dir(self) -> Path:
@@ -69,6 +86,14 @@ class Settings:
             values["database_url"] = env["DSGW_DATABASE_URL"]
         if "DSGW_DB_UPGRADE" in env:
             values["db_upgrade"] = env["DSGW_DB_UPGRADE"].strip().lower() in ("1", "true", "yes")
+        for name in (
+            "db_lock_timeout",
+            "db_statement_timeout",
+            "db_idle_in_transaction_timeout",
+            "db_wait_seconds",
+        ):
+            if f"DSGW_{name.upper()}" in env:
+                values[name] = float(env[f"DSGW_{name.upper()}"])
         if "DSGW_OPA_URL" in env:
             values["opa_url"] = env["DSGW_OPA_URL"]
         if "DSGW_OPA_TIMEOUT" in env:

@@ -1,11 +1,13 @@
 """The database: SQLAlchemy 2 engines for SQLite (embedded default) and PostgreSQL (production)."""
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TypeVar
 
+import structlog
 from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event, make_url, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -14,6 +16,7 @@ from sqlalchemy.types import JSON
 from gateway.core.errors import Problem, not_found
 
 T = TypeVar("T")
+log = structlog.get_logger("dsgw.db")
 
 
 class UTCDateTime(TypeDecorator):
@@ -72,10 +75,17 @@ def secure_sqlite_files(url: str) -> None:
             continue
 
 
-def make_engine(url: str) -> Engine:
+def pg_options(timeouts: Mapping[str, float]) -> str:
+    """Return libpq `options` setting each PostgreSQL session limit (seconds; 0: none)."""
+    return " ".join(f"-c {name}={int(seconds * 1000)}" for name, seconds in timeouts.items())
+
+
+def make_engine(url: str, *, timeouts: Mapping[str, float] | None = None) -> Engine:
     """Return an engine; SQLite transactions take the write lock at BEGIN (serialised appends).
 
     A SQLite database file is created (or fixed) owner-only before the first connection.
+    PostgreSQL sessions get `timeouts` (lock_timeout, statement_timeout,
+    idle_in_transaction_session_timeout, in seconds) so that no session waits or holds forever.
     """
     if url.startswith("sqlite"):
         secure_sqlite_files(url)
@@ -97,7 +107,38 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    connect_args = {"options": pg_options(timeouts)} if timeouts else {}
+    return create_engine(
+        url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args
+    )
+
+
+def wait_for_database(engine: Engine, *, seconds: float) -> None:
+    """Return once the database answers; retry with back-off for up to `seconds`, then raise
+    DatabaseUnreachable naming the last error (a start waits for its database, never crashes
+    on the first refused connection)."""
+    deadline = time.monotonic() + seconds
+    delay, attempts = 0.1, 0
+    while True:
+        attempts += 1
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return
+        except (OperationalError, InterfaceError) as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DatabaseUnreachable(
+                    f"the database did not answer within {seconds:g} s ({attempts} attempts); "
+                    f"last error: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+                ) from exc
+            log.warning("database not answering yet; retrying", error=type(exc).__name__)
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 2.0)
+
+
+class DatabaseUnreachable(RuntimeError):
+    """The database did not answer at start within the configured wait."""
 
 
 def create_schema(engine: Engine, *, upgrade: bool = False) -> None:
@@ -111,6 +152,30 @@ def create_schema(engine: Engine, *, upgrade: bool = False) -> None:
 
     migrate(engine, upgrade=upgrade)
     ledger_store.create_schema(engine)
+
+
+BOOTSTRAP_LOCK = 7232
+
+
+@contextmanager
+def bootstrap_lock(engine: Engine) -> Iterator[None]:
+    """Hold PostgreSQL's start-up lock (a session advisory lock on a connection of its own)
+    across the bootstrap's several commits; waits without limit for a process starting before.
+    Nothing on SQLite, whose write transactions are serialised already."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SET lock_timeout = 0")
+        conn.exec_driver_sql("SET statement_timeout = 0")
+        conn.exec_driver_sql(f"SELECT pg_advisory_lock({BOOTSTRAP_LOCK})")
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql(f"SELECT pg_advisory_unlock({BOOTSTRAP_LOCK})")
+            conn.commit()
+            conn.invalidate()  # its session settings differ from the pool's: never reused
 
 
 def database_unavailable(exc: Exception) -> Problem:

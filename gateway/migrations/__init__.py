@@ -110,7 +110,13 @@ def current(conn: Connection) -> str | None:
 
 
 def _lock(conn: Connection) -> None:
+    """Take the migration lock (PostgreSQL): processes starting together migrate one at a time.
+
+    The session limits (gateway.core.db.make_engine) do not apply to this transaction: a start
+    waits for the one migrating before it, and a long migration is not cut short."""
     if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
+        conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
 
 
