@@ -85,8 +85,10 @@ def _entry_data(transfer: Transfer, **more: Any) -> dict[str, Any]:
     }
 
 
-def _record(session: Session, gateway: Gateway, type: str, transfer: Transfer, **data) -> Entry:
-    return record(session, gateway.signer, type=type, data=_entry_data(transfer, **data))
+def _record(
+    session: Session, gateway: Gateway, entry_type: str, transfer: Transfer, /, **data: Any
+) -> Entry:
+    return record(session, gateway.signer, type=entry_type, data=_entry_data(transfer, **data))
 
 
 def _reservation(decision_obligations: dict[str, Any], limit: int | None) -> int | None:
