@@ -32,7 +32,14 @@ from gateway.core.db import session_scope
 from gateway.core.errors import Problem, conflict, unprocessable
 from gateway.core.hashing import content_hash
 from gateway.core.ids import new_id
-from gateway.dataplane import BatchStream, Encoder, encode, encoder_for, open_sink
+from gateway.dataplane import (
+    DEFAULT_BATCH_SIZE,
+    BatchStream,
+    Encoder,
+    encode,
+    encoder_for,
+    open_sink,
+)
 from gateway.dataplane.addresses import parse_sink_address
 from gateway.evidence.service import commit, record
 from gateway.exchanges import flows as exchanges
@@ -51,6 +58,8 @@ log = structlog.get_logger("gateway.transfers")
 # Push sink addresses, secrets included, by transfer id: memory only, while the transfer runs.
 _SINKS: dict[str, Any] = {}
 _SINKS_LOCK = threading.Lock()
+# Rows per batch a transfer streams: a broken stream is known to within one batch.
+BATCH_ROWS = DEFAULT_BATCH_SIZE
 # The push workers of this process, by transfer id (tests and shutdown wait for them).
 _WORKERS: dict[str, threading.Thread] = {}
 
@@ -482,6 +491,7 @@ def _open(session: Session, gateway: Gateway, transfer: Transfer) -> tuple[Batch
         obligations=transfer.obligations,
         limit=limit,
         watermark=transfer.watermark,
+        batch_size=BATCH_ROWS,
     )
     session.commit()  # no transaction (SQLite: no write lock) held while the bytes flow
     return stream, encoder_for(transfer.format, stream.schema)
