@@ -18,6 +18,15 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # A database made by create_all of a later main has the tables already: keep them.
+    found = sa.inspect(op.get_bind())
+    if not found.has_table("transfers"):
+        _create_transfers()
+    if not found.has_table("idempotency_keys"):
+        _create_idempotency_keys()
+
+
+def _create_transfers() -> None:
     op.create_table(
         "transfers",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -52,6 +61,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_transfers_contract_id", "transfers", ["contract_id"], unique=False)
+
+
+def _create_idempotency_keys() -> None:
     op.create_table(
         "idempotency_keys",
         sa.Column("subject_id", sa.String(length=40), nullable=False),
