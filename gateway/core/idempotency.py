@@ -176,6 +176,7 @@ def run(
         if problem.status >= 500:
             forget(session, subject_id=subject_id, route=route, key=key)
             raise
+        session.rollback()  # whatever the refused request left uncommitted is not kept
         stored = {"problem": problem.body(), "headers": problem.headers}
         settle(session, subject_id=subject_id, route=route, key=key, status=problem.status,
                response=stored)  # fmt: skip
