@@ -3,6 +3,7 @@ the rows, bytes and digest of what was sent, and the unsent part of the reservat
 
 import asyncio
 import dataclasses
+import hashlib
 import socket
 import threading
 import time
@@ -109,3 +110,47 @@ def test_a_pull_broken_off_mid_stream_is_recorded_as_interrupted_with_what_was_s
     assert entries(gateway, "transfer.completed") == []
     # Metered for the rows that left, the rest of the reservation released.
     assert usage(gateway, world.deal["id"]) == (interrupted["rows"], 1)
+
+
+def test_a_pull_suspended_mid_stream_stops_at_the_next_batch_and_resumes_whole(
+    served, settings, monkeypatch
+):
+    http, gateway = served
+    monkeypatch.setattr(transfer_flows, "BATCH_ROWS", 1000)
+    world = transfer_world(http, settings, rows=ROWS, fields=FIELDS, quota_rows=50_000)
+    body = start(world).json()
+    broken = False
+    with httpx.Client(timeout=60) as consumer:
+        with consumer.stream(
+            "GET",
+            body["data"]["endpoint"],
+            headers={"Authorization": f"Bearer {body['data']['token']}"},
+        ) as response:
+            chunks = response.iter_raw()
+            received = len(next(chunks))
+            suspended = world.merchant.call("POST", f"/transfers/{body['id']}/suspend")
+            assert suspended.status_code == 200, suspended.text
+            try:
+                for chunk in chunks:
+                    received += len(chunk)
+            except httpx.TransportError:
+                broken = True  # the gateway cut the stream off
+    assert broken or received < len(ROWS) * len(PAD)
+    found = world.consumer.call("GET", f"/transfers/{body['id']}").json()
+    assert found["state"] == "SUSPENDED"
+    interrupted = entries(gateway, "transfer.interrupted")[-1].body["data"]
+    assert interrupted["state"] == "SUSPENDED" and "SUSPENDED" in interrupted["reason"]
+    assert 0 < interrupted["rows"] < len(ROWS)
+
+    resumed = world.consumer.call("POST", f"/transfers/{body['id']}/resume")
+    assert resumed.status_code == 200, resumed.text
+    again = http.get(
+        resumed.json()["data"]["endpoint"],
+        headers={"Authorization": f"Bearer {resumed.json()['data']['token']}"},
+    )
+    assert again.status_code == 200
+    done = world.consumer.call("GET", f"/transfers/{body['id']}").json()
+    assert done["state"] == "COMPLETED" and done["rows"] == len(ROWS)
+    assert done["sha256"] == hashlib.sha256(again.content).hexdigest()
+    # Both attempts' rows left the gateway: both are metered; the call once.
+    assert usage(gateway, world.deal["id"]) == (interrupted["rows"] + len(ROWS), 1)
