@@ -8,6 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.background import BackgroundTask
 
 from gateway.auth.views import current_participant
 from gateway.context import Gateway, get_gateway, get_session
@@ -215,4 +216,6 @@ def data(
             "Cache-Control": "no-store",
             "X-Transfer-Id": transfer.id,
         },
+        # A stream the server never began (the client left at once) is recorded too.
+        background=BackgroundTask(pull.close),
     )
