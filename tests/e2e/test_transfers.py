@@ -419,6 +419,33 @@ def test_a_retried_transfer_with_its_key_is_the_same_transfer_metered_once(world
     assert usage(gateway, world.deal["id"]) == (6, 1)
 
 
+def test_an_idempotency_key_is_the_subjects_own_and_forgotten_after_its_retention(world, gateway):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from gateway.core import clock
+    from gateway.core.idempotency import RETENTION_SECONDS, IdempotencyKey
+
+    key = {"Idempotency-Key": "shared-key"}
+    mine = start(world, headers=key, limit=2)
+    assert mine.status_code == 201
+    # The same key and body from someone else is that one's own request (here: refused).
+    theirs = start(world, party=world.stranger, headers=key, limit=2)
+    assert theirs.status_code == 404
+    with gateway.engine.begin() as conn:
+        kept = conn.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.key == "shared-key")
+            .values(expires_at=clock.now() - timedelta(seconds=1))
+        )
+        assert kept.rowcount == 2
+    assert RETENTION_SECONDS == 24 * 3600
+    # Past its retention, the key is free again: another body makes another transfer.
+    later = start(world, headers=key, limit=3)
+    assert later.status_code == 201 and later.json()["id"] != mine.json()["id"]
+
+
 def test_a_retried_exchange_with_its_key_returns_the_stored_reply_delivered_once(world, gateway):
     key = {"Idempotency-Key": "exchange-1"}
     body = {"contract_id": world.deal["id"], "purpose": PURPOSE, "limit": 3}
@@ -445,6 +472,10 @@ def test_a_retried_exchange_with_its_key_returns_the_stored_reply_delivered_once
     assert one.status_code == two.status_code == 403
     assert one.json()["decision_id"] == two.json()["decision_id"]
     assert len(entries(gateway, "exchange.denied")) == 1
+    # Without a key, the same request is a new one: delivered and metered again.
+    plain = world.consumer.call("POST", "/exchanges", json=body)
+    assert plain.status_code == 200 and plain.json()["exchange_id"] != first.json()["exchange_id"]
+    assert usage(gateway, world.deal["id"]) == (6, 2)
 
 
 # -- quota -----------------------------------------------------------------------------------
