@@ -18,6 +18,7 @@ import hashlib
 import threading
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
 import structlog
@@ -178,7 +179,7 @@ def start(
         sha256=None,
         streaming=False,
         token_generation=1,
-        sink=address.public() if address is not None else None,
+        sink=_public_sink(address),
         location=None,
         reason=None,
         completed_seq=None,
@@ -227,6 +228,18 @@ def start(
         _start_push(gateway, transfer.id, address)
         return transfer, None
     return transfer, tokens.issue(gateway, transfer)
+
+
+def _public_sink(address) -> dict[str, Any] | None:
+    """Return what may be kept and shown of a sink address: no secret part, and an http URL
+    without its query (a presigned URL's query is a credential)."""
+    if address is None:
+        return None
+    public = address.public()
+    if public.get("type") == "http":
+        parts = urlsplit(public["url"])
+        public["url"] = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    return public
 
 
 def _public_location(sink: dict[str, Any] | None) -> str | None:

@@ -362,22 +362,25 @@ def test_a_push_to_the_consumers_s3_bucket_lands_the_bytes_the_ledger_describes(
 def test_a_push_to_the_consumers_http_endpoint_sends_the_bytes_the_ledger_describes(world, gateway):
     server = http_source.shared()
     name = f"t-{uuid.uuid4().hex[:8]}"
+    signature = f"presigned-{uuid.uuid4().hex}"
     started = start(
         world,
         type="push",
         format="text/csv",
         limit=11,
-        sink={"type": "http", "url": f"{server.url}/bearer/upload/{name}",
+        sink={"type": "http", "url": f"{server.url}/bearer/upload/{name}?sig={signature}",
               "auth": {"kind": "bearer"}, "secret": {"token": server.token}},
     )  # fmt: skip
     assert started.status_code == 201, started.text
     done = wait_until_done(world, started.json()["id"])
+    assert done["sink"]["url"] == f"{server.url}/bearer/upload/{name}"  # a query may be a key
     assert done["state"] == "COMPLETED", done
     body = server.uploads[name]["body"]
     assert hashlib.sha256(body).hexdigest() == done["sha256"]
     assert entries(gateway, "transfer.completed")[-1].body["data"]["sha256"] == done["sha256"]
     assert pa_csv.read_csv(io.BytesIO(body)).num_rows == 11
-    assert server.token not in _everything_recorded(gateway) + json.dumps(done)
+    recorded = _everything_recorded(gateway) + json.dumps(done) + started.text
+    assert server.token not in recorded and signature not in recorded
     assert usage(gateway, world.deal["id"]) == (11, 1)
 
 
