@@ -225,7 +225,7 @@ def start(
         entry=entry,
     )
     if address is not None:
-        _start_push(gateway, transfer.id, address)
+        _start_push(gateway, transfer, address)
         return transfer, None
     return transfer, tokens.issue(gateway, transfer)
 
@@ -391,7 +391,7 @@ def _resume(
         entry=entry,
     )
     if transfer.type == "push":
-        _start_push(gateway, transfer.id, _sink(transfer.id))
+        _start_push(gateway, transfer, _sink(transfer.id))
         return transfer, None
     return transfer, tokens.issue(gateway, transfer)
 
@@ -488,7 +488,7 @@ def open_pull(
         transfer.streaming = False
         commit(session)
         raise
-    return transfer, _watched_chunks(gateway, transfer.id, stream, enc), enc
+    return transfer, _watched_chunks(gateway, transfer, stream, enc), enc
 
 
 def _open(session: Session, gateway: Gateway, transfer: Transfer) -> tuple[BatchStream, Encoder]:
@@ -511,24 +511,25 @@ def _open(session: Session, gateway: Gateway, transfer: Transfer) -> tuple[Batch
 
 
 def _watched_chunks(
-    gateway: Gateway, transfer_id: str, stream: BatchStream, enc: Encoder
+    gateway: Gateway, transfer: Transfer, stream: BatchStream, enc: Encoder
 ) -> Iterator[bytes]:
     """Return the encoded bytes of `stream`, stopping (Stopped) at the batch after the transfer
-    leaves STARTED."""
+    leaves STARTED or is resumed into a newer attempt."""
+    return encode(_watch(gateway, transfer.id, transfer.token_generation, stream), enc)
 
-    return encode(_watch(gateway, transfer_id, stream), enc)
 
-
-def _watch(gateway: Gateway, transfer_id: str, stream: BatchStream) -> BatchStream:
+def _watch(gateway: Gateway, transfer_id: str, generation: int, stream: BatchStream) -> BatchStream:
     """Return `stream`, raising Stopped before the next batch once the transfer has left
-    STARTED (a party suspended or terminated it)."""
+    STARTED (a party suspended or terminated it) or a resume began a newer attempt
+    (`generation`: the transfer's token generation when this stream began)."""
 
     def check(batch: pa.RecordBatch) -> pa.RecordBatch:
         with gateway.engine.connect() as conn:
-            state = conn.execute(
-                select(Transfer.state).where(Transfer.id == transfer_id)
-            ).scalar_one_or_none()
-        if state != "STARTED":
+            found = conn.execute(
+                select(Transfer.state, Transfer.token_generation).where(Transfer.id == transfer_id)
+            ).one_or_none()
+        if found is None or found[0] != "STARTED" or found[1] != generation:
+            state = found[0] if found is not None else "gone"
             raise Stopped(f"transfer became {state}")
         return batch
 
@@ -539,8 +540,17 @@ class PullStream:
     """The bytes of one pull, handed out one chunk at a time; its end is recorded once:
     completed when the last chunk was taken, interrupted when closed early or failing."""
 
-    def __init__(self, gateway: Gateway, transfer_id: str, chunks: Iterator[bytes], enc: Encoder):
+    def __init__(
+        self,
+        gateway: Gateway,
+        transfer_id: str,
+        chunks: Iterator[bytes],
+        enc: Encoder,
+        *,
+        generation: int,
+    ) -> None:
         self.gateway, self.transfer_id, self.enc = gateway, transfer_id, enc
+        self.generation = generation
         self._chunks = chunks
         self._ended = False
 
@@ -571,7 +581,14 @@ class PullStream:
 
     def _end(self, *, completed: bool, reason: str | None = None) -> None:
         self._ended = True
-        finish(self.gateway, self.transfer_id, self.enc, completed=completed, reason=reason)
+        finish(
+            self.gateway,
+            self.transfer_id,
+            self.enc,
+            generation=self.generation,
+            completed=completed,
+            reason=reason,
+        )
 
 
 def finish(
@@ -579,28 +596,38 @@ def finish(
     transfer_id: str,
     enc: Encoder | None,
     *,
+    generation: int,
     completed: bool,
     reason: str | None = None,
     location: str | None = None,
 ) -> None:
     """Record a stream's end in its own transaction: `transfer.completed` (→ COMPLETED) or
     `transfer.interrupted` (→ TERMINATED, or left SUSPENDED/TERMINATED as a party set it), with
-    the rows, bytes and SHA-256 of what was produced; meter and release the reservation."""
+    the rows, bytes and SHA-256 of what was produced; meter and release the reservation.
+
+    A stream of an earlier attempt (`generation` older than the transfer's: it was suspended and
+    resumed meanwhile) is recorded as interrupted and metered, and leaves the newer attempt be."""
     rows = enc.rows if enc is not None else 0
     size = enc.bytes if enc is not None else 0
     digest = enc.sha256 if enc is not None else hashlib.sha256().hexdigest()
     try:
         with session_scope(gateway.sessions) as session:
             contract, transfer = _lock_pair(session, transfer_id)
+            current = transfer.token_generation == generation
+            counts = {"rows": rows, "bytes": size, "sha256": digest, "format": transfer.format}
+            if location or (current and transfer.location):
+                counts["location"] = location or transfer.location
+            transfer.metered_rows += rows
+            if transfer.settled:  # terminated mid-stream: the rows still left, meter them
+                contract.rows_used += rows
+            if not current:
+                _record(session, gateway, "transfer.interrupted", transfer, **counts,
+                        state=transfer.state, attempt=generation,
+                        reason="a resume began a newer attempt")  # fmt: skip
+                commit(session)
+                return
             transfer.rows, transfer.bytes, transfer.sha256 = rows, size, digest
             transfer.location = location or transfer.location
-            settled_before = transfer.settled
-            transfer.metered_rows += rows
-            if settled_before:  # terminated mid-stream: the rows still left, meter them
-                contract.rows_used += rows
-            counts = {"rows": rows, "bytes": size, "sha256": digest, "format": transfer.format}
-            if transfer.location:
-                counts["location"] = transfer.location
             if completed and transfer.state == "STARTED":
                 service.advance(transfer, "complete")
                 counts["released_rows"] = _settle(contract, transfer)
@@ -616,7 +643,8 @@ def finish(
                     _drop_sink(transfer.id)
                 transfer.streaming = False
                 _record(session, gateway, "transfer.interrupted", transfer, **counts,
-                        state=transfer.state, reason=why[:200])  # fmt: skip
+                        state=transfer.state, attempt=generation,
+                        reason=why[:200])  # fmt: skip
             commit(session)
     except Exception:
         log.exception("the end of a transfer could not be recorded", transfer=transfer_id)
@@ -636,37 +664,43 @@ def _drop_sink(transfer_id: str) -> None:
         _SINKS.pop(transfer_id, None)
 
 
-def _start_push(gateway: Gateway, transfer_id: str, address) -> None:
+def _start_push(gateway: Gateway, transfer: Transfer, address) -> None:
     """Run the push off the request, in a thread with its own sessions."""
+    transfer_id, generation = transfer.id, transfer.token_generation
     with _SINKS_LOCK:
         _SINKS[transfer_id] = address
     worker = threading.Thread(
-        target=_push, args=(gateway, transfer_id, address), name=f"push-{transfer_id}", daemon=True
+        target=_push,
+        args=(gateway, transfer_id, generation, address),
+        name=f"push-{transfer_id}-{generation}",
+        daemon=True,
     )
-    _WORKERS[transfer_id] = worker
+    _WORKERS[f"{transfer_id}-{generation}"] = worker
     worker.start()
 
 
-def _push(gateway: Gateway, transfer_id: str, address) -> None:
+def _push(gateway: Gateway, transfer_id: str, generation: int, address) -> None:
     """Write the transfer's stream to its sink; record the end (completed or interrupted)."""
     enc: Encoder | None = None
+    end = dict(generation=generation)
     try:
         with session_scope(gateway.sessions) as session:
             transfer = service.get(session, transfer_id)
             stream, enc = _open(session, gateway, transfer)
-        result = open_sink(address).write(_watch(gateway, transfer_id, stream), enc)
+        watched = _watch(gateway, transfer_id, generation, stream)
+        result = open_sink(address).write(watched, enc)
     except Stopped as exc:
-        finish(gateway, transfer_id, enc, completed=False, reason=str(exc))
+        finish(gateway, transfer_id, enc, completed=False, reason=str(exc), **end)
     except Problem as exc:
-        finish(gateway, transfer_id, enc, completed=False, reason=exc.detail)
+        finish(gateway, transfer_id, enc, completed=False, reason=exc.detail, **end)
     except Exception as exc:
         log.warning("push failed", transfer=transfer_id, error=type(exc).__name__)
         why = f"sink failed: {type(exc).__name__}"
-        finish(gateway, transfer_id, enc, completed=False, reason=why)
+        finish(gateway, transfer_id, enc, completed=False, reason=why, **end)
     else:
-        finish(gateway, transfer_id, enc, completed=True, location=result.location)
+        finish(gateway, transfer_id, enc, completed=True, location=result.location, **end)
     finally:
-        _WORKERS.pop(transfer_id, None)
+        _WORKERS.pop(f"{transfer_id}-{generation}", None)
 
 
 def wait_for_pushes(timeout: float = 30.0) -> None:

@@ -206,7 +206,7 @@ def data(
     bearer = credentials is not None and credentials.scheme.lower() == "bearer"
     token = credentials.credentials if bearer and credentials is not None else None
     transfer, chunks, enc = flows.open_pull(session, gateway, transfer_id=transfer_id, token=token)
-    pull = flows.PullStream(gateway, transfer.id, chunks, enc)
+    pull = flows.PullStream(gateway, transfer.id, chunks, enc, generation=transfer.token_generation)
     name = f"{transfer.id}.{EXTENSIONS.get(transfer.format, 'bin')}"
     return StreamingResponse(
         _body(pull),
