@@ -510,3 +510,82 @@ def test_two_concurrent_transfers_share_the_quota_exactly(client, settings, gate
 def test_push_workers_leave_nothing_behind():
     transfer_flows.wait_for_pushes()
     assert transfer_flows._WORKERS == {} and transfer_flows._SINKS == {}
+
+
+class _HeldSink:
+    """A consumer endpoint that holds each upload until released, then stores it (200)."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.release = threading.Event()
+        self.bodies: list[bytes] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                owner.release.wait(30)
+                body = bytearray()
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                    if size == 0:
+                        self.rfile.readline()
+                        break
+                    body += self.rfile.read(size)
+                    self.rfile.readline()
+                owner.bodies.append(bytes(body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/in"
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_suspended_push_resumes_to_its_sink_and_not_once_its_credentials_are_gone(world, gateway):
+    held = _HeldSink()
+    try:
+        sink = {"type": "http", "url": held.url, "auth": {"kind": "bearer"},
+                "secret": {"token": "consumer-token"}}  # fmt: skip
+        first = start(world, type="push", limit=8, sink=sink).json()
+        suspended = world.consumer.call("POST", f"/transfers/{first['id']}/suspend")
+        assert suspended.status_code == 200, suspended.text
+        held.release.set()  # the sink takes the bytes of the suspended attempt
+        transfer_flows.wait_for_pushes()
+        found = world.consumer.call("GET", f"/transfers/{first['id']}").json()
+        assert found["state"] == "SUSPENDED"
+        interrupted = entries(gateway, "transfer.interrupted")[-1].body["data"]
+        assert interrupted["transfer"] == first["id"] and interrupted["state"] == "SUSPENDED"
+        resumed = world.merchant.call("POST", f"/transfers/{first['id']}/resume")
+        assert resumed.status_code == 200, resumed.text
+        done = wait_until_done(world, first["id"])
+        assert done["state"] == "COMPLETED"
+        assert hashlib.sha256(held.bodies[-1]).hexdigest() == done["sha256"]
+        # Both attempts' rows reached the sink: both are metered.
+        assert usage(gateway, world.deal["id"]) == (interrupted["rows"] + 8, 1)
+
+        held.release.clear()
+        second = start(world, type="push", limit=2, sink=sink).json()
+        assert world.consumer.call("POST", f"/transfers/{second['id']}/suspend").status_code == 200
+        held.release.set()
+        transfer_flows.wait_for_pushes()
+        transfer_flows._SINKS.clear()  # as after a restart: the credentials lived in memory only
+        gone = world.consumer.call("POST", f"/transfers/{second['id']}/resume")
+        assert gone.status_code == 409
+        assert gone.json()["type"] == "urn:dsgw:problem:transfer-sink-gone"
+        ended = world.consumer.call("POST", f"/transfers/{second['id']}/terminate")
+        assert ended.status_code == 200
+    finally:
+        held.close()
