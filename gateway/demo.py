@@ -513,8 +513,8 @@ def streamed_pull(
     )
     _show(
         "transfer",
-        f"{done['id']} {done['state']}: {done['rows']} rows, {size} bytes, sha256 "
-        f"{digest.hexdigest()[:16]}… = receipt seq {done['receipt']['seq']}",
+        f"{done['id']} under {deal['id']} {done['state']}: {done['rows']} rows, {size} bytes, "
+        f"sha256 {digest.hexdigest()[:16]}… = receipt seq {done['receipt']['seq']}",
     )
     return done
 
