@@ -32,6 +32,7 @@ from gateway.policy.client import PolicyClient
 from gateway.products.views import router as products_router
 from gateway.resources.views import registrations as registrations_router
 from gateway.resources.views import router as resources_router
+from gateway.transfers.views import router as transfers_router
 from ledger import load_or_create_signer
 from ledger import store as ledger_store
 
@@ -114,6 +115,7 @@ def api() -> FastAPI:
         products_router,
         contracts_router,
         exchanges_router,
+        transfers_router,
         ledger_router,
         disclosure_router,
     ):

@@ -332,6 +332,8 @@ def story(
         f"seq {seq} (GET /ledger/receipts/{seq}), hash {pulled['receipt']['hash'][:16]}…",
     )
 
+    streamed_pull(client, admin, merchant, consumer, resource["id"], authorisation["id"])
+
     _say("9. three requests denied, each with its reason")
     denied = consumer.call(
         "POST", "/exchanges", json={"contract_id": contract["id"], "purpose": "marketing"}
@@ -474,6 +476,88 @@ def register_resource(client: httpx.Client, admin: Party, holder: Party, applied
     _wait_past(client, publicised["publicity_ends_at"])
     _expect(admin.call("POST", f"{path}/code"), 200, "code registration")
     return _expect(holder.call("GET", f"/resources/{applied['id']}"), 200, "coded resource")
+
+
+def streamed_pull(
+    client: httpx.Client,
+    admin: Party,
+    merchant: Party,
+    consumer: Party,
+    resource_id: str,
+    authorisation_id: str,
+) -> dict:
+    """Step 8b: a transfer (DSP) of the resource as a file, pulled as a stream with its data
+    token; the consumer recomputes the SHA-256 of what it received and finds the ledger's."""
+    import hashlib
+    from urllib.parse import urlsplit
+
+    draft = _expect(
+        merchant.call(
+            "POST",
+            "/products",
+            json={
+                "name": "居民信用文件 (resident credit, as files)",
+                "resource_id": resource_id,
+                "authorisation_id": authorisation_id,
+                "delivery_modes": ["file"],
+                "offers": [
+                    {
+                        "purposes": ["credit-risk-assessment"],
+                        "term": "P30D",
+                        "quota_rows": 1000,
+                        "price_fen": 120_000,
+                    }
+                ],
+            },  # fmt: skip
+        ),
+        201,
+        "publish file product",
+    )
+    product = _list_product(merchant, admin, draft)
+    deal = _contract(consumer, merchant, product["offers"][0]["id"], "credit-risk-assessment")
+    started = _expect(
+        client.post(
+            "/transfers",
+            json={
+                "contract_id": deal["id"],
+                "purpose": "credit-risk-assessment",
+                "type": "pull",
+                "format": "text/csv",
+            },
+            headers={
+                "Authorization": f"Bearer {consumer.token()}",
+                "Idempotency-Key": f"demo-{deal['id']}",
+            },
+        ),  # fmt: skip
+        201,
+        "start transfer",
+    )
+    digest, size = hashlib.sha256(), 0
+    with client.stream(
+        "GET",
+        urlsplit(started["data"]["endpoint"]).path,
+        headers={"Authorization": f"Bearer {started['data']['token']}"},
+    ) as response:
+        if response.status_code != 200:
+            raise DemoError(f"pull transfer data: HTTP {response.status_code}")
+        for chunk in response.iter_bytes():
+            digest.update(chunk)
+            size += len(chunk)
+    done = _expect(consumer.call("GET", f"/transfers/{started['id']}"), 200, "read transfer")
+    if done["state"] != "COMPLETED" or done["sha256"] != digest.hexdigest():
+        raise DemoError(f"transfer {done['id']}: {done['state']}, digest {done['sha256']}")
+    if done["receipt"]["body"]["data"]["sha256"] != digest.hexdigest():
+        raise DemoError("the receipt's digest is not that of the bytes received")
+    _say(
+        "8b. consumer starts a pull transfer (DSP) of the data as CSV and streams it with its "
+        "short-lived data token; it hashes what it received and finds the ledger's digest"
+    )
+    _show(
+        "transfer",
+        f"{done['id']} under {deal['id']} {done['state']}: {done['rows']} rows, {size} bytes, "
+        f"sha256 {digest.hexdigest()[:16]}… = receipt seq {done['receipt']['seq']}",
+    )
+    return done
 
 
 def _list_product(merchant: Party, admin: Party, draft: dict) -> dict:

@@ -35,6 +35,8 @@ class Settings:
     issuer: str = "http://127.0.0.1:8080"
     audience: str = "dsgw-api"
     token_ttl_seconds: int = 900
+    # Lifetime of a pull transfer's data token (EDR); capped at 600 s (gateway/transfers/tokens.py).
+    transfer_token_ttl_seconds: int = 300
     # How far ahead a client assertion's exp may be (authlib's client signs for an hour, as the
     # large providers accept); its jti is kept until that exp, so it cannot be replayed meanwhile.
     assertion_max_age_seconds: int = 3600
@@ -104,6 +106,8 @@ class Settings:
             values["issuer"] = env["DSGW_ISSUER"]
         if "DSGW_ASSERTION_MAX_AGE_SECONDS" in env:
             values["assertion_max_age_seconds"] = int(env["DSGW_ASSERTION_MAX_AGE_SECONDS"])
+        if "DSGW_TRANSFER_TOKEN_TTL_SECONDS" in env:
+            values["transfer_token_ttl_seconds"] = int(env["DSGW_TRANSFER_TOKEN_TTL_SECONDS"])
         if "DSGW_PUBLICITY_SECONDS" in env:
             values["publicity_seconds"] = int(env["DSGW_PUBLICITY_SECONDS"])
         if "DSGW_CHECKPOINT_EVERY" in env:

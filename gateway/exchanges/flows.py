@@ -59,13 +59,16 @@ def policy_input(
     contract: Contract | None,
     offer: Offer | None,
     open_data_usage: dict[str, int] | None = None,
+    transfer: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Return the OPA input document of an exchange (specs/policy-input.md).
 
     Without a contract (open data) `contract` is null and `open_data_usage` says what the
-    subject already pulled without one today.
+    subject already pulled without one today. A transfer (gateway/transfers) adds
+    `transfer: {type, format}` and is judged as delivery "file".
     """
     return {
+        **({"transfer": transfer} if transfer is not None else {}),
         "now": clock.rfc3339(clock.now()),
         "action": "exchange",
         "subject": {"id": subject.id, "roles": list(subject.roles), "region": subject.region},
@@ -130,16 +133,20 @@ def _deny(
     result: dict[str, Any],
     status: int,
     product_id: str | None = None,
+    entry_type: str = "exchange.denied",
+    extra: dict[str, Any] | None = None,
 ) -> Problem:
     """Record a denial (decision row and ledger entry, committed) and return its problem.
 
-    Without a contract (open data) the entry names the product asked for, `product_id`.
+    Without a contract (open data) the entry names the product asked for, `product_id`. A
+    transfer's denial is recorded as `entry_type` "transfer.denied" with its `extra` data.
     """
     entry = record(
         session,
         gateway.signer,
-        type="exchange.denied",
+        type=entry_type,
         data={
+            **(extra or {}),
             "decision": decision_id,
             "contract": contract.id if contract is not None else None,
             "consumer": subject.id,
@@ -255,10 +262,12 @@ def _decide(
     the_input: dict[str, Any],
     delivery: str,
     product_id: str | None = None,
+    deny_as: dict[str, Any] | None = None,
 ) -> tuple[PolicyDecision, str | None, dict[str, Any]]:
     """Return OPA's allowing decision, the policy version that made it, and the arguments a
     later denial is recorded with; raise the recorded denial's problem when OPA refuses, cannot
-    answer, or obliges what the gateway cannot honour."""
+    answer, or obliges what the gateway cannot honour. `deny_as` (entry_type, extra) records a
+    transfer's denials as such."""
     version = policy_versions.current(session, gateway.signer, gateway.policy)
     deny = dict(
         decision_id=decision_id,
@@ -267,6 +276,7 @@ def _decide(
         product_id=product_id,
         policy_input=the_input,
         policy_version=version,
+        **(deny_as or {}),
     )
     try:
         decision: PolicyDecision = gateway.policy.decide(the_input)

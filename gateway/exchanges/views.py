@@ -1,10 +1,13 @@
 """Exchange routes: pull data under a contract or open data without one; read any decision."""
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header
 from sqlalchemy.orm import Session
 
 from gateway.auth.views import current_participant
 from gateway.context import Gateway, get_gateway, get_session
+from gateway.core import idempotency
 from gateway.core.errors import not_found, problem_responses
 from gateway.core.types import ObjectId
 from gateway.exchanges import flows
@@ -24,16 +27,42 @@ router = APIRouter(tags=["exchanges"])
 @router.post(
     "/exchanges",
     response_model=ExchangeResult,
-    responses=problem_responses(401, 403, 404, 422, 503),
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
 )
 def pull(
     body: ExchangeRequest,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=200,
+            description="retry safely: the same key and body return the stored reply, "
+            "delivered and metered once (specs/transfers.md#idempotency)",
+        ),
+    ] = None,
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
 ) -> ExchangeResult:
     """Pull rows under a contract for a purpose; OPA decides, obligations apply, evidence first."""
-    return flows.exchange(session, gateway, subject=me, request=body)
+
+    def work():
+        result = flows.exchange(session, gateway, subject=me, request=body)
+        return 200, result.model_dump(mode="json"), result.exchange_id, result
+
+    def replay(row: idempotency.IdempotencyKey) -> ExchangeResult:
+        idempotency.replay_problem(row)
+        return ExchangeResult.model_validate(row.response)
+
+    return idempotency.run(
+        session,
+        subject_id=me.id,
+        route="POST /exchanges",
+        key=idempotency_key,
+        body=body.model_dump(mode="json"),
+        work=work,
+        replay=replay,
+    )
 
 
 @router.post(
