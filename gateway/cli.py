@@ -27,8 +27,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from hypercorn.config import Config
 
     from gateway.app import create_app
-    from gateway.core.logging import configure_logging
     from gateway.core.db import DatabaseUnreachable
+    from gateway.core.logging import configure_logging
     from gateway.migrations import SchemaOutdated
     from gateway.policy.opa_process import OpaNotFound, OpaServer
 

@@ -142,7 +142,11 @@ def test_an_open_pull_pages_too(client, settings):
     )
     seen, cursor = [], None
     for _ in range(5):
-        body = {"purpose": "air-quality-research", "limit": 3, **({"cursor": cursor} if cursor else {})}
+        body = {
+            "purpose": "air-quality-research",
+            "limit": 3,
+            **({"cursor": cursor} if cursor else {}),
+        }
         response = world.consumer.call("POST", f"/open-data/{product['id']}/exchanges", json=body)
         assert response.status_code == 200, response.text
         seen += [r["load_mw"] for r in response.json()["rows"]]
