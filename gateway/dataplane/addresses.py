@@ -66,6 +66,12 @@ class SqlAddress(_Address):
     url: str = Field(description="SQLAlchemy URL without a password, e.g. postgresql://u@h/db")
     table: str = Field(description="table or view, optionally schema-qualified: schema.table")
     columns: list[str] | None = Field(default=None, description="columns to read (default all)")
+    order_by: list[str] | None = Field(
+        default=None,
+        max_length=8,
+        description="columns the rows are read in the order of (ascending), e.g. the primary "
+        "key, so that pages and repeated reads see one order; default: the database's order",
+    )
     secret: SqlSecret = Field(default_factory=SqlSecret)
 
     @model_validator(mode="before")
@@ -99,7 +105,7 @@ class SqlAddress(_Address):
                 f"table must be 'name' or 'schema.name' of letters, digits, _ and $; "
                 f"got {self.table!r}"
             )
-        for name in self.columns or []:
+        for name in [*(self.columns or []), *(self.order_by or [])]:
             if not valid_identifier(name):
                 raise ValueError(f"column {name!r} is not a plain identifier")
         return self

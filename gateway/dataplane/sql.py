@@ -121,11 +121,13 @@ class SqlSource:
         if not known:
             raise source_unavailable(f"{self.where} does not exist or has no columns")
         wanted = columns or known
-        missing = [c for c in wanted if c not in known]
+        order = list(self.address.order_by or [])
+        missing = [c for c in [*wanted, *order] if c not in known]
         if missing:
             raise source_unavailable(f"{self.where} has no column(s) {missing}")
-        table = sa.table(name, *(sa.column(c) for c in wanted), schema=schema)
-        return sa.select(*(table.c[c] for c in wanted))
+        every = list(dict.fromkeys([*wanted, *order]))
+        table = sa.table(name, *(sa.column(c) for c in every), schema=schema)
+        return sa.select(*(table.c[c] for c in wanted)).order_by(*(table.c[c] for c in order))
 
 
 def _copy_csv(

@@ -91,6 +91,25 @@ def test_sql_postgresql_reads_a_view_and_selected_columns(holder_pg):
     assert schema.names == ["phone"]
 
 
+def test_sql_order_by_reads_the_rows_in_that_order(holder_pg):
+    # Shuffle the table's physical order: an UPDATE writes every row anew, in its own order.
+    with psycopg.connect(holder_pg.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        conn.execute("UPDATE trips SET note = note WHERE id % 2 = 0")
+    address = {"type": "sql", "url": holder_pg, "table": "trips", "columns": ["name"]}
+    _, batches = _read(address)
+    unordered = pa.Table.from_batches(batches).column("name").to_pylist()
+    assert unordered != [f"name-{i}" for i in range(N)]  # the shuffle took
+    _, batches = _read({**address, "order_by": ["score"]})
+    names = pa.Table.from_batches(batches).column("name").to_pylist()
+    assert names == [f"name-{i}" for i in range(N)]  # ordered by a column not delivered
+    _, batches = _read({**address, "columns": ["id"], "order_by": ["id"]})
+    assert pa.Table.from_batches(batches).column("id").to_pylist() == list(range(N))
+    with pytest.raises(DataPlaneError):
+        _read({**address, "order_by": ["nosuch"]})
+    with pytest.raises(ValueError, match="not a plain identifier"):
+        parse_source_address({**address, "order_by": ["id; DROP TABLE trips"]})
+
+
 def test_sql_a_missing_table_or_column_is_a_problem_not_a_crash(holder_pg):
     with pytest.raises(DataPlaneError) as err:
         _read({"type": "sql", "url": holder_pg, "table": "nosuch"})
