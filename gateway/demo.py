@@ -332,7 +332,10 @@ def story(
         f"seq {seq} (GET /ledger/receipts/{seq}), hash {pulled['receipt']['hash'][:16]}…",
     )
 
-    streamed_pull(client, admin, merchant, consumer, resource["id"], authorisation["id"])
+    pulled_file = streamed_pull(
+        client, admin, merchant, consumer, resource["id"], authorisation["id"]
+    )
+    pushed_transfer(client, consumer, pulled_file["contract_id"])
 
     _say("9. three requests denied, each with its reason")
     denied = consumer.call(
@@ -556,6 +559,124 @@ def streamed_pull(
         "transfer",
         f"{done['id']} under {deal['id']} {done['state']}: {done['rows']} rows, {size} bytes, "
         f"sha256 {digest.hexdigest()[:16]}… = receipt seq {done['receipt']['seq']}",
+    )
+    return done
+
+
+class _Inbox:
+    """The consumer's own HTTP endpoint for a push: accepts one PUT with its bearer token and
+    keeps the SHA-256 and size of the body it received (chunked or not)."""
+
+    def __init__(self) -> None:
+        import hashlib
+        import http.server
+        import secrets
+        import threading
+
+        self.token = secrets.token_urlsafe(24)
+        self.received: dict[str, Any] = {}
+        inbox = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # quiet: the demo prints what matters
+                pass
+
+            def do_PUT(self) -> None:  # noqa: N802 - http.server's naming
+                if self.headers.get("Authorization") != f"Bearer {inbox.token}":
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                digest, size = hashlib.sha256(), 0
+                for chunk in self._body():
+                    digest.update(chunk)
+                    size += len(chunk)
+                inbox.received = {"sha256": digest.hexdigest(), "bytes": size, "path": self.path}
+                self.send_response(201)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def _body(self):
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                        if size == 0:
+                            self.rfile.readline()
+                            return
+                        yield self.rfile.read(size)
+                        self.rfile.readline()
+                left = int(self.headers.get("Content-Length") or 0)
+                while left > 0:
+                    chunk = self.rfile.read(min(left, 65536))
+                    if not chunk:
+                        return
+                    left -= len(chunk)
+                    yield chunk
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def pushed_transfer(client: httpx.Client, consumer: Party, contract_id: str) -> dict | None:
+    """Step 8c: a push transfer: the gateway sends the data to the consumer's own endpoint with
+    the credentials the consumer gave for this transfer only; the consumer's endpoint hashes
+    what arrived and finds the ledger's digest. Skipped for a gateway not on this machine."""
+    from urllib.parse import urlsplit
+
+    if urlsplit(str(client.base_url)).hostname not in ("127.0.0.1", "localhost", "::1"):
+        _say("8c. push transfer skipped: the gateway cannot reach this machine's endpoint")
+        return None
+    inbox = _Inbox()
+    try:
+        started = _expect(
+            client.post(
+                "/transfers",
+                json={
+                    "contract_id": contract_id,
+                    "purpose": "credit-risk-assessment",
+                    "type": "push",
+                    "format": "application/jsonl",
+                    "sink": {
+                        "type": "http",
+                        "url": f"{inbox.url}/inbox/residents.jsonl",
+                        "method": "PUT",
+                        "auth": {"kind": "bearer"},
+                        "secret": {"token": inbox.token},
+                    },
+                },
+                headers={"Authorization": f"Bearer {consumer.token()}"},
+            ),
+            201,
+            "start push transfer",
+        )
+        done = started
+        deadline = time.monotonic() + 60
+        while done["state"] not in ("COMPLETED", "TERMINATED") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            done = _expect(
+                consumer.call("GET", f"/transfers/{started['id']}"), 200, "read push transfer"
+            )
+    finally:
+        inbox.close()
+    got = inbox.received
+    if done["state"] != "COMPLETED" or got.get("sha256") != done["sha256"]:
+        raise DemoError(f"push {done['id']}: {done['state']}, received {got}, ledger {done}")
+    if inbox.token in str(done):
+        raise DemoError("the sink's credential came back in the transfer")
+    _say(
+        "8c. consumer has the gateway push the data to its own endpoint, with a token for this "
+        "transfer only; its endpoint hashes what arrived and finds the ledger's digest"
+    )
+    _show(
+        "push",
+        f"{done['id']} {done['state']} to {done['location']}: {done['rows']} rows, "
+        f"{got['bytes']} bytes, sha256 {got['sha256'][:16]}… = receipt seq "
+        f"{done['receipt']['seq']}",
     )
     return done
 

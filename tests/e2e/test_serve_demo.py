@@ -32,6 +32,7 @@ def test_demo_runs_to_the_end_and_its_ledger_exports_and_verifies(tmp_path):
         "CONTRACT_EXPIRED",
         "138****5678",
         "finds the ledger's digest",  # 8b: the streamed pull, its digest checked
+        "8c. consumer has the gateway push the data to its own endpoint",  # the push, checked
         "Demo complete.",
         # The residents' data comes from its source, a file in the data folder.
         "at its source, a Parquet file in the gateway's data folder: {'type': 'files'",
