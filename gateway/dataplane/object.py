@@ -3,6 +3,7 @@ pyarrow's S3FileSystem (ranged reads by row group or block; writes as multipart 
 
 from __future__ import annotations
 
+import contextlib
 from urllib.parse import urlsplit
 
 import pyarrow as pa
@@ -70,19 +71,31 @@ class ObjectSink:
 
     def write(self, stream: BatchStream, encoder: Encoder) -> SinkResult:
         where = location(self.address)
+        fs = filesystem(self.address)
+        path = f"{self.address.bucket}/{self.address.key}"
         try:
-            out = filesystem(self.address).open_output_stream(
-                f"{self.address.bucket}/{self.address.key}",
-                metadata={"Content-Type": encoder.media_type},
-            )
+            out = fs.open_output_stream(path, metadata={"Content-Type": encoder.media_type})
         except (OSError, pa.ArrowException) as err:
             raise sink_unavailable(f"object {where} could not be opened: {err}") from None
         try:
             for chunk in encode(stream, encoder):
                 out.write(chunk)
             out.close()
-        except (OSError, pa.ArrowException) as err:
-            raise sink_unavailable(f"object {where} could not be written: {err}") from None
+        except BaseException as err:
+            # Arrow completes a multipart upload when its stream is released, so a write cut
+            # short would leave part of the data under the full key: remove it.
+            _discard(fs, out, path)
+            if isinstance(err, OSError | pa.ArrowException):
+                raise sink_unavailable(f"object {where} could not be written: {err}") from None
+            raise
         finally:
             stream.close()
         return SinkResult(encoder.rows, encoder.bytes, encoder.sha256, where)
+
+
+def _discard(fs, out, path: str) -> None:
+    """Release a half-written object's stream and delete whatever it left under `path`."""
+    with contextlib.suppress(OSError, pa.ArrowException):
+        out.close()
+    with contextlib.suppress(OSError, pa.ArrowException):
+        fs.delete_file(path)

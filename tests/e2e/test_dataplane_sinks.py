@@ -6,6 +6,7 @@ import io
 import uuid
 
 import pyarrow as pa
+import pyarrow.fs as pa_fs
 import pyarrow.parquet as pq
 import pytest
 
@@ -20,6 +21,7 @@ from gateway.dataplane import (
     open_sink,
     parse_sink_address,
 )
+from gateway.dataplane.errors import source_unavailable
 from gateway.exchanges.obligations import to_jsonl
 from tests.support import http_source, s3
 
@@ -59,6 +61,36 @@ def test_object_sink_uploads_the_stream_and_reports_the_digest_of_the_object():
     assert result.rows == N and result.location == f"s3://{bucket}/in/delivery.parquet"
     back = pq.read_table(io.BytesIO(stored))
     assert back.num_rows == N and back.column("phone")[5].as_py() == "138****0005"
+
+
+def test_an_object_sink_whose_source_fails_midway_leaves_no_partial_object():
+    server = s3.shared()
+    bucket = f"consumer-{uuid.uuid4().hex[:8]}"
+    server.create_bucket(bucket)
+    sink = open_sink(
+        parse_sink_address(
+            {
+                "type": "object",
+                "endpoint": server.endpoint,
+                "bucket": bucket,
+                "key": "in/cut.jsonl",
+                "secret": server.secret(),
+            }
+        )
+    )
+    whole = _stream()
+
+    def batches():
+        for index, batch in enumerate(whole):
+            if index == 3:
+                raise source_unavailable("the source left midway")
+            yield batch
+
+    stream = BatchStream(whole.schema, batches())
+    with pytest.raises(DataPlaneError):
+        sink.write(stream, encoder_for(JSONL, stream.schema))
+    listed = server.filesystem().get_file_info(pa_fs.FileSelector(bucket, recursive=True))
+    assert [info.path for info in listed if info.type == pa_fs.FileType.File] == []
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT"])
