@@ -91,7 +91,8 @@ class Party:
         return self._token
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.token()}"}
+        """Send a request with this party's bearer token (beside any `headers` given)."""
+        headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {self.token()}"}
         return self.client.request(method, path, headers=headers, **kwargs)
 
     def sign(self, document: dict) -> str:

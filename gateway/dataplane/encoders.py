@@ -401,14 +401,8 @@ ENCODERS: dict[str, type[Encoder]] = {
 }
 
 
-def negotiate(accept: str | None, default: str = JSONL) -> str:
-    """Return the format (its canonical media type) an Accept header asks for.
-
-    Follows the q-values; `*/*`, an empty or absent header mean `default`. Raises the 406
-    problem when the header names only formats the data plane does not write.
-    """
-    if not accept or not accept.strip():
-        return default
+def _offers(accept: str) -> list[str]:
+    """Return the media ranges of an Accept header with q > 0, most preferred first."""
     offers = []
     for position, item in enumerate(accept.split(",")):
         media, *params = (p.strip() for p in item.split(";"))
@@ -422,16 +416,47 @@ def negotiate(accept: str | None, default: str = JSONL) -> str:
                     q = 0.0
         if media and q > 0:
             offers.append((-q, position, media.lower()))
-    for _q, _pos, media in sorted(offers):
+    return [media for _q, _pos, media in sorted(offers)]
+
+
+def _canonical(media: str) -> str | None:
+    for canonical, aliases in MEDIA_TYPES.items():
+        if media in aliases:
+            return canonical
+    return None
+
+
+def negotiate(accept: str | None, default: str = JSONL) -> str:
+    """Return the format (its canonical media type) an Accept header asks for.
+
+    Follows the q-values; `*/*`, an empty or absent header mean `default`. Raises the 406
+    problem when the header names only formats the data plane does not write.
+    """
+    if not accept or not accept.strip():
+        return default
+    for media in _offers(accept):
         if media in ("*/*", "application/*"):
             return default
-        for canonical, aliases in MEDIA_TYPES.items():
-            if media in aliases:
-                return canonical
+        if (canonical := _canonical(media)) is not None:
+            return canonical
     raise not_acceptable(
         f"Accept {accept!r} names no format the data plane writes; it writes "
         f"{', '.join(MEDIA_TYPES)}"
     )
+
+
+def preferred_data_format(accept: str | None, *, besides: tuple[str, ...]) -> str | None:
+    """Return the data format an Accept header prefers to every media type in `besides` (say
+    application/json, a reply the caller serves itself), else None: absent, `*/*`, a range in
+    `besides` first, or no data format named at all."""
+    if not accept or not accept.strip():
+        return None
+    for media in _offers(accept):
+        if media in ("*/*", "application/*") or media in besides:
+            return None
+        if (canonical := _canonical(media)) is not None:
+            return canonical
+    return None
 
 
 def encoder_for(media_type: str, schema: pa.Schema) -> Encoder:

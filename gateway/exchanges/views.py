@@ -2,14 +2,16 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
 from gateway.auth.views import current_participant
 from gateway.context import Gateway, get_gateway, get_session
 from gateway.core import idempotency
-from gateway.core.errors import not_found, problem_responses
+from gateway.core.errors import not_found, problem_responses, unprocessable
 from gateway.core.types import ObjectId
+from gateway.dataplane.encoders import preferred_data_format
 from gateway.exchanges import flows
 from gateway.exchanges.models import (
     Decision,
@@ -20,16 +22,28 @@ from gateway.exchanges.models import (
 )
 from gateway.negotiation.models import Contract
 from gateway.participants.models import Participant
+from gateway.transfers import flows as transfer_flows
+from gateway.transfers.models import FORMATS as DATA_FORMATS
+from gateway.transfers.views import streaming_reply
 
 router = APIRouter(tags=["exchanges"])
+JSON_REPLY = ("application/json", "application/problem+json", "application/*+json")
 
 
 @router.post(
     "/exchanges",
     response_model=ExchangeResult,
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
+    responses={
+        200: {
+            "description": "The delivery: JSON (one page), or the whole data streamed in the "
+            "data format Accept prefers",
+            "content": {media: {} for media in DATA_FORMATS},
+        },
+        **problem_responses(401, 403, 404, 409, 422, 502, 503),
+    },
 )
 def pull(
+    request: Request,
     body: ExchangeRequest,
     idempotency_key: Annotated[
         str | None,
@@ -43,8 +57,23 @@ def pull(
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
-) -> ExchangeResult:
-    """Pull rows under a contract for a purpose; OPA decides, obligations apply, evidence first."""
+) -> ExchangeResult | StreamingResponse:
+    """Pull rows under a contract for a purpose; OPA decides, obligations apply, evidence first.
+
+    With `Accept` naming a data format (JSON Lines, CSV, Arrow IPC, Parquet) before JSON, an api
+    or file delivery streams the whole data in that format instead of a page: it runs as a pull
+    transfer (`X-Transfer-Id`), whose end records the rows, bytes and SHA-256 delivered."""
+    media = preferred_data_format(request.headers.get("accept"), besides=JSON_REPLY)
+    if media is not None and body.delivery != "compute":
+        if body.cursor is not None or idempotency_key is not None:
+            raise unprocessable(
+                "a streamed exchange is one whole pull: it takes no cursor and no "
+                "Idempotency-Key (for a pull that retries safely, POST /transfers with a key)"
+            )
+        transfer, chunks, enc = transfer_flows.inline_pull(
+            session, gateway, subject=me, request=body, media_type=media
+        )
+        return streaming_reply(gateway, transfer, chunks, enc)
 
     def work():
         result = flows.exchange(session, gateway, subject=me, request=body)

@@ -44,6 +44,7 @@ from gateway.dataplane import (
 from gateway.dataplane.addresses import parse_sink_address
 from gateway.evidence.service import commit, record
 from gateway.exchanges import flows as exchanges
+from gateway.exchanges.models import ExchangeRequest
 from gateway.negotiation import service as contracts
 from gateway.negotiation.models import Contract
 from gateway.participants.models import Participant
@@ -51,7 +52,7 @@ from gateway.products import service as products
 from gateway.resources import service as resources
 from gateway.resources.data import open_delivery
 from gateway.transfers import service, tokens
-from gateway.transfers.models import DataToken, Transfer, TransferRequest
+from gateway.transfers.models import DataToken, InlineTransferRequest, Transfer, TransferRequest
 from ledger import Entry
 
 log = structlog.get_logger("gateway.transfers")
@@ -146,7 +147,7 @@ def start(
         subject=subject,
         contract=contract,
         the_input=the_input,
-        delivery="file",
+        delivery=request.delivery,
         deny_as={
             "entry_type": "transfer.denied",
             "extra": {"transfer": transfer_id, **described},
@@ -428,6 +429,35 @@ def _refuse(
     _record(session, gateway, "transfer.refused", transfer, **data)
     commit(session)
     return problem
+
+
+def inline_pull(
+    session: Session,
+    gateway: Gateway,
+    *,
+    subject: Participant,
+    request: ExchangeRequest,
+    media_type: str,
+) -> tuple[Transfer, Iterator[bytes], Encoder]:
+    """Start a pull transfer for an exchange whose caller asked (Accept) for a data format, and
+    open it at once: the exchange's reply is the stream, with the same evidence as any pull
+    (`transfer.started` before the first byte, its end recorded by `PullStream`)."""
+    transfer, token = start(
+        session,
+        gateway,
+        subject=subject,
+        request=InlineTransferRequest(
+            contract_id=request.contract_id,
+            purpose=request.purpose,
+            type="pull",
+            format=media_type,
+            fields=request.fields,
+            limit=request.limit,
+            judged_as=request.delivery,
+        ),
+    )
+    assert token is not None  # a pull always has its token
+    return open_pull(session, gateway, transfer_id=transfer.id, token=token.token)
 
 
 def open_pull(

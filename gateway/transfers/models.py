@@ -108,6 +108,17 @@ class TransferRequest(BaseModel):
         return list(self.fields) if self.fields is not None else list(available)
 
 
+class InlineTransferRequest(TransferRequest):
+    """The pull behind an exchange streamed in its own reply (POST /exchanges with Accept naming
+    a data format): judged as the exchange's delivery, api or file, not as a transfer's file."""
+
+    judged_as: Literal["api", "file"] = "file"
+
+    @property
+    def delivery(self) -> str:
+        return self.judged_as
+
+
 class TransferAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field("", max_length=200, pattern=r"^[^\x00]*$")

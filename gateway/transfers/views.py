@@ -206,6 +206,12 @@ def data(
     bearer = credentials is not None and credentials.scheme.lower() == "bearer"
     token = credentials.credentials if bearer and credentials is not None else None
     transfer, chunks, enc = flows.open_pull(session, gateway, transfer_id=transfer_id, token=token)
+    return streaming_reply(gateway, transfer, chunks, enc)
+
+
+def streaming_reply(gateway: Gateway, transfer: Transfer, chunks, enc) -> StreamingResponse:
+    """Return the response that streams a pull's bytes; its end (or the client leaving) is
+    recorded once, as the transfer's completion or interruption."""
     pull = flows.PullStream(gateway, transfer.id, chunks, enc, generation=transfer.token_generation)
     name = f"{transfer.id}.{EXTENSIONS.get(transfer.format, 'bin')}"
     return StreamingResponse(
@@ -215,6 +221,7 @@ def data(
             "Content-Disposition": f'attachment; filename="{name}"',
             "Cache-Control": "no-store",
             "X-Transfer-Id": transfer.id,
+            "Link": f'</transfers/{transfer.id}>; rel="monitor"',
         },
         # A stream the server never began (the client left at once) is recorded too.
         background=BackgroundTask(pull.close),
