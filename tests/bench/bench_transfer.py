@@ -1,0 +1,214 @@
+"""Benchmark: a large product pulled through a running gateway, end to end over HTTP, against
+reading the same Parquet file directly, in the same run.
+
+    .venv/bin/python tests/bench/bench_transfer.py --rows 1000000
+    .venv/bin/python tests/bench/bench_transfer.py --rows 1000000,10000000 --formats arrow,jsonl
+
+For each row count it starts a fresh gateway (`dsgw serve`, with its own OPA) whose state folder
+holds the product as a Parquet file (a `files` data address, ~10 fields, the personal ones
+masked by the policy), registers the cast over HTTP, and for each format: starts a pull transfer
+(POST /transfers) and drains GET /transfers/{id}/data with httpx, hashing what arrives. Beside
+it, in the same run, a child process reads the file directly (pyarrow iter_batches, every
+column). It prints rows/s of both and their ratio (target >= 0.5), the time to the first byte
+of the data endpoint's reply (target < 100 ms), that the consumer's SHA-256 equals the
+transfer's, and the gateway process's peak RSS (VmHWM; target < 300 MB and the same at 1M and
+10M rows). The client shares the machine's cores with the gateway and OPA. Nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # run as a script, like the others
+
+from gateway.policy.opa_process import free_port  # noqa: E402
+from tests.support.dataplane_data import write_parquet  # noqa: E402
+
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dsgw" / "bench-dataplane"
+FORMATS = {
+    "arrow": "application/vnd.apache.arrow.stream",
+    "jsonl": "application/jsonl",
+    "csv": "text/csv",
+    "parquet": "application/vnd.apache.parquet",
+}
+FIELDS = [
+    {"name": "id"},
+    {"name": "name", "personal": True, "kind": "name"},
+    {"name": "phone", "personal": True, "kind": "phone"},
+    {"name": "email", "personal": True, "kind": "email"},
+    {"name": "id_card", "personal": True, "kind": "id_card"},
+    {"name": "city"},
+    {"name": "amount"},
+    {"name": "visits"},
+    {"name": "active"},
+    {"name": "day"},
+]
+
+
+def _parquet(rows: int) -> Path:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"product-{rows}.parquet"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        write_parquet(tmp, rows)
+        tmp.rename(path)
+    return path
+
+
+def _direct(path: Path) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.support.dataplane_data", "direct", "parquet", str(path)],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )  # fmt: skip
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def _status_mb(pid: int, field: str = "VmHWM") -> float:
+    """Return a memory figure of process `pid` (VmHWM: its peak RSS; VmRSS: its RSS now)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Gateway:
+    """`dsgw serve` on a free port with a state folder of its own (beside the cache)."""
+
+    def __init__(self, parquet: Path) -> None:
+        self.state = Path(tempfile.mkdtemp(prefix="bench-transfer-", dir=CACHE))
+        data = self.state / "data"
+        data.mkdir(parents=True)
+        try:
+            os.link(parquet, data / "product.parquet")
+        except OSError:
+            shutil.copyfile(parquet, data / "product.parquet")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "DSGW_RATE_LIMITS": "off"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "--state", str(self.state), "serve",
+             "--port", str(self.port)],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise SystemExit("the gateway did not become ready within 120 s")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.state, ignore_errors=True)
+
+
+def _world(gw: Gateway, rows: int):
+    """Register the cast, the product at its files address and a contract; return them."""
+    from tests.e2e.world import OFFER, build_world
+
+    client = httpx.Client(base_url=gw.url, timeout=600)
+    world = build_world(client, gw.state)
+    resource = world.add_resource(
+        name="bench product",
+        domain="finance",
+        grade="general",
+        level="L2",
+        fields=FIELDS,
+        data_address={"type": "files", "path": "product.parquet", "format": "parquet"},
+    )
+    product = world.publish(
+        resource=resource,
+        offers=[{**OFFER, "quota_rows": None}],
+        name="bench product, files",
+        authorisation_id=resource["authorisation_id"],
+        delivery_modes=["file"],
+    )
+    return world, product
+
+
+def _pull(world, contract_id: str, media: str) -> dict:
+    started = world.consumer.call(
+        "POST",
+        "/transfers",
+        json={"contract_id": contract_id, "purpose": "credit-risk-assessment", "type": "pull",
+              "format": media},
+    )  # fmt: skip
+    if started.status_code != 201:
+        raise SystemExit(f"POST /transfers: {started.status_code} {started.text[:500]}")
+    data = started.json()["data"]
+    digest, size, first = hashlib.sha256(), 0, None
+    t0 = time.perf_counter()
+    with httpx.stream(
+        "GET", data["endpoint"], headers={"Authorization": f"Bearer {data['token']}"}, timeout=600
+    ) as response:
+        for chunk in response.iter_raw(1 << 20):
+            first = first if first is not None else time.perf_counter() - t0
+            digest.update(chunk)
+            size += len(chunk)
+    seconds = time.perf_counter() - t0
+    done = world.consumer.call("GET", f"/transfers/{started.json()['id']}").json()
+    return {
+        "rows": done["rows"],
+        "bytes": size,
+        "seconds": seconds,
+        "ttfb_ms": (first or seconds) * 1000,
+        "digest_ok": done["sha256"] == digest.hexdigest() and done["state"] == "COMPLETED",
+        "masked": done["masked"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", default="1000000", help="row counts, comma-separated")
+    parser.add_argument("--formats", default="arrow,jsonl", help=",".join(FORMATS))
+    args = parser.parse_args()
+    print("bench_transfer: pull transfers through a running gateway vs a direct pyarrow read")
+    for rows in [int(r) for r in args.rows.split(",")]:
+        path = _parquet(rows)
+        gw = Gateway(path)
+        try:
+            world, product = _world(gw, rows)
+            idle = _status_mb(gw.proc.pid, "VmRSS")
+            for name in args.formats.split(","):
+                contract = world.contract(product["offers"][0]["id"])
+                direct = _direct(path)
+                got = _pull(world, contract["id"], FORMATS[name])
+                ref = direct["rows"] / direct["seconds"]
+                rate = got["rows"] / got["seconds"]
+                print(
+                    f"rows={rows:>10,} {name:>7}: gateway {rate:>12,.0f} rows/s "
+                    f"({got['bytes'] / got['seconds'] / 2**20:,.0f} MiB/s, TTFB "
+                    f"{got['ttfb_ms']:.0f} ms, digest {'ok' if got['digest_ok'] else 'WRONG'}, "
+                    f"masked {got['masked']}) | direct pyarrow read {ref:>12,.0f} rows/s | "
+                    f"ratio {rate / ref:.2f} (target >= 0.5)",
+                    flush=True,
+                )
+            print(f"rows={rows:>10,} gateway peak RSS (VmHWM) {_status_mb(gw.proc.pid):.0f} MB "
+                  f"(target < 300, flat in the rows); RSS before the first pull {idle:.0f} MB",
+                  flush=True)  # fmt: skip
+        finally:
+            gw.stop()
+
+
+if __name__ == "__main__":
+    main()
