@@ -28,6 +28,9 @@ class Settings:
     db_idle_in_transaction_timeout: float = 60.0
     # How long a start waits for the database to answer before it gives up (seconds).
     db_wait_seconds: float = 30.0
+    # Internal networks a push transfer may write to (comma-separated CIDRs); none by default:
+    # a consumer's sink must be a public address (gateway/dataplane/egress.py).
+    sink_allowed_networks: str = ""
     opa_url: str = "http://127.0.0.1:8181"
     opa_timeout: float = 2.0
     # How long a bundle version read from OPA is trusted before OPA is asked again (seconds).
@@ -96,6 +99,8 @@ class Settings:
         ):
             if f"DSGW_{name.upper()}" in env:
                 values[name] = float(env[f"DSGW_{name.upper()}"])
+        if "DSGW_SINK_ALLOWED_NETWORKS" in env:
+            values["sink_allowed_networks"] = env["DSGW_SINK_ALLOWED_NETWORKS"]
         if "DSGW_OPA_URL" in env:
             values["opa_url"] = env["DSGW_OPA_URL"]
         if "DSGW_OPA_TIMEOUT" in env:

@@ -37,6 +37,7 @@ from gateway.dataplane import (
     DEFAULT_BATCH_SIZE,
     BatchStream,
     Encoder,
+    egress,
     encode,
     encoder_for,
     open_sink,
@@ -86,6 +87,22 @@ def _sink_address(request: TransferRequest):
         raise unprocessable(f"sink.{where}: {first.get('msg', 'invalid')}") from None
 
 
+def check_egress(gateway: Gateway, address) -> None:
+    """Refuse (422) a sink at one of the gateway's own services or at an internal address its
+    operator did not allow (gateway/dataplane/egress.py)."""
+    url = getattr(address, "url", None) or getattr(address, "endpoint", None)
+    if url is None:  # an object sink without an endpoint: the public AWS S3
+        return
+    settings = gateway.settings
+    egress.check_sink(
+        url,
+        allowed=egress.parse_networks(settings.sink_allowed_networks),
+        own=egress.own_services(
+            [settings.opa_url, settings.issuer, settings.resolved_database_url]
+        ),
+    )
+
+
 def _entry_data(transfer: Transfer, **more: Any) -> dict[str, Any]:
     return {
         "transfer": transfer.id,
@@ -114,6 +131,8 @@ def start(
     """Decide and start a transfer; return it (and a pull's data token), or raise the recorded
     denial's problem. A push starts its worker once `transfer.started` is committed."""
     address = _sink_address(request)
+    if address is not None:
+        check_egress(gateway, address)
     exchanges._refuse_unless_consumer(
         session, gateway, subject=subject, contract_id=request.contract_id
     )
@@ -714,6 +733,7 @@ def _push(gateway: Gateway, transfer_id: str, generation: int, address) -> None:
     enc: Encoder | None = None
     end = dict(generation=generation)
     try:
+        check_egress(gateway, address)  # again, as it connects: a name may resolve anew
         with session_scope(gateway.sessions) as session:
             transfer = service.get(session, transfer_id)
             stream, enc = _open(session, gateway, transfer)
