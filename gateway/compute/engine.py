@@ -8,17 +8,21 @@ identifier is quoted, every value is a bound parameter; no consumer text becomes
 What leaves is one row of exact aggregates per group, never a row of the dataset.
 """
 
+from __future__ import annotations
+
 import json
 import math
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from gateway.compute.rules import Plan
+
+if TYPE_CHECKING:  # DuckDB loads at the first query, not with the gateway (its memory)
+    import duckdb
 
 MEMORY_LIMIT = "256MB"
 TIMEOUT_SECONDS = 10.0
@@ -35,6 +39,8 @@ def quote(name: str) -> str:
 
 def connect(*, memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
     """Return a fresh in-memory connection, locked down and its configuration locked."""
+    import duckdb
+
     conn = duckdb.connect(
         ":memory:",
         config={
@@ -203,6 +209,8 @@ def run(
     memory_limit: str = MEMORY_LIMIT,
 ) -> Exact:
     """Return the exact aggregates of `plan` over `table`, in a sandboxed connection."""
+    import duckdb
+
     sql, params = _sql(plan)
     conn = connect(memory_limit=memory_limit)
     watchdog = threading.Timer(timeout, conn.interrupt)

@@ -6,14 +6,20 @@ Laplace for counts, continuous Laplace for clamped sums. OpenDP builds each mech
 privacy map proves that the release of that vector costs at most ε_m.
 """
 
+import functools
 import math
 from dataclasses import dataclass
 
-import opendp.prelude as dp
-
 from gateway.compute.rules import Measure
 
-dp.enable_features("contrib")
+
+@functools.cache
+def _opendp():
+    """Return OpenDP's prelude, loaded at the first release (not with the gateway: memory)."""
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib")
+    return dp
 
 # A hair of slack so that OpenDP's conservatively rounded privacy map stays within ε_m.
 SLACK = 1 + 1e-9
@@ -50,6 +56,7 @@ def release(measure: Measure, exact: list[float], epsilon: float) -> Noised:
     if sensitivity <= 0:  # a sum clamped to [0, 0] says nothing: release its zeros
         return Noised(measure, [0.0 for _ in exact], epsilon, 0.0)
     scale = sensitivity / epsilon * SLACK
+    dp = _opendp()
     if measure.integer:
         domain = dp.vector_domain(dp.atom_domain(T=int))
         mechanism = dp.m.make_laplace(domain, dp.l1_distance(T=int), scale=scale)

@@ -136,11 +136,22 @@ def _mask_name(text: pa.Array, length: pa.Array) -> pa.Array:
 
 
 def _mask_email(text: pa.Array, length: pa.Array) -> pa.Array:
-    # str.partition("@"): the local part is before the first @, the domain all after it.
-    parts = pc.extract_regex(text, r"(?s)^(?P<local>[^@]*)@(?P<domain>.*)$")
-    local, domain = pc.struct_field(parts, "local"), pc.struct_field(parts, "domain")
+    # str.partition("@"): the local part is before the first @, the domain all after it. One
+    # split (no regex): each value's list holds [local] or [local, domain].
+    parts = pc.split_pattern(text, "@", max_splits=1)
+    values, starts = parts.values, parts.offsets[:-1]
+    if not len(values):
+        return pc.if_else(pc.is_valid(text), HIDDEN, pa.scalar(None, pa.string()))
+    last = len(values) - 1
+    local = values.take(pc.min_element_wise(starts, last))
+    domain = values.take(pc.min_element_wise(pc.add(starts, 1), last))
     ok = pc.fill_null(
-        pc.and_(pc.greater(pc.utf8_length(local), 0), pc.greater(pc.utf8_length(domain), 0)),
+        pc.and_(
+            pc.equal(pc.list_value_length(parts), 2),
+            pc.and_(
+                pc.greater(pc.binary_length(local), 0), pc.greater(pc.binary_length(domain), 0)
+            ),
+        ),
         False,
     )
     kept = pc.binary_join_element_wise(pc.utf8_slice_codeunits(local, 0, 1), "***@", domain, "")

@@ -20,19 +20,20 @@ PREFETCH_DEPTH = 2  # batches read ahead of the encoder, at most (constant memor
 
 
 def _use_a_returning_allocator() -> None:
-    """Make Arrow allocate from jemalloc (else the system's), unless the operator chose a pool.
+    """Make Arrow allocate from the system allocator, unless the operator chose a pool.
 
     pyarrow's default, mimalloc, keeps freed segments: streaming 2M rows peaked at 230-330 MB
     with it and at about 160 MB with jemalloc or the system allocator, at the same speed
-    within noise (tests/e2e/test_dataplane_memory.py, tests/bench/bench_dataplane.py).
-    ARROW_DEFAULT_MEMORY_POOL, when set, is left as the operator set it.
+    within noise (tests/e2e/test_dataplane_memory.py, tests/bench/bench_dataplane.py). In the
+    gateway, whose streams run on several threads (the read-ahead, the server's worker
+    threads), jemalloc's per-thread arenas held more: a 1M-row pull through `dsgw serve`
+    peaked at 311 MB with jemalloc and 258 MB with the system allocator, at the same rate
+    within noise (tests/bench/bench_transfer.py). ARROW_DEFAULT_MEMORY_POOL, when set, is left
+    as the operator set it.
     """
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         return
-    try:
-        pa.set_memory_pool(pa.jemalloc_memory_pool())
-    except NotImplementedError:
-        pa.set_memory_pool(pa.system_memory_pool())
+    pa.set_memory_pool(pa.system_memory_pool())
 
 
 _use_a_returning_allocator()

@@ -97,7 +97,7 @@ def publish(
     """Create a draft product from an authorised resource, with its offers and quality report.
 
     `sample(resource)` returns the rows the quality report and default compute terms are
-    computed on: all of an embedded dataset, the first 100,000 rows of an external source
+    computed on: all of an embedded dataset, the first 20,000 rows of an external source
     (gateway/resources/data.py, SAMPLE_ROWS); read once, after the authorisation is checked.
 
     Its grade is the one the policy derives from what its offers expose (就高从严), never the

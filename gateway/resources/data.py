@@ -47,7 +47,7 @@ from gateway.resources.models import EmbeddedDataset, Resource
 
 # Rows a product's quality report is computed on: the whole of an embedded dataset (at most
 # 100,000 rows), the first this many rows of an external source.
-SAMPLE_ROWS = 100_000
+SAMPLE_ROWS = 20_000
 
 
 def config(gateway: Gateway) -> DataPlaneConfig:
@@ -209,10 +209,14 @@ def column_mismatch(columns: list[str], declared: list[str]) -> str | None:
 def sample_rows(
     session: Session, gateway: Gateway, resource: Resource, *, limit: int = SAMPLE_ROWS
 ) -> list[dict[str, Any]]:
-    """Return up to `limit` rows of the resource (declared fields), as JSON rows."""
+    """Return the rows the product's quality report and default compute terms are computed on,
+    as JSON rows (declared fields): all of an embedded dataset (at most 100,000 rows), the first
+    `limit` rows of an external source (held as Python rows: kept small, so that publishing a
+    product of a large source does not raise the gateway's peak memory)."""
     names = [f["name"] for f in resource.fields]
     stream = open_rows(session, gateway, resource, columns=names)
-    return json_rows(slice_stream(stream, 0, limit))
+    external = address_of(gateway, resource) is not None
+    return json_rows(slice_stream(stream, 0, limit) if external else stream)
 
 
 def kinds(resource: Resource) -> dict[str, str]:

@@ -187,8 +187,10 @@ def main() -> None:
         path = _parquet(rows)
         gw = Gateway(path)
         try:
+            started = _status_mb(gw.proc.pid, "VmRSS")
             world, product = _world(gw, rows)
             idle = _status_mb(gw.proc.pid, "VmRSS")
+            setup_peak = _status_mb(gw.proc.pid, "VmHWM")
             for name in args.formats.split(","):
                 contract = world.contract(product["offers"][0]["id"])
                 direct = _direct(path)
@@ -204,7 +206,8 @@ def main() -> None:
                     flush=True,
                 )
             print(f"rows={rows:>10,} gateway peak RSS (VmHWM) {_status_mb(gw.proc.pid):.0f} MB "
-                  f"(target < 300, flat in the rows); RSS before the first pull {idle:.0f} MB",
+                  f"(target < 300, flat in the rows); RSS when ready {started:.0f} MB, after the "
+                  f"set-up {idle:.0f} MB (peak {setup_peak:.0f} MB)",
                   flush=True)  # fmt: skip
         finally:
             gw.stop()
