@@ -28,8 +28,10 @@ def _use_a_returning_allocator() -> None:
     gateway, whose streams run on several threads (the read-ahead, the server's worker
     threads), jemalloc's per-thread arenas held more: a 1M-row pull through `dsgw serve`
     peaked at 311 MB with jemalloc and 258 MB with the system allocator, at the same rate
-    within noise (tests/bench/bench_transfer.py). ARROW_DEFAULT_MEMORY_POOL, when set, is left
-    as the operator set it.
+    within noise (tests/bench/bench_transfer.py), and 258 MB only when the pool is chosen
+    before pyarrow makes its default one: gateway/__init__.py sets ARROW_DEFAULT_MEMORY_POOL
+    to "system" unless the operator set it, and this call covers the data plane imported
+    without the gateway package's start. An operator's choice is left as it is.
     """
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         return

@@ -29,6 +29,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pyarrow as pa
+
+# The direct read is a plain pyarrow program: pyarrow's own default allocator, read before the
+# gateway package makes the system allocator its default (gateway/__init__.py).
+PLAIN_POOL = os.environ.get("ARROW_DEFAULT_MEMORY_POOL") or pa.default_memory_pool().backend_name
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run as a script, like the others
@@ -68,9 +73,10 @@ def _parquet(rows: int) -> Path:
 
 
 def _direct(path: Path) -> dict:
+    env = {**os.environ, "ARROW_DEFAULT_MEMORY_POOL": PLAIN_POOL}
     proc = subprocess.run(
         [sys.executable, "-m", "tests.support.dataplane_data", "direct", "parquet", str(path)],
-        capture_output=True, text=True, cwd=ROOT, check=True,
+        capture_output=True, text=True, cwd=ROOT, check=True, env=env,
     )  # fmt: skip
     return json.loads(proc.stdout.splitlines()[-1])
 
@@ -182,7 +188,9 @@ def main() -> None:
     parser.add_argument("--rows", default="1000000", help="row counts, comma-separated")
     parser.add_argument("--formats", default="arrow,jsonl", help=",".join(FORMATS))
     args = parser.parse_args()
-    print("bench_transfer: pull transfers through a running gateway vs a direct pyarrow read")
+    print("bench_transfer: pull transfers through a running gateway vs a direct pyarrow read "
+          f"(pyarrow's own allocator, {PLAIN_POOL}; the gateway: "
+          f"{os.environ.get('ARROW_DEFAULT_MEMORY_POOL')})")  # fmt: skip
     for rows in [int(r) for r in args.rows.split(",")]:
         path = _parquet(rows)
         gw = Gateway(path)
