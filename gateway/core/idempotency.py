@@ -162,8 +162,10 @@ def run(
 ) -> Any:
     """Return `work()`'s result once per key: a retry gets `replay(row)` of the stored row.
 
-    `work()` returns (status, response JSON or None, object id or None, result to return);
-    a Problem it raises with a status below 500 is stored and raised again on every retry.
+    `work()` returns (status, response, object id or None, result to return), the response
+    being None or a function returning the JSON to store: it is called only when a key is
+    given, so a request without one never renders its reply twice. A Problem `work()` raises
+    with a status below 500 is stored and raised again on every retry.
     """
     if key is None:
         return work()[3]
@@ -184,8 +186,9 @@ def run(
     except BaseException:
         forget(session, subject_id=subject_id, route=route, key=key)
         raise
+    stored = response() if response is not None else None
     settle(session, subject_id=subject_id, route=route, key=key, status=status,
-           response=response, object_id=object_id)  # fmt: skip
+           response=stored, object_id=object_id)  # fmt: skip
     return result
 
 

@@ -116,11 +116,6 @@ def _field_input(field: dict[str, Any]) -> dict[str, Any]:
     return grading.field_input(field)
 
 
-def _kinds(resource: Resource) -> dict[str, str]:
-    """Return {field name: kind} of the resource: the shape each field keeps when masked."""
-    return {f["name"]: obl.field_kind(f) for f in resource.fields}
-
-
 def _deny(
     session: Session,
     gateway: Gateway,

@@ -77,7 +77,7 @@ def pull(
 
     def work():
         result = flows.exchange(session, gateway, subject=me, request=body)
-        return 200, result.model_dump(mode="json"), result.exchange_id, result
+        return 200, lambda: result.model_dump(mode="json"), result.exchange_id, result
 
     def replay(row: idempotency.IdempotencyKey) -> ExchangeResult:
         idempotency.replay_problem(row)
