@@ -1,6 +1,7 @@
 """The FastAPI application: built from Settings, with every route and the problem handlers."""
 
 import time
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import structlog
@@ -21,6 +22,7 @@ from gateway.core.errors import Problem, install_handlers, problem_responses
 from gateway.core.guard import InputGuard
 from gateway.core.ratelimit import RateLimit, RateLimiter
 from gateway.disclosure.views import router as disclosure_router
+from gateway.evidence import sequencer
 from gateway.evidence.service import check_signing_key, checkpoint_info, record
 from gateway.evidence.views import router as ledger_router
 from gateway.exchanges.views import router as exchanges_router
@@ -29,6 +31,7 @@ from gateway.participants import service as participants
 from gateway.participants.views import router as participants_router
 from gateway.policy import versions as policy_versions
 from gateway.policy.client import PolicyClient
+from gateway.policy.watch import VersionWatcher
 from gateway.products.views import router as products_router
 from gateway.resources.views import registrations as registrations_router
 from gateway.resources.views import router as resources_router
@@ -172,6 +175,18 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     app.state.gateway = gw
     app.state.issuer = TokenIssuer(gw.settings, gw.signer)
     app.state.rate_limiter = RateLimiter.from_spec(gw.settings.rate_limits)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        # The policy version is read off the request path; the sequencer drains at shutdown.
+        watcher = VersionWatcher(gw, interval=gw.settings.policy_version_ttl).start()
+        try:
+            yield
+        finally:
+            watcher.stop()
+            sequencer.close(gw)
+
+    app.router.lifespan_context = lifespan
     return app
 
 

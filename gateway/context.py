@@ -1,7 +1,8 @@
 """The running gateway's parts, built once and handed to requests through FastAPI's state."""
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, Request
@@ -12,6 +13,9 @@ from gateway.core.config import Settings
 from gateway.core.db import session_scope
 from gateway.policy.client import PolicyClient
 from ledger import Signer
+
+if TYPE_CHECKING:
+    from ledger.group import GroupCommitter
 
 
 @dataclass
@@ -24,6 +28,9 @@ class Gateway:
     signer: Signer
     private_key: Ed25519PrivateKey
     policy: PolicyClient
+    # The batching sequencer of this process's exchanges (gateway/evidence/sequencer.py),
+    # made at its first use.
+    sequencer: "GroupCommitter | None" = field(default=None, repr=False)
 
 
 def get_gateway(request: Request) -> Gateway:

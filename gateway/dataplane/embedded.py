@@ -1,7 +1,7 @@
 """The embedded store: rows posted with a registration, kept as Parquet, never as a JSON column.
 
 Two homes for the same Parquet: `EmbeddedStore` writes one file per resource under a folder;
-`rows_to_parquet` and `ParquetBytesSource` make and read the bytes the gateway keeps in its own
+`rows_to_parquet` makes the bytes, `decoded` and `TableSource` read the gateway keeps in its own
 database (table `embedded_datasets`, gateway/resources/models.py), so that several gateway
 processes on one PostgreSQL see the same datasets and a migration moves rows in one
 transaction.
@@ -16,7 +16,9 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -158,48 +160,62 @@ def parquet_columns(data: bytes) -> list[str]:
     return pq.ParquetFile(pa.BufferReader(data)).schema_arrow.names
 
 
-class ParquetBytesSource:
-    """A DataSource over a Parquet file held in memory (an embedded dataset).
+class TableSource:
+    """A DataSource over a decoded Arrow table (an embedded dataset held by `decoded`).
 
-    Columns asked for that the file lacks (declared fields no posted row used) are null.
+    Columns asked for that the table lacks (declared fields no posted row used) are null.
     """
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
 
     def open(
         self, *, batch_size: int = DEFAULT_BATCH_SIZE, columns: list[str] | None = None
     ) -> BatchStream:
-        file = pq.ParquetFile(pa.BufferReader(self.data))
-        have = file.schema_arrow
+        have = self.table.schema
         wanted = list(have.names) if columns is None else list(columns)
-        present = [n for n in wanted if n in have.names]
+        n = self.table.num_rows
         schema = pa.schema(
-            [have.field(n) if n in have.names else pa.field(n, pa.null()) for n in wanted]
+            [have.field(c) if c in have.names else pa.field(c, pa.null()) for c in wanted]
         )
+        table = pa.Table.from_arrays(
+            [self.table.column(c) if c in have.names else pa.nulls(n) for c in wanted],
+            schema=schema,
+        )
+        return BatchStream(schema, iter(table.to_batches(max_chunksize=batch_size)))
 
-        def batches():
-            if file.metadata.num_rows == 0:
-                return
-            if not present:
-                for group in range(file.num_row_groups):
-                    n = file.metadata.row_group(group).num_rows
-                    for start in range(0, n, batch_size):
-                        size = min(batch_size, n - start)
-                        yield pa.RecordBatch.from_arrays(
-                            [pa.nulls(size) for _ in wanted], schema=schema
-                        )
-                return
-            for batch in file.iter_batches(batch_size=batch_size, columns=present):
-                yield pa.RecordBatch.from_arrays(
-                    [
-                        batch.column(n) if n in have.names else pa.nulls(batch.num_rows)
-                        for n in wanted
-                    ],
-                    schema=schema,
-                )
 
-        return BatchStream(schema, batches())
+# Decoded embedded datasets by the SHA-256 of their Parquet bytes: an exchange of a small
+# dataset then costs neither the blob's read nor its decoding. Content-addressed, so a replaced
+# dataset is a new key and never served stale; bounded by the bytes the tables hold.
+CACHE_BYTES = int(os.environ.get("DSGW_EMBEDDED_CACHE_BYTES", str(256 * 1024 * 1024)))
+_decoded: OrderedDict[str, pa.Table] = OrderedDict()
+_decoded_lock = threading.Lock()
+
+
+def decoded(sha256: str, load: Callable[[], bytes]) -> pa.Table:
+    """Return the table of the Parquet bytes whose SHA-256 is `sha256`, decoding `load()` once.
+
+    The bytes are checked against `sha256` before they are kept: a cache entry is always the
+    dataset its key names."""
+    with _decoded_lock:
+        table = _decoded.get(sha256)
+        if table is not None:
+            _decoded.move_to_end(sha256)
+            return table
+    data = load()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError("the embedded dataset's bytes do not match their recorded SHA-256")
+    table = pq.read_table(pa.BufferReader(data))
+    if table.nbytes > CACHE_BYTES:
+        return table
+    with _decoded_lock:
+        _decoded[sha256] = table
+        total = sum(t.nbytes for t in _decoded.values())
+        while total > CACHE_BYTES and len(_decoded) > 1:
+            _, dropped = _decoded.popitem(last=False)
+            total -= dropped.nbytes
+    return table
 
 
 def _plain(value: Any) -> Any:

@@ -4,17 +4,19 @@ The rows leave only in the reply of a transaction that has durably written the l
 describing them; every decision, allowed or denied, is recorded the same way.
 """
 
+import functools
 from datetime import timedelta
 from typing import Any
 
 import pyarrow as pa
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import func, select
+from sqlalchemy import Connection, bindparam, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from contracts import Offer
 from gateway.authorisations import service as authorisations
+from gateway.authorisations.models import Authorisation
 from gateway.compute import flows as compute
 from gateway.context import Gateway
 from gateway.core import clock
@@ -25,6 +27,7 @@ from gateway.core.ids import new_id
 from gateway.dataplane import decode_cursor, encode_cursor
 from gateway.dataplane.embedded import json_rows
 from gateway.dataplane.errors import DataPlaneError
+from gateway.evidence import sequencer as sequenced
 from gateway.evidence.service import commit, record
 from gateway.exchanges import obligations as obl
 from gateway.exchanges.models import (
@@ -42,7 +45,7 @@ from gateway.policy import grading
 from gateway.policy import versions as policy_versions
 from gateway.policy.client import PolicyDecision, PolicyError
 from gateway.products import service as products
-from gateway.products.models import Product
+from gateway.products.models import Product, ProductOffer
 from gateway.resources import data as resource_data
 from gateway.resources import service as resources
 from gateway.resources.models import Resource
@@ -258,12 +261,14 @@ def _decide(
     delivery: str,
     product_id: str | None = None,
     deny_as: dict[str, Any] | None = None,
+    version: str | None = None,
 ) -> tuple[PolicyDecision, str | None, dict[str, Any]]:
     """Return OPA's allowing decision, the policy version that made it, and the arguments a
     later denial is recorded with; raise the recorded denial's problem when OPA refuses, cannot
     answer, or obliges what the gateway cannot honour. `deny_as` (entry_type, extra) records a
-    transfer's denials as such."""
-    version = policy_versions.current(session, gateway.signer, gateway.policy)
+    transfer's denials as such; `version`, when the caller read it already."""
+    if version is None:
+        version = policy_versions.current(session, gateway.signer, gateway.policy)
     deny = dict(
         decision_id=decision_id,
         subject=subject,
@@ -401,34 +406,22 @@ def _delivered(
     """Record the delivery (ledger entry and decision row, committed); return the reply.
 
     `page`: for rows, the cursor scope and the row the page starts at."""
-    result = decision.model_dump(mode="json")
-    masked = sorted(set(decision.obligations.get("mask") or []) & set(out.fields))
-    entry: Entry = record(
-        session,
-        gateway.signer,
-        type="exchange.delivered",
-        data={
-            "decision": decision_id,
-            "contract": contract.id if contract is not None else None,
-            "consumer": subject.id,
-            "provider": contract.provider_id if contract is not None else product.merchant_id,
-            "product": product.id,
-            "resource": resource.id,
-            "purpose": request.purpose,
-            "delivery": request.delivery,
-            "fields": out.fields,
-            "masked": masked,
-            "rows": out.source_rows,
-            "content_hash": out.content_hash,
-            "watermark": mark,
-            "input_hash": content_hash(the_input),
-            "policy_version": version,
-            "exposure": result.get("exposure"),
-            **({"file": {k: v for k, v in out.file.items() if k != "content"}} if out.file else {}),
-            **({"groups": len(out.rows), "privacy": privacy} if privacy is not None else {}),
-            **({"offset": page[1]} if page is not None else {}),
-        },
+    data = _delivery_data(
+        decision=decision,
+        version=version,
+        decision_id=decision_id,
+        subject=subject,
+        contract=contract,
+        product=product,
+        resource=resource,
+        request=request,
+        the_input=the_input,
+        out=out,
+        mark=mark,
+        privacy=privacy,
+        page=page,
     )
+    entry: Entry = record(session, gateway.signer, type="exchange.delivered", data=data)
     _keep_decision(
         session,
         decision_id=decision_id,
@@ -436,11 +429,74 @@ def _delivered(
         contract=contract,
         allow=True,
         policy_input=the_input,
-        result=result,
+        result=decision.model_dump(mode="json"),
         version=version,
         rows=out.source_rows,
         entry=entry,
     )
+    return _result(
+        gateway, entry, decision_id=decision_id, decision=decision, contract=contract,
+        product=product, request=request, out=out, mark=mark, privacy=privacy, page=page,
+    )  # fmt: skip
+
+
+def _delivery_data(
+    *,
+    decision: PolicyDecision,
+    version: str | None,
+    decision_id: str,
+    subject: Participant,
+    contract: Contract | None,
+    product: Product,
+    resource: Resource,
+    request: ExchangeRequest | OpenExchangeRequest,
+    the_input: dict[str, Any],
+    out: obl.Delivery,
+    mark: str | None,
+    privacy: dict[str, Any] | None,
+    page: tuple[str, int] | None,
+) -> dict[str, Any]:
+    """Return the data of the delivery's `exchange.delivered` entry (specs/ledger.md)."""
+    masked = sorted(set(decision.obligations.get("mask") or []) & set(out.fields))
+    return {
+        "decision": decision_id,
+        "contract": contract.id if contract is not None else None,
+        "consumer": subject.id,
+        "provider": contract.provider_id if contract is not None else product.merchant_id,
+        "product": product.id,
+        "resource": resource.id,
+        "purpose": request.purpose,
+        "delivery": request.delivery,
+        "fields": out.fields,
+        "masked": masked,
+        "rows": out.source_rows,
+        "content_hash": out.content_hash,
+        "watermark": mark,
+        "input_hash": content_hash(the_input),
+        "policy_version": version,
+        "exposure": decision.model_dump(mode="json").get("exposure"),
+        **({"file": {k: v for k, v in out.file.items() if k != "content"}} if out.file else {}),
+        **({"groups": len(out.rows), "privacy": privacy} if privacy is not None else {}),
+        **({"offset": page[1]} if page is not None else {}),
+    }
+
+
+def _result(
+    gateway: Gateway,
+    entry: Entry,
+    *,
+    decision_id: str,
+    decision: PolicyDecision,
+    contract: Contract | None,
+    product: Product,
+    request: ExchangeRequest | OpenExchangeRequest,
+    out: obl.Delivery,
+    mark: str | None,
+    privacy: dict[str, Any] | None,
+    page: tuple[str, int] | None,
+) -> ExchangeResult:
+    """Return the reply of a recorded delivery, with its receipt."""
+    masked = sorted(set(decision.obligations.get("mask") or []) & set(out.fields))
     return ExchangeResult(
         exchange_id=decision_id,
         contract_id=contract.id if contract is not None else None,
@@ -498,10 +554,199 @@ def _refuse_unless_consumer(
     raise not_found("contract", contract_id)
 
 
+CLAIM_ATTEMPTS = 4  # decisions made again when the claim of the one before no longer held
+
+
 def exchange(
     session: Session, gateway: Gateway, *, subject: Participant, request: ExchangeRequest
 ) -> ExchangeResult:
-    """Run one exchange; return the delivery with its receipt, or raise the denial's problem."""
+    """Run one exchange; return the delivery with its receipt, or raise the denial's problem.
+
+    Rows (api, file) hold no lock across OPA or the source: the exchange is decided and its
+    rows read first, then its quota is claimed and its evidence appended in one short step by
+    the sequencer (gateway/evidence/sequencer.py), re-checking what the decision assumed; when
+    that no longer holds, it is decided again on what now stands."""
+    if request.delivery == "compute":
+        return _compute_exchange(session, gateway, subject=subject, request=request)
+    _refuse_unless_consumer(session, gateway, subject=subject, contract_id=request.contract_id)
+    for attempt in range(CLAIM_ATTEMPTS):
+        if attempt:
+            session.expire_all()  # decide again on what stands now
+        result = _exchange_rows(session, gateway, subject=subject, request=request)
+        if result is not None:
+            return result
+    raise Problem(
+        409,
+        "exchange-contended",
+        "Exchange contended",
+        f"the usage of contract {request.contract_id} changed under {CLAIM_ATTEMPTS} decisions "
+        "in a row; nothing was delivered or metered: retry",
+    )
+
+
+def _exchange_rows(
+    session: Session, gateway: Gateway, *, subject: Participant, request: ExchangeRequest
+) -> ExchangeResult | None:
+    """Decide and deliver one page of rows; None when its claim no longer held (nothing was
+    written: decide again)."""
+    # A contract whose term is over is recorded EXPIRED first (its own committed step).
+    contract = contracts.current(session, gateway, request.contract_id)
+    product, resource, authorisation, stored_offer = _exchange_rows_of(session, contract)
+    _check_fields(request, resource)  # before any policy call
+    # An authorisation whose term has passed ends at this use, suspending its products (its own
+    # transaction and evidence); the policy then sees the product suspended.
+    authorisations.expire_if_over(session, gateway.signer, authorisation)
+    offer = Offer.model_validate(stored_offer.terms)
+    available = offer.fields if offer.fields is not None else [f["name"] for f in resource.fields]
+    fields = request.requested(available)
+    scope = _cursor_scope(subject, over=contract.id, delivery=request.delivery, fields=fields)
+    offset = _offset(gateway, request, scope)
+    decision_id = new_id("dec")
+    the_input = policy_input(
+        subject=subject,
+        request=request,
+        fields=fields,
+        resource=resource,
+        product=product,
+        contract=contract,
+        offer=offer,
+    )
+    version = policy_versions.current(session, gateway.signer, gateway.policy)
+    commit(session)  # no transaction (on SQLite: no write lock) held across OPA
+    decision, version, deny = _decide(
+        session,
+        gateway,
+        decision_id=decision_id,
+        subject=subject,
+        contract=contract,
+        the_input=the_input,
+        delivery=request.delivery,
+        version=version,
+    )
+    mark = _watermark(decision, decision_id, subject)
+    out = _rows(
+        session,
+        gateway,
+        resource,
+        request,
+        fields=fields,
+        decision=decision,
+        mark=mark,
+        name=decision_id,
+        deny=deny,
+        offset=offset,
+    )
+    commit(session)  # the sequencer writes on its own connection: hold nothing meanwhile
+    page = (scope, offset)
+    data = _delivery_data(
+        decision=decision, version=version, decision_id=decision_id, subject=subject,
+        contract=contract, product=product, resource=resource, request=request,
+        the_input=the_input, out=out, mark=mark, privacy=None, page=page,
+    )  # fmt: skip
+    row = {
+        "id": decision_id,
+        "subject_id": subject.id,
+        "contract_id": contract.id,
+        "allow": True,
+        "input": the_input,
+        "result": decision.model_dump(mode="json"),
+        "policy_version": version,
+        "rows_delivered": out.source_rows,
+        "created_at": clock.now(),
+    }
+
+    def keep(conn: Connection, entry: Entry) -> None:
+        conn.execute(_INSERT_DECISION, {**row, "ledger_seq": entry.seq})
+
+    entry = sequenced.submit(
+        gateway,
+        type="exchange.delivered",
+        data=data,
+        claim=_claim(contract, offer, product, subject, rows=out.source_rows),
+        after=keep,
+    )
+    if entry is None:
+        return None
+    return _result(
+        gateway, entry, decision_id=decision_id, decision=decision, contract=contract,
+        product=product, request=request, out=out, mark=mark, privacy=None, page=page,
+    )  # fmt: skip
+
+
+_INSERT_DECISION = insert(Decision.__table__)
+
+
+def _exchange_rows_of(
+    session: Session, contract: Contract
+) -> tuple[Product, Resource, Authorisation, ProductOffer]:
+    """Return the contract's product, resource, authorisation and offer in one statement."""
+    found = session.execute(
+        select(Product, Resource, Authorisation, ProductOffer)
+        .join(Resource, Resource.id == Product.resource_id)
+        .join(Authorisation, Authorisation.id == Product.authorisation_id)
+        .join(ProductOffer, ProductOffer.product_id == Product.id)
+        .where(Product.id == contract.product_id, ProductOffer.id == contract.offer_id)
+    ).one_or_none()
+    if found is None:  # pragma: no cover - the foreign keys keep them
+        raise not_found("product", contract.product_id)
+    product, resource, authorisation, offer = found
+    return product, resource, authorisation, offer
+
+
+def _claim(contract: Contract, offer: Offer, product: Product, subject: Participant, *, rows: int):
+    """Return the claim of an exchange of `rows` rows: one conditional update that meters it
+    only if what the decision assumed still holds (the contract's state, the product's and the
+    consumer's status, the quota left), else changes nothing."""
+    statement = _claim_statement(offer.quota_calls is not None, offer.quota_rows is not None)
+    values = {
+        "claim_contract": contract.id,
+        "claim_state": contract.state,
+        "claim_product": product.id,
+        "claim_product_status": product.status,
+        "claim_subject": subject.id,
+        "claim_subject_status": subject.status,
+        "claim_rows": rows,
+        "claim_quota_calls": offer.quota_calls,
+        "claim_quota_rows": offer.quota_rows,
+    }
+
+    def claim(conn: Connection) -> bool:
+        return conn.execute(statement, values).rowcount == 1
+
+    return claim
+
+
+@functools.cache
+def _claim_statement(calls_quota: bool, rows_quota: bool):
+    """Return the claim's statement (built once per kind of quota: building costs more than
+    running it)."""
+    table = Contract.__table__
+    rows = bindparam("claim_rows")
+    still = [
+        table.c.id == bindparam("claim_contract"),
+        table.c.state == bindparam("claim_state"),
+        exists().where(Product.id == bindparam("claim_product"),
+                       Product.status == bindparam("claim_product_status")),
+        exists().where(Participant.id == bindparam("claim_subject"),
+                       Participant.status == bindparam("claim_subject_status")),
+    ]  # fmt: skip
+    if calls_quota:
+        still.append(table.c.calls_used < bindparam("claim_quota_calls"))
+    if rows_quota:
+        still += [table.c.rows_used < bindparam("claim_quota_rows"),
+                  table.c.rows_used + rows <= bindparam("claim_quota_rows")]  # fmt: skip
+    return (
+        update(table)
+        .where(*still)
+        .values(rows_used=table.c.rows_used + rows, calls_used=table.c.calls_used + 1)
+    )
+
+
+def _compute_exchange(
+    session: Session, gateway: Gateway, *, subject: Participant, request: ExchangeRequest
+) -> ExchangeResult:
+    """Run one compute exchange under the contract's lock: its privacy budget is spent in the
+    same transaction as its evidence (specs/compute.md)."""
     _refuse_unless_consumer(session, gateway, subject=subject, contract_id=request.contract_id)
     product = products.get(session, contracts.get(session, request.contract_id).product_id)
     resource = resources.get(session, product.resource_id)

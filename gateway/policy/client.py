@@ -105,6 +105,7 @@ class PolicyClient:
         self._version: str | None = None
         self._modules: dict[str, str] = {}
         self._version_at = float("-inf")
+        self._polled = False  # whether `version` has asked OPA at least once
         # The version this process last saw recorded on the ledger; reset at every refresh, so
         # the ledger is consulted at most once per `version_ttl`.
         self.recorded_version: str | None = None
@@ -146,22 +147,35 @@ class PolicyClient:
     def version(self, *, max_age: float | None = None) -> tuple[str | None, dict[str, str]]:
         """Return the bundle version OPA serves and its modules, re-read at most every TTL.
 
-        (None, {}) when OPA cannot be asked; a decision then carries no version.
+        (None, {}) when OPA cannot be asked; a decision then carries no version. The listing
+        is read without holding the lock, so `cached_version` never waits for it.
         """
         ttl = self.version_ttl if max_age is None else max_age
         with self._version_lock:
             if time.monotonic() - self._version_at < ttl and self._version is not None:
                 return self._version, self._modules
-            try:
-                modules = self.served_modules()
-            except PolicyUnavailable:
+            self._polled = True
+        try:
+            modules = self.served_modules()
+        except PolicyUnavailable:
+            with self._version_lock:
                 self._version, self._modules, self._version_at = None, {}, float("-inf")
-                return None, {}
-            self._modules = modules
-            self._version = bundle_version_from_digests(modules.values())
+            return None, {}
+        version = bundle_version_from_digests(modules.values())
+        with self._version_lock:
+            if version != self._version:
+                self.recorded_version = None  # a new version: the ledger is consulted once
+            self._version, self._modules = version, modules
             self._version_at = time.monotonic()
-            self.recorded_version = None
             return self._version, self._modules
+
+    def cached_version(self) -> tuple[str | None, dict[str, str]]:
+        """Return the version last read (by `version`, which the watcher calls off the request
+        path: gateway/policy/watch.py), reading it now only if it was never read."""
+        with self._version_lock:
+            if self._polled:
+                return self._version, self._modules
+        return self.version()
 
     def healthy(self) -> bool:
         """Return whether OPA reports itself healthy."""

@@ -87,12 +87,14 @@ def observe(
 
 
 def current(session: Session, signer: Signer, client: "PolicyClient") -> str | None:
-    """Return the version OPA serves now, recording it on the ledger first if it is new.
+    """Return the version OPA serves, as last read, recording it on the ledger first if new.
 
-    The entry joins the session's transaction, so it is written with the decision that first
-    used the version (or, at start, committed by the caller).
+    Never asks OPA for its policies inside a request: the watcher (gateway/policy/watch.py)
+    re-reads them every `policy_version_ttl` seconds and records a new version itself. The
+    entry joins the session's transaction, so it is written with the decision that first used
+    the version (or, at start, committed by the caller).
     """
-    version, modules = client.version()
+    version, modules = client.cached_version()
     if version is not None and client.recorded_version != version:
         observe(session, signer, version=version, modules=modules, opa_url=client.url)
         client.recorded_version = version

@@ -33,7 +33,7 @@ from gateway.dataplane import (
     parse_source_address,
     slice_stream,
 )
-from gateway.dataplane.embedded import ParquetBytesSource, json_rows, rows_to_parquet
+from gateway.dataplane.embedded import TableSource, decoded, json_rows, rows_to_parquet
 from gateway.dataplane.errors import DataPlaneError, address_invalid, source_unavailable
 from gateway.dataplane.secrets import SecretBox, SecretsError
 from gateway.exchanges import obligations as obl
@@ -242,7 +242,11 @@ def open_rows(
         stored = dataset(session, resource)
         if stored is None:
             raise source_unavailable(f"resource {resource.id} has no embedded dataset")
-        return ParquetBytesSource(stored.parquet).open(batch_size=batch_size, columns=names)
+        try:
+            table = decoded(stored.sha256, lambda: stored.parquet)
+        except ValueError as exc:
+            raise source_unavailable(f"resource {resource.id}: {exc}") from None
+        return TableSource(table).open(batch_size=batch_size, columns=names)
     try:
         return open_source(address, config=config(gateway)).open(
             batch_size=batch_size, columns=names

@@ -5,8 +5,10 @@ JSON rows."""
 import pytest
 
 from gateway.compute import engine
+from gateway.dataplane import embedded
 from gateway.dataplane.embedded import (
-    ParquetBytesSource,
+    TableSource,
+    decoded,
     json_rows,
     parquet_columns,
     rows_to_parquet,
@@ -21,9 +23,10 @@ ROWS = [
 
 
 def _back(rows, columns=None, batch_size=2):
-    data, count, _ = rows_to_parquet(rows)
+    data, count, sha = rows_to_parquet(rows)
     assert count == len(rows)
-    return json_rows(ParquetBytesSource(data).open(batch_size=batch_size, columns=columns))
+    table = decoded(sha, lambda: data)
+    return json_rows(TableSource(table).open(batch_size=batch_size, columns=columns))
 
 
 def test_posted_rows_come_back_from_parquet_with_their_values_and_kinds():
@@ -39,7 +42,37 @@ def test_a_declared_field_no_row_uses_reads_as_nulls_and_columns_are_chosen():
 def test_no_rows_make_an_empty_dataset_that_reads_as_nothing():
     data, count, sha = rows_to_parquet([])
     assert count == 0 and len(sha) == 64 and parquet_columns(data) == []
-    assert json_rows(ParquetBytesSource(data).open(columns=["a"])) == []
+    assert json_rows(TableSource(decoded(sha, lambda: data)).open(columns=["a"])) == []
+
+
+def test_a_dataset_is_decoded_once_by_its_digest_and_bytes_that_differ_are_refused(
+    monkeypatch,
+):
+    monkeypatch.setattr(embedded, "_decoded", type(embedded._decoded)())
+    data, _, sha = rows_to_parquet(ROWS)
+    loads = []
+
+    def load():
+        loads.append(1)
+        return data
+
+    first = decoded(sha, load)
+    assert decoded(sha, load) is first and loads == [1]  # the second exchange reads nothing
+    other, _, other_sha = rows_to_parquet(ROWS[:1])  # a replaced dataset: another key
+    assert decoded(other_sha, lambda: other).num_rows == 1
+    with pytest.raises(ValueError, match="SHA-256"):
+        decoded("0" * 64, lambda: data)  # bytes that are not the dataset the key names
+    assert "0" * 64 not in embedded._decoded
+
+
+def test_the_decoded_cache_is_bounded_by_bytes(monkeypatch):
+    monkeypatch.setattr(embedded, "_decoded", type(embedded._decoded)())
+    tables = [rows_to_parquet([{"i": i, "pad": "x" * 1000}]) for i in range(4)]
+    one = decoded(tables[0][2], lambda: tables[0][0]).nbytes
+    monkeypatch.setattr(embedded, "CACHE_BYTES", one * 2)
+    for data, _, sha in tables[1:]:
+        decoded(sha, lambda data=data: data)
+    assert list(embedded._decoded) == [tables[2][2], tables[3][2]]  # least recent out
 
 
 def test_the_same_rows_make_the_same_file():
@@ -70,8 +103,8 @@ def test_compute_types_a_stream_as_it_types_the_same_json_rows():
     ]
     columns = ["year", "flag", "v", "mixed", "t"]
     text = frozenset({"year"})
-    data, _, _ = rows_to_parquet(rows)
-    stream = ParquetBytesSource(data).open(columns=columns)
+    data, _, sha = rows_to_parquet(rows)
+    stream = TableSource(decoded(sha, lambda: data)).open(columns=columns)
     got = engine.table_from_stream(stream, columns, text=text)
     want = engine.table_from_rows(rows, columns, text=text)
     assert got.to_pylist() == want.to_pylist()

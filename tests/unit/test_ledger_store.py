@@ -441,3 +441,62 @@ def test_group_commit_batches_concurrent_appends_densely_and_refuses_bad_items(e
         export(conn, tmp_path / "out", public_jwks=[], signer=SIGNER, origin="o", now=T0)
     assert all(stored[e.seq] == e.hash for e in entries)
     assert verify_export(tmp_path / "out").size == len(entries)
+
+
+def test_group_commit_joins_claims_and_writes_to_entries_and_isolates_a_failing_item(engine):
+    """An item's claim decides whether it is appended (refused: no entry, no seq, nothing of it
+    written); its `after` write commits with its entry; an item whose write fails fails alone."""
+    from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, update
+
+    from ledger.group import GroupCommitter
+
+    meta = MetaData()
+    quota = Table("quota", meta, Column("id", Integer, primary_key=True), Column("used", Integer))
+    seen = Table("seen", meta, Column("seq", Integer, primary_key=True), Column("what", String))
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(quota).values(id=1, used=0))
+    batches: list[int] = []
+    committer = GroupCommitter(engine, SIGNER, on_batch=batches.append)
+
+    def claim(conn) -> bool:  # at most 3 uses of the quota
+        bump = update(quota).where(quota.c.id == 1, quota.c.used < 3)
+        return conn.execute(bump.values(used=quota.c.used + 1)).rowcount == 1
+
+    def keep(what: str):
+        def after(conn, entry) -> None:
+            if what == "boom":
+                raise RuntimeError("the item's own write failed")
+            conn.execute(insert(seen).values(seq=entry.seq, what=what))
+
+        return after
+
+    results: list = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        what = "boom" if i == 2 else f"use-{i}"
+        try:
+            got = committer.submit(
+                type="quota.used", data={"i": i}, time=T0, claim=claim, after=keep(what)
+            )
+        except RuntimeError as exc:
+            got = exc
+        with lock:
+            results.append(got)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    committer.close()
+    entries = [r for r in results if r is not None and not isinstance(r, Exception)]
+    assert sum(isinstance(r, RuntimeError) for r in results) == 1  # only the failing item
+    assert len(entries) == 3 and results.count(None) == 4  # the quota held: 3 uses, 4 refused
+    with engine.connect() as conn:
+        assert conn.execute(select(quota.c.used)).scalar_one() == 3
+        kept = dict(conn.execute(select(seen.c.seq, seen.c.what)).all())
+        assert head(conn)[0] == count(conn) == 3
+    assert sorted(kept) == sorted(e.seq for e in entries) == [1, 2, 3]
+    assert sum(batches) >= 8 - 1  # every committed batch was reported
