@@ -203,6 +203,36 @@ ensure_shell_tools() {
         || dsgw_die "apt-get install ${missing[*]} failed"
 }
 
+# Sets and exports DSGW_NGINX_BIN, installing Debian's nginx package when there is none: the
+# scale-out test (tests/e2e/test_scaleout.py) runs a real nginx in front of two gateways and two
+# OPA replicas, with the configuration of deploy/nginx/. The package's own service is not used
+# (the test runs its own nginx, unprivileged ports, a private prefix).
+ensure_nginx() {
+    if [ -n "${DSGW_NGINX_BIN:-}" ]; then
+        [ -x "$DSGW_NGINX_BIN" ] || dsgw_die "DSGW_NGINX_BIN=$DSGW_NGINX_BIN is not an executable file"
+        export DSGW_NGINX_BIN
+        return 0
+    fi
+    local found
+    found="$(command -v nginx 2>/dev/null || true)"
+    [ -z "$found" ] && [ -x /usr/sbin/nginx ] && found=/usr/sbin/nginx
+    if [ -z "$found" ]; then
+        dsgw_log "no nginx found; installing Debian's nginx package (the scale-out test runs it)"
+        local t0=$SECONDS
+        dsgw_as_root apt-get update -q >&2 || dsgw_die "apt-get update failed"
+        # policy-rc.d-less containers: the package's post-install may fail to start its service
+        # (no init); the binary is what the tests need, so only the binary is checked after.
+        dsgw_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+            -o DPkg::Lock::Timeout=300 nginx >&2 \
+            || [ -x /usr/sbin/nginx ] || dsgw_die "apt-get install nginx failed"
+        found="$(command -v nginx 2>/dev/null || true)"
+        [ -z "$found" ] && [ -x /usr/sbin/nginx ] && found=/usr/sbin/nginx
+        [ -n "$found" ] || dsgw_die "nginx installed, but no nginx binary found"
+        dsgw_log "installed nginx ($found) in $((SECONDS - t0)) s"
+    fi
+    DSGW_NGINX_BIN="$found"; export DSGW_NGINX_BIN
+}
+
 VERSITYGW_VERSION="v1.8.0"
 
 # Sets and exports DSGW_S3_BIN: the S3-compatible server the data-plane tests run (Versity

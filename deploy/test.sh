@@ -17,13 +17,14 @@ trap report_time EXIT
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "set-up: virtualenv, OPA ${OPA_VERSION}, PostgreSQL, versitygw ${VERSITYGW_VERSION} (S3)"
+step "set-up: virtualenv, OPA ${OPA_VERSION}, PostgreSQL, versitygw ${VERSITYGW_VERSION} (S3), nginx"
 ensure_venv
 ensure_opa
 ensure_postgres
 ensure_shell_tools
 ensure_versitygw
-echo "python: $(.venv/bin/python --version 2>&1); opa: $DSGW_OPA_BIN; postgresql: $DSGW_PG_BINDIR; s3: $DSGW_S3_BIN"
+ensure_nginx
+echo "python: $(.venv/bin/python --version 2>&1); opa: $DSGW_OPA_BIN; postgresql: $DSGW_PG_BINDIR; s3: $DSGW_S3_BIN; nginx: $DSGW_NGINX_BIN"
 
 if [ -n "$(find policies -name '*.rego' -print -quit 2>/dev/null)" ]; then
     step "opa fmt --list --fail policies"

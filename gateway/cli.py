@@ -21,23 +21,42 @@ def _settings(args: argparse.Namespace, **extra) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Start OPA (unless --opa-url names one) and serve the gateway with hypercorn."""
-    from authlib.common.security import is_secure_transport
-    from hypercorn.asyncio import serve
-    from hypercorn.config import Config
+    """Start OPA (unless --opa-url names one) and serve the gateway with hypercorn.
 
-    from gateway.app import create_app
+    With `--workers N` (N > 1, PostgreSQL only) this process starts the one OPA, settles the
+    issuer, bootstraps the database once, binds the port and supervises N worker processes that
+    serve on it (gateway/running.py `Workers`).
+    """
+    import os
+
+    from authlib.common.security import is_secure_transport
+
+    from gateway.core.config import IssuerConfigError, settle_issuer
     from gateway.core.db import DatabaseUnreachable
     from gateway.core.logging import configure_logging
     from gateway.migrations import SchemaOutdated
     from gateway.policy.opa_process import OpaNotFound, OpaServer
 
+    if args.listen_fd is not None:
+        return _serve_worker(args)
+    if args.workers < 1:
+        print("dsgw serve: --workers must be at least 1", file=sys.stderr)
+        return 2
     configure_logging()
+    if args.workers > 1 and _settings(args).resolved_database_url.startswith("sqlite"):
+        print(
+            f"dsgw serve: --workers {args.workers} needs PostgreSQL (--database-url "
+            "postgresql+psycopg://… or DSGW_DATABASE_URL): SQLite allows one writer at a time, "
+            "so more worker processes would only queue on its file lock "
+            "(specs/operations.md); run one worker on SQLite",
+            file=sys.stderr,
+        )
+        return 2
     opa = None
     opa_url = args.opa_url
     if not opa_url:
         try:
-            opa = OpaServer().start()
+            opa = OpaServer().start()  # one OPA, however many workers
         except (OpaNotFound, RuntimeError) as exc:
             print(f"dsgw serve: cannot start OPA: {exc}", file=sys.stderr)
             return 2
@@ -46,9 +65,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # A wildcard bind is reached on loopback at least; any other name needs --issuer.
         shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
         base = f"http://{shown}:{args.port}"
-        settings = _settings(
-            args, opa_url=opa_url, issuer=args.issuer or base, db_upgrade=args.upgrade or None
+        state_dir = _settings(args).state_dir
+        # One issuer for every process of this state folder: the explicit one, else the one
+        # recorded at the folder's first start (never each process's own port).
+        issuer, note = settle_issuer(
+            state_dir, explicit=args.issuer or os.environ.get("DSGW_ISSUER"), default=base
         )
+        if note:
+            print(f"dsgw serve: note: {note}", file=sys.stderr)
+        settings = _settings(args, opa_url=opa_url, issuer=issuer, db_upgrade=args.upgrade or None)
         if not is_secure_transport(f"{settings.issuer.rstrip('/')}/oauth/token"):
             print(
                 f"dsgw serve: warning: the issuer {settings.issuer} is neither https nor "
@@ -56,40 +81,114 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 "behind a TLS-terminating proxy, pass --issuer https://<public host>",
                 file=sys.stderr,
             )
+        banner = (
+            f"gateway  {base}\n"
+            f"docs     {base}/docs (OpenAPI: {base}/openapi.json)\n"
+            f"opa      {opa_url}{' (started here, policies/)' if opa else ''}\n"
+            f"issuer   {settings.issuer}\n"
+            f"state    {settings.state_dir}\n"
+            f"database {settings.resolved_database_url}\n"
+        )
+        stops = "Ctrl-C stops the gateway" + (" and OPA" if opa else "")
+        from gateway.running import announce, local_url
+
+        if args.workers > 1:
+            return _serve_workers(args, settings, banner, stops)
+        from hypercorn.config import Config
+
+        from gateway.app import create_app
+
         app = create_app(settings)
         config = Config()
         config.bind = [f"{args.host}:{args.port}"]
         config.accesslog = None
         config.errorlog = "-"
-        print(
-            f"gateway  {base}\n"
-            f"docs     {base}/docs (OpenAPI: {base}/openapi.json)\n"
-            f"opa      {opa_url}{' (started here, policies/)' if opa else ''}\n"
-            f"state    {settings.state_dir}\n"
-            f"database {settings.resolved_database_url}\n"
-            "Ctrl-C stops the gateway" + (" and OPA" if opa else ""),
-            flush=True,
-        )
-
-        async def _run() -> None:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            await serve(app, config, shutdown_trigger=stop.wait)
-
-        from gateway.running import announce, local_url
-
+        print(banner + stops, flush=True)
         with announce(settings.state_dir, local_url(args.host, args.port)):  # for `dsgw demo`
-            asyncio.run(_run())
+            asyncio.run(_hypercorn(app, config))
         print("stopped", flush=True)
         return 0
-    except (OSError, SchemaOutdated, DatabaseUnreachable) as exc:
+    except (OSError, SchemaOutdated, DatabaseUnreachable, IssuerConfigError) as exc:
         print(f"dsgw serve: {exc}", file=sys.stderr)
         return 2
     finally:
         if opa is not None:
             opa.stop()
+
+
+async def _hypercorn(app, config, *, watch_parent: bool = False) -> None:
+    """Serve `app` with hypercorn until SIGINT or SIGTERM (or, for a worker, its parent's end)."""
+    from hypercorn.asyncio import serve
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if watch_parent:
+        from gateway.running import watch_parent as watch
+
+        watch(lambda: loop.call_soon_threadsafe(stop.set))
+    await serve(app, config, shutdown_trigger=stop.wait)
+
+
+def _serve_workers(args: argparse.Namespace, settings: Settings, banner: str, stops: str) -> int:
+    """Bootstrap once, bind the port, and supervise `--workers` worker processes on it."""
+    from gateway.app import build_gateway
+    from gateway.running import Workers, announce, listen_socket, local_url
+
+    # Migrations and the genesis run here, once, so that a start error is reported once and
+    # the workers find a ready database (they would serialise on the advisory locks anyway).
+    gateway = build_gateway(settings)
+    gateway.policy.close()
+    gateway.engine.dispose()
+    sock = listen_socket(args.host, args.port)
+
+    def command(fd: int) -> list[str]:
+        argv = [sys.executable, "-m", "gateway.cli", "--state", str(settings.state_dir), "serve"]
+        argv += ["--listen-fd", str(fd), "--opa-url", settings.opa_url]
+        argv += ["--issuer", settings.issuer, "--host", args.host, "--port", str(args.port)]
+        if settings.database_url:
+            argv += ["--database-url", settings.database_url]
+        return argv
+
+    workers = Workers(args.workers, sock, command)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, workers.stop)
+    try:
+        pids = workers.start()
+        print(
+            banner + f"workers  {args.workers} (pids {', '.join(map(str, pids))})\n" + stops,
+            flush=True,
+        )
+        with announce(settings.state_dir, local_url(args.host, args.port)):
+            code = workers.run()
+    finally:
+        sock.close()
+    print("stopped", flush=True)
+    return code
+
+
+def _serve_worker(args: argparse.Namespace) -> int:
+    """One worker of `serve --workers N`: serve on the inherited socket `--listen-fd`."""
+    from hypercorn.config import Config
+
+    from gateway.app import create_app
+    from gateway.core.db import DatabaseUnreachable
+    from gateway.core.logging import configure_logging
+    from gateway.migrations import SchemaOutdated
+
+    configure_logging()
+    try:
+        app = create_app(_settings(args, opa_url=args.opa_url, issuer=args.issuer))
+        config = Config()
+        config.bind = [f"fd://{args.listen_fd}"]
+        config.accesslog = None
+        config.errorlog = "-"
+        asyncio.run(_hypercorn(app, config, watch_parent=True))
+        return 0
+    except (OSError, SchemaOutdated, DatabaseUnreachable) as exc:
+        print(f"dsgw serve (worker {args.listen_fd}): {exc}", file=sys.stderr)
+        return 2
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -412,8 +511,18 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--issuer",
         help="public base URL of the gateway: the token issuer and audience, e.g. "
-        "https://dsgw.example.gov.cn behind a TLS proxy (default: http://HOST:PORT)",
+        "https://dsgw.example.gov.cn behind a TLS proxy; also DSGW_ISSUER. Recorded in the "
+        "state folder (issuer.json), so that every process of it issues and accepts the same "
+        "tokens (default: the recorded one, else http://HOST:PORT of the first start)",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes serving the one port (default 1; more need PostgreSQL); one OPA "
+        "is started for all of them",
+    )
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)  # a worker's socket
     serve.add_argument(
         "--upgrade",
         action="store_true",

@@ -1,8 +1,11 @@
 """Settings: read once from the environment and the command line, then passed explicitly."""
 
+import contextlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from gateway.core.ratelimit import DEFAULT_RATE_LIMITS
 
@@ -10,6 +13,90 @@ from gateway.core.ratelimit import DEFAULT_RATE_LIMITS
 def default_state_dir() -> Path:
     """Return the state folder: $DSGW_STATE, else `.dsgw` in the current directory."""
     return Path(os.environ.get("DSGW_STATE", ".dsgw")).resolve()
+
+
+ISSUER_FILE = "issuer.json"
+
+
+class IssuerConfigError(ValueError):
+    """The state folder's issuer file cannot be read, or an issuer is not an http(s) URL."""
+
+
+def _check_issuer(issuer: str, where: str) -> str:
+    parts = urlsplit(issuer)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise IssuerConfigError(
+            f"{where}: the issuer must be an http(s) base URL such as https://dsgw.example.gov.cn, "
+            f"not {issuer[:200]!r}"
+        )
+    return issuer
+
+
+def stored_issuer(state_dir: Path) -> str | None:
+    """Return the issuer recorded in the state folder (`issuer.json`), or None when none is.
+
+    Every process of one state folder reads the same file, so that a token one of them issues
+    is valid at every other (specs/operations.md). Raises IssuerConfigError when it is unreadable.
+    """
+    path = Path(state_dir) / ISSUER_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise IssuerConfigError(f"{path}: not readable as JSON ({exc})") from None
+    issuer = data.get("issuer") if isinstance(data, dict) else None
+    if not isinstance(issuer, str):
+        raise IssuerConfigError(f'{path}: expected {{"issuer": "https://…"}}')
+    return _check_issuer(issuer, str(path))
+
+
+def _write_issuer(path: Path, issuer: str, *, replace: bool) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump({"issuer": issuer}, out)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        if replace:
+            os.replace(tmp, path)
+        else:
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)  # the first start's issuer stays; concurrent starts agree
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def settle_issuer(state_dir: Path, *, explicit: str | None, default: str) -> tuple[str, str | None]:
+    """Return the issuer every process of `state_dir` uses, and a note for the operator (or None).
+
+    An explicit issuer (`--issuer`, DSGW_ISSUER) wins and is recorded in `issuer.json` for the
+    processes that start after without one. Without one, the recorded issuer is used; on the
+    first start of a state folder, `default` (the first process's own address) is recorded,
+    atomically, so that processes starting together all take the one written first.
+    """
+    path = Path(state_dir) / ISSUER_FILE
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    recorded = stored_issuer(state_dir)
+    if explicit:
+        _check_issuer(explicit, "--issuer")
+        if recorded == explicit:
+            return explicit, None
+        _write_issuer(path, explicit, replace=True)
+        note = None
+        if recorded is not None:
+            note = (
+                f"the issuer changes from {recorded} to {explicit} (recorded in {path}); "
+                "tokens of processes still running with the old issuer are refused here"
+            )
+        return explicit, note
+    if recorded is not None:
+        return recorded, None
+    _write_issuer(path, _check_issuer(default, "the default issuer"), replace=False)
+    return stored_issuer(state_dir) or default, None
 
 
 @dataclass(frozen=True)
@@ -109,6 +196,14 @@ class Settings:
             values["policy_version_ttl"] = float(env["DSGW_POLICY_VERSION_TTL"])
         if "DSGW_ISSUER" in env:
             values["issuer"] = env["DSGW_ISSUER"]
+        elif overrides.get("issuer") is None:
+            # The state folder's issuer (written by the first `dsgw serve`), so that the admin
+            # commands sign with the same issuer as the processes serving it.
+            state = overrides.get("state_dir") or values.get("state_dir") or default_state_dir()
+            with contextlib.suppress(IssuerConfigError):
+                recorded = stored_issuer(state)
+                if recorded is not None:
+                    values["issuer"] = recorded
         if "DSGW_ASSERTION_MAX_AGE_SECONDS" in env:
             values["assertion_max_age_seconds"] = int(env["DSGW_ASSERTION_MAX_AGE_SECONDS"])
         if "DSGW_TRANSFER_TOKEN_TTL_SECONDS" in env:

@@ -2,7 +2,10 @@
 for its database, and a frozen process cannot stall the others (the session limits)."""
 
 import dataclasses
+import json
+import os
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -19,6 +22,7 @@ from gateway.app import build_gateway, create_app
 from gateway.core.config import Settings
 from gateway.core.db import DatabaseUnreachable, make_engine, pg_options
 from gateway.participants.service import PLATFORM_ADMIN_ID
+from gateway.policy.opa_process import free_port
 from ledger import Signer, export, load_or_create_signer, verify_export
 from ledger import store as ledger_store
 from tests.conftest import BASE_URL
@@ -239,3 +243,103 @@ def test_ready_names_the_dependency_that_fails(client, gateway):
         assert problem["checks"]["database"] == "ok"
     finally:
         broken.policy.close()
+
+
+def _admin_over_http(url: str, state: Path) -> Party:
+    import httpx
+
+    key = load_or_create_signer(state / "keys" / "admin-ed25519.jwk")
+    return Party(httpx.Client(base_url=url, timeout=30), "admin", key, PLATFORM_ADMIN_ID)
+
+
+def test_a_token_from_one_process_is_accepted_by_another_of_the_same_state_folder(
+    pg_url, opa_server, tmp_path
+):
+    # Two processes of one state folder and database on their own ports, no --issuer given:
+    # the issuer is the one recorded at the folder's first start, not each process's port.
+    from tests.support.serving import Served
+
+    state = tmp_path / "state"
+    common = ("--database-url", pg_url, "--opa-url", opa_server.url)
+    first = Served(state, free_port(), *common)
+    try:
+        first.wait_ready()
+        second = Served(state, free_port(), *common).wait_ready()
+    except BaseException:
+        first.stop()
+        raise
+    try:
+        on_first = _admin_over_http(first.url, state)
+        on_second = _admin_over_http(second.url, state)
+        on_second._token = on_first.token()  # issued by the first process
+        response = on_second.call("GET", f"/participants/{PLATFORM_ADMIN_ID}")
+        assert response.status_code == 200, response.text
+        issuers = {
+            httpx_get_json(s.url + "/.well-known/oauth-authorization-server")["issuer"]
+            for s in (first, second)
+        }
+        assert issuers == {first.url}
+        assert json.loads((state / "issuer.json").read_text())["issuer"] == first.url
+    finally:
+        second.stop()
+        first.stop()
+
+
+def httpx_get_json(url: str) -> dict:
+    import httpx
+
+    response = httpx.get(url, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_serve_with_several_workers_on_sqlite_is_refused_with_a_clear_message(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "--state", str(tmp_path / "s"), "serve"]
+        + ["--workers", "2", "--port", str(free_port())],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "DSGW_DATABASE_URL"},
+    )
+    assert done.returncode == 2
+    assert "--workers 2 needs PostgreSQL" in done.stderr
+    assert "SQLite allows one writer" in done.stderr
+
+
+def test_serve_with_workers_runs_n_processes_on_one_port_with_one_opa_and_replaces_a_dead_one(
+    pg_url, tmp_path
+):
+    from tests.support.serving import Served, children
+
+    state = tmp_path / "state"
+    served = Served(state, free_port(), "--workers", "2", "--database-url", pg_url).wait_ready()
+    try:
+        kids = children(served.pid)
+        workers = [pid for pid, cmd in kids if "--listen-fd" in cmd]
+        opas = [pid for pid, cmd in kids if " run --server " in cmd]
+        assert len(workers) == 2 and len(opas) == 1, kids
+        # Every worker serves the one port (each answers on it: a token, then a call).
+        admin = _admin_over_http(served.url, state)
+        for _ in range(10):
+            assert admin.call("GET", "/ledger/head").status_code == 200
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = [pid for pid, cmd in children(served.pid) if "--listen-fd" in cmd]
+            if len(now) == 2 and workers[0] not in now:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"no worker replaced the dead one: {children(served.pid)}")
+        served.wait_ready()
+        for _ in range(10):
+            assert admin.call("GET", "/ledger/head").status_code == 200
+        assert "started worker" in served.output()
+        served.process.terminate()
+        assert served.process.wait(timeout=30) == 0
+        for pid in now + opas:  # the workers and the one OPA are gone with it
+            assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    finally:
+        served.stop()
