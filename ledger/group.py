@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -25,12 +26,24 @@ _STOP = object()
 
 
 class GroupCommitter:
-    """A committer thread that appends queued entries in batches of up to `max_batch`."""
+    """A committer thread that appends queued entries in batches of up to `max_batch`.
 
-    def __init__(self, engine: Engine, signer: Signer, *, max_batch: int = 1000) -> None:
+    `on_batch`, if given, is called with the number of entries of each batch once they are
+    durable (e.g. a metrics histogram); what it raises is ignored: it never fails an append.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        signer: Signer,
+        *,
+        max_batch: int = 1000,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
         self._engine = engine
         self._signer = signer
         self._max_batch = max_batch
+        self._on_batch = on_batch
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="ledger-group-commit", daemon=True)
         self._thread.start()
@@ -73,6 +86,11 @@ class GroupCommitter:
                 for *_, future in batch:
                     future.set_exception(exc)
                 continue
+            if self._on_batch is not None:
+                try:
+                    self._on_batch(sum(isinstance(r, Entry) for r in results))
+                except Exception:  # noqa: BLE001 - an observer never fails the appends
+                    pass
             # Committed: only now are the entries acknowledged.
             for (*_, future), result in zip(batch, results, strict=True):
                 if isinstance(result, Entry):
