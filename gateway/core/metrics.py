@@ -149,14 +149,15 @@ def observe_db_error(exc: BaseException) -> str:
     return kind
 
 
+def _on_engine_error(context: Any) -> None:
+    observe_db_error(context.sqlalchemy_exception or context.original_exception)
+
+
 def watch_engine(engine: Engine) -> None:
-    """Count every error the database driver raises on `engine` (SQLAlchemy's handle_error)."""
-
-    def _on_error(context: Any) -> None:
-        observe_db_error(context.sqlalchemy_exception or context.original_exception)
-
-    if not event.contains(engine, "handle_error", _on_error):
-        event.listen(engine, "handle_error", _on_error)
+    """Count every error the database driver raises on `engine` (SQLAlchemy's handle_error);
+    watching an engine twice counts its errors once."""
+    if not event.contains(engine, "handle_error", _on_engine_error):
+        event.listen(engine, "handle_error", _on_engine_error)
 
 
 def route_template(scope: Scope) -> str:
