@@ -10,9 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
 from structlog.testing import capture_logs
 
 from gateway.app import create_app
+from gateway.core import metrics
 from gateway.demo import random_uscc
 from gateway.policy.client import PolicyClient
 from gateway.policy.opa_process import free_port
@@ -39,6 +41,15 @@ def scrape(response) -> dict[tuple[str, frozenset], float]:
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
         for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def scrape_registry() -> dict[tuple[str, frozenset], float]:
+    """Return this process's samples without HTTP (for a gateway that cannot authenticate)."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in metrics.REGISTRY.collect()
         for sample in family.samples
     }
 
@@ -150,6 +161,30 @@ def test_health_is_liveness_and_asks_neither_opa_nor_the_database(gateway):
         cut_off.policy.close()
         dead_database.dispose()
         listener.close()
+
+
+def test_a_database_that_stops_answering_is_logged_with_the_route_it_failed(gateway):
+    dead = create_engine(f"postgresql+psycopg://dsgw@127.0.0.1:{free_port()}/none")
+    metrics.watch_engine(dead)  # as build_gateway watches the engine it makes
+    cut_off = dataclasses.replace(gateway, engine=dead, sessions=sessionmaker(dead))
+    before = scrape_registry()
+    try:
+        with (
+            TestClient(create_app(gateway=cut_off), base_url=BASE_URL) as other,
+            capture_logs() as logs,
+        ):
+            response = other.get("/ledger/checkpoint")
+    finally:
+        dead.dispose()
+    assert response.status_code == 503, response.text
+    assert response.json()["type"] == "urn:dsgw:problem:database-unavailable"
+    failed = [e for e in logs if e["event"] == "request failed"]
+    assert [(e["log_level"], e["route"], e["problem"]) for e in failed] == [
+        ("error", "/ledger/checkpoint", "database-unavailable")
+    ]
+    assert "Connection refused" in failed[0]["reason"]
+    after = scrape_registry()
+    assert grown(before, after, "dsgw_db_errors_total", kind="operational") >= 1
 
 
 def test_a_lock_wait_that_fails_a_request_is_counted_and_logged_with_its_route(
