@@ -169,7 +169,7 @@ def api() -> FastAPI:
             **problem_responses(401, 403),
         },
     )
-    def prometheus_metrics(request: Request, _: None = Depends(metrics_reader)) -> Response:
+    def prometheus_metrics(_: None = Depends(metrics_reader)) -> Response:
         """Return this gateway's Prometheus metrics; only with an admin's token unless
         `DSGW_METRICS_PUBLIC` is set (the counts show the shape of the traffic)."""
         return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
