@@ -5,19 +5,28 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials
 from jwt.algorithms import OKPAlgorithm
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import sessionmaker
 
 from gateway import __version__, openapi
 from gateway.auth.service import TokenIssuer
+from gateway.auth.views import _bearer, current_participant, get_issuer, require_role
 from gateway.auth.views import router as auth_router
 from gateway.authorisations.views import router as authorisations_router
 from gateway.context import Gateway
-from gateway.core import clock
+from gateway.core import clock, metrics
 from gateway.core.config import Settings
-from gateway.core.db import bootstrap_lock, create_schema, make_engine, wait_for_database
+from gateway.core.db import (
+    bootstrap_lock,
+    create_schema,
+    make_engine,
+    session_scope,
+    wait_for_database,
+)
 from gateway.core.errors import Problem, install_handlers, problem_responses
 from gateway.core.guard import InputGuard
 from gateway.core.ratelimit import RateLimit, RateLimiter
@@ -50,6 +59,7 @@ def build_gateway(settings: Settings) -> Gateway:
     settings.keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     signer = load_or_create_signer(settings.gateway_key_path)
     engine = make_engine(settings.resolved_database_url, timeouts=settings.db_timeouts)
+    metrics.watch_engine(engine)  # dsgw_db_errors_total, dsgw_db_lock_waits_total
     wait_for_database(engine, seconds=settings.db_wait_seconds)
     create_schema(engine, upgrade=settings.db_upgrade)
     sessions = sessionmaker(engine, expire_on_commit=False, info=checkpoint_info(settings))
@@ -109,6 +119,8 @@ def api() -> FastAPI:
     app.add_middleware(InputGuard)
     # Outermost: a client over its limits is refused before its body is even read.
     app.add_middleware(RateLimit)
+    # Around everything, so that refused requests (429, 413) are counted too.
+    app.add_middleware(metrics.MetricsMiddleware)
     for router in (
         auth_router,
         participants_router,
@@ -125,14 +137,10 @@ def api() -> FastAPI:
         app.include_router(router)
 
     @app.get("/health", tags=["health"], response_model=Health)
-    def health(request: Request) -> Health:
-        """Return whether the gateway and its policy engine answer."""
-        gw: Gateway = request.app.state.gateway
-        return Health(
-            status="ok",
-            time=clock.rfc3339(clock.now()),
-            policy_engine="ok" if gw.policy.healthy() else "unavailable",
-        )
+    def health() -> Health:
+        """Return 200 while this process serves HTTP (liveness): it asks neither the database
+        nor OPA; readiness is GET /ready."""
+        return Health(status="ok", time=clock.rfc3339(clock.now()))
 
     @app.get("/ready", tags=["health"], response_model=Readiness, responses=problem_responses(503))
     def ready(request: Request) -> Readiness:
@@ -151,6 +159,23 @@ def api() -> FastAPI:
                 checks=checks,
             )
         return Readiness(status="ready", time=clock.rfc3339(clock.now()), checks=checks)
+
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format (specs/operations.md)",
+                "content": {metrics.CONTENT_TYPE.split(";")[0]: {"schema": {"type": "string"}}},
+            },
+            **problem_responses(401, 403),
+        },
+    )
+    def prometheus_metrics(_: None = Depends(metrics_reader)) -> Response:
+        """Return this gateway's Prometheus metrics; only with an admin's token unless
+        `DSGW_METRICS_PUBLIC` is set (the counts show the shape of the traffic)."""
+        return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
     @app.middleware("http")
     async def _log_requests(request: Request, call_next):
@@ -190,10 +215,22 @@ def create_app(settings: Settings | None = None, *, gateway: Gateway | None = No
     return app
 
 
+def metrics_reader(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> None:
+    """Return if this request may read /metrics: anyone when metrics are public, else only
+    the platform admin (401 without a valid token, 403 for another participant)."""
+    gw: Gateway = request.app.state.gateway
+    if gw.settings.metrics_public:
+        return
+    with session_scope(gw.sessions) as session:
+        me = current_participant(credentials, get_issuer(request), session)
+        require_role(me, "admin")
+
+
 class Health(BaseModel):
-    status: str
+    status: str = Field(description="ok")
     time: str
-    policy_engine: str
 
 
 class Readiness(BaseModel):

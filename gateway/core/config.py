@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 from gateway.core.ratelimit import DEFAULT_RATE_LIMITS
 
+_YES = ("1", "true", "yes")
+
 
 def default_state_dir() -> Path:
     """Return the state folder: $DSGW_STATE, else `.dsgw` in the current directory."""
@@ -138,6 +140,9 @@ class Settings:
     checkpoint_seconds: float = 300.0
     # Rate limits per route class and client (gateway/core/ratelimit.py); "off" disables them.
     rate_limits: str = DEFAULT_RATE_LIMITS
+    # GET /metrics without a token (for a scraper on a trusted network); else admin token only:
+    # the counts show the traffic's shape (who exchanges how much, when).
+    metrics_public: bool = False
 
     @property
     def db_timeouts(self) -> dict[str, float]:
@@ -216,5 +221,7 @@ class Settings:
             values["checkpoint_seconds"] = float(env["DSGW_CHECKPOINT_SECONDS"])
         if "DSGW_RATE_LIMITS" in env:
             values["rate_limits"] = env["DSGW_RATE_LIMITS"]
+        if "DSGW_METRICS_PUBLIC" in env:
+            values["metrics_public"] = env["DSGW_METRICS_PUBLIC"].strip().lower() in _YES
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.core.metrics import route_template
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = structlog.get_logger("gateway.errors")
 
@@ -164,11 +166,29 @@ def _allowed_methods(request: Request) -> list[str]:
     return sorted({m for params, methods in matching if params == fewest for m in methods})
 
 
+def _reason(problem: Problem) -> str:
+    """Return what made a problem: its cause's class and first line, else its detail."""
+    cause = problem.__cause__
+    if cause is None:
+        return problem.detail
+    first = str(cause).strip().splitlines()[0][:500] if str(cause).strip() else ""
+    return f"{type(cause).__name__}: {first}" if first else type(cause).__name__
+
+
 def install_handlers(app: FastAPI) -> None:
     """Make every error the app can raise come out as problem+json."""
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        if exc.status >= 500:  # a component (database, OPA, a source) failed this request
+            log.error(
+                "request failed",
+                route=route_template(request.scope),
+                method=request.method,
+                status=exc.status,
+                problem=exc.slug,
+                reason=_reason(exc),
+            )
         return _response(exc, request)
 
     @app.exception_handler(RequestValidationError)

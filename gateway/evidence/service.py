@@ -12,7 +12,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from gateway.core import clock
+from gateway.core import clock, metrics
 from gateway.core.errors import Problem
 from ledger import Entry, LedgerError, Signer, parse_rfc3339
 from ledger import store as ledger_store
@@ -38,6 +38,7 @@ def record(session: Session, signer: Signer, *, type: str, data: dict[str, Any])
             session.connection(), type=type, data=data, time=clock.now(), signer=signer
         )
         maybe_checkpoint(session, signer, entry.seq)
+        session.info.setdefault(metrics.ENTRY_TYPES, []).append(type)  # counted at commit
         return entry
     except (SQLAlchemyError, LedgerError) as exc:
         session.rollback()

@@ -7,14 +7,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import structlog
 from opa_client.opa import OpaClient
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from gateway.core import metrics
 from gateway.policy.transport import KeepAliveSession
 from gateway.policy.versions import bundle_version_from_digests
 
 PACKAGE = "dsgw.exchange"
 RULE = "decision"
+log = structlog.get_logger("gateway.policy")
 
 
 class PolicyError(Exception):
@@ -111,7 +114,19 @@ class PolicyClient:
         self.recorded_version: str | None = None
 
     def decide(self, policy_input: dict[str, Any]) -> PolicyDecision:
-        """Return OPA's decision for `policy_input`, else raise a PolicyError saying why."""
+        """Return OPA's decision for `policy_input`, else raise a PolicyError saying why; each
+        decision is timed, each failure counted and logged at error level with its reason."""
+        started = time.perf_counter()
+        try:
+            return self._decide(policy_input)
+        except PolicyError as exc:
+            metrics.policy_error(exc.code)
+            log.error("policy decision failed", code=exc.code, reason=str(exc), opa=self.url)
+            raise
+        finally:
+            metrics.observe_decision(time.perf_counter() - started)
+
+    def _decide(self, policy_input: dict[str, Any]) -> PolicyDecision:
         try:
             answer = self._client.query_rule(
                 input_data=policy_input, package_path=PACKAGE, rule_name=RULE
