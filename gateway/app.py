@@ -1,6 +1,5 @@
 """The FastAPI application: built from Settings, with every route and the problem handlers."""
 
-import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -176,19 +175,6 @@ def api() -> FastAPI:
         """Return this gateway's Prometheus metrics; only with an admin's token unless
         `DSGW_METRICS_PUBLIC` is set (the counts show the shape of the traffic)."""
         return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
-
-    @app.middleware("http")
-    async def _log_requests(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        log.info(
-            "request",
-            method=request.method,
-            path=request.url.path,
-            status=response.status_code,
-            ms=round((time.perf_counter() - started) * 1000, 2),
-        )
-        return response
 
     return app
 

@@ -5,8 +5,11 @@ through their life cycles."""
 import argparse
 import asyncio
 import json
+import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from gateway.core.config import Settings, default_state_dir
@@ -151,6 +154,12 @@ def _serve_workers(args: argparse.Namespace, settings: Settings, banner: str, st
             argv += ["--database-url", settings.database_url]
         return argv
 
+    # The workers' metrics add up at every scrape (prometheus-client's multiprocess mode): each
+    # worker writes its values under one fresh folder, removed at the end.
+    metrics_dir = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir = tempfile.mkdtemp(prefix="dsgw-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     workers = Workers(args.workers, sock, command)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, workers.stop)
@@ -164,6 +173,8 @@ def _serve_workers(args: argparse.Namespace, settings: Settings, banner: str, st
             code = workers.run()
     finally:
         sock.close()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     print("stopped", flush=True)
     return code
 

@@ -122,8 +122,9 @@ class Settings:
     sink_allowed_networks: str = ""
     opa_url: str = "http://127.0.0.1:8181"
     opa_timeout: float = 2.0
-    # How long a bundle version read from OPA is trusted before OPA is asked again (seconds).
-    policy_version_ttl: float = 1.0
+    # How often the watcher lists OPA's policies to read the bundle version (seconds); it asks
+    # at once, too, when a file of the gateway's own policies/ folder changes (policy/watch.py).
+    policy_version_ttl: float = 10.0
     issuer: str = "http://127.0.0.1:8080"
     audience: str = "dsgw-api"
     token_ttl_seconds: int = 900

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+import structlog
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -25,6 +26,8 @@ from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+request_log = structlog.get_logger("gateway")
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -183,7 +186,7 @@ def route_template(scope: Scope) -> str:
 
 class MetricsMiddleware:
     """Pure ASGI middleware counting each HTTP request by route template and status, and its
-    time to the end of the response body."""
+    time to the end of the response body; it writes the request's log line too."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -205,8 +208,16 @@ class MetricsMiddleware:
             await self.app(scope, receive, _send)
         finally:
             route = route_template(scope)
+            elapsed = time.perf_counter() - started
             HTTP_REQUESTS.labels(route, str(status)).inc()
-            HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)
+            HTTP_SECONDS.labels(route).observe(elapsed)
+            request_log.info(
+                "request",
+                method=scope.get("method"),
+                path=scope.get("path"),
+                status=status,
+                ms=round(elapsed * 1000, 2),
+            )
 
 
 def _count_on_commit(session: Session) -> None:

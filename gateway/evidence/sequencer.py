@@ -21,7 +21,7 @@ import structlog
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.core import clock
+from gateway.core import clock, metrics
 from gateway.evidence.service import CHECKPOINT_POLICY, evidence_unavailable, maybe_checkpoint
 from ledger import Entry, LedgerError
 from ledger.group import GroupCommitter
@@ -42,19 +42,10 @@ def sequencer(gateway: Gateway) -> GroupCommitter:
                     gateway.engine,
                     gateway.signer,
                     max_batch=256,
-                    on_batch=_batch_hook(),
+                    on_batch=metrics.observe_append_batch,
                     on_committed=_Checkpointer(gateway),
                 )
     return gateway.sequencer
-
-
-def _batch_hook() -> Callable[[int], None] | None:
-    """Return the metrics hook for batch sizes, when the metrics module offers one."""
-    try:
-        from gateway.core import metrics  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return getattr(metrics, "observe_append_batch", None)
 
 
 def close(gateway: Gateway) -> None:
@@ -75,12 +66,15 @@ def submit(
     """Append `type`/`data` with the caller's `claim` and `after` writes; return the committed
     entry, or None when the claim refused. A failed transaction is the 503 evidence problem."""
     try:
-        return sequencer(gateway).submit(
+        entry = sequencer(gateway).submit(
             type=type, data=data, time=clock.now(), claim=claim, after=after
         )
     except (SQLAlchemyError, LedgerError, RuntimeError) as exc:
         log.error("sequenced append failed", type=type, error=f"{exc.__class__.__name__}: {exc}")
         raise evidence_unavailable(exc) from exc
+    if entry is not None:
+        metrics.count_committed([type])
+    return entry
 
 
 class _Checkpointer:

@@ -575,12 +575,17 @@ def exchange(
         result = _exchange_rows(session, gateway, subject=subject, request=request)
         if result is not None:
             return result
-    raise Problem(
+    raise contended(request.contract_id)
+
+
+def contended(contract_id: str) -> Problem:
+    """Return the 409 of an exchange or transfer whose contract changed under every decision."""
+    return Problem(
         409,
         "exchange-contended",
         "Exchange contended",
-        f"the usage of contract {request.contract_id} changed under {CLAIM_ATTEMPTS} decisions "
-        "in a row; nothing was delivered or metered: retry",
+        f"the usage of contract {contract_id} changed under {CLAIM_ATTEMPTS} decisions in a "
+        "row; nothing was delivered or metered: retry",
     )
 
 

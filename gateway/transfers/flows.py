@@ -49,6 +49,7 @@ from gateway.exchanges.models import ExchangeRequest
 from gateway.negotiation import service as contracts
 from gateway.negotiation.models import Contract
 from gateway.participants.models import Participant
+from gateway.policy import versions as policy_versions
 from gateway.products import service as products
 from gateway.resources import service as resources
 from gateway.resources.data import open_delivery
@@ -136,14 +137,34 @@ def start(
     exchanges._refuse_unless_consumer(
         session, gateway, subject=subject, contract_id=request.contract_id
     )
-    product = products.get(session, contracts.get(session, request.contract_id).product_id)
+    for attempt in range(exchanges.CLAIM_ATTEMPTS):
+        if attempt:
+            session.expire_all()  # decide again on what stands now
+        started = _start_once(session, gateway, subject=subject, request=request, sink=address)
+        if started is not None:
+            return started
+    raise exchanges.contended(request.contract_id)
+
+
+def _start_once(
+    session: Session,
+    gateway: Gateway,
+    *,
+    subject: Participant,
+    request: TransferRequest,
+    sink,
+) -> tuple[Transfer, DataToken | None] | None:
+    """Decide a transfer with no lock held across OPA, then, under the contract's lock for the
+    short write, start it if the contract still stands as the decision saw it; None when it
+    changed meanwhile (nothing written: decide again)."""
+    address = sink
+    contract = contracts.current(session, gateway, request.contract_id)
+    product = products.get(session, contract.product_id)
     resource = resources.get(session, product.resource_id)
-    exchanges._check_fields(request, resource)  # before any lock or policy call
+    exchanges._check_fields(request, resource)  # before any policy call
     authorisations.expire_if_over(
         session, gateway.signer, authorisations.get(session, product.authorisation_id)
     )
-    contract = contracts.get(session, request.contract_id, for_update=True)
-    contracts.expire_if_due(session, gateway, contract)
     _, offer = products.get_offer(session, contract.offer_id)
     available = offer.fields if offer.fields is not None else [f["name"] for f in resource.fields]
     fields = request.requested(available)
@@ -159,6 +180,9 @@ def start(
         offer=offer,
         transfer=described,
     )
+    seen = (contract.state, contract.rows_used, contract.calls_used, product.status)
+    version = policy_versions.current(session, gateway.signer, gateway.policy)
+    commit(session)  # no transaction (on SQLite: no write lock) held across OPA
     decision, version, _ = exchanges._decide(
         session,
         gateway,
@@ -171,7 +195,14 @@ def start(
             "entry_type": "transfer.denied",
             "extra": {"transfer": transfer_id, **described},
         },
+        version=version,
     )
+    # The short write: the contract locked (and re-read), the decision's assumptions checked.
+    contract = contracts.get(session, request.contract_id, for_update=True)
+    session.refresh(product)
+    if (contract.state, contract.rows_used, contract.calls_used, product.status) != seen:
+        session.rollback()
+        return None
     obligations = decision.model_dump(mode="json")["obligations"]
     reserved = _reservation(obligations, request.limit)
     now = clock.now()
