@@ -274,6 +274,8 @@ class Cell:
     wrk_cpu: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)  # name -> CPU seconds during the cell
     db: dict[str, float] = field(default_factory=dict)
+    error_kinds: dict[str, int] = field(default_factory=dict)  # wrk's: connect, status...
+    log: str = ""  # what the gateway's log says about the cell's failures, if any
 
     @property
     def rate(self) -> float:
@@ -316,7 +318,9 @@ class Wrk:
         got = json.loads(line[len("BENCH ") :])
         cell.requests = int(got["requests"])
         cell.seconds = got["duration_us"] / 1e6
-        cell.errors = int(sum(got[k] for k in ("connect", "read", "write", "status", "timeout")))
+        kinds = ("connect", "read", "write", "status", "timeout")
+        cell.error_kinds = {k: int(got[k]) for k in kinds if got[k]}
+        cell.errors = sum(cell.error_kinds.values())
         cell.p50_ms, cell.p99_ms = got["p50_us"] / 1000, got["p99_us"] / 1000
         return cell
 
@@ -423,10 +427,40 @@ class Row:
 
 
 def _fmt_cell(cell: Cell) -> str:
+    kinds = ", ".join(f"{k} {n}" for k, n in cell.error_kinds.items())
     return (
         f"{cell.rate:8.0f} req/s  p50 {cell.p50_ms:7.1f} ms  p99 {cell.p99_ms:7.1f} ms  "
-        f"errors {cell.errors:5d}  ({cell.requests} in {cell.seconds:.1f} s)"
+        f"errors {cell.errors:5d}{f' ({kinds})' if kinds else ''}  ({cell.requests} in "
+        f"{cell.seconds:.1f} s){cell.log}"
+        + (" -- STALLED: not one reply in the cell" if not cell.requests else "")
     )
+
+
+def log_failures(text: str) -> str:
+    """Return what the gateway's JSON log lines in `text` say of failed exchanges ('' if none)."""
+    statuses: dict[int, int] = {}
+    answered = 0
+    errors: list[str] = []
+    for line in text.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(event, dict):
+            continue
+        if event.get("event") == "request" and event.get("path") == "/exchanges":
+            status = event.get("status")
+            answered += 1
+            if status != 200:
+                statuses[status] = statuses.get(status, 0) + 1
+        elif event.get("level") in ("error", "critical"):
+            errors.append(str(event.get("event")))
+    if not statuses and not errors:
+        return "" if answered else "; gateway log: 0 exchanges answered"
+    said = f"; gateway log: {answered} answered, not 200: {statuses}"
+    if errors:
+        said += f", {len(errors)} error lines (first: {errors[0][:120]!r})"
+    return said
 
 
 def run_engine(engine: str, args, wrk: Wrk, opa: OpaServer, workers_ok: bool) -> list[Row]:
@@ -507,9 +541,13 @@ def run_engine(engine: str, args, wrk: Wrk, opa: OpaServer, workers_ok: bool) ->
             script = lua_script("POST", "/exchanges", headers, bodies)
             if probe is not None:
                 probe.start()
+            offset = gateway.log.stat().st_size
             cell = wrk.run("gateway", gateway.url, script, c, seconds, gateway_cpu())
             if probe is not None:
                 cell.db = probe.stop()
+            with open(gateway.log, "rb") as log:
+                log.seek(offset)
+                cell.log = log_failures(log.read().decode(errors="replace"))
             return cell
 
         worker_counts = [1]
@@ -568,7 +606,8 @@ def _print_costs(row: Row) -> None:
     if g.db and g.requests:
         d = g.db
         print(
-            f"{label} database per exchange: {d['statements'] / g.requests:.1f} statements "
+            f"{label} database per exchange (pg_stat_statements, pg_stat_database; in-flight "
+            f"requests at the cell's end count too): {d['statements'] / g.requests:.1f} statements "
             f"({d['tx_control'] / g.requests:.1f} of them BEGIN/COMMIT/SAVEPOINT...), "
             f"{d['xacts'] / g.requests:.2f} transactions; lock waits: max "
             f"{100 * d['lock_share_max']:.0f}% of backends ({d['lock_worst_waiting']:.0f} of "
@@ -646,6 +685,12 @@ def main(argv: list[str] | None = None) -> int:
         f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs at start; "
         f"{(version.stdout or version.stderr).splitlines()[0]}; wrk -t1 --timeout {WRK_TIMEOUT}; "
         f"{args.seconds} s per cell; dsgw serve --workers: {'yes' if workers_ok else 'no'}",
+        flush=True,
+    )
+    print(
+        "figures move with whatever else runs on this machine: compare the ratios of one run; "
+        "CPU per exchange counts the whole process trees (PostgreSQL: every process of its "
+        "cluster) over the cell, divided by the requests wrk saw complete",
         flush=True,
     )
     rows: list[Row] = []
