@@ -614,13 +614,14 @@ def _print_costs(row: Row) -> None:
             f"{d['lock_worst_backends']:.0f}), mean {100 * d['lock_share_mean']:.0f}% over "
             f"{d['samples']:.0f} samples"
         )
-    if row.bare and row.opa and row.bare.rate and row.opa.rate:
+    if row.bare and row.opa and row.ceiling and row.bare.rate and row.opa.rate:
+        wrk_ms = 1000 * row.ceiling.wrk_cpu / max(1, row.ceiling.requests)
         print(
             f"{label} ratios: gateway / bare app {g.rate / row.bare.rate:.3f}x, gateway / OPA "
             f"alone {g.rate / row.opa.rate:.3f}x; CPU per request: bare app "
             f"{row.bare.per_request('bare'):.2f} ms, OPA alone {row.opa.per_request('opa'):.2f} "
-            f"ms; wrk per request (ceiling) "
-            f"{1000 * row.ceiling.wrk_cpu / max(1, row.ceiling.requests):.3f} ms",
+            f"ms; wrk's own CPU per request {wrk_ms:.3f} ms "
+            f"(~{1000 / wrk_ms if wrk_ms else 0:,.0f} req/s on one core of its own)",
             flush=True,
         )
 
