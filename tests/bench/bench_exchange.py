@@ -187,6 +187,18 @@ class Gateway:
         return [self.process.pid] if self.process else []
 
 
+def opa_requests(url: str) -> dict[str, float]:
+    """Return OPA's count of HTTP requests served so far, by handler and method (/metrics)."""
+    counts: dict[str, float] = {}
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("http_request_duration_seconds_count{"):
+            labels, value = line[len("http_request_duration_seconds_count{") :].split("} ")
+            tags = {k: v.strip('"') for k, v in (p.split("=", 1) for p in labels.split(","))}
+            key = f"{tags['method'].upper()} {tags['handler']}"
+            counts[key] = counts.get(key, 0.0) + float(value)
+    return counts
+
+
 # -- the load generator -----------------------------------------------------------------------
 
 
@@ -275,15 +287,24 @@ class Cell:
     cpu: dict[str, float] = field(default_factory=dict)  # name -> CPU seconds during the cell
     db: dict[str, float] = field(default_factory=dict)
     error_kinds: dict[str, int] = field(default_factory=dict)  # wrk's: connect, status...
+    opa_requests: dict[str, float] = field(default_factory=dict)  # by handler, in the cell
     log: str = ""  # what the gateway's log says about the cell's failures, if any
+    # Exchanges the gateway answered in the cell, its log says, counted after it settled: wrk
+    # does not count those in flight when it stops, whose statements and CPU are counted.
+    answered: int = 0
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
 
+    @property
+    def done(self) -> int:
+        """Requests completed: as the gateway's log counts them, else as wrk does."""
+        return self.answered or self.requests
+
     def per_request(self, name: str) -> float:
-        """CPU milliseconds of `name` per request."""
-        return 1000 * self.cpu.get(name, 0.0) / self.requests if self.requests else 0.0
+        """CPU milliseconds of `name` per completed request."""
+        return 1000 * self.cpu.get(name, 0.0) / self.done if self.done else 0.0
 
 
 class Wrk:
@@ -349,6 +370,7 @@ class PgProbe:
         ).fetchone()[0]
         self.postmaster = int((cluster.data_dir / "postmaster.pid").read_text().split()[0])
         self._samples: list[tuple[int, int]] = []
+        self.top: list[tuple[str, int]] = []  # the last cell's most frequent statements
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -391,6 +413,7 @@ class PgProbe:
         ).fetchall()
         control = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "START TRANSACTION")
         statements = sum(calls for _, calls in rows)
+        self.top = sorted(rows, key=lambda r: -r[1])[:8]
         tx_control = sum(calls for q, calls in rows if q.strip().upper().startswith(control))
         shares = [w / b for w, b in self._samples if b]
         worst = max(self._samples, key=lambda s: (s[0] / s[1]) if s[1] else 0, default=(0, 0))
@@ -436,8 +459,9 @@ def _fmt_cell(cell: Cell) -> str:
     )
 
 
-def log_failures(text: str) -> str:
-    """Return what the gateway's JSON log lines in `text` say of failed exchanges ('' if none)."""
+def log_failures(text: str) -> tuple[int, str]:
+    """Return the exchanges the gateway's JSON log lines in `text` answered, and what they say
+    of failures ('' if none)."""
     statuses: dict[int, int] = {}
     answered = 0
     errors: list[str] = []
@@ -456,11 +480,11 @@ def log_failures(text: str) -> str:
         elif event.get("level") in ("error", "critical"):
             errors.append(str(event.get("event")))
     if not statuses and not errors:
-        return "" if answered else "; gateway log: 0 exchanges answered"
+        return answered, "" if answered else "; gateway log: 0 exchanges answered"
     said = f"; gateway log: {answered} answered, not 200: {statuses}"
     if errors:
         said += f", {len(errors)} error lines (first: {errors[0][:120]!r})"
-    return said
+    return answered, said
 
 
 def run_engine(engine: str, args, wrk: Wrk, opa: OpaServer, workers_ok: bool) -> list[Row]:
@@ -542,12 +566,21 @@ def run_engine(engine: str, args, wrk: Wrk, opa: OpaServer, workers_ok: bool) ->
             if probe is not None:
                 probe.start()
             offset = gateway.log.stat().st_size
-            cell = wrk.run("gateway", gateway.url, script, c, seconds, gateway_cpu())
+            asked = opa_requests(opa.url)
+            trees = gateway_cpu()
+            before = {name: tree_cpu(pids) for name, pids in trees.items()}
+            cell = wrk.run("gateway", gateway.url, script, c, seconds)
+            # Let the exchanges in flight when wrk stopped finish, then count everything.
             if probe is not None:
                 cell.db = probe.stop()
+            else:
+                time.sleep(1.2)
+            cell.cpu = {name: tree_cpu(pids) - before[name] for name, pids in trees.items()}
+            cell.opa_requests = {k: n - asked.get(k, 0.0) for k, n in opa_requests(opa.url).items()}
+            cell.opa_requests = {k: n for k, n in cell.opa_requests.items() if n}
             with open(gateway.log, "rb") as log:
                 log.seek(offset)
-                cell.log = log_failures(log.read().decode(errors="replace"))
+                cell.answered, cell.log = log_failures(log.read().decode(errors="replace"))
             return cell
 
         worker_counts = [1]
@@ -586,6 +619,12 @@ def run_engine(engine: str, args, wrk: Wrk, opa: OpaServer, workers_ok: bool) ->
                               flush=True)  # fmt: skip
                 _print_costs(row)
                 rows.append(row)
+            if probe is not None and probe.top and rows[-1].gateway.done:
+                n = rows[-1].gateway.done
+                print(f"  [{engine} w={workers} c={rows[-1].concurrency:3d}] the most frequent "
+                      "statements, calls per exchange:")  # fmt: skip
+                for query, calls in probe.top:
+                    print(f"      {calls / n:5.2f}  {' '.join(query.split())[:110]}")
         check = world.consumer.call("POST", "/exchanges", content=bodies[-1],
                                     headers=json_headers)  # fmt: skip
         print(f"  after the run an exchange still answers {check.status_code}", flush=True)
@@ -602,14 +641,17 @@ def _print_costs(row: Row) -> None:
     if "postgresql" in g.cpu:
         line += f", PostgreSQL {g.per_request('postgresql'):.2f} ms"
     line += f"; wrk {1000 * g.wrk_cpu / max(1, g.requests):.3f} ms"
-    print(line)
-    if g.db and g.requests:
+    print(f"{line} (over {g.done} exchanges the gateway answered)")
+    if g.done and g.opa_requests:
+        asked = ", ".join(f"{k} {n / g.done:.2f}" for k, n in sorted(g.opa_requests.items()))
+        print(f"{label} OPA requests per exchange (OPA's /metrics): {asked}")
+    if g.db and g.done:
         d = g.db
         print(
-            f"{label} database per exchange (pg_stat_statements, pg_stat_database; in-flight "
-            f"requests at the cell's end count too): {d['statements'] / g.requests:.1f} statements "
-            f"({d['tx_control'] / g.requests:.1f} of them BEGIN/COMMIT/SAVEPOINT...), "
-            f"{d['xacts'] / g.requests:.2f} transactions; lock waits: max "
+            f"{label} database per exchange (pg_stat_statements, pg_stat_database): "
+            f"{d['statements'] / g.done:.1f} statements "
+            f"({d['tx_control'] / g.done:.1f} of them BEGIN/COMMIT/SAVEPOINT...), "
+            f"{d['xacts'] / g.done:.2f} transactions; lock waits: max "
             f"{100 * d['lock_share_max']:.0f}% of backends ({d['lock_worst_waiting']:.0f} of "
             f"{d['lock_worst_backends']:.0f}), mean {100 * d['lock_share_mean']:.0f}% over "
             f"{d['samples']:.0f} samples"
@@ -639,7 +681,7 @@ def print_summary(rows: list[Row]) -> None:
     for r in rows:
         g = r.gateway
         pg = f"{g.per_request('postgresql'):5.2f}" if "postgresql" in g.cpu else f"{'-':>5}"
-        stmts = f"{g.db['statements'] / g.requests:6.1f}" if g.db and g.requests else f"{'-':>6}"
+        stmts = f"{g.db['statements'] / g.done:6.1f}" if g.db and g.done else f"{'-':>6}"
         lock = f"{100 * g.db['lock_share_max']:5.0f}" if g.db else f"{'-':>5}"
         line = (
             f"{r.engine:10} {r.workers:>2} {r.concurrency:>3} | {g.rate:8.0f} {g.p99_ms:7.1f} "
@@ -691,7 +733,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "figures move with whatever else runs on this machine: compare the ratios of one run; "
         "CPU per exchange counts the whole process trees (PostgreSQL: every process of its "
-        "cluster) over the cell, divided by the requests wrk saw complete",
+        "cluster) over the cell and until the exchanges in flight are done, divided by the "
+        "exchanges the gateway's log says it answered",
         flush=True,
     )
     rows: list[Row] = []
