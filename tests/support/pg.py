@@ -144,8 +144,19 @@ def sweep_stale_clusters(min_age_seconds: float = 60.0) -> None:
 class PostgresCluster:
     """A private PostgreSQL server in a temporary folder; a context manager."""
 
-    def __init__(self, bindir: str | None = None) -> None:
+    def __init__(
+        self, bindir: str | None = None, *, settings: dict[str, str] | None = None
+    ) -> None:
+        """`settings`: extra server settings (`-c name=value`), e.g. for a benchmark
+        {"shared_preload_libraries": "pg_stat_statements"}; none by default."""
         self.bindir = Path(bindir or default_bindir())
+        self.settings = dict(settings or {})
+        for name, value in self.settings.items():
+            # Passed through pg_ctl -o, a shell-split string: no spaces, quotes or escapes.
+            if not re.fullmatch(r"[A-Za-z0-9_.]+", name) or not re.fullmatch(
+                r"[A-Za-z0-9_.,:/+-]+", str(value)
+            ):
+                raise ValueError(f"unsupported PostgreSQL setting {name}={value!r}")
         self.dir: Path | None = None
         self._port: int | None = None
         self._as_root = os.geteuid() == 0
@@ -252,6 +263,7 @@ class PostgresCluster:
                     f"-F -k {socket_dir} -p {port} -c listen_addresses={HOST} -c fsync=off "
                     "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
                 )
+                options += "".join(f" -c {k}={v}" for k, v in self.settings.items())
                 try:
                     self._run(
                         self.bindir / "pg_ctl",
