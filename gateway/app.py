@@ -13,7 +13,7 @@ from sqlalchemy.orm import sessionmaker
 
 from gateway import __version__, openapi
 from gateway.auth.service import TokenIssuer
-from gateway.auth.views import _bearer, current_participant, get_issuer, require_role
+from gateway.auth.views import _bearer, current_participant, require_role
 from gateway.auth.views import router as auth_router
 from gateway.authorisations.views import router as authorisations_router
 from gateway.context import Gateway
@@ -210,7 +210,7 @@ def metrics_reader(
     if gw.settings.metrics_public:
         return
     with session_scope(gw.sessions) as session:
-        me = current_participant(credentials, get_issuer(request), session)
+        me = current_participant(credentials, request.app.state.issuer, session)
         require_role(me, "admin")
 
 

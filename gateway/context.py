@@ -1,6 +1,6 @@
 """The running gateway's parts, built once and handed to requests through FastAPI's state."""
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -33,12 +33,15 @@ class Gateway:
     sequencer: "GroupCommitter | None" = field(default=None, repr=False)
 
 
-def get_gateway(request: Request) -> Gateway:
-    """Return the gateway serving this request."""
+async def get_gateway(request: Request) -> Gateway:
+    """Return the gateway serving this request (async: no thread hop for an attribute read)."""
     return request.app.state.gateway
 
 
-def get_session(gateway: Gateway = Depends(get_gateway)) -> Iterator[Session]:
-    """Yield a database session for one request; it is rolled back unless a service commits."""
+async def get_session(gateway: Gateway = Depends(get_gateway)) -> AsyncIterator[Session]:
+    """Yield a database session for one request; it is rolled back unless a service commits.
+
+    Async, so that opening it costs no thread hop: a session does no I/O until it is first
+    used (in the route's own thread), and is closed here once nothing holds its connection."""
     with session_scope(gateway.sessions) as session:
         yield session

@@ -28,7 +28,7 @@ _bearer = HTTPBearer(auto_error=False, description="Access token from POST /oaut
 _OAUTH_ERROR_STATUS = {"invalid_client": 401, "unauthorized_client": 401}
 
 
-def get_issuer(request: Request) -> TokenIssuer:
+async def get_issuer(request: Request) -> TokenIssuer:
     """Return the token issuer of this gateway."""
     return request.app.state.issuer
 
@@ -112,7 +112,7 @@ async def token(request: Request, gateway: Gateway = Depends(get_gateway)) -> An
             400, "invalid-token-request", "Invalid token request", f"unreadable form: {exc}"
         ) from None
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
-    issuer = get_issuer(request)
+    issuer: TokenIssuer = request.app.state.issuer
 
     def _run() -> tuple[int, dict[str, Any]]:
         with session_scope(gateway.sessions) as session:
