@@ -44,6 +44,10 @@ def current_participant(
     claims = issuer.verify(credentials.credentials)
     participant = load_participant(session, claims["sub"])
     check_not_revoked(participant, claims)
+    # No transaction is held across the hop to the route's thread: on SQLite it holds the write
+    # lock, and with every worker thread waiting for that lock, the route holding it could not
+    # be given a thread to go on (the stall at 256 concurrent exchanges).
+    session.commit()
     return participant
 
 

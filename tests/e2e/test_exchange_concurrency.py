@@ -123,3 +123,19 @@ def test_a_decision_held_up_in_opa_holds_no_lock_and_is_decided_again(client, se
     assert denial.type == "exchange.denied" and denial.data["contract"] == contract["id"]
     assert _usage(gateway, contract["id"])[1] == 1  # only the first exchange was metered
     assert len(_deliveries(gateway, contract["id"])) == 1
+
+
+def test_more_exchanges_at_once_than_worker_threads_all_complete(client, settings, gateway):
+    """64 exchanges at once, more than the 40 threads routes run on: no request may hold a
+    transaction (on SQLite, the write lock) while it waits for a thread, or every thread ends up
+    waiting for the one lock whose holder cannot be given a thread to go on."""
+    world = build_world(client, settings.state_dir)
+    product = world.publish(offers=[{**OFFER, "quota_rows": None}])
+    contract = world.contract(product["offers"][0]["id"])
+    world.consumer.token()  # one token for all, fetched before the burst
+    replies = _run(64, lambda: world.pull(contract["id"], limit=1), workers=64)
+    assert Counter(r.status_code for r in replies) == {200: 64}, [
+        r.text for r in replies if r.status_code != 200
+    ][:3]
+    assert _usage(gateway, contract["id"]) == (64, 64)
+    assert len(_deliveries(gateway, contract["id"])) == 64
