@@ -48,7 +48,7 @@ from gateway.products import service as products
 from gateway.products.models import Product, ProductOffer
 from gateway.resources import data as resource_data
 from gateway.resources import service as resources
-from gateway.resources.models import Resource
+from gateway.resources.models import EmbeddedDataset, Resource
 from ledger import Entry
 
 
@@ -595,7 +595,9 @@ def _exchange_rows(
     """Decide and deliver one page of rows; None when its claim no longer held (nothing was
     written: decide again)."""
     # A contract whose term is over is recorded EXPIRED first (its own committed step).
-    contract = contracts.current(session, gateway, request.contract_id)
+    contract = contracts.current(
+        session, gateway, request.contract_id, loaded=session.get(Contract, request.contract_id)
+    )  # read by _refuse_unless_consumer in this transaction: no second statement
     product, resource, authorisation, stored_offer = _exchange_rows_of(session, contract)
     _check_fields(request, resource)  # before any policy call
     # An authorisation whose term has passed ends at this use, suspending its products (its own
@@ -684,17 +686,20 @@ _INSERT_DECISION = insert(Decision.__table__)
 def _exchange_rows_of(
     session: Session, contract: Contract
 ) -> tuple[Product, Resource, Authorisation, ProductOffer]:
-    """Return the contract's product, resource, authorisation and offer in one statement."""
+    """Return the contract's product, resource, authorisation and offer in one statement (with
+    the resource's embedded dataset's metadata, if it has one, so that reading it is no second
+    statement: gateway/resources/data.py finds it in the session)."""
     found = session.execute(
-        select(Product, Resource, Authorisation, ProductOffer)
+        select(Product, Resource, Authorisation, ProductOffer, EmbeddedDataset)
         .join(Resource, Resource.id == Product.resource_id)
         .join(Authorisation, Authorisation.id == Product.authorisation_id)
         .join(ProductOffer, ProductOffer.product_id == Product.id)
+        .outerjoin(EmbeddedDataset, EmbeddedDataset.resource_id == Resource.id)
         .where(Product.id == contract.product_id, ProductOffer.id == contract.offer_id)
     ).one_or_none()
     if found is None:  # pragma: no cover - the foreign keys keep them
         raise not_found("product", contract.product_id)
-    product, resource, authorisation, offer = found
+    product, resource, authorisation, offer, _ = found
     return product, resource, authorisation, offer
 
 

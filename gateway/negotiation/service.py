@@ -301,13 +301,22 @@ def expire_if_due(session: Session, gateway: Gateway, contract: Contract) -> Ent
     )
 
 
-def current(session: Session, gateway: Gateway, contract_id: str) -> Contract:
-    """Return the contract as it stands now: a running one past its term is recorded EXPIRED."""
-    contract = get(session, contract_id)
-    running = contract.state in (ContractState.FINALIZED, ContractState.SUSPENDED)
-    if running and clock.now() >= clock.as_utc(contract.not_after):
+def current(
+    session: Session, gateway: Gateway, contract_id: str, *, loaded: Contract | None = None
+) -> Contract:
+    """Return the contract as it stands now: a running one past its term is recorded EXPIRED.
+
+    `loaded`: the contract as read already in this transaction, so it is not read again."""
+    contract = loaded if loaded is not None else get(session, contract_id)
+    if due(contract):
         return _load(session, gateway, contract_id)  # locks, then records the expiry once
     return contract
+
+
+def due(contract: Contract) -> bool:
+    """Return whether the contract is running past its term (its expiry is yet to be recorded)."""
+    running = contract.state in (ContractState.FINALIZED, ContractState.SUSPENDED)
+    return running and clock.now() >= clock.as_utc(contract.not_after)
 
 
 def _is_admin(participant: Participant) -> bool:
