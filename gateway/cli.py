@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from gateway.core.config import Settings, default_state_dir
+from gateway.core.logging import to_stderr
 
 
 def _settings(args: argparse.Namespace, **extra) -> Settings:
@@ -692,6 +693,8 @@ def main(argv: list[str] | None = None) -> int:
     from ledger.cli import glue_option_values, quiet_on_broken_pipe
 
     args = parser().parse_args(glue_option_values(sys.argv[1:] if argv is None else argv))
+    # Log lines go to stderr, whatever the command: its stdout is its output (JSON reports).
+    to_stderr()
     return quiet_on_broken_pipe(lambda: args.func(args))
 
 
