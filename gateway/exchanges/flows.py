@@ -528,15 +528,16 @@ def _result(
 
 def _refuse_unless_consumer(
     session: Session, gateway: Gateway, *, subject: Participant, contract_id: str
-) -> None:
-    """Refuse, before any policy input exists, an exchange under a contract that is not the
-    caller's: 404 exactly as for an unknown id, so the caller learns nothing of the contract.
+) -> Contract:
+    """Return the contract if it is the caller's; else refuse, before any policy input exists,
+    an exchange under a contract that is not the caller's: 404 exactly as for an unknown id, so
+    the caller learns nothing of the contract.
 
     The refusal of a real contract is still evidence (`exchange.refused`, committed), naming its
     provider and holder, who may read it; the caller is not a party to it (`requested_by`)."""
     contract = session.get(Contract, contract_id)
     if contract is not None and contract.consumer_id == subject.id:
-        return
+        return contract
     if contract is not None:
         record(
             session,
@@ -568,11 +569,13 @@ def exchange(
     that no longer holds, it is decided again on what now stands."""
     if request.delivery == "compute":
         return _compute_exchange(session, gateway, subject=subject, request=request)
-    _refuse_unless_consumer(session, gateway, subject=subject, contract_id=request.contract_id)
+    loaded = _refuse_unless_consumer(
+        session, gateway, subject=subject, contract_id=request.contract_id
+    )
     for attempt in range(CLAIM_ATTEMPTS):
         if attempt:
             session.expire_all()  # decide again on what stands now
-        result = _exchange_rows(session, gateway, subject=subject, request=request)
+        result = _exchange_rows(session, gateway, subject=subject, request=request, loaded=loaded)
         if result is not None:
             return result
     raise contended(request.contract_id)
@@ -590,15 +593,21 @@ def contended(contract_id: str) -> Problem:
 
 
 def _exchange_rows(
-    session: Session, gateway: Gateway, *, subject: Participant, request: ExchangeRequest
+    session: Session,
+    gateway: Gateway,
+    *,
+    subject: Participant,
+    request: ExchangeRequest,
+    loaded: Contract,
 ) -> ExchangeResult | None:
     """Decide and deliver one page of rows; None when its claim no longer held (nothing was
-    written: decide again)."""
+    written: decide again). `loaded`: the contract as the consumer check read it (expired, and
+    so read again, when the exchange is decided again)."""
     # A contract whose term is over is recorded EXPIRED first (its own committed step).
-    contract = contracts.current(
-        session, gateway, request.contract_id, loaded=session.get(Contract, request.contract_id)
-    )  # read by _refuse_unless_consumer in this transaction: no second statement
-    product, resource, authorisation, stored_offer = _exchange_rows_of(session, contract)
+    contract = contracts.current(session, gateway, request.contract_id, loaded=loaded)
+    # The embedded dataset's row is kept referenced: the session's identity map holds objects
+    # weakly, and reading the rows finds it there instead of asking the database again.
+    product, resource, authorisation, stored_offer, _dataset = _exchange_rows_of(session, contract)
     _check_fields(request, resource)  # before any policy call
     # An authorisation whose term has passed ends at this use, suspending its products (its own
     # transaction and evidence); the policy then sees the product suspended.
@@ -685,7 +694,7 @@ _INSERT_DECISION = insert(Decision.__table__)
 
 def _exchange_rows_of(
     session: Session, contract: Contract
-) -> tuple[Product, Resource, Authorisation, ProductOffer]:
+) -> tuple[Product, Resource, Authorisation, ProductOffer, EmbeddedDataset | None]:
     """Return the contract's product, resource, authorisation and offer in one statement (with
     the resource's embedded dataset's metadata, if it has one, so that reading it is no second
     statement: gateway/resources/data.py finds it in the session)."""
@@ -699,8 +708,8 @@ def _exchange_rows_of(
     ).one_or_none()
     if found is None:  # pragma: no cover - the foreign keys keep them
         raise not_found("product", contract.product_id)
-    product, resource, authorisation, offer, _ = found
-    return product, resource, authorisation, offer
+    product, resource, authorisation, offer, dataset = found
+    return product, resource, authorisation, offer, dataset
 
 
 def _claim(contract: Contract, offer: Offer, product: Product, subject: Participant, *, rows: int):
