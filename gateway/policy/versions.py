@@ -8,6 +8,7 @@ OPA's `GET /v1/policies` (what actually decides) or from the files of `policies/
 """
 
 import hashlib
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -90,12 +91,17 @@ def current(session: Session, signer: Signer, client: "PolicyClient") -> str | N
     """Return the version OPA serves, as last read, recording it on the ledger first if new.
 
     Never asks OPA for its policies inside a request: the watcher (gateway/policy/watch.py)
-    re-reads them every `policy_version_ttl` seconds and records a new version itself. The
+    re-reads them every `policy_version_ttl` seconds (and when the policy files change). The
     entry joins the session's transaction, so it is written with the decision that first used
     the version (or, at start, committed by the caller).
     """
     version, modules = client.cached_version()
     if version is not None and client.recorded_version != version:
-        observe(session, signer, version=version, modules=modules, opa_url=client.url)
-        client.recorded_version = version
+        with _recording:  # one request of this process records it, the others see it recorded
+            if client.recorded_version != version:
+                observe(session, signer, version=version, modules=modules, opa_url=client.url)
+                client.recorded_version = version
     return version
+
+
+_recording = threading.Lock()

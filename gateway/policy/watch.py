@@ -6,9 +6,9 @@ folder OPA was started on (the gateway's own `policies/`, which OPA watches) cha
 is checked every `FILE_CHECK_SECONDS` by the files' sizes and modification times, a few stat
 calls, and OPA is asked again every `FILE_CHECK_SECONDS` until its version matches the
 files' or `SETTLE_SECONDS` have passed (OPA reloads a changed file by itself, within moments).
-When the version is new the watcher records its `policy.version-activated` entry in its own
-committed transaction, so that a request only reads the version last seen
-(`PolicyClient.cached_version`) and never waits for the listing. Started and stopped with the
+A request only reads the version last seen (`PolicyClient.cached_version`) and never waits
+for the listing; the first decision under a new version records its `policy.version-activated`
+entry in its own transaction, before the decision's. Started and stopped with the
 app (gateway/app.py).
 """
 
@@ -54,15 +54,12 @@ class VersionWatcher:
             self._thread.join(timeout=self.interval + self.gateway.policy.timeout + 1)
 
     def refresh(self) -> str | None:
-        """Read the version OPA serves now; record it if it is new. Return it."""
-        from gateway.evidence.service import commit
+        """Read the version OPA serves now into the client's cache; return it.
 
-        gw = self.gateway
-        version, _ = gw.policy.version(max_age=0)
-        if version is not None and gw.policy.recorded_version != version:
-            with gw.sessions() as session:
-                versions.current(session, gw.signer, gw.policy)
-                commit(session)
+        Recording a new version is left to the first decision that uses it
+        (`versions.current`, in that decision's transaction): one writer of the activation per
+        process, so it is never recorded twice."""
+        version, _ = self.gateway.policy.version(max_age=0)
         return version
 
     def _signature(self) -> tuple:

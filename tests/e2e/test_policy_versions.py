@@ -299,28 +299,32 @@ def test_a_version_first_seen_after_start_is_recorded_before_its_first_decision(
         assert activated[0].seq < pulled.json()["receipt"]["seq"]
 
 
-def test_the_watcher_records_a_policy_changed_on_disk_without_any_request(settings, tmp_path):
+def test_the_watcher_reads_a_policy_changed_on_disk_without_any_request(settings, tmp_path):
     """No request asks OPA for its policies: the watcher sees the folder change (a few stat
-    calls), lists OPA's policies until they match, and records the new version itself."""
+    calls) and lists OPA's policies until they match; the next decision then carries the new
+    version, recorded once, before it."""
     from gateway.policy.watch import VersionWatcher
 
     policies = tmp_path / "policies"
     shutil.copytree(POLICIES_DIR, policies)
-    with OpaServer(policies=policies) as opa, _gateway(settings, opa.url) as (gw, _client):
+    with OpaServer(policies=policies) as opa, _gateway(settings, opa.url) as (gw, client):
+        world = _world_on_the_real_policy(gw, client, settings)
+        contract = world.contract(world.product["offers"][0]["id"])
         old = bundle_version_of_dir(policies)
-        assert [e.data["version"] for e in _entries(gw, ACTIVATED)][-1] == old
+        assert gw.policy.cached_version()[0] == old
         watcher = VersionWatcher(gw, interval=3600, folder=policies).start()  # no timed poll
         try:
             rego = policies / "dsgw" / "exchange.rego"
             rego.write_text(rego.read_text() + MORATORIUM)
             new = bundle_version_of_dir(policies)
             deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                if [e.data["version"] for e in _entries(gw, ACTIVATED)][-1] == new:
-                    break
+            while time.monotonic() < deadline and gw.policy.cached_version()[0] != new:
                 time.sleep(0.1)
         finally:
             watcher.stop()
+        assert gw.policy.cached_version()[0] == new  # read by the watcher, no request made
+        denied = world.pull(contract["id"])
+        assert denied.status_code == 403 and denied.json()["policy_version"] == new
         activated = _entries(gw, ACTIVATED)
-        assert activated[-1].data["version"] == new and activated[-1].data["previous"] == old
-        assert gw.policy.cached_version()[0] == new  # what the next decision will carry
+        assert [e.data["version"] for e in activated][-2:] == [old, new]
+        assert activated[-1].seq < denied.json()["ledger_seq"]
