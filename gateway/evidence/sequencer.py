@@ -22,8 +22,9 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.core import clock, metrics
-from gateway.evidence.service import CHECKPOINT_POLICY, evidence_unavailable, maybe_checkpoint
-from ledger import Entry, LedgerError
+from gateway.evidence.service import commit, evidence_unavailable, maybe_checkpoint
+from ledger import Entry, LedgerError, parse_rfc3339
+from ledger import store as ledger_store
 from ledger.group import GroupCommitter
 
 if TYPE_CHECKING:
@@ -84,20 +85,13 @@ class _Checkpointer:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.covered: int | None = None  # the size of the latest checkpoint seen
-        self.since = None  # its time
+        self.since = clock.now()  # its time (now, until one is read)
 
     def __call__(self, last_seq: int) -> None:
-        policy = self.gateway.sessions.kw.get("info", {}).get(CHECKPOINT_POLICY)
-        if policy is None:
-            return
-        if self.covered is not None and last_seq - self.covered < policy.every:
-            age = (clock.now() - self.since).total_seconds() if self.since else None
-            if age is not None and age < policy.seconds:
+        settings = self.gateway.settings
+        if self.covered is not None and last_seq - self.covered < settings.checkpoint_every:
+            if (clock.now() - self.since).total_seconds() < settings.checkpoint_seconds:
                 return
-        from gateway.evidence.service import commit
-        from ledger import parse_rfc3339
-        from ledger import store as ledger_store
-
         with self.gateway.sessions() as session:
             cut = maybe_checkpoint(session, self.gateway.signer, last_seq)
             if cut is not None:

@@ -261,14 +261,17 @@ def _decide(
     delivery: str,
     product_id: str | None = None,
     deny_as: dict[str, Any] | None = None,
-    version: str | None = None,
+    release: bool = False,
 ) -> tuple[PolicyDecision, str | None, dict[str, Any]]:
     """Return OPA's allowing decision, the policy version that made it, and the arguments a
     later denial is recorded with; raise the recorded denial's problem when OPA refuses, cannot
     answer, or obliges what the gateway cannot honour. `deny_as` (entry_type, extra) records a
-    transfer's denials as such; `version`, when the caller read it already."""
-    if version is None:
-        version = policy_versions.current(session, gateway.signer, gateway.policy)
+    transfer's denials as such. With `release`, the session's transaction (the version's
+    activation with it, if new) is committed before OPA is asked: no transaction, and on SQLite
+    no write lock, is held across the policy call."""
+    version = policy_versions.current(session, gateway.signer, gateway.policy)
+    if release:
+        commit(session)
     deny = dict(
         decision_id=decision_id,
         subject=subject,
@@ -457,7 +460,6 @@ def _delivery_data(
     page: tuple[str, int] | None,
 ) -> dict[str, Any]:
     """Return the data of the delivery's `exchange.delivered` entry (specs/ledger.md)."""
-    masked = sorted(set(decision.obligations.get("mask") or []) & set(out.fields))
     return {
         "decision": decision_id,
         "contract": contract.id if contract is not None else None,
@@ -468,17 +470,22 @@ def _delivery_data(
         "purpose": request.purpose,
         "delivery": request.delivery,
         "fields": out.fields,
-        "masked": masked,
+        "masked": _masked(decision, out),
         "rows": out.source_rows,
         "content_hash": out.content_hash,
         "watermark": mark,
         "input_hash": content_hash(the_input),
         "policy_version": version,
-        "exposure": decision.model_dump(mode="json").get("exposure"),
+        "exposure": (decision.model_extra or {}).get("exposure"),
         **({"file": {k: v for k, v in out.file.items() if k != "content"}} if out.file else {}),
         **({"groups": len(out.rows), "privacy": privacy} if privacy is not None else {}),
         **({"offset": page[1]} if page is not None else {}),
     }
+
+
+def _masked(decision: PolicyDecision, out: obl.Delivery) -> list[str]:
+    """Return the delivered fields the decision obliged to mask."""
+    return sorted(set(decision.obligations.get("mask") or []) & set(out.fields))
 
 
 def _result(
@@ -496,14 +503,13 @@ def _result(
     page: tuple[str, int] | None,
 ) -> ExchangeResult:
     """Return the reply of a recorded delivery, with its receipt."""
-    masked = sorted(set(decision.obligations.get("mask") or []) & set(out.fields))
     return ExchangeResult(
         exchange_id=decision_id,
         contract_id=contract.id if contract is not None else None,
         product_id=product.id,
         purpose=request.purpose,
         fields=out.fields,
-        masked=masked,
+        masked=_masked(decision, out),
         row_count=len(out.rows) if out.file is None else out.source_rows,
         rows=out.rows,
         watermark=mark,
@@ -627,8 +633,6 @@ def _exchange_rows(
         contract=contract,
         offer=offer,
     )
-    version = policy_versions.current(session, gateway.signer, gateway.policy)
-    commit(session)  # no transaction (on SQLite: no write lock) held across OPA
     decision, version, deny = _decide(
         session,
         gateway,
@@ -637,7 +641,7 @@ def _exchange_rows(
         contract=contract,
         the_input=the_input,
         delivery=request.delivery,
-        version=version,
+        release=True,
     )
     mark = _watermark(decision, decision_id, subject)
     out = _rows(
@@ -778,15 +782,8 @@ def _compute_exchange(
     contract = contracts.get(session, request.contract_id, for_update=True)
     contracts.expire_if_due(session, gateway, contract)  # recorded with this exchange's evidence
     _, offer = products.get_offer(session, contract.offer_id)
-    available = offer.fields if offer.fields is not None else [f["name"] for f in resource.fields]
-    # compute: the fields it reads (grouped on, filtered on, aggregated) are the ones judged.
-    fields = (
-        compute.touched_fields(request)
-        if request.delivery == "compute"
-        else request.requested(available)
-    )
-    scope = _cursor_scope(subject, over=contract.id, delivery=request.delivery, fields=fields)
-    offset = _offset(gateway, request, scope) if request.delivery != "compute" else 0
+    # The fields it reads (grouped on, filtered on, aggregated) are the ones judged.
+    fields = compute.touched_fields(request)
     decision_id = new_id("dec")
     the_input = policy_input(
         subject=subject,
@@ -797,15 +794,11 @@ def _compute_exchange(
         contract=contract,
         offer=offer,
     )
-    if request.delivery == "compute":  # the terms, the query and the ε spent (specs/compute.md)
-        the_input["compute"] = compute.policy_input(
-            session,
-            request=request,
-            offer=offer,
-            contract=contract,
-            subject=subject,
-            resource=resource,
-        )
+    # The terms, the query and the ε spent (specs/compute.md).
+    the_input["compute"] = compute.policy_input(
+        session, request=request, offer=offer, contract=contract, subject=subject,
+        resource=resource,
+    )  # fmt: skip
     decision, version, deny = _decide(
         session,
         gateway,
@@ -816,36 +809,21 @@ def _compute_exchange(
         delivery=request.delivery,
     )
     mark = _watermark(decision, decision_id, subject)
-    privacy = None
-    if request.delivery == "compute":
-        try:
-            out, privacy = compute.release(
-                session,
-                gateway,
-                request=request,
-                offer=offer,
-                resource=resource,
-                contract=contract,
-                subject=subject,
-                obligations=decision.obligations,
-                watermark=mark,
-            )
-        except compute.Refused as exc:
-            result = _error_result(exc.code, exc.title, str(exc))
-            raise _deny(session, gateway, result=result, status=exc.status, **deny) from None
-    else:
-        out = _rows(
+    try:
+        out, privacy = compute.release(
             session,
             gateway,
-            resource,
-            request,
-            fields=fields,
-            decision=decision,
-            mark=mark,
-            name=decision_id,
-            deny=deny,
-            offset=offset,
+            request=request,
+            offer=offer,
+            resource=resource,
+            contract=contract,
+            subject=subject,
+            obligations=decision.obligations,
+            watermark=mark,
         )
+    except compute.Refused as exc:
+        result = _error_result(exc.code, exc.title, str(exc))
+        raise _deny(session, gateway, result=result, status=exc.status, **deny) from None
     contract.rows_used += out.source_rows
     contract.calls_used += 1
     return _delivered(
@@ -863,7 +841,6 @@ def _compute_exchange(
         out=out,
         mark=mark,
         privacy=privacy,
-        page=None if request.delivery == "compute" else (scope, offset),
     )
 
 

@@ -49,7 +49,6 @@ from gateway.exchanges.models import ExchangeRequest
 from gateway.negotiation import service as contracts
 from gateway.negotiation.models import Contract
 from gateway.participants.models import Participant
-from gateway.policy import versions as policy_versions
 from gateway.products import service as products
 from gateway.resources import service as resources
 from gateway.resources.data import open_delivery
@@ -181,8 +180,6 @@ def _start_once(
         transfer=described,
     )
     seen = (contract.state, contract.rows_used, contract.calls_used, product.status)
-    version = policy_versions.current(session, gateway.signer, gateway.policy)
-    commit(session)  # no transaction (on SQLite: no write lock) held across OPA
     decision, version, _ = exchanges._decide(
         session,
         gateway,
@@ -195,7 +192,7 @@ def _start_once(
             "entry_type": "transfer.denied",
             "extra": {"transfer": transfer_id, **described},
         },
-        version=version,
+        release=True,
     )
     # The short write: the contract locked (and re-read), the decision's assumptions checked.
     contract = contracts.get(session, request.contract_id, for_update=True)
