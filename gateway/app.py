@@ -120,7 +120,11 @@ def api() -> FastAPI:
     app.add_middleware(RateLimit)
     # Around everything, so that refused requests (429, 413) are counted too.
     app.add_middleware(metrics.MetricsMiddleware)
+    # Routes are matched in this order, each router's in turn: the exchange and transfer
+    # routes, the hot path, first (no two routers' routes match the same path).
     for router in (
+        exchanges_router,
+        transfers_router,
         auth_router,
         participants_router,
         resources_router,
@@ -128,8 +132,6 @@ def api() -> FastAPI:
         authorisations_router,
         products_router,
         contracts_router,
-        exchanges_router,
-        transfers_router,
         ledger_router,
         disclosure_router,
     ):

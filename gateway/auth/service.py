@@ -7,7 +7,7 @@ verifies them on every call.
 
 import re
 import warnings
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -197,6 +197,10 @@ class TokenIssuer:
         self.kid = signer.kid
         self._private = OKPAlgorithm.from_jwk(signer.private_jwk())
         self._public = OKPAlgorithm.from_jwk(signer.public_jwk())
+        # Tokens whose signature and claims were checked, by their exact text: a request's token
+        # is verified by the rate limiter and again by the route, and a client sends the same
+        # one for its whole life. Time-bound claims are checked again at every use.
+        self._verified: dict[str, dict[str, Any]] = {}
 
     def issue(self, participant: Participant) -> dict[str, Any]:
         """Return the token response for an authenticated participant."""
@@ -225,6 +229,17 @@ class TokenIssuer:
 
     def verify(self, token: str) -> dict[str, Any]:
         """Return the claims of a valid access token, else raise a 401 problem saying why."""
+        claims = self._verified.get(token)
+        if claims is not None and _still_timely(claims):
+            return dict(claims)
+        self._verified.pop(token, None)
+        claims = self._decode(token)
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            self._verified.clear()
+        self._verified[token] = claims
+        return dict(claims)
+
+    def _decode(self, token: str) -> dict[str, Any]:
         try:
             return _ACCESS_TOKENS.decode(
                 token,
@@ -249,6 +264,16 @@ class TokenIssuer:
             ) from None
         except jwt.PyJWTError as exc:
             raise unauthorized("invalid-token", f"the access token is not valid: {exc}") from None
+
+
+VERIFIED_TOKENS_KEPT = 10_000  # tokens whose verification is remembered (then forgotten at once)
+
+
+def _still_timely(claims: dict[str, Any]) -> bool:
+    """Whether a verified token's time-bound claims still hold now, as PyJWT checks them
+    (exp passed, nbf or iat ahead: not timely, and the full check says why)."""
+    now = datetime.now(tz=UTC).timestamp()
+    return claims["exp"] > now and claims.get("nbf", now) <= now and claims["iat"] <= now
 
 
 def unauthorized(error: str, detail: str) -> Problem:

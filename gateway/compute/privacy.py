@@ -21,6 +21,7 @@ def _opendp():
     dp.enable_features("contrib")
     return dp
 
+
 # A hair of slack so that OpenDP's conservatively rounded privacy map stays within ε_m.
 SLACK = 1 + 1e-9
 

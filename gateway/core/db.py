@@ -142,6 +142,7 @@ def make_engine(url: str, *, timeouts: Mapping[str, float] | None = None) -> Eng
         @event.listens_for(engine.pool, "invalidate")
         def _invalidated(_dbapi, record, _exception):  # pragma: no cover - pool hook
             _give_back(record)
+
         return engine
     connect_args = {"options": pg_options(timeouts)} if timeouts else {}
     return create_engine(

@@ -165,10 +165,13 @@ def run(
     `work()` returns (status, response, object id or None, result to return), the response
     being None or a function returning the JSON to store: it is called only when a key is
     given, so a request without one never renders its reply twice. A Problem `work()` raises
-    with a status below 500 is stored and raised again on every retry.
+    with a status below 500 is stored and raised again on every retry. `body` (the request's
+    JSON, or a function returning it) is rendered and hashed only when a key is given.
     """
     if key is None:
         return work()[3]
+    if callable(body):  # rendered only when a key needs it
+        body = body()
     found = claim(session, subject_id=subject_id, route=route, key=key, body=body)
     if found is not None:
         return replay(found)

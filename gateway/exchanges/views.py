@@ -1,12 +1,12 @@
 """Exchange routes: pull data under a contract or open data without one; read any decision."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from gateway.auth.views import current_participant
+from gateway.auth.views import bearer_claims, current_participant, participant_of
 from gateway.context import Gateway, get_gateway, get_session
 from gateway.core import idempotency
 from gateway.core.errors import not_found, problem_responses, unprocessable
@@ -54,15 +54,18 @@ def pull(
             "delivered and metered once (specs/transfers.md#idempotency)",
         ),
     ] = None,
-    me: Participant = Depends(current_participant),
+    claims: dict[str, Any] = Depends(bearer_claims),
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
-) -> ExchangeResult | StreamingResponse:
+) -> Response:
     """Pull rows under a contract for a purpose; OPA decides, obligations apply, evidence first.
 
     With `Accept` naming a data format (JSON Lines, CSV, Arrow IPC, Parquet) before JSON, an api
     or file delivery streams the whole data in that format instead of a page: it runs as a pull
     transfer (`X-Transfer-Id`), whose end records the rows, bytes and SHA-256 delivered."""
+    # The whole request (the participant's load included) runs in this one worker thread, and
+    # the reply is rendered once, to bytes, here: no second hop to serialise it.
+    me = participant_of(session, claims)
     media = preferred_data_format(request.headers.get("accept"), besides=JSON_REPLY)
     if media is not None and body.delivery != "compute":
         if body.cursor is not None or idempotency_key is not None:
@@ -83,15 +86,16 @@ def pull(
         idempotency.replay_problem(row)
         return ExchangeResult.model_validate(row.response)
 
-    return idempotency.run(
+    result = idempotency.run(
         session,
         subject_id=me.id,
         route="POST /exchanges",
         key=idempotency_key,
-        body=body.model_dump(mode="json"),
+        body=(lambda: body.model_dump(mode="json")),
         work=work,
         replay=replay,
     )
+    return Response(result.model_dump_json(), media_type="application/json")
 
 
 @router.post(
