@@ -13,7 +13,7 @@ from sqlalchemy.orm import sessionmaker
 
 from gateway import __version__, openapi
 from gateway.auth.service import TokenIssuer
-from gateway.auth.views import _bearer, current_participant, require_role
+from gateway.auth.views import _bearer, claims_of, participant_of, require_role
 from gateway.auth.views import router as auth_router
 from gateway.authorisations.views import router as authorisations_router
 from gateway.context import Gateway
@@ -120,25 +120,9 @@ def api() -> FastAPI:
     app.add_middleware(RateLimit)
     # Around everything, so that refused requests (429, 413) are counted too.
     app.add_middleware(metrics.MetricsMiddleware)
-    # Routes are matched in this order, each router's in turn: the exchange and transfer
-    # routes, the hot path, first (no two routers' routes match the same path).
-    for router in (
-        exchanges_router,
-        transfers_router,
-        auth_router,
-        participants_router,
-        resources_router,
-        registrations_router,
-        authorisations_router,
-        products_router,
-        contracts_router,
-        ledger_router,
-        disclosure_router,
-    ):
-        app.include_router(router)
 
     @app.get("/health", tags=["health"], response_model=Health)
-    def health() -> Health:
+    async def health() -> Health:  # async: no worker thread for a probe
         """Return 200 while this process serves HTTP (liveness): it asks neither the database
         nor OPA; readiness is GET /ready."""
         return Health(status="ok", time=clock.rfc3339(clock.now()))
@@ -178,6 +162,23 @@ def api() -> FastAPI:
         `DSGW_METRICS_PUBLIC` is set (the counts show the shape of the traffic)."""
         return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
+    # Routes are matched in order: the health probes above (asked often, by every load
+    # balancer), then each router's routes in turn, the exchange and transfer routes (the hot
+    # path) first. No two routers' routes match the same path.
+    for router in (
+        exchanges_router,
+        transfers_router,
+        auth_router,
+        participants_router,
+        resources_router,
+        registrations_router,
+        authorisations_router,
+        products_router,
+        contracts_router,
+        ledger_router,
+        disclosure_router,
+    ):
+        app.include_router(router)
     return app
 
 
@@ -212,7 +213,7 @@ def metrics_reader(
     if gw.settings.metrics_public:
         return
     with session_scope(gw.sessions) as session:
-        me = current_participant(credentials, request.app.state.issuer, session)
+        me = participant_of(session, claims_of(credentials, request.app.state.issuer))
         require_role(me, "admin")
 
 

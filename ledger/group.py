@@ -9,7 +9,9 @@ appends cost one commit instead of N.
 `claim(conn)` runs first and says whether the entry may be appended at all (a conditional
 update of the caller's state, e.g. a quota; False: nothing of the item is written and `submit`
 returns None), and `after(conn, entry)` writes what names the entry (e.g. a row keeping its
-seq). The item's state change and its evidence commit together or not at all.
+seq), or returns that write as `(statement, parameters)`: the batch's returned writes of one
+statement run as one executemany. The item's state change and its evidence commit together or
+not at all.
 
 A batch that fails is rolled back whole and its items are retried one by one, each in its own
 transaction, so that one failing item fails only itself. `on_batch(size)` and
@@ -152,9 +154,15 @@ class GroupCommitter:
                 # An item's writes may not stay without its entry: undo the lot, then retry
                 # one by one (the caller's loop), where the refused item fails alone.
                 raise next(r for r in results if isinstance(r, ValueError))
+            deferred: dict[int, tuple[Any, list]] = {}  # by statement: its rows, in order
             for item, result in zip(admitted, results, strict=True):
                 if isinstance(result, Entry) and item.after is not None:
-                    item.after(conn, result)
+                    write = item.after(conn, result)
+                    if write is not None:
+                        statement, parameters = write
+                        deferred.setdefault(id(statement), (statement, []))[1].append(parameters)
+            for statement, rows in deferred.values():
+                conn.execute(statement, rows)
         by_item: dict[int, Entry | ValueError] = {
             id(i): r for i, r in zip(admitted, results, strict=True)
         }

@@ -24,7 +24,7 @@ from joserfc import jwt as joserfc_jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, OKPKey
 from jwt.algorithms import OKPAlgorithm
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -365,9 +365,7 @@ def _purge_expired_assertions(session: Session) -> None:
 
 def load_participant(session: Session, participant_id: str) -> Participant:
     """Return the active participant a token names, else raise 401."""
-    participant = session.execute(
-        select(Participant).where(Participant.id == participant_id)
-    ).scalar_one_or_none()
+    participant = session.get(Participant, participant_id)  # found in the session if read
     if participant is None:
         raise unauthorized("invalid-token", "the token's participant is not registered")
     if participant.status != "active":

@@ -39,6 +39,11 @@ async def bearer_claims(
 ) -> dict[str, Any]:
     """Return the claims of the request's valid bearer token, else raise 401 (async: checking a
     signature needs no thread hop)."""
+    return claims_of(credentials, issuer)
+
+
+def claims_of(credentials: HTTPAuthorizationCredentials | None, issuer: TokenIssuer) -> dict:
+    """Return the claims of a valid bearer token, else raise 401."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise unauthorized("invalid_request", "this call needs an access token (Bearer)")
     return issuer.verify(credentials.credentials)

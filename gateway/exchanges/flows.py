@@ -5,6 +5,7 @@ describing them; every decision, allowed or denied, is recorded the same way.
 """
 
 import functools
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -565,14 +566,20 @@ CLAIM_ATTEMPTS = 4  # decisions made again when the claim of the one before no l
 
 
 def exchange(
-    session: Session, gateway: Gateway, *, subject: Participant, request: ExchangeRequest
+    session: Session,
+    gateway: Gateway,
+    *,
+    subject: Participant,
+    request: ExchangeRequest,
+    preloaded: "Preloaded | None" = None,
 ) -> ExchangeResult:
     """Run one exchange; return the delivery with its receipt, or raise the denial's problem.
 
     Rows (api, file) hold no lock across OPA or the source: the exchange is decided and its
     rows read first, then its quota is claimed and its evidence appended in one short step by
     the sequencer (gateway/evidence/sequencer.py), re-checking what the decision assumed; when
-    that no longer holds, it is decided again on what now stands."""
+    that no longer holds, it is decided again on what now stands. `preloaded`: the rows
+    `preload` read for this request (its first decision reads nothing more)."""
     if request.delivery == "compute":
         return _compute_exchange(session, gateway, subject=subject, request=request)
     loaded = _refuse_unless_consumer(
@@ -581,7 +588,10 @@ def exchange(
     for attempt in range(CLAIM_ATTEMPTS):
         if attempt:
             session.expire_all()  # decide again on what stands now
-        result = _exchange_rows(session, gateway, subject=subject, request=request, loaded=loaded)
+        result = _exchange_rows(
+            session, gateway, subject=subject, request=request, loaded=loaded,
+            rows=preloaded.rows if preloaded is not None and not attempt else None,
+        )  # fmt: skip
         if result is not None:
             return result
     raise contended(request.contract_id)
@@ -605,15 +615,19 @@ def _exchange_rows(
     subject: Participant,
     request: ExchangeRequest,
     loaded: Contract,
+    rows: "_ContractRows | None" = None,
 ) -> ExchangeResult | None:
     """Decide and deliver one page of rows; None when its claim no longer held (nothing was
     written: decide again). `loaded`: the contract as the consumer check read it (expired, and
-    so read again, when the exchange is decided again)."""
+    so read again, when the exchange is decided again); `rows`: its product, resource,
+    authorisation, offer and dataset as read with it (else read here, in one statement)."""
     # A contract whose term is over is recorded EXPIRED first (its own committed step).
     contract = contracts.current(session, gateway, request.contract_id, loaded=loaded)
+    if rows is None or contract is not loaded:
+        rows = _exchange_rows_of(session, contract)
     # The embedded dataset's row is kept referenced: the session's identity map holds objects
     # weakly, and reading the rows finds it there instead of asking the database again.
-    product, resource, authorisation, stored_offer, _dataset = _exchange_rows_of(session, contract)
+    product, resource, authorisation, stored_offer, _dataset = rows
     _check_fields(request, resource)  # before any policy call
     # An authorisation whose term has passed ends at this use, suspending its products (its own
     # transaction and evidence); the policy then sees the product suspended.
@@ -675,8 +689,9 @@ def _exchange_rows(
         "created_at": clock.now(),
     }
 
-    def keep(conn: Connection, entry: Entry) -> None:
-        conn.execute(_INSERT_DECISION, {**row, "ledger_seq": entry.seq})
+    def keep(_conn: Connection, entry: Entry):
+        # The decision row, inserted with the batch's others in one statement.
+        return _INSERT_DECISION, {**row, "ledger_seq": entry.seq}
 
     entry = sequenced.submit(
         gateway,
@@ -695,10 +710,47 @@ def _exchange_rows(
 
 _INSERT_DECISION = insert(Decision.__table__)
 
+_ContractRows = tuple[Product, Resource, Authorisation, ProductOffer, EmbeddedDataset | None]
 
-def _exchange_rows_of(
-    session: Session, contract: Contract
-) -> tuple[Product, Resource, Authorisation, ProductOffer, EmbeddedDataset | None]:
+
+@dataclass(frozen=True)
+class Preloaded:
+    """What one statement read for an exchange request: the subject, and, when it names an
+    existing contract of that subject's, the contract and what it is for. Holding it keeps the
+    rows in the session (whose identity map holds them weakly), so the participant check and
+    the consumer check find them there instead of asking the database again."""
+
+    participant: Participant | None
+    contract: Contract | None
+    rows: _ContractRows | None
+
+
+def preload(session: Session, *, subject_id: str, contract_id: str) -> Preloaded:
+    """Read, in one statement, the participant `subject_id` and, if it is that participant's,
+    the contract `contract_id` with its product, resource, authorisation, offer and embedded
+    dataset. Decides nothing: the checks that follow (the token's participant, the consumer,
+    the policy) are made on these rows exactly as on rows read one by one."""
+    found = session.execute(
+        select(Participant, Contract, Product, Resource, Authorisation, ProductOffer,
+               EmbeddedDataset)
+        .outerjoin(Contract, (Contract.id == contract_id)
+                   & (Contract.consumer_id == Participant.id))
+        .outerjoin(Product, Product.id == Contract.product_id)
+        .outerjoin(Resource, Resource.id == Product.resource_id)
+        .outerjoin(Authorisation, Authorisation.id == Product.authorisation_id)
+        .outerjoin(ProductOffer, ProductOffer.id == Contract.offer_id)
+        .outerjoin(EmbeddedDataset, EmbeddedDataset.resource_id == Resource.id)
+        .where(Participant.id == subject_id)
+    ).one_or_none()  # fmt: skip
+    if found is None:
+        return Preloaded(None, None, None)
+    participant, contract, product, resource, authorisation, offer, dataset = found
+    if contract is None or None in (product, resource, authorisation, offer):
+        return Preloaded(participant, None, None)
+    return Preloaded(participant, contract, (product, resource, authorisation, offer, dataset))
+
+
+def _exchange_rows_of(session: Session, contract: Contract) -> _ContractRows:
     """Return the contract's product, resource, authorisation and offer in one statement (with
     the resource's embedded dataset's metadata, if it has one, so that reading it is no second
     statement: gateway/resources/data.py finds it in the session)."""

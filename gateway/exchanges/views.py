@@ -64,7 +64,9 @@ def pull(
     or file delivery streams the whole data in that format instead of a page: it runs as a pull
     transfer (`X-Transfer-Id`), whose end records the rows, bytes and SHA-256 delivered."""
     # The whole request (the participant's load included) runs in this one worker thread, and
-    # the reply is rendered once, to bytes, here: no second hop to serialise it.
+    # the reply is rendered once, to bytes, here: no second hop to serialise it. One statement
+    # reads the participant, the contract and what it is for; the checks then find them.
+    preloaded = flows.preload(session, subject_id=claims["sub"], contract_id=body.contract_id)
     me = participant_of(session, claims)
     media = preferred_data_format(request.headers.get("accept"), besides=JSON_REPLY)
     if media is not None and body.delivery != "compute":
@@ -79,7 +81,7 @@ def pull(
         return streaming_reply(gateway, transfer, chunks, enc)
 
     def work():
-        result = flows.exchange(session, gateway, subject=me, request=body)
+        result = flows.exchange(session, gateway, subject=me, request=body, preloaded=preloaded)
         return 200, lambda: result.model_dump(mode="json"), result.exchange_id, result
 
     def replay(row: idempotency.IdempotencyKey) -> ExchangeResult:

@@ -44,6 +44,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Go's collector at its default (GOGC=100) runs after every ~60 decisions' worth of garbage:
+# at 400 OPA spends 20-30% less CPU per decision (measured with wrk on the exchange input, 2.3
+# against 2.9-3.5 ms) for ~35 MB more memory, bounded by the soft limit. An operator's own
+# GOGC / GOMEMLIMIT win.
+OPA_GO_ENV = {"GOGC": "400", "GOMEMLIMIT": "512MiB"}
+
+
+def opa_environment() -> dict[str, str]:
+    """Return the environment OPA runs with: this process's, with the collector settings above
+    unless set already."""
+    return {**OPA_GO_ENV, **os.environ}
+
+
 class OpaServer:
     """A local `opa run --server` loaded with the policies folder, bound to loopback."""
 
@@ -79,6 +92,7 @@ class OpaServer:
             stdout=subprocess.DEVNULL,
             stderr=self._log,
             start_new_session=True,
+            env=opa_environment(),
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -20,8 +20,8 @@ compute_checks := {
 field_problems contains message if {
 	compute_delivery
 	"compute" in object.keys(input)
-	some check, message in compute_checks
-	not check in passed_checks
+	some check in (object.keys(compute_checks) - passed_checks)
+	message := compute_checks[check]
 }
 
 passed_checks contains "compute.terms" if object.get(input.compute, "terms", null) == null

@@ -118,20 +118,20 @@ contract_checks := {
 }
 
 field_problems contains message if {
-	some check, message in input_checks
-	not check in passed_checks
+	some check in (object.keys(input_checks) - passed_checks)
+	message := input_checks[check]
 }
 
 field_problems contains message if {
 	has_contract
-	some check, message in contract_checks
-	not check in passed_checks
+	some check in (object.keys(contract_checks) - passed_checks)
+	message := contract_checks[check]
 }
 
 field_problems contains message if {
 	not has_contract
-	some check, message in open_data_checks
-	not check in passed_checks
+	some check in (object.keys(open_data_checks) - passed_checks)
+	message := open_data_checks[check]
 }
 
 passed_checks contains "now" if timestamp(input.now)

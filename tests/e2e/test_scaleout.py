@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from gateway.demo import Party
-from gateway.policy.opa_process import find_opa, free_port
+from gateway.policy.opa_process import find_opa, free_port, opa_environment
 from gateway.policy.versions import bundle_version_of_dir
 from tests.e2e.world import PURPOSE, build_world
 from tests.support.serving import Served
@@ -141,6 +141,7 @@ class OpaReplica:
             stdout=subprocess.DEVNULL,
             stderr=self.log,
             start_new_session=True,
+            env=opa_environment(),  # as the README's operator's guide runs replicas
         )
 
     def wait_ready(self) -> OpaReplica:

@@ -500,3 +500,69 @@ def test_group_commit_joins_claims_and_writes_to_entries_and_isolates_a_failing_
         assert head(conn)[0] == count(conn) == 3
     assert sorted(kept) == sorted(e.seq for e in entries) == [1, 2, 3]
     assert sum(batches) >= 8 - 1  # every committed batch was reported
+
+
+def test_group_commit_runs_the_writes_items_return_as_one_statement_with_their_entries(engine):
+    """`after` may return its write (statement, parameters): a batch's writes of one statement
+    run as one executemany in the batch's transaction, each row naming its own entry; an item
+    whose returned write fails leaves neither its row nor its entry."""
+    import time
+
+    from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select
+
+    from ledger.group import GroupCommitter
+
+    meta = MetaData()
+    seen = Table("seen2", meta, Column("seq", Integer, primary_key=True), Column("what", String))
+    meta.create_all(engine)
+    statement = insert(seen)
+    many: list[int] = []
+
+    def count_many(_conn, _cursor, sql, params, _context, executemany):
+        if sql.startswith("INSERT INTO seen2") and executemany:
+            many.append(len(params))
+
+    event.listen(engine, "before_cursor_execute", count_many)
+    committer = GroupCommitter(engine, SIGNER)
+    gate, holding = threading.Event(), threading.Event()
+
+    def hold(_conn, _entry) -> None:
+        holding.set()
+        gate.wait(5)
+
+    # The first item holds the committer until the six below are queued: they make one batch.
+    first = threading.Thread(
+        target=lambda: committer.submit(type="held", data={}, time=T0, after=hold)
+    )
+    first.start()
+    assert holding.wait(5)
+
+    def one(what: str) -> None:
+        committer.submit(
+            type="seen", data={"what": what}, time=T0,
+            after=lambda _conn, entry: (statement, {"seq": entry.seq, "what": what}),
+        )  # fmt: skip
+
+    threads = [threading.Thread(target=one, args=(f"w{i}",)) for i in range(6)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    gate.set()
+    for t in [first, *threads]:
+        t.join()
+    with engine.begin() as conn:  # the next entry's seq is taken in seen2: its write fails
+        conn.execute(insert(seen).values(seq=8, what="taken"))
+    with pytest.raises(Exception):  # noqa: B017 - the driver's integrity error
+        committer.submit(type="seen", data={"what": "x"}, time=T0,
+                         after=lambda _c, e: (statement, {"seq": e.seq, "what": "x"}))  # fmt: skip
+    committer.close()
+    event.remove(engine, "before_cursor_execute", count_many)
+    with engine.connect() as conn:
+        rows = dict(conn.execute(select(seen.c.seq, seen.c.what)).all())
+        entries = {e.seq: e for e in iter_entries(conn)}
+        assert head(conn)[0] == count(conn) == 7  # the failed item took no seq
+    assert 6 in many  # the six rows went in one statement
+    assert {s: w for s, w in rows.items() if s != 8} == {
+        seq: entries[seq].data["what"] for seq in range(2, 8)
+    }
+    assert rows[8] == "taken"
