@@ -1,18 +1,24 @@
 """Benchmark: a large product pulled through a running gateway, end to end over HTTP, against
-reading the same Parquet file directly, in the same run.
+reading the same source directly, in the same run: a Parquet file (pyarrow) and a table in the
+holder's own PostgreSQL database (psycopg COPY).
 
     .venv/bin/python tests/bench/bench_transfer.py --rows 1000000
     .venv/bin/python tests/bench/bench_transfer.py --rows 1000000,10000000 --formats arrow,jsonl
+    .venv/bin/python tests/bench/bench_transfer.py --rows 10000000 --sources postgresql
 
-For each row count it starts a fresh gateway (`dsgw serve`, with its own OPA) whose state folder
-holds the product as a Parquet file (a `files` data address, ~10 fields, the personal ones
-masked by the policy), registers the cast over HTTP, and for each format: starts a pull transfer
-(POST /transfers) and drains GET /transfers/{id}/data with httpx, hashing what arrives. Beside
-it, in the same run, a child process reads the file directly (pyarrow iter_batches, every
-column). It prints rows/s of both and their ratio (target >= 0.5), the time to the first byte
-of the data endpoint's reply (target < 100 ms), that the consumer's SHA-256 equals the
-transfer's, and the gateway process's peak RSS (VmHWM; target < 300 MB and the same at 1M and
-10M rows). The client shares the machine's cores with the gateway and OPA. Nothing here asserts.
+For each row count it starts a fresh gateway (`dsgw serve`, with its own OPA, SQLite as its own
+database) and registers the cast over HTTP with the product (~10 fields, the personal ones
+masked by the policy) at each source asked for: `files`, a Parquet file in its state folder;
+`postgresql`, table `product` of a second database (`holder`) of a throw-away PostgreSQL
+cluster, filled with the same rows (tests/support/dataplane_data.py). For each source and
+format it starts a pull transfer (POST /transfers) and drains GET /transfers/{id}/data with
+httpx, hashing what arrives; right before, in the same run, a child process reads the same
+source directly (pyarrow iter_batches of every column; psycopg's COPY ... TO STDOUT of the
+table, drained as bytes). It prints rows/s of both and their ratio (target >= 0.5), the time to
+the first byte of the data endpoint's reply (target < 100 ms), that the consumer's SHA-256
+equals the transfer's, and the gateway process's peak RSS (VmHWM; target < 300 MB and the same
+at 1M and 10M rows). The client shares the machine's cores with the gateway, OPA and (for the
+table) PostgreSQL. Nothing here asserts.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run as a script, like the others
 
 from gateway.policy.opa_process import free_port  # noqa: E402
-from tests.support.dataplane_data import write_parquet  # noqa: E402
+from tests.support.dataplane_data import fill_postgres, write_parquet  # noqa: E402
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dsgw" / "bench-dataplane"
 FORMATS = {
@@ -72,10 +78,12 @@ def _parquet(rows: int) -> Path:
     return path
 
 
-def _direct(path: Path) -> dict:
+def _direct(*args: str) -> dict:
+    """Read a source directly in a child process: ("parquet", path) or ("postgresql",
+    conninfo JSON, table)."""
     env = {**os.environ, "ARROW_DEFAULT_MEMORY_POOL": PLAIN_POOL}
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.support.dataplane_data", "direct", "parquet", str(path)],
+        [sys.executable, "-m", "tests.support.dataplane_data", "direct", *args],
         capture_output=True, text=True, cwd=ROOT, check=True, env=env,
     )  # fmt: skip
     return json.loads(proc.stdout.splitlines()[-1])
@@ -128,28 +136,32 @@ class Gateway:
         shutil.rmtree(self.state, ignore_errors=True)
 
 
-def _world(gw: Gateway, rows: int):
-    """Register the cast, the product at its files address and a contract; return them."""
-    from tests.e2e.world import OFFER, build_world
+def _world(gw: Gateway):
+    """Register the cast; return the world."""
+    from tests.e2e.world import build_world
 
-    client = httpx.Client(base_url=gw.url, timeout=600)
-    world = build_world(client, gw.state)
+    return build_world(httpx.Client(base_url=gw.url, timeout=600), gw.state)
+
+
+def _product(world, source: str, address: dict) -> dict:
+    """Register the product at `address` (a resource and its product); return the product."""
+    from tests.e2e.world import OFFER
+
     resource = world.add_resource(
-        name="bench product",
+        name=f"bench product, {source}",
         domain="finance",
         grade="general",
         level="L2",
         fields=FIELDS,
-        data_address={"type": "files", "path": "product.parquet", "format": "parquet"},
+        data_address=address,
     )
-    product = world.publish(
+    return world.publish(
         resource=resource,
         offers=[{**OFFER, "quota_rows": None}],
-        name="bench product, files",
+        name=f"bench product, {source}",
         authorisation_id=resource["authorisation_id"],
         delivery_modes=["file"],
     )
-    return world, product
 
 
 def _pull(world, contract_id: str, media: str) -> dict:
@@ -183,42 +195,96 @@ def _pull(world, contract_id: str, media: str) -> dict:
     }
 
 
+class Holder:
+    """The holder's own PostgreSQL: a throw-away cluster whose database `holder` gets table
+    `product` of the bench's rows (refilled for each row count)."""
+
+    def __init__(self) -> None:
+        from tests.support.pg import PostgresCluster
+
+        self.cluster = PostgresCluster().start()
+        self.cluster.create_database("holder")
+        self.conninfo = {"host": self.cluster.host, "port": self.cluster.port,
+                         "user": "postgres", "dbname": "holder"}  # fmt: skip
+        self.rows = 0
+
+    def fill(self, rows: int) -> None:
+        if rows != self.rows:
+            t0 = time.perf_counter()
+            fill_postgres(self.conninfo, rows)
+            self.rows = rows
+            print(f"rows={rows:>10,} filled the holder's table in "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
+
+    def address(self) -> dict:
+        return {"type": "sql", "url": self.cluster.url("holder"), "table": "product"}
+
+    def stop(self) -> None:
+        self.cluster.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", default="1000000", help="row counts, comma-separated")
     parser.add_argument("--formats", default="arrow,jsonl", help=",".join(FORMATS))
+    parser.add_argument("--sources", default="files,postgresql", help="files, postgresql")
     args = parser.parse_args()
-    print("bench_transfer: pull transfers through a running gateway vs a direct pyarrow read "
-          f"(pyarrow's own allocator, {PLAIN_POOL}; the gateway: "
-          f"{os.environ.get('ARROW_DEFAULT_MEMORY_POOL')})")  # fmt: skip
-    for rows in [int(r) for r in args.rows.split(",")]:
-        path = _parquet(rows)
-        gw = Gateway(path)
-        try:
-            started = _status_mb(gw.proc.pid, "VmRSS")
-            world, product = _world(gw, rows)
-            idle = _status_mb(gw.proc.pid, "VmRSS")
-            setup_peak = _status_mb(gw.proc.pid, "VmHWM")
-            for name in args.formats.split(","):
+    sources = [s for s in args.sources.split(",") if s]
+    print("bench_transfer: pull transfers through a running gateway vs a direct read of the same "
+          f"source (pyarrow with its own allocator, {PLAIN_POOL}; psycopg COPY; the gateway: "
+          f"{os.environ.get('ARROW_DEFAULT_MEMORY_POOL') or 'system'}); "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+    holder = Holder() if "postgresql" in sources else None
+    try:
+        for rows in [int(r) for r in args.rows.split(",")]:
+            _run(rows, sources, args.formats.split(","), holder)
+    finally:
+        if holder is not None:
+            holder.stop()
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+
+
+def _run(rows: int, sources: list[str], formats: list[str], holder: Holder | None) -> None:
+    """One fresh gateway for `rows`: each source, each format; then its peak RSS."""
+    path = _parquet(rows)
+    if holder is not None:
+        holder.fill(rows)
+    gw = Gateway(path)
+    try:
+        started = _status_mb(gw.proc.pid, "VmRSS")
+        world = _world(gw)
+        products, direct = {}, {}
+        if "files" in sources:
+            address = {"type": "files", "path": "product.parquet", "format": "parquet"}
+            products["files"] = _product(world, "files", address)
+            direct["files"] = ("parquet", str(path))
+        if holder is not None:
+            products["postgresql"] = _product(world, "postgresql", holder.address())
+            direct["postgresql"] = ("postgresql", json.dumps(holder.conninfo), "product")
+        idle = _status_mb(gw.proc.pid, "VmRSS")
+        setup_peak = _status_mb(gw.proc.pid, "VmHWM")
+        for source, product in products.items():
+            reference = "direct pyarrow read" if source == "files" else "direct psycopg COPY"
+            for name in formats:
                 contract = world.contract(product["offers"][0]["id"])
-                direct = _direct(path)
+                ref = _direct(*direct[source])
                 got = _pull(world, contract["id"], FORMATS[name])
-                ref = direct["rows"] / direct["seconds"]
+                ref_rate = ref["rows"] / ref["seconds"]
                 rate = got["rows"] / got["seconds"]
                 print(
-                    f"rows={rows:>10,} {name:>7}: gateway {rate:>12,.0f} rows/s "
+                    f"rows={rows:>10,} {source:>10} -> {name:<7}: gateway {rate:>12,.0f} rows/s "
                     f"({got['bytes'] / got['seconds'] / 2**20:,.0f} MiB/s, TTFB "
                     f"{got['ttfb_ms']:.0f} ms, digest {'ok' if got['digest_ok'] else 'WRONG'}, "
-                    f"masked {got['masked']}) | direct pyarrow read {ref:>12,.0f} rows/s | "
-                    f"ratio {rate / ref:.2f} (target >= 0.5)",
+                    f"masked {got['masked']}) | {reference} {ref_rate:>12,.0f} rows/s | "
+                    f"ratio {rate / ref_rate:.2f} (target >= 0.5)",
                     flush=True,
                 )
-            print(f"rows={rows:>10,} gateway peak RSS (VmHWM) {_status_mb(gw.proc.pid):.0f} MB "
-                  f"(target < 300, flat in the rows); RSS when ready {started:.0f} MB, after the "
-                  f"set-up {idle:.0f} MB (peak {setup_peak:.0f} MB)",
-                  flush=True)  # fmt: skip
-        finally:
-            gw.stop()
+        print(f"rows={rows:>10,} gateway peak RSS (VmHWM) {_status_mb(gw.proc.pid):.0f} MB "
+              f"(target < 300, flat in the rows); RSS when ready {started:.0f} MB, after the "
+              f"set-up {idle:.0f} MB (peak {setup_peak:.0f} MB)",
+              flush=True)  # fmt: skip
+    finally:
+        gw.stop()
 
 
 if __name__ == "__main__":
