@@ -16,8 +16,9 @@ httpx, hashing what arrives; right before, in the same run, a child process read
 source directly (pyarrow iter_batches of every column; psycopg's COPY ... TO STDOUT of the
 table, drained as bytes). It prints rows/s of both and their ratio (target >= 0.5), the time to
 the first byte of the data endpoint's reply (target < 100 ms), that the consumer's SHA-256
-equals the transfer's, and the gateway process's peak RSS (VmHWM; target < 300 MB and the same
-at 1M and 10M rows). The client shares the machine's cores with the gateway, OPA and (for the
+equals the transfer's, the CPU time the gateway process and the client spent per million rows
+(user + system, all threads: what a loaded machine does not inflate), and the gateway
+process's peak RSS (VmHWM; target < 300 MB and the same at 1M and 10M rows). The client shares the machine's cores with the gateway, OPA and (for the
 table) PostgreSQL. Nothing here asserts.
 """
 
@@ -87,6 +88,15 @@ def _direct(*args: str) -> dict:
         capture_output=True, text=True, cwd=ROOT, check=True, env=env,
     )  # fmt: skip
     return json.loads(proc.stdout.splitlines()[-1])
+
+
+def _cpu_seconds(pid: int | None = None) -> float:
+    """Return the CPU time (user + system, all threads) process `pid` has used (None: this
+    one): a figure a loaded machine does not inflate as it does the wall clock."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _status_mb(pid: int, field: str = "VmHWM") -> float:
@@ -164,7 +174,7 @@ def _product(world, source: str, address: dict) -> dict:
     )
 
 
-def _pull(world, contract_id: str, media: str) -> dict:
+def _pull(world, contract_id: str, media: str, pid: int) -> dict:
     started = world.consumer.call(
         "POST",
         "/transfers",
@@ -179,6 +189,7 @@ def _pull(world, contract_id: str, media: str) -> dict:
     # TLS context even for http://) took 30-60 ms here, which is the client's, not the
     # gateway's. Each pull still opens its own connection.
     consumer = httpx.Client(timeout=600)
+    cpu0, mine0 = _cpu_seconds(pid), _cpu_seconds()
     t0 = time.perf_counter()
     with consumer.stream(
         "GET", data["endpoint"], headers={"Authorization": f"Bearer {data['token']}"}
@@ -190,6 +201,7 @@ def _pull(world, contract_id: str, media: str) -> dict:
             digest.update(chunk)
             size += len(chunk)
     seconds = time.perf_counter() - t0
+    cpu, mine = _cpu_seconds(pid) - cpu0, _cpu_seconds() - mine0
     consumer.close()
     done = world.consumer.call("GET", f"/transfers/{started.json()['id']}").json()
     return {
@@ -199,6 +211,8 @@ def _pull(world, contract_id: str, media: str) -> dict:
         "ttfb_ms": (first or seconds) * 1000,
         "digest_ok": done["sha256"] == digest.hexdigest() and done["state"] == "COMPLETED",
         "masked": done["masked"],
+        "cpu": cpu,  # the gateway's CPU seconds during the pull
+        "client_cpu": mine,
     }
 
 
@@ -275,15 +289,17 @@ def _run(rows: int, sources: list[str], formats: list[str], holder: Holder | Non
             for name in formats:
                 contract = world.contract(product["offers"][0]["id"])
                 ref = _direct(*direct[source])
-                got = _pull(world, contract["id"], FORMATS[name])
+                got = _pull(world, contract["id"], FORMATS[name], gw.proc.pid)
                 ref_rate = ref["rows"] / ref["seconds"]
                 rate = got["rows"] / got["seconds"]
                 print(
                     f"rows={rows:>10,} {source:>10} -> {name:<7}: gateway {rate:>12,.0f} rows/s "
                     f"({got['bytes'] / got['seconds'] / 2**20:,.0f} MiB/s, TTFB "
                     f"{got['ttfb_ms']:.0f} ms, digest {'ok' if got['digest_ok'] else 'WRONG'}, "
-                    f"masked {got['masked']}) | {reference} {ref_rate:>12,.0f} rows/s | "
-                    f"ratio {rate / ref_rate:.2f} (target >= 0.5)",
+                    f"masked {got['masked']}; CPU per 1M rows: gateway "
+                    f"{got['cpu'] / got['rows'] * 1e6:.2f} s, client "
+                    f"{got['client_cpu'] / got['rows'] * 1e6:.2f} s) | {reference} "
+                    f"{ref_rate:>12,.0f} rows/s | ratio {rate / ref_rate:.2f} (target >= 0.5)",
                     flush=True,
                 )
         print(f"rows={rows:>10,} gateway peak RSS (VmHWM) {_status_mb(gw.proc.pid):.0f} MB "
