@@ -11,21 +11,24 @@ database) and registers the cast over HTTP with the product (~10 fields, the per
 masked by the policy) at each source asked for: `files`, a Parquet file in its state folder;
 `postgresql`, table `product` of a second database (`holder`) of a throw-away PostgreSQL
 cluster, filled with the same rows (tests/support/dataplane_data.py). For each source and
-format it starts a pull transfer (POST /transfers) and drains GET /transfers/{id}/data with
-httpx, hashing what arrives; right before, in the same run, a child process reads the same
-source directly (pyarrow iter_batches of every column; psycopg's COPY ... TO STDOUT of the
-table, drained as bytes). It prints rows/s of both and their ratio (target >= 0.5), the time to
-the first byte of the data endpoint's reply (target < 100 ms), that the consumer's SHA-256
-equals the transfer's, the CPU time the gateway process and the client spent per million rows
-(user + system, all threads: what a loaded machine does not inflate), and the gateway
-process's peak RSS (VmHWM; target < 300 MB and the same at 1M and 10M rows). The client shares the machine's cores with the gateway, OPA and (for the
-table) PostgreSQL. Nothing here asserts.
+format it starts a pull transfer (POST /transfers) and drains GET /transfers/{id}/data
+(`--client stdlib`: http.client, the default and leanest; `--client httpx`), hashing what
+arrives as it arrives; right before, in the same run, a child process reads the same source
+directly (pyarrow iter_batches of every column; psycopg's COPY ... TO STDOUT of the table,
+drained as bytes). It prints rows/s of both and their ratio (target >= 0.5), the time from the
+request to the first byte of the data endpoint's reply (target < 100 ms), that the consumer's
+SHA-256 equals the transfer's, the CPU time the gateway process and the client spent per
+million rows (user + system, all threads: what a loaded machine does not inflate), and the
+gateway process's peak RSS (VmHWM; target < 300 MB and the same at 1M and 10M rows). The
+client shares the machine's cores with the gateway, OPA and (for the table) PostgreSQL.
+Nothing here asserts.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -34,6 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pyarrow as pa
@@ -174,7 +178,49 @@ def _product(world, source: str, address: dict) -> dict:
     )
 
 
-def _pull(world, contract_id: str, media: str, pid: int) -> dict:
+def _drain_httpx(url: str, token: str, digest) -> tuple[int, float | None, float]:
+    """GET `url` with httpx, hashing every chunk as it arrives; return (bytes, first, seconds)."""
+    # The client is made before the clock starts: making one (httpx loads its TLS context even
+    # for http://) took 30-60 ms here, which is the client's, not the gateway's.
+    with httpx.Client(timeout=600) as consumer:
+        size, first = 0, None
+        t0 = time.perf_counter()
+        with consumer.stream("GET", url, headers={"Authorization": f"Bearer {token}"}) as reply:
+            # Chunks as they arrive: iter_raw(n) would hold them back until n bytes had come,
+            # and the "first byte" would be the first n.
+            for chunk in reply.iter_raw():
+                first = first if first is not None else time.perf_counter() - t0
+                digest.update(chunk)
+                size += len(chunk)
+        return size, first, time.perf_counter() - t0
+
+
+def _drain_stdlib(url: str, token: str, digest) -> tuple[int, float | None, float]:
+    """GET `url` with the standard library's http.client, hashing every chunk as it arrives
+    (read1: what one read of the socket gives, up to 1 MiB); return (bytes, first, seconds).
+    A lean consumer: httpx parses the body in 64 KiB pieces in Python, and costs the shared
+    cores ~0.25 s of CPU per million rows that the gateway then lacks."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=600)
+    size, first = 0, None
+    t0 = time.perf_counter()
+    conn.request("GET", parts.path, headers={"Authorization": f"Bearer {token}"})
+    reply = conn.getresponse()
+    if reply.status != 200:
+        raise SystemExit(f"GET {parts.path}: {reply.status} {reply.read()[:500]!r}")
+    while chunk := reply.read1(1 << 20):
+        first = first if first is not None else time.perf_counter() - t0
+        digest.update(chunk)
+        size += len(chunk)
+    seconds = time.perf_counter() - t0
+    conn.close()
+    return size, first, seconds
+
+
+CLIENTS = {"stdlib": _drain_stdlib, "httpx": _drain_httpx}
+
+
+def _pull(world, contract_id: str, media: str, pid: int, client: str = "stdlib") -> dict:
     started = world.consumer.call(
         "POST",
         "/transfers",
@@ -184,25 +230,10 @@ def _pull(world, contract_id: str, media: str, pid: int) -> dict:
     if started.status_code != 201:
         raise SystemExit(f"POST /transfers: {started.status_code} {started.text[:500]}")
     data = started.json()["data"]
-    digest, size, first = hashlib.sha256(), 0, None
-    # The consumer's HTTP client is made before the clock starts: making one (httpx loads its
-    # TLS context even for http://) took 30-60 ms here, which is the client's, not the
-    # gateway's. Each pull still opens its own connection.
-    consumer = httpx.Client(timeout=600)
+    digest = hashlib.sha256()
     cpu0, mine0 = _cpu_seconds(pid), _cpu_seconds()
-    t0 = time.perf_counter()
-    with consumer.stream(
-        "GET", data["endpoint"], headers={"Authorization": f"Bearer {data['token']}"}
-    ) as response:
-        # Chunks as they arrive: iter_raw(n) would hold them back until n bytes had come, and
-        # the "first byte" would be the first n.
-        for chunk in response.iter_raw():
-            first = first if first is not None else time.perf_counter() - t0
-            digest.update(chunk)
-            size += len(chunk)
-    seconds = time.perf_counter() - t0
+    size, first, seconds = CLIENTS[client](data["endpoint"], data["token"], digest)
     cpu, mine = _cpu_seconds(pid) - cpu0, _cpu_seconds() - mine0
-    consumer.close()
     done = world.consumer.call("GET", f"/transfers/{started.json()['id']}").json()
     return {
         "rows": done["rows"],
@@ -249,23 +280,32 @@ def main() -> None:
     parser.add_argument("--rows", default="1000000", help="row counts, comma-separated")
     parser.add_argument("--formats", default="arrow,jsonl", help=",".join(FORMATS))
     parser.add_argument("--sources", default="files,postgresql", help="files, postgresql")
+    parser.add_argument(
+        "--client",
+        default="stdlib",
+        choices=sorted(CLIENTS),
+        help="the consumer's HTTP client (default: http.client, the leanest)",
+    )
     args = parser.parse_args()
     sources = [s for s in args.sources.split(",") if s]
     print("bench_transfer: pull transfers through a running gateway vs a direct read of the same "
           f"source (pyarrow with its own allocator, {PLAIN_POOL}; psycopg COPY; the gateway: "
           f"{os.environ.get('ARROW_DEFAULT_MEMORY_POOL') or 'system'}); "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+          f"the consumer: {args.client}; {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
     holder = Holder() if "postgresql" in sources else None
     try:
         for rows in [int(r) for r in args.rows.split(",")]:
-            _run(rows, sources, args.formats.split(","), holder)
+            _run(rows, sources, args.formats.split(","), holder, args.client)
     finally:
         if holder is not None:
             holder.stop()
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
-def _run(rows: int, sources: list[str], formats: list[str], holder: Holder | None) -> None:
+def _run(
+    rows: int, sources: list[str], formats: list[str], holder: Holder | None, client: str
+) -> None:
     """One fresh gateway for `rows`: each source, each format; then its peak RSS."""
     path = _parquet(rows)
     if holder is not None:
@@ -289,7 +329,7 @@ def _run(rows: int, sources: list[str], formats: list[str], holder: Holder | Non
             for name in formats:
                 contract = world.contract(product["offers"][0]["id"])
                 ref = _direct(*direct[source])
-                got = _pull(world, contract["id"], FORMATS[name], gw.proc.pid)
+                got = _pull(world, contract["id"], FORMATS[name], gw.proc.pid, client)
                 ref_rate = ref["rows"] / ref["seconds"]
                 rate = got["rows"] / got["seconds"]
                 print(
