@@ -631,19 +631,22 @@ def _watch(gateway: Gateway, transfer_id: str, generation: int, stream: BatchStr
     STARTED (a party suspended or terminated it) or a resume began a newer attempt
     (`generation`: the transfer's token generation when this stream began).
 
-    The state is read again at the batch after a move in this process (`_moved`), else at
-    most every WATCH_SECONDS: a query per batch cost the stream a tenth of its time.
+    The state is read at the first batch (the stream then counts itself in `_STREAMS`), then
+    again at the batch after a move in this process (`_moved`), else at most every
+    WATCH_SECONDS: a query per batch cost the stream a tenth of its time.
     """
-    _streaming(transfer_id, +1)
-    seen = _MOVES.get(transfer_id, 0)
-    last = time.monotonic()  # the stream was opened on a STARTED transfer just now
+    seen, last, counted = 0, 0.0, False
 
     def check(batch: pa.RecordBatch) -> pa.RecordBatch:
-        nonlocal seen, last
-        moves = _MOVES.get(transfer_id, 0)
-        if moves == seen and time.monotonic() - last < WATCH_SECONDS:
-            return batch
-        seen, last = moves, time.monotonic()
+        nonlocal seen, last, counted
+        if not counted:  # counted from its first batch: a stream never begun leaves no count
+            _streaming(transfer_id, +1)
+            counted = True
+        else:
+            moves = _MOVES.get(transfer_id, 0)
+            if moves == seen and time.monotonic() - last < WATCH_SECONDS:
+                return batch
+        seen, last = _MOVES.get(transfer_id, 0), time.monotonic()
         with gateway.engine.connect() as conn:
             found = conn.execute(
                 select(Transfer.state, Transfer.token_generation).where(Transfer.id == transfer_id)
@@ -652,8 +655,6 @@ def _watch(gateway: Gateway, transfer_id: str, generation: int, stream: BatchStr
             state = found[0] if found is not None else "gone"
             raise Stopped(f"transfer became {state}")
         return batch
-
-    counted = True
 
     def close() -> None:
         nonlocal counted

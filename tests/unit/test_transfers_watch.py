@@ -1,5 +1,6 @@
-"""A running stream's watch on its transfer: it reads the transfer's state again at the batch
-after a move made in this process, else at most every WATCH_SECONDS (not before each batch)."""
+"""A running stream's watch on its transfer: it reads the transfer's state at its first batch,
+again at the batch after a move made in this process, else at most every WATCH_SECONDS (not
+before each batch)."""
 
 from contextlib import contextmanager
 from types import SimpleNamespace
@@ -49,7 +50,7 @@ def _watched(engine: FakeEngine, batches: int = 100):
 def test_a_stream_does_not_read_its_transfer_state_before_every_batch(engine, monkeypatch):
     monkeypatch.setattr(flows, "WATCH_SECONDS", 3600.0)
     assert sum(b.num_rows for b in _watched(engine)) == 1000
-    assert engine.reads == 0  # 100 batches, no move: no query (one per batch before)
+    assert engine.reads == 1  # 100 batches, no move: the first batch's query (one per batch before)
 
 
 def test_a_move_in_this_process_stops_the_stream_at_its_next_batch(engine, monkeypatch):
@@ -60,7 +61,16 @@ def test_a_move_in_this_process_stops_the_stream_at_its_next_batch(engine, monke
     flows._moved(TRANSFER)  # ... which then tells this process's streams
     with pytest.raises(flows.Stopped, match="SUSPENDED"):
         next(batches)
-    assert engine.reads == 1
+    assert engine.reads == 2  # the first batch's, and the one after the move
+
+
+def test_a_transfer_moved_before_its_stream_began_stops_it_at_the_first_batch(engine, monkeypatch):
+    monkeypatch.setattr(flows, "WATCH_SECONDS", 3600.0)
+    stream = _watched(engine)
+    engine.state = "TERMINATED"  # between the data endpoint's check and the first batch
+    flows._moved(TRANSFER)  # no stream of it counted yet: nothing to tell
+    with pytest.raises(flows.Stopped, match="TERMINATED"):
+        next(iter(stream))
 
 
 def test_a_move_through_another_process_is_seen_once_the_watch_interval_passed(engine, monkeypatch):
@@ -73,9 +83,14 @@ def test_a_move_through_another_process_is_seen_once_the_watch_interval_passed(e
 
 
 def test_a_closed_stream_leaves_no_count_behind(engine):
+    never = _watched(engine)
+    never.close()  # a stream never begun (the consumer left at once) is never counted
+    assert TRANSFER not in flows._MOVES and TRANSFER not in flows._STREAMS
     stream = _watched(engine, batches=3)
-    assert TRANSFER in flows._MOVES
-    list(stream)
+    batches = iter(stream)
+    next(batches)
+    assert TRANSFER in flows._MOVES and flows._STREAMS[TRANSFER] == 1
+    list(batches)
     flows._moved(TRANSFER)  # a move after the end counts nothing
     assert TRANSFER not in flows._MOVES and TRANSFER not in flows._STREAMS
     early = _watched(engine)
