@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gateway.dataplane.encoders import _json_float, _octets
 from gateway.dataplane.errors import source_unavailable
 from gateway.dataplane.stream import BatchStream
 
@@ -63,8 +64,6 @@ def _text(values: pa.Array) -> pa.Array:
     if pa.types.is_boolean(t):
         return pc.if_else(values, "True", "False")
     if pa.types.is_floating(t):
-        from gateway.dataplane.encoders import _json_float
-
         out = _json_float(values)  # repr(); NaN/Infinity come back as JSON spells them
         return pc.replace_substring_regex(
             pc.replace_substring(out, "NaN", "nan"), "Infinity", "inf"
@@ -79,9 +78,11 @@ def _length_range(length: pa.Array) -> tuple[int, int]:
     return (0, 0) if low is None else (low, high)
 
 
-def _ascii(text: pa.Array, length: pa.Array) -> bool:
-    """Return whether every value is ASCII: its characters are then as many as its bytes."""
-    return pc.sum(length).as_py() == pc.sum(pc.binary_length(text)).as_py()
+def _ascii(text: pa.Array) -> bool:
+    """Return whether every value is ASCII (its characters are then as many as its bytes): one
+    maximum over the bytes of the values, seen as one uint8 array."""
+    octets = _octets(text)
+    return octets is None or pc.max(octets).as_py() < 0x80
 
 
 def _slice(text: pa.Array, ascii: bool, start: int, stop: int | None = None) -> pa.Array:
@@ -93,24 +94,33 @@ def _slice(text: pa.Array, ascii: bool, start: int, stop: int | None = None) -> 
     return out.view(pa.string())  # ASCII slices of ASCII text: valid UTF-8 as they are
 
 
+END = 2**31 - 1  # a slice's stop past the end of any value (string offsets are 32-bit)
+
+
+def _replace(text: pa.Array, ascii: bool, start: int, stop: int, by: str) -> pa.Array:
+    """Return each value with its characters start .. stop replaced by `by` (one kernel, no
+    join of pieces); by bytes on ASCII text."""
+    if ascii:
+        return pc.binary_replace_slice(text, start, stop, by)
+    return pc.utf8_replace_slice(text, start, stop, by)
+
+
 def _keep_ends(head: int, tail: int, minimum: int):
     """Return the mask that keeps the first `head` and last `tail` characters of a value of at
     least `minimum` characters, starring the rest; a shorter value is starred whole.
 
-    One pass over the lengths decides the work: when every value is long enough, nothing is
-    chosen per value, and when they are all of one length, the stars are one constant.
+    One pass over the lengths decides the work: when every value is long enough and of one
+    length, the middle is replaced by one constant in one kernel; otherwise the pieces are
+    joined, a shorter value starred whole.
     """
 
-    def mask(text: pa.Array, length: pa.Array) -> pa.Array:
+    def mask(text: pa.Array, length: pa.Array, ascii: bool) -> pa.Array:
         low, high = _length_range(length)
         if high < minimum:  # every value is starred whole
             return _stars(length)
-        middle = (
-            "*" * (low - head - tail)
-            if low == high
-            else _stars(pc.max_element_wise(pc.subtract(length, head + tail), 0))
-        )
-        ascii = _ascii(text, length)
+        if low == high:  # one length, long enough: one replacement of a constant middle
+            return _replace(text, ascii, head, low - tail, "*" * (low - head - tail))
+        middle = _stars(pc.max_element_wise(pc.subtract(length, head + tail), 0))
         kept = pc.binary_join_element_wise(
             _slice(text, ascii, 0, head),
             middle,
@@ -128,37 +138,56 @@ _mask_phone = _keep_ends(3, 4, 11)  # the shapes of gateway.exchanges.obligation
 _mask_id_card = _keep_ends(1, 1, 15)
 
 
-def _mask_name(text: pa.Array, length: pa.Array) -> pa.Array:
-    kept = pc.binary_join_element_wise(_slice(text, _ascii(text, length), 0, 1), "**", "")
+def _mask_name(text: pa.Array, length: pa.Array, ascii: bool) -> pa.Array:
+    kept = _replace(text, ascii, 1, END, "**")  # the first character and two stars
     if _length_range(length)[0] >= 2:
         return kept
     return pc.if_else(pc.greater_equal(length, 2), kept, "*")
 
 
-def _mask_email(text: pa.Array, length: pa.Array) -> pa.Array:
+_ALTERNATE: pa.Array | None = None
+
+
+def _alternate(n: int) -> pa.Array:
+    """Return [True, False, True, ...] of length n (a slice of one kept array, grown as
+    needed): the locals among the values of a split whose every list holds two."""
+    global _ALTERNATE
+    if _ALTERNATE is None or len(_ALTERNATE) < n:
+        _ALTERNATE = pa.array([True, False] * (max(n, 1 << 18) // 2 + 1), pa.bool_())
+    return _ALTERNATE.slice(0, n)
+
+
+def _mask_email(text: pa.Array, length: pa.Array, ascii: bool) -> pa.Array:
     # str.partition("@"): the local part is before the first @, the domain all after it. One
-    # split (no regex): each value's list holds [local] or [local, domain].
+    # split (no regex): each value's list holds [local] or [local, domain]. The locals are cut
+    # to their first character in the split's own values, and each list joined with "***@".
     parts = pc.split_pattern(text, "@", max_splits=1)
-    values, starts = parts.values, parts.offsets[:-1]
+    values, offsets = parts.values, parts.offsets
     if not len(values):
         return pc.if_else(pc.is_valid(text), HIDDEN, pa.scalar(None, pa.string()))
+    sizes = pc.binary_length(values)
+    counts = pc.list_value_length(parts)
+    if not text.null_count and pc.min(counts).as_py() == 2 and pc.min(sizes).as_py() > 0:
+        # Every value has an @ with a local part and a domain (the usual column): the values
+        # alternate local, domain, and no value falls back to the hidden shape.
+        cut = pc.if_else(_alternate(len(values)), _slice(values, ascii, 0, 1), values)
+        return pc.binary_join(pa.ListArray.from_arrays(offsets, cut), "***@")
     last = len(values) - 1
-    local = values.take(pc.min_element_wise(starts, last))
-    domain = values.take(pc.min_element_wise(pc.add(starts, 1), last))
+    starts = offsets.slice(0, len(parts))
+    local = pc.take(sizes, pc.min_element_wise(starts, last))
+    domain = pc.take(sizes, pc.min_element_wise(pc.add(starts, 1), last))
     ok = pc.fill_null(
-        pc.and_(
-            pc.equal(pc.list_value_length(parts), 2),
-            pc.and_(
-                pc.greater(pc.binary_length(local), 0), pc.greater(pc.binary_length(domain), 0)
-            ),
-        ),
+        pc.and_(pc.equal(counts, 2), pc.and_(pc.greater(local, 0), pc.greater(domain, 0))),
         False,
     )
-    kept = pc.binary_join_element_wise(pc.utf8_slice_codeunits(local, 0, 1), "***@", domain, "")
+    firsts = pc.take(offsets, pc.list_parent_indices(parts))
+    is_local = pc.equal(pa.array(range(len(values)), pa.int32()), firsts)
+    cut = pc.if_else(is_local, _slice(values, ascii, 0, 1), values)
+    kept = pc.binary_join(pa.ListArray.from_arrays(offsets, cut), "***@")
     return pc.if_else(ok, kept, HIDDEN)
 
 
-def _mask_text(text: pa.Array, length: pa.Array) -> pa.Array:
+def _mask_text(text: pa.Array, length: pa.Array, ascii: bool) -> pa.Array:
     return pc.if_else(pc.is_valid(text), HIDDEN, pa.scalar(None, pa.string()))
 
 
@@ -178,8 +207,10 @@ def mask_array(values: pa.Array, kind: str = "text") -> pa.Array:
     if values.null_count == len(values):  # nothing to mask: no work on an all-null chunk
         return pa.nulls(len(values), pa.string())
     text = _text(values)
-    length = pc.utf8_length(text)
-    out = SHAPES.get(kind, _mask_text)(text, length)
+    ascii = _ascii(text)
+    # On ASCII text the characters are the bytes: the lengths come from the offsets alone.
+    length = pc.binary_length(text) if ascii else pc.utf8_length(text)
+    out = SHAPES.get(kind, _mask_text)(text, length, ascii)
     if text.null_count:  # null stays null, whatever a shape's if_else filled in
         out = pc.if_else(pc.is_valid(text), out, pa.scalar(None, pa.string()))
     return out.cast(pa.string())

@@ -109,15 +109,22 @@ class SqlSource:
         return BatchStream(schema, batches, on_close=close, threadsafe=threadsafe)
 
     def _select(self, conn: sa.Connection, columns: list[str] | None) -> sa.Select:
-        """Return SELECT <columns> FROM <table> with every name quoted by the dialect."""
-        inspector = sa.inspect(conn)
+        """Return SELECT <columns> FROM <table> with every name quoted by the dialect.
+
+        The table's columns are the names of one `SELECT * FROM <table> LIMIT 0`: one round
+        trip, where SQLAlchemy's inspector ran catalogue queries that took 8-20 ms of a
+        PostgreSQL stream's first byte.
+        """
         schema, name = self.address.schema_name, self.address.table_name
+        probe = sa.select(sa.text("*")).select_from(sa.table(name, schema=schema)).limit(0)
         try:
-            known = [c["name"] for c in inspector.get_columns(name, schema=schema)]
-        except sa.exc.NoSuchTableError:
-            known = []
+            result = conn.execute(probe)
+            known = list(result.keys())
+            result.close()
         except sa.exc.SQLAlchemyError as err:
-            raise _unreadable(self.where, err) from None
+            if not _no_such_table(err):
+                raise _unreadable(self.where, err) from None
+            known = []
         if not known:
             raise source_unavailable(f"{self.where} does not exist or has no columns")
         wanted = columns or known
@@ -128,6 +135,15 @@ class SqlSource:
         every = list(dict.fromkeys([*wanted, *order]))
         table = sa.table(name, *(sa.column(c) for c in every), schema=schema)
         return sa.select(*(table.c[c] for c in wanted)).order_by(*(table.c[c] for c in order))
+
+
+def _no_such_table(err: sa.exc.SQLAlchemyError) -> bool:
+    """Return whether a failed query failed for want of its table (PostgreSQL's SQLSTATE
+    42P01, SQLite's "no such table")."""
+    orig = getattr(err, "orig", None)
+    if getattr(orig, "sqlstate", None) == "42P01":
+        return True
+    return "no such table" in str(orig).lower()
 
 
 def _copy_csv(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -65,6 +66,34 @@ _SINKS_LOCK = threading.Lock()
 BATCH_ROWS = DEFAULT_BATCH_SIZE
 # The push workers of this process, by transfer id (tests and shutdown wait for them).
 _WORKERS: dict[str, threading.Thread] = {}
+# A running stream reads its transfer's state again at the batch after a party moved the
+# transfer in this process (`_MOVES`: a count per transfer being streamed here, bumped once the
+# move is committed), and otherwise at most every WATCH_SECONDS (a move through another
+# process of the gateway). `_STREAMS` counts the streams of each transfer, so that the counts
+# are kept only while one runs.
+WATCH_SECONDS = 0.25
+_MOVES: dict[str, int] = {}
+_STREAMS: dict[str, int] = {}
+_MOVES_LOCK = threading.Lock()
+
+
+def _moved(transfer_id: str) -> None:
+    """Tell this process's streams of `transfer_id` that it moved (call after the commit)."""
+    with _MOVES_LOCK:
+        if transfer_id in _MOVES:
+            _MOVES[transfer_id] += 1
+
+
+def _streaming(transfer_id: str, delta: int) -> None:
+    """Count a stream of `transfer_id` in (+1) or out (-1)."""
+    with _MOVES_LOCK:
+        left = _STREAMS.get(transfer_id, 0) + delta
+        if left > 0:
+            _STREAMS[transfer_id] = left
+            _MOVES.setdefault(transfer_id, 0)
+        else:
+            _STREAMS.pop(transfer_id, None)
+            _MOVES.pop(transfer_id, None)
 
 
 class Stopped(Exception):
@@ -344,6 +373,7 @@ def act(
     _record(session, gateway, f"transfer.{'suspended' if action == 'suspend' else 'terminated'}",
             transfer, **extra)  # fmt: skip
     commit(session)
+    _moved(transfer.id)
     return transfer, None
 
 
@@ -438,6 +468,7 @@ def _resume(
         rows=0,
         entry=entry,
     )
+    _moved(transfer.id)  # a stream of the earlier attempt stops at its next batch
     if transfer.type == "push":
         _start_push(gateway, transfer, _sink(transfer.id))
         return transfer, None
@@ -598,9 +629,24 @@ def _watched_chunks(
 def _watch(gateway: Gateway, transfer_id: str, generation: int, stream: BatchStream) -> BatchStream:
     """Return `stream`, raising Stopped before the next batch once the transfer has left
     STARTED (a party suspended or terminated it) or a resume began a newer attempt
-    (`generation`: the transfer's token generation when this stream began)."""
+    (`generation`: the transfer's token generation when this stream began).
+
+    The state is read at the first batch (the stream then counts itself in `_STREAMS`), then
+    again at the batch after a move in this process (`_moved`), else at most every
+    WATCH_SECONDS: a query per batch cost the stream a tenth of its time.
+    """
+    seen, last, counted = 0, 0.0, False
 
     def check(batch: pa.RecordBatch) -> pa.RecordBatch:
+        nonlocal seen, last, counted
+        if not counted:  # counted from its first batch: a stream never begun leaves no count
+            _streaming(transfer_id, +1)
+            counted = True
+        else:
+            moves = _MOVES.get(transfer_id, 0)
+            if moves == seen and time.monotonic() - last < WATCH_SECONDS:
+                return batch
+        seen, last = _MOVES.get(transfer_id, 0), time.monotonic()
         with gateway.engine.connect() as conn:
             found = conn.execute(
                 select(Transfer.state, Transfer.token_generation).where(Transfer.id == transfer_id)
@@ -610,7 +656,15 @@ def _watch(gateway: Gateway, transfer_id: str, generation: int, stream: BatchStr
             raise Stopped(f"transfer became {state}")
         return batch
 
-    return stream.map(stream.schema, check)
+    def close() -> None:
+        nonlocal counted
+        watched.close()
+        if counted:
+            counted = False
+            _streaming(transfer_id, -1)
+
+    watched = stream.map(stream.schema, check)
+    return BatchStream(watched.schema, watched, on_close=close, threadsafe=stream.threadsafe)
 
 
 class PullStream:

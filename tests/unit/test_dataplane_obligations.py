@@ -125,11 +125,22 @@ def test_a_source_column_named_like_the_watermark_gives_way_to_the_mark():
         [f"138{i:08d}" for i in range(50)],  # one length, long enough: the constant-stars path
         [f"138{i:08d}" for i in range(50)] + [None, "1381234567"],  # one too short, a null
         ["王小明欧阳娜娜12345678"] * 3 + ["110101199003074512"],  # not ASCII: by characters
+        ["王小明欧阳娜娜12345678"] * 3,  # not ASCII, one length: one replacement by characters
+        ["王a@例子.cn", "b@x", "é@é"],  # not ASCII emails, each with a local part and a domain
         ["x" * 20] * 5,
         ["", "a"],  # too short for every shape
         [None, None, None],  # all null: no work, still nulls
     ],
-    ids=["uniform", "one-short", "non-ascii", "long-uniform", "short", "all-null"],
+    ids=[
+        "uniform",
+        "one-short",
+        "non-ascii",
+        "non-ascii-uniform",
+        "non-ascii-emails",
+        "long-uniform",
+        "short",
+        "all-null",
+    ],
 )
 def test_vectorised_mask_shortcuts_equal_the_reference(kind, values):
     out = mask_array(pa.array(values, pa.string()), kind)
