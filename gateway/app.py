@@ -30,6 +30,7 @@ from gateway.core.errors import Problem, install_handlers, problem_responses
 from gateway.core.guard import InputGuard
 from gateway.core.ratelimit import RateLimit, RateLimiter
 from gateway.disclosure.views import router as disclosure_router
+from gateway.dsp.views import routers as dsp_routers
 from gateway.evidence import sequencer
 from gateway.evidence.service import check_signing_key, checkpoint_info, record
 from gateway.evidence.views import router as ledger_router
@@ -132,6 +133,7 @@ def api() -> FastAPI:
         transfers_router,
         ledger_router,
         disclosure_router,
+        *dsp_routers,
     ):
         app.include_router(router)
 

@@ -1,0 +1,246 @@
+"""The Dataspace Protocol 2025-1 HTTPS bindings, provider side (thin: flows do the work).
+
+Every route takes DSP JSON-LD messages and answers with them; an error is the binding's DSP
+error message (`CatalogError`, `ContractNegotiationError`, …) with the RFC 9457 members too.
+"""
+
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials
+from sqlalchemy.orm import Session
+
+from gateway.auth.service import TokenIssuer
+from gateway.auth.views import _bearer, current_participant, get_issuer
+from gateway.context import Gateway, get_gateway, get_session
+from gateway.core.errors import Problem, unprocessable
+from gateway.dsp import flows, service
+from gateway.dsp.models import PATH
+from gateway.participants.models import Participant
+
+DSP_MEDIA_TYPE = "application/json"
+MAX_LIMIT = 200
+
+
+def _route_class(error_type: str) -> type[APIRoute]:
+    """Return a route class that answers any error with the DSP `error_type` message."""
+
+    class DspRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def dsp_handler(request: Request) -> Response:
+                try:
+                    return await handler(request)
+                except Problem as problem:
+                    return _error(request, error_type, problem)
+                except RequestValidationError as exc:
+                    first = (exc.errors() or [{"msg": "invalid request"}])[0]
+                    problem = service.bad_message(str(first.get("msg")))
+                    return _error(request, error_type, problem)
+
+            return dsp_handler
+
+    return DspRoute
+
+
+def _error(request: Request, error_type: str, problem: Problem) -> JSONResponse:
+    pids = {}
+    if error_type in ("ContractNegotiationError", "TransferError"):
+        pids = {
+            "providerPid": request.path_params.get("pid", ""),
+            "consumerPid": request.state.__dict__.get("dsp_consumer_pid", ""),
+        }
+    return JSONResponse(
+        service.error_body(error_type, problem, **pids),
+        status_code=problem.status,
+        media_type=DSP_MEDIA_TYPE,
+        headers=problem.headers,
+    )
+
+
+def dsp_peer(
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    issuer: TokenIssuer = Depends(get_issuer),
+    session: Session = Depends(get_session),
+) -> Participant:
+    """Return the participant a DSP request comes from, else raise 401 (fail closed).
+
+    Today: an access token this gateway issued to a registered, active participant (`Bearer`,
+    from POST /oauth/token) — the TCK is given one for its participant. The seam for peer trust
+    (a DCP-like token signed by a registered peer gateway) is here, and nowhere else."""
+    return current_participant(credentials=credentials, issuer=issuer, session=session)
+
+
+async def _message(request: Request) -> dict[str, Any]:
+    """Return the request's JSON object body, else raise 400."""
+    raw = await request.body()
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise service.bad_message(f"the body is not well-formed JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise service.bad_message("a DSP message is a JSON object")
+    pid = body.get("consumerPid")
+    if isinstance(pid, str):
+        request.state.dsp_consumer_pid = pid[:200]
+    return body
+
+
+def _json(body: dict[str, Any], status: int = 200, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, media_type=DSP_MEDIA_TYPE, headers=headers)
+
+
+def _base(gateway: Gateway) -> str:
+    return gateway.settings.issuer.rstrip("/")
+
+
+metadata = APIRouter(tags=["dsp"], route_class=_route_class("VersionsError"))
+
+
+@metadata.get("/.well-known/dspace-version", response_model=dict[str, Any])
+def dspace_version() -> JSONResponse:
+    """Return the Dataspace Protocol versions this gateway speaks (DSP 2025-1, HTTPS binding)."""
+    return _json(service.versions())
+
+
+catalog = APIRouter(prefix=PATH, tags=["dsp"], route_class=_route_class("CatalogError"))
+
+
+@catalog.post("/catalog/request", response_model=dict[str, Any])
+async def catalog_request(
+    request: Request,
+    offset: int = Query(0, ge=0, le=1_000_000),
+    limit: int = Query(50, ge=1, le=MAX_LIMIT),
+    me: Participant = Depends(dsp_peer),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> JSONResponse:
+    """A CatalogRequestMessage: the listed datasets this participant may request, one page
+    (`offset`, `limit`; `Link` headers name the next and previous pages). `filter` is ignored."""
+    service.expect_type(await _message(request), "CatalogRequestMessage")
+    total, pairs = flows.catalog_page(session, me, offset=offset, limit=limit)
+    base = _base(gateway)
+    links = []
+    url = f"{base}{PATH}/catalog/request"
+    if offset + len(pairs) < total:
+        links.append(f'<{url}?offset={offset + len(pairs)}&limit={limit}>; rel="next"')
+    if offset > 0:
+        links.append(f'<{url}?offset={max(0, offset - limit)}&limit={limit}>; rel="previous"')
+    headers = {"Link": ", ".join(links)} if links else None
+    return _json(service.catalog(base, gateway.settings.issuer, pairs), headers=headers)
+
+
+@catalog.get("/catalog/datasets/{dataset_id}", response_model=dict[str, Any])
+def catalog_dataset(
+    dataset_id: str,
+    me: Participant = Depends(dsp_peer),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> JSONResponse:
+    """One dataset (a listed product and the offers this participant may request), else a
+    404 CatalogError."""
+    if len(dataset_id) > 200:
+        raise unprocessable("dataset id: at most 200 characters")
+    product, offers = flows.dataset(session, me, dataset_id)
+    return _json(service.dataset_message(_base(gateway), product, offers))
+
+
+negotiations = APIRouter(
+    prefix=f"{PATH}/negotiations",
+    tags=["dsp"],
+    route_class=_route_class("ContractNegotiationError"),
+)
+
+
+@negotiations.post("/request", status_code=201, response_model=dict[str, Any])
+async def negotiation_request(
+    request: Request,
+    me: Participant = Depends(dsp_peer),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> JSONResponse:
+    """A ContractRequestMessage on a catalogue offer: our contract request (REQUESTED)."""
+    body = service.expect_type(await _message(request), "ContractRequestMessage")
+    contract, link = flows.request(session, gateway, consumer=me, body=body)
+    return _json(service.negotiation(contract, link.consumer_pid), status=201)
+
+
+@negotiations.get("/{pid}", response_model=dict[str, Any])
+def negotiation_get(
+    pid: str,
+    me: Participant = Depends(dsp_peer),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> JSONResponse:
+    """The negotiation's state (a party's or an auditor's view), else 404."""
+    contract, link = flows.get(session, gateway, provider_pid=pid[:200], viewer=me)
+    return _json(service.negotiation(contract, link.consumer_pid))
+
+
+@negotiations.post("/{pid}/request", response_model=dict[str, Any])
+async def negotiation_counter_request(
+    pid: str,
+    request: Request,
+    me: Participant = Depends(dsp_peer),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> JSONResponse:
+    """A counter-offer (ContractRequestMessage on a negotiation): refused with 400, dsgw
+    providers take their catalogue offers as they are."""
+    service.expect_type(await _message(request), "ContractRequestMessage")
+    flows.get(session, gateway, provider_pid=pid[:200], viewer=me)
+    raise service.bad_message(
+        "dsgw providers take no counter-offers: request a catalogue offer as it is"
+    )
+
+
+@negotiations.post("/{pid}/events", response_model=dict[str, Any])
+async def negotiation_event(
+    pid: str,
+    request: Request,
+    me: Participant = Depends(dsp_peer),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> JSONResponse:
+    """A ContractNegotiationEventMessage (ACCEPTED): refused unless it applies."""
+    body = service.expect_type(await _message(request), "ContractNegotiationEventMessage")
+    flows.event(session, gateway, provider_pid=pid[:200], party=me, body=body)
+    return _json({}, status=200)  # pragma: no cover - flows.event refuses every event today
+
+
+@negotiations.post("/{pid}/agreement/verification", response_model=dict[str, Any])
+async def negotiation_verification(
+    pid: str,
+    request: Request,
+    me: Participant = Depends(dsp_peer),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> JSONResponse:
+    """A ContractAgreementVerificationMessage: the consumer's JWS verifies the contract
+    (AGREED → VERIFIED → FINALIZED)."""
+    body = service.expect_type(await _message(request), "ContractAgreementVerificationMessage")
+    contract, link = flows.verify(session, gateway, provider_pid=pid[:200], party=me, body=body)
+    return _json(service.negotiation(contract, link.consumer_pid))
+
+
+@negotiations.post("/{pid}/termination", response_model=dict[str, Any])
+async def negotiation_termination(
+    pid: str,
+    request: Request,
+    me: Participant = Depends(dsp_peer),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> JSONResponse:
+    """A ContractNegotiationTerminationMessage: the contract is TERMINATED (before FINALIZED)."""
+    body = service.expect_type(await _message(request), "ContractNegotiationTerminationMessage")
+    contract, link = flows.terminate(session, gateway, provider_pid=pid[:200], party=me, body=body)
+    return _json(service.negotiation(contract, link.consumer_pid))
+
+
+routers = (metadata, catalog, negotiations)
