@@ -7,14 +7,17 @@ policy decisions and ledger entries apply; this module only translates identifie
 
 from typing import Any
 
+import httpx
+import structlog
 from sqlalchemy.orm import Session
 
 from contracts import ContractState
 from gateway.context import Gateway
 from gateway.core import clock
 from gateway.core.errors import Problem, not_found
+from gateway.dataplane import egress
 from gateway.dsp import service
-from gateway.dsp.models import DspNegotiation
+from gateway.dsp.models import DspNegotiation, DspTransfer
 from gateway.evidence.service import commit
 from gateway.negotiation import service as negotiation
 from gateway.negotiation.models import Contract, ContractRequest
@@ -22,6 +25,11 @@ from gateway.participants.models import Participant
 from gateway.products import catalogue
 from gateway.products import service as products
 from gateway.products.models import Product, ProductOffer
+from gateway.transfers import flows as transfers
+from gateway.transfers import service as transfer_service
+from gateway.transfers.models import DataToken, Transfer, TransferRequest
+
+log = structlog.get_logger("gateway.dsp")
 
 # DSP ends a negotiation at FINALIZED: terminating it afterwards is our contract API's business.
 _TERMINABLE = (
@@ -81,9 +89,7 @@ def request(
     target = policy.get("target")
     if isinstance(target, dict):
         target = target.get("@id")
-    callback = service.text(body, "callbackAddress")
-    if callback is not None and (len(callback) > 2000 or not callback.startswith("http")):
-        raise service.bad_message("callbackAddress: an http(s) URL of at most 2000 characters")
+    callback = _callback(gateway, body)
     try:
         stored, offer = products.get_offer(session, offer_id)
     except Problem:
@@ -214,3 +220,130 @@ def verify(
         session, gateway, contract_id=contract.id, consumer=party, jws=jws
     )
     return contract, link
+
+
+def _callback(gateway: Gateway, body: dict[str, Any]) -> str | None:
+    """Return the message's callbackAddress once the gateway may call it, else raise 400: an
+    http(s) URL that is not one of the gateway's own services, nor an internal address its
+    operator did not allow (the push rules of gateway/dataplane/egress.py)."""
+    callback = service.text(body, "callbackAddress")
+    if callback is None:
+        return None
+    if len(callback) > 2000 or not callback.startswith(("http://", "https://")):
+        raise service.bad_message("callbackAddress: an http(s) URL of at most 2000 characters")
+    settings = gateway.settings
+    try:
+        egress.check_sink(
+            callback,
+            allowed=egress.parse_networks(settings.sink_allowed_networks),
+            own=egress.own_services(
+                [settings.opa_url, settings.issuer, settings.resolved_database_url]
+            ),
+        )
+    except Problem as problem:
+        raise service.bad_message(f"callbackAddress: {problem.detail}") from None
+    return callback.rstrip("/")
+
+
+def transfer_request(
+    session: Session, gateway: Gateway, *, consumer: Participant, body: dict[str, Any]
+) -> tuple[Transfer, DspTransfer, DataToken | None]:
+    """A TransferRequestMessage under an agreement (one of our contracts): our transfer start,
+    decided by OPA as POST /transfers is, then the peer's process id beside it."""
+    consumer_pid = service.text(body, "consumerPid")
+    if consumer_pid is None or len(consumer_pid) > 200:
+        raise service.bad_message("consumerPid: a process id of at most 200 characters is needed")
+    agreement_id = service.text(body, "agreementId")
+    if agreement_id is None or len(agreement_id) > 40:
+        raise service.bad_message("agreementId: the id of a FINALIZED agreement is needed")
+    fmt = service.pull_format(service.text(body, "format"))
+    callback = _callback(gateway, body)
+    contract = negotiation.get(session, agreement_id, viewer=consumer)
+    try:
+        wanted = TransferRequest(contract_id=contract.id, purpose=contract.purpose, format=fmt)
+    except ValueError as exc:
+        raise service.bad_message(f"transfer not acceptable: {exc}") from None
+    transfer, data = transfers.start(session, gateway, subject=consumer, request=wanted)
+    link = DspTransfer(
+        transfer_id=transfer.id,
+        consumer_pid=consumer_pid,
+        callback_address=callback,
+        created_at=clock.now(),
+    )
+    session.add(link)
+    commit(session)
+    return transfer, link, data
+
+
+def _transfer(
+    session: Session, provider_pid: str, viewer: Participant
+) -> tuple[Transfer, DspTransfer]:
+    link = session.get(DspTransfer, provider_pid)
+    if link is None:
+        raise not_found("transfer", provider_pid)
+    return transfer_service.get_visible(session, provider_pid, viewer), link
+
+
+def get_transfer(
+    session: Session, *, provider_pid: str, viewer: Participant
+) -> tuple[Transfer, DspTransfer]:
+    """Return a DSP transfer process to its parties (and auditors); 404 for anyone else."""
+    return _transfer(session, provider_pid, viewer)
+
+
+# DSP messages a consumer sends on a transfer, and our transfer actions they are.
+TRANSFER_ACTIONS = {
+    "TransferTerminationMessage": "terminate",
+    "TransferSuspensionMessage": "suspend",
+    "TransferStartMessage": "resume",
+}
+
+
+def transfer_message(
+    session: Session,
+    gateway: Gateway,
+    *,
+    provider_pid: str,
+    party: Participant,
+    body: dict[str, Any],
+    kind: str,
+) -> tuple[Transfer, DspTransfer, DataToken | None]:
+    """A consumer's termination, suspension or (re)start of a transfer: our transfer action
+    (a resume is decided by OPA again, and returns the pull's new token), recorded as our API
+    records it."""
+    transfer, link = _transfer(session, provider_pid, party)
+    consumer_pid = service.text(body, "consumerPid")
+    if consumer_pid is not None and consumer_pid != link.consumer_pid:
+        raise service.bad_message(
+            f"consumerPid {consumer_pid!r} is not the process id of this transfer"
+        )
+    if kind == "TransferCompletionMessage":
+        raise service.bad_message(
+            f"transfer {transfer.id} is {transfer.state}: a dsgw transfer is COMPLETED by the "
+            "gateway when the data has been delivered (its receipt is the ledger entry "
+            "transfer.completed), not by a message"
+        )
+    reasons = body.get("reason")
+    reason = "; ".join(str(r)[:100] for r in reasons) if isinstance(reasons, list) else ""
+    transfer, data = transfers.act(
+        session,
+        gateway,
+        subject=party,
+        transfer_id=transfer.id,
+        action=TRANSFER_ACTIONS[kind],
+        reason=("DSP" + (f": {reason}" if reason else ""))[:200],
+    )
+    return transfer, link, data
+
+
+def notify(address: str | None, path: str, body: dict[str, Any]) -> None:
+    """POST a DSP message to the peer's callback `address` + `path`; log, never raise (the
+    peer asks again with GET when it missed one)."""
+    if address is None:
+        return
+    try:
+        answered = httpx.post(f"{address}{path}", json=body, timeout=10)
+        if answered.status_code >= 300:
+            log.warning("dsp callback refused", path=path, status=answered.status_code)
+    except httpx.HTTPError as exc:
+        log.warning("dsp callback failed", path=path, error=str(exc))

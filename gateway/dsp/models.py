@@ -3,7 +3,7 @@
 A DSP contract negotiation is one of our contracts (its `providerPid` is the contract's id); a
 DSP transfer process is one of our transfers. What DSP adds and our objects do not hold is the
 peer's own process id (`consumerPid`) and the address it takes callbacks on: kept here, one row
-per negotiation.
+per negotiation and per transfer.
 """
 
 from datetime import datetime
@@ -37,3 +37,14 @@ class DspNegotiation(Base):
 def message(type_: str, **members: Any) -> dict[str, Any]:
     """Return a DSP JSON-LD message of `type_` (compacted with the DSP 2025-1 context)."""
     return {"@context": [DSP_CONTEXT], "@type": type_, **members}
+
+
+class DspTransfer(Base):
+    """A transfer process a DSP consumer opened: its process id and callback address."""
+
+    __tablename__ = "dsp_transfers"
+
+    transfer_id: Mapped[str] = mapped_column(ForeignKey("transfers.id"), primary_key=True)
+    consumer_pid: Mapped[str] = mapped_column(String(200))
+    callback_address: Mapped[str | None] = mapped_column(String(2000), default=None)
+    created_at: Mapped[datetime]

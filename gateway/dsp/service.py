@@ -15,9 +15,11 @@ from typing import Any
 from contracts import ContractState
 from contracts.offer import Offer
 from gateway.core.errors import Problem, problem_type
+from gateway.dataplane.encoders import JSONL
 from gateway.dsp.models import DSGW_TERMS, PATH, VERSION, message
 from gateway.negotiation.models import Contract
 from gateway.products.models import Product, ProductOffer
+from gateway.transfers.models import DataToken, Transfer
 
 FORMATS = {"api": "HttpData-PULL", "file": "HttpData-PULL", "compute": "HttpData-PULL"}
 
@@ -196,3 +198,41 @@ def requested_purpose(message_body: dict[str, Any], offer: Offer) -> str:
         f"the offer allows several purposes {list(offer.purposes)}: name one in a permission "
         "constraint (leftOperand odrl:purpose, operator eq)"
     )
+
+
+def transfer_process(transfer: Transfer, consumer_pid: str) -> dict[str, Any]:
+    """Return a transfer as a DSP `TransferProcess` message (our states are DSP's names)."""
+    return message(
+        "TransferProcess",
+        providerPid=transfer.id,
+        consumerPid=consumer_pid,
+        state=transfer.state,
+    )
+
+
+def start_message(transfer: Transfer, consumer_pid: str, data: DataToken | None) -> dict:
+    """Return the TransferStartMessage for a started pull: where to pull, and its token."""
+    body = message("TransferStartMessage", providerPid=transfer.id, consumerPid=consumer_pid)
+    if data is not None:
+        body["dataAddress"] = {
+            "@type": "DataAddress",
+            "endpointType": "https://w3id.org/idsa/v4.1/HTTP",
+            "endpoint": data.endpoint,
+            "endpointProperties": [
+                {"@type": "EndpointProperty", "name": "authorization", "value": data.token},
+                {"@type": "EndpointProperty", "name": "authType", "value": "bearer"},
+                {"@type": "EndpointProperty", "name": "expiresAt", "value": data.expires_at},
+            ],
+        }
+    return body
+
+
+def pull_format(value: str | None) -> str:
+    """Return our pull format for a DSP `format` (`HTTP-PULL`, `HttpData-PULL`), else raise
+    400: dsgw serves pulls over DSP (a push needs a sink with credentials, our API's business)."""
+    if value is None or not value.upper().rsplit(":", 1)[-1].endswith("PULL"):
+        raise bad_message(
+            f"format {value!r}: dsgw serves DSP transfers as pulls (HTTP-PULL / HttpData-PULL); "
+            "a push to a sink is requested through POST /transfers"
+        )
+    return JSONL

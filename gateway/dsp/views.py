@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -243,4 +243,71 @@ async def negotiation_termination(
     return _json(service.negotiation(contract, link.consumer_pid))
 
 
-routers = (metadata, catalog, negotiations)
+_TRANSFER_ROUTE = _route_class("TransferError")
+transfers = APIRouter(prefix=f"{PATH}/transfers", tags=["dsp"], route_class=_TRANSFER_ROUTE)
+
+
+@transfers.post("/request", status_code=201, response_model=dict[str, Any])
+async def transfer_request(
+    request: Request,
+    background: BackgroundTasks,
+    me: Participant = Depends(dsp_peer),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> JSONResponse:
+    """A TransferRequestMessage under a FINALIZED agreement: our transfer, decided by OPA; once
+    STARTED, the TransferStartMessage with the pull's endpoint and token goes to the callback."""
+    body = service.expect_type(await _message(request), "TransferRequestMessage")
+    transfer, link, data = flows.transfer_request(session, gateway, consumer=me, body=body)
+    if transfer.state == "STARTED":
+        start = service.start_message(transfer, link.consumer_pid, data)
+        path = f"/transfers/{link.consumer_pid}/start"
+        background.add_task(flows.notify, link.callback_address, path, start)
+    return _json(service.transfer_process(transfer, link.consumer_pid), status=201)
+
+
+@transfers.get("/{pid}", response_model=dict[str, Any])
+def transfer_get(
+    pid: str,
+    me: Participant = Depends(dsp_peer),
+    session: Session = Depends(get_session),
+) -> JSONResponse:
+    """The transfer process's state (a party's or an auditor's view), else 404."""
+    transfer, link = flows.get_transfer(session, provider_pid=pid[:40], viewer=me)
+    return _json(service.transfer_process(transfer, link.consumer_pid))
+
+
+def _transfer_route(path: str, kind: str, doc: str) -> None:
+    async def route(
+        pid: str,
+        request: Request,
+        background: BackgroundTasks,
+        me: Participant = Depends(dsp_peer),
+        session: Session = Depends(get_session),
+        gateway: Gateway = Depends(get_gateway),
+    ) -> JSONResponse:
+        body = service.expect_type(await _message(request), kind)
+        transfer, link, data = flows.transfer_message(
+            session, gateway, provider_pid=pid[:40], party=me, body=body, kind=kind
+        )
+        if data is not None:  # a resumed pull: its new endpoint token, as at the start
+            start = service.start_message(transfer, link.consumer_pid, data)
+            path = f"/transfers/{link.consumer_pid}/start"
+            background.add_task(flows.notify, link.callback_address, path, start)
+        return _json(service.transfer_process(transfer, link.consumer_pid))
+
+    route.__doc__ = doc
+    route.__name__ = f"transfer_{path}"
+    transfers.add_api_route(
+        f"/{{pid}}/{path}", route, methods=["POST"], response_model=dict[str, Any]
+    )
+
+
+_RESTART = "A consumer restarts a SUSPENDED transfer (decided by OPA again; the new token follows "
+_transfer_route("start", "TransferStartMessage", _RESTART + "in a TransferStartMessage).")
+_transfer_route("suspension", "TransferSuspensionMessage", "A consumer suspends a transfer.")
+_transfer_route("termination", "TransferTerminationMessage", "A consumer terminates a transfer.")
+_transfer_route("completion", "TransferCompletionMessage", "Refused: the gateway completes a "
+                "transfer when the data has been delivered.")  # fmt: skip
+
+routers = (metadata, catalog, negotiations, transfers)

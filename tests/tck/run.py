@@ -5,7 +5,8 @@
 1. builds the Java runner (tests/tck/pom.xml; Maven repository cache $DSGW_M2_REPO, by default
    ~/.cache/dsgw/m2: offline once it is filled);
 2. starts `dsgw serve` on SQLite with its own OPA (a fresh state folder) and seeds, over its
-   API, the cast of tests/e2e/world.py: a listed product with offers, and the consumer the TCK
+   API, the cast of tests/e2e/world.py (with the file-delivery product of test_transfers.py): a
+   listed product with offers, a FINALIZED contract per transfer test, and the consumer the TCK
    acts as (its access token is the TCK's Authorization header);
 3. hands the TCK the fixture ids per test (`CAT_01_01_DATASETID`, `CN_01_01_OFFERID`, …) and
    runs every verification test of the TCK's packages;
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -30,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from gateway.demo import local_gateway  # noqa: E402
-from tests.e2e.world import build_world  # noqa: E402
+from tests.e2e.test_transfers import transfer_world  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 KNOWN_FAILING = HERE / "known-failing.txt"
@@ -40,6 +42,8 @@ CATALOG_TESTS = ("CAT_01_01", "CAT_01_02")  # CAT_01_03 wants an unknown id: lef
 NEGOTIATION_TESTS = [f"CN_01_0{i}" for i in range(1, 5)] + [
     f"CN_0{g}_0{i}" for g, n in ((2, 7), (3, 6)) for i in range(1, n + 1)
 ]
+# Each transfer test gets an agreement of its own: a contract negotiated to FINALIZED.
+TRANSFER_TESTS = [f"TP_0{g}_0{i}" for g, n in ((1, 5), (2, 5), (3, 6)) for i in range(1, n + 1)]
 
 
 def _free_port() -> int:
@@ -75,7 +79,7 @@ def build_runner() -> list[str]:
 
 def fixtures(world, url: str, callback_port: int) -> dict[str, str]:
     """Return the TCK's configuration: where the gateway is, who it is, and the seeded ids."""
-    product = world.product
+    product = world.files  # a listed product with file delivery (transfers need it)
     offer = product["offers"][0]["id"]
     props = {
         "dataspacetck.launcher": "org.eclipse.dataspacetck.dsp.system.DspSystemLauncher",
@@ -99,6 +103,9 @@ def fixtures(world, url: str, callback_port: int) -> dict[str, str]:
     for test in NEGOTIATION_TESTS:
         props[f"{test}_DATASETID"] = product["id"]
         props[f"{test}_OFFERID"] = offer
+    for test in TRANSFER_TESTS:
+        props[f"{test}_AGREEMENTID"] = world.contract(offer)["id"]
+        props[f"{test}_FORMAT"] = "HTTP-PULL"
     return props
 
 
@@ -148,7 +155,7 @@ def main() -> int:
     command = build_runner()
     state = Path(tempfile.mkdtemp(prefix="dsgw-tck-"))
     with local_gateway(state) as url, httpx.Client(base_url=url, timeout=30) as client:
-        world = build_world(client, state)
+        world = transfer_world(client, SimpleNamespace(state_dir=state))
         props = fixtures(world, url, _free_port())
         props_file = state / "tck.properties"
         props_file.write_text(
