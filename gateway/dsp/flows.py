@@ -5,16 +5,18 @@ our API uses for that move (`negotiation.request`, `negotiation.act`, …), so t
 policy decisions and ledger entries apply; this module only translates identifiers and states.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import structlog
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from contracts import ContractState
 from gateway.context import Gateway
 from gateway.core import clock
-from gateway.core.errors import Problem, not_found
+from gateway.core.errors import Problem, conflict, not_found
 from gateway.dataplane import egress
 from gateway.dsp import service
 from gateway.dsp.models import DspNegotiation, DspTransfer
@@ -336,14 +338,133 @@ def transfer_message(
     return transfer, link, data
 
 
+# One sender, so that a process's messages leave in the order they were made (a start before
+# the termination that follows it), and apart from any request: a slow peer holds no request's
+# thread, session or lock.
+_SENDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dsp-callbacks")
+
+
 def notify(address: str | None, path: str, body: dict[str, Any]) -> None:
-    """POST a DSP message to the peer's callback `address` + `path`; log, never raise (the
-    peer asks again with GET when it missed one)."""
-    if address is None:
-        return
+    """Queue a DSP message for the peer's callback `address` + `path` (sent once the caller's
+    transaction is committed; the caller commits before calling)."""
+    if address is not None:
+        _SENDER.submit(_send, address, path, body)
+
+
+def _send(address: str, path: str, body: dict[str, Any]) -> None:
+    """POST one DSP message; log, never raise (the peer asks again with GET when it missed one)."""
     try:
         answered = httpx.post(f"{address}{path}", json=body, timeout=10)
         if answered.status_code >= 300:
             log.warning("dsp callback refused", path=path, status=answered.status_code)
     except httpx.HTTPError as exc:
         log.warning("dsp callback failed", path=path, error=str(exc))
+
+
+# -- the provider's moves, made by the merchant through our own API and told to the peer ----
+
+
+def provider_negotiations(
+    session: Session, provider: Participant, *, state: str | None
+) -> list[tuple[Contract, DspNegotiation]]:
+    """Return the DSP negotiations on this provider's offers (newest first), by our state."""
+    query = (
+        select(Contract, DspNegotiation)
+        .join(DspNegotiation, DspNegotiation.contract_id == Contract.id)
+        .where(Contract.provider_id == provider.id)
+        .order_by(DspNegotiation.created_at.desc())
+        .limit(200)
+    )
+    if state is not None:
+        query = query.where(Contract.state == state)
+    return [(c, n) for c, n in session.execute(query).all()]
+
+
+def provider_agree(
+    session: Session, gateway: Gateway, *, provider_pid: str, provider: Participant, jws: str
+) -> tuple[Contract, DspNegotiation, dict[str, Any]]:
+    """The merchant signs a DSP-requested contract (negotiation.agree: REQUESTED → AGREED);
+    return the ContractAgreementMessage for the consumer."""
+    contract, link = _negotiation(session, gateway, provider_pid, provider)
+    contract, _entry = negotiation.agree(
+        session, gateway, contract_id=contract.id, provider=provider, jws=jws
+    )
+    return contract, link, service.agreement_message(contract, link.consumer_pid)
+
+
+def provider_terminate(
+    session: Session, gateway: Gateway, *, provider_pid: str, provider: Participant, reason: str
+) -> tuple[Contract, DspNegotiation, dict[str, Any]]:
+    """The merchant ends a DSP negotiation before FINALIZED (negotiation.act terminate); return
+    the ContractNegotiationTerminationMessage for the consumer."""
+    contract, link = _negotiation(session, gateway, provider_pid, provider)
+    if contract.provider_id != provider.id:
+        raise not_found("negotiation", provider_pid)
+    if ContractState(contract.state) not in _TERMINABLE:
+        raise conflict(
+            "invalid-transition",
+            "Negotiation already ended",
+            f"negotiation {contract.id} is {contract.state}: a finalized contract is ended "
+            "through POST /contracts/{id}/terminate or /revoke",
+        )
+    contract, _entry = negotiation.act(
+        session,
+        gateway,
+        contract_id=contract.id,
+        action="terminate",
+        actor=provider,
+        reason=reason or "terminated by the provider",
+    )
+    body = service.termination_message(
+        "ContractNegotiationTerminationMessage", contract.id, link.consumer_pid, reason
+    )
+    return contract, link, body
+
+
+def provider_transfers(
+    session: Session, provider: Participant, *, state: str | None
+) -> list[tuple[Transfer, DspTransfer]]:
+    """Return the DSP transfers of this provider's data (newest first), by state."""
+    query = (
+        select(Transfer, DspTransfer)
+        .join(DspTransfer, DspTransfer.transfer_id == Transfer.id)
+        .where(Transfer.provider_id == provider.id)
+        .order_by(DspTransfer.created_at.desc())
+        .limit(200)
+    )
+    if state is not None:
+        query = query.where(Transfer.state == state)
+    return [(t, d) for t, d in session.execute(query).all()]
+
+
+_PROVIDER_TRANSFER = {
+    "suspend": ("TransferSuspensionMessage", "suspension"),
+    "terminate": ("TransferTerminationMessage", "termination"),
+}
+
+
+def provider_transfer_action(
+    session: Session,
+    gateway: Gateway,
+    *,
+    provider_pid: str,
+    provider: Participant,
+    action: str,
+    reason: str,
+) -> tuple[Transfer, DspTransfer, str, dict[str, Any]]:
+    """The merchant suspends or terminates a DSP transfer (transfers.act, as our API does);
+    return the callback path and the message for the consumer."""
+    transfer, link = _transfer(session, provider_pid, provider)
+    if transfer.provider_id != provider.id:
+        raise not_found("transfer", provider_pid)
+    transfer, _data = transfers.act(
+        session,
+        gateway,
+        subject=provider,
+        transfer_id=transfer.id,
+        action=action,
+        reason=reason or f"{action} by the provider",
+    )
+    kind, path = _PROVIDER_TRANSFER[action]
+    body = service.termination_message(kind, transfer.id, link.consumer_pid, reason)
+    return transfer, link, f"/transfers/{link.consumer_pid}/{path}", body

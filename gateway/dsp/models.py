@@ -9,6 +9,7 @@ per negotiation and per transfer.
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, Field
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -48,3 +49,37 @@ class DspTransfer(Base):
     consumer_pid: Mapped[str] = mapped_column(String(200))
     callback_address: Mapped[str | None] = mapped_column(String(2000), default=None)
     created_at: Mapped[datetime]
+
+
+class DspNegotiationRead(BaseModel):
+    """A negotiation a DSP consumer opened on one of the merchant's offers."""
+
+    provider_pid: str = Field(description="the contract id")
+    consumer_pid: str
+    state: str = Field(description="our contract state")
+    offer_id: str
+    product_id: str
+    consumer_id: str
+    purpose: str
+    document: dict = Field(description="the contract document the merchant signs to agree")
+    callback_address: str | None
+
+
+class DspTransferRead(BaseModel):
+    """A transfer a DSP consumer opened on one of the merchant's products."""
+
+    provider_pid: str = Field(description="the transfer id")
+    consumer_pid: str
+    state: str
+    contract_id: str
+    product_id: str
+    consumer_id: str
+    callback_address: str | None
+
+
+class DspNegotiationList(BaseModel):
+    items: list[DspNegotiationRead]
+
+
+class DspTransferList(BaseModel):
+    items: list[DspTransferRead]

@@ -14,6 +14,7 @@ from typing import Any
 
 from contracts import ContractState
 from contracts.offer import Offer
+from gateway.core import clock
 from gateway.core.errors import Problem, problem_type
 from gateway.dataplane.encoders import JSONL
 from gateway.dsp.models import DSGW_TERMS, PATH, VERSION, message
@@ -236,3 +237,41 @@ def pull_format(value: str | None) -> str:
             "a push to a sink is requested through POST /transfers"
         )
     return JSONL
+
+
+def agreement_message(contract: Contract, consumer_pid: str) -> dict[str, Any]:
+    """Return the ContractAgreementMessage of an AGREED contract: the ODRL `Agreement`, with our
+    contract document and the provider's JWS the consumer countersigns to verify it."""
+    document = contract.document
+    purposes = [contract.purpose]
+    return message(
+        "ContractAgreementMessage",
+        providerPid=contract.id,
+        consumerPid=consumer_pid,
+        agreement={
+            "@id": contract.id,
+            "@type": "Agreement",
+            "target": contract.product_id,
+            "assigner": contract.provider_id,
+            "assignee": contract.consumer_id,
+            "timestamp": clock.rfc3339(clock.as_utc(contract.updated_at)),
+            "permission": [
+                {
+                    "action": "use",
+                    "constraint": [_constraint("odrl:purpose", "eq", p) for p in purposes],
+                }
+            ],
+            DSGW_TERMS + "contract": {"@value": document, "@type": "@json"},
+            DSGW_TERMS + "documentHash": contract.document_hash,
+            DSGW_TERMS + "providerSignature": contract.provider_signature or "",
+        },
+    )
+
+
+def termination_message(type_: str, provider_pid: str, consumer_pid: str, reason: str) -> dict:
+    """Return a provider's ContractNegotiationTerminationMessage or TransferTerminationMessage
+    (or TransferSuspensionMessage) for the consumer's callback."""
+    body = message(type_, providerPid=provider_pid, consumerPid=consumer_pid, code="provider")
+    if reason:
+        body["reason"] = [reason]
+    return body

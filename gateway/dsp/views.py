@@ -6,9 +6,9 @@ error message (`CatalogError`, `ContractNegotiationError`, …) with the RFC 945
 
 import json
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -18,10 +18,19 @@ from sqlalchemy.orm import Session
 from gateway.auth.service import TokenIssuer
 from gateway.auth.views import _bearer, current_participant, get_issuer
 from gateway.context import Gateway, get_gateway, get_session
-from gateway.core.errors import Problem, unprocessable
+from gateway.core.errors import Problem, problem_responses, unprocessable
+from gateway.core.types import ObjectId
 from gateway.dsp import flows, service
-from gateway.dsp.models import PATH
+from gateway.dsp.models import (
+    PATH,
+    DspNegotiationList,
+    DspNegotiationRead,
+    DspTransferList,
+    DspTransferRead,
+)
+from gateway.negotiation.models import ContractAction, ContractSignature
 from gateway.participants.models import Participant
+from gateway.transfers.models import TransferAction
 
 DSP_MEDIA_TYPE = "application/json"
 MAX_LIMIT = 200
@@ -77,8 +86,10 @@ def dsp_peer(
     return current_participant(credentials=credentials, issuer=issuer, session=session)
 
 
-async def _message(request: Request) -> dict[str, Any]:
-    """Return the request's JSON object body, else raise 400."""
+async def dsp_message(request: Request) -> dict[str, Any]:
+    """Return the request's JSON object body, else raise 400. Async and apart from the route:
+    the route's database work then runs in its own thread, never on the event loop (on SQLite
+    a transaction holds the write lock, and a loop blocked on it would stall every request)."""
     raw = await request.body()
     try:
         body = json.loads(raw)
@@ -113,8 +124,8 @@ catalog = APIRouter(prefix=PATH, tags=["dsp"], route_class=_route_class("Catalog
 
 
 @catalog.post("/catalog/request", response_model=dict[str, Any])
-async def catalog_request(
-    request: Request,
+def catalog_request(
+    message: dict[str, Any] = Depends(dsp_message),
     offset: int = Query(0, ge=0, le=1_000_000),
     limit: int = Query(50, ge=1, le=MAX_LIMIT),
     me: Participant = Depends(dsp_peer),
@@ -123,7 +134,7 @@ async def catalog_request(
 ) -> JSONResponse:
     """A CatalogRequestMessage: the listed datasets this participant may request, one page
     (`offset`, `limit`; `Link` headers name the next and previous pages). `filter` is ignored."""
-    service.expect_type(await _message(request), "CatalogRequestMessage")
+    service.expect_type(message, "CatalogRequestMessage")
     total, pairs = flows.catalog_page(session, me, offset=offset, limit=limit)
     base = _base(gateway)
     links = []
@@ -159,14 +170,14 @@ negotiations = APIRouter(
 
 
 @negotiations.post("/request", status_code=201, response_model=dict[str, Any])
-async def negotiation_request(
-    request: Request,
+def negotiation_request(
+    message: dict[str, Any] = Depends(dsp_message),
     me: Participant = Depends(dsp_peer),
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
 ) -> JSONResponse:
     """A ContractRequestMessage on a catalogue offer: our contract request (REQUESTED)."""
-    body = service.expect_type(await _message(request), "ContractRequestMessage")
+    body = service.expect_type(message, "ContractRequestMessage")
     contract, link = flows.request(session, gateway, consumer=me, body=body)
     return _json(service.negotiation(contract, link.consumer_pid), status=201)
 
@@ -184,16 +195,16 @@ def negotiation_get(
 
 
 @negotiations.post("/{pid}/request", response_model=dict[str, Any])
-async def negotiation_counter_request(
+def negotiation_counter_request(
     pid: str,
-    request: Request,
+    message: dict[str, Any] = Depends(dsp_message),
     me: Participant = Depends(dsp_peer),
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
 ) -> JSONResponse:
     """A counter-offer (ContractRequestMessage on a negotiation): refused with 400, dsgw
     providers take their catalogue offers as they are."""
-    service.expect_type(await _message(request), "ContractRequestMessage")
+    service.expect_type(message, "ContractRequestMessage")
     flows.get(session, gateway, provider_pid=pid[:200], viewer=me)
     raise service.bad_message(
         "dsgw providers take no counter-offers: request a catalogue offer as it is"
@@ -201,44 +212,44 @@ async def negotiation_counter_request(
 
 
 @negotiations.post("/{pid}/events", response_model=dict[str, Any])
-async def negotiation_event(
+def negotiation_event(
     pid: str,
-    request: Request,
+    message: dict[str, Any] = Depends(dsp_message),
     me: Participant = Depends(dsp_peer),
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
 ) -> JSONResponse:
     """A ContractNegotiationEventMessage (ACCEPTED): refused unless it applies."""
-    body = service.expect_type(await _message(request), "ContractNegotiationEventMessage")
+    body = service.expect_type(message, "ContractNegotiationEventMessage")
     flows.event(session, gateway, provider_pid=pid[:200], party=me, body=body)
     return _json({}, status=200)  # pragma: no cover - flows.event refuses every event today
 
 
 @negotiations.post("/{pid}/agreement/verification", response_model=dict[str, Any])
-async def negotiation_verification(
+def negotiation_verification(
     pid: str,
-    request: Request,
+    message: dict[str, Any] = Depends(dsp_message),
     me: Participant = Depends(dsp_peer),
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
 ) -> JSONResponse:
     """A ContractAgreementVerificationMessage: the consumer's JWS verifies the contract
     (AGREED → VERIFIED → FINALIZED)."""
-    body = service.expect_type(await _message(request), "ContractAgreementVerificationMessage")
+    body = service.expect_type(message, "ContractAgreementVerificationMessage")
     contract, link = flows.verify(session, gateway, provider_pid=pid[:200], party=me, body=body)
     return _json(service.negotiation(contract, link.consumer_pid))
 
 
 @negotiations.post("/{pid}/termination", response_model=dict[str, Any])
-async def negotiation_termination(
+def negotiation_termination(
     pid: str,
-    request: Request,
+    message: dict[str, Any] = Depends(dsp_message),
     me: Participant = Depends(dsp_peer),
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
 ) -> JSONResponse:
     """A ContractNegotiationTerminationMessage: the contract is TERMINATED (before FINALIZED)."""
-    body = service.expect_type(await _message(request), "ContractNegotiationTerminationMessage")
+    body = service.expect_type(message, "ContractNegotiationTerminationMessage")
     contract, link = flows.terminate(session, gateway, provider_pid=pid[:200], party=me, body=body)
     return _json(service.negotiation(contract, link.consumer_pid))
 
@@ -248,21 +259,20 @@ transfers = APIRouter(prefix=f"{PATH}/transfers", tags=["dsp"], route_class=_TRA
 
 
 @transfers.post("/request", status_code=201, response_model=dict[str, Any])
-async def transfer_request(
-    request: Request,
-    background: BackgroundTasks,
+def transfer_request(
+    message: dict[str, Any] = Depends(dsp_message),
     me: Participant = Depends(dsp_peer),
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
 ) -> JSONResponse:
     """A TransferRequestMessage under a FINALIZED agreement: our transfer, decided by OPA; once
     STARTED, the TransferStartMessage with the pull's endpoint and token goes to the callback."""
-    body = service.expect_type(await _message(request), "TransferRequestMessage")
+    body = service.expect_type(message, "TransferRequestMessage")
     transfer, link, data = flows.transfer_request(session, gateway, consumer=me, body=body)
     if transfer.state == "STARTED":
         start = service.start_message(transfer, link.consumer_pid, data)
         path = f"/transfers/{link.consumer_pid}/start"
-        background.add_task(flows.notify, link.callback_address, path, start)
+        flows.notify(link.callback_address, path, start)
     return _json(service.transfer_process(transfer, link.consumer_pid), status=201)
 
 
@@ -278,22 +288,21 @@ def transfer_get(
 
 
 def _transfer_route(path: str, kind: str, doc: str) -> None:
-    async def route(
+    def route(
         pid: str,
-        request: Request,
-        background: BackgroundTasks,
+        message: dict[str, Any] = Depends(dsp_message),
         me: Participant = Depends(dsp_peer),
         session: Session = Depends(get_session),
         gateway: Gateway = Depends(get_gateway),
     ) -> JSONResponse:
-        body = service.expect_type(await _message(request), kind)
+        body = service.expect_type(message, kind)
         transfer, link, data = flows.transfer_message(
             session, gateway, provider_pid=pid[:40], party=me, body=body, kind=kind
         )
         if data is not None:  # a resumed pull: its new endpoint token, as at the start
             start = service.start_message(transfer, link.consumer_pid, data)
             path = f"/transfers/{link.consumer_pid}/start"
-            background.add_task(flows.notify, link.callback_address, path, start)
+            flows.notify(link.callback_address, path, start)
         return _json(service.transfer_process(transfer, link.consumer_pid))
 
     route.__doc__ = doc
@@ -310,4 +319,135 @@ _transfer_route("termination", "TransferTerminationMessage", "A consumer termina
 _transfer_route("completion", "TransferCompletionMessage", "Refused: the gateway completes a "
                 "transfer when the data has been delivered.")  # fmt: skip
 
-routers = (metadata, catalog, negotiations, transfers)
+# -- our own API: the provider's side of DSP processes (problem+json, as every dsgw route) ----
+
+provider = APIRouter(prefix="/federation", tags=["federation"])
+_ERRORS = problem_responses(401, 403, 404, 409, 422)
+_STATE = Query(None, pattern=r"^[A-Z]{1,20}$", description="only processes in this state")
+
+
+@provider.get("/negotiations", response_model=DspNegotiationList, responses=_ERRORS)
+def provider_negotiations(
+    state: str | None = _STATE,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+) -> DspNegotiationList:
+    """The DSP negotiations on the caller's offers (a merchant's inbox), newest first."""
+    return DspNegotiationList(
+        items=[
+            DspNegotiationRead(
+                provider_pid=c.id,
+                consumer_pid=n.consumer_pid,
+                state=c.state,
+                offer_id=c.offer_id,
+                product_id=c.product_id,
+                consumer_id=c.consumer_id,
+                purpose=c.purpose,
+                document=c.document,
+                callback_address=n.callback_address,
+            )
+            for c, n in flows.provider_negotiations(session, me, state=state)
+        ]
+    )
+
+
+@provider.post("/negotiations/{pid}/agree", response_model=DspNegotiationRead, responses=_ERRORS)
+def provider_agree(
+    pid: ObjectId,
+    body: ContractSignature,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> DspNegotiationRead:
+    """The merchant signs the contract of a DSP negotiation (REQUESTED → AGREED, as POST
+    /contracts/{id}/agree); the ContractAgreementMessage goes to the consumer's callback."""
+    contract, link, agreement = flows.provider_agree(
+        session, gateway, provider_pid=pid, provider=me, jws=body.signature
+    )
+    path = f"/negotiations/{link.consumer_pid}/agreement"
+    flows.notify(link.callback_address, path, agreement)
+    return _negotiation_read(contract, link)
+
+
+@provider.post(
+    "/negotiations/{pid}/terminate", response_model=DspNegotiationRead, responses=_ERRORS
+)
+def provider_terminate(
+    pid: ObjectId,
+    body: ContractAction | None = Body(None),
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> DspNegotiationRead:
+    """The merchant ends a DSP negotiation before FINALIZED; the
+    ContractNegotiationTerminationMessage goes to the consumer's callback."""
+    contract, link, message = flows.provider_terminate(
+        session, gateway, provider_pid=pid, provider=me, reason=body.reason if body else ""
+    )
+    path = f"/negotiations/{link.consumer_pid}/termination"
+    flows.notify(link.callback_address, path, message)
+    return _negotiation_read(contract, link)
+
+
+def _negotiation_read(contract, link) -> DspNegotiationRead:
+    return DspNegotiationRead(
+        provider_pid=contract.id,
+        consumer_pid=link.consumer_pid,
+        state=contract.state,
+        offer_id=contract.offer_id,
+        product_id=contract.product_id,
+        consumer_id=contract.consumer_id,
+        purpose=contract.purpose,
+        document=contract.document,
+        callback_address=link.callback_address,
+    )
+
+
+def _transfer_read(transfer, link) -> DspTransferRead:
+    return DspTransferRead(
+        provider_pid=transfer.id,
+        consumer_pid=link.consumer_pid,
+        state=transfer.state,
+        contract_id=transfer.contract_id,
+        product_id=transfer.product_id,
+        consumer_id=transfer.consumer_id,
+        callback_address=link.callback_address,
+    )
+
+
+@provider.get("/transfers", response_model=DspTransferList, responses=_ERRORS)
+def provider_transfers(
+    state: str | None = _STATE,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+) -> DspTransferList:
+    """The DSP transfers of the caller's products, newest first."""
+    return DspTransferList(
+        items=[_transfer_read(t, d) for t, d in flows.provider_transfers(session, me, state=state)]
+    )
+
+
+@provider.post("/transfers/{pid}/{action}", response_model=DspTransferRead, responses=_ERRORS)
+def provider_transfer_action(
+    pid: ObjectId,
+    action: Literal["suspend", "terminate"],
+    body: TransferAction | None = Body(None),
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> DspTransferRead:
+    """The merchant suspends or terminates a DSP transfer (as POST /transfers/{id}/{action});
+    the TransferSuspensionMessage or TransferTerminationMessage goes to the consumer."""
+    transfer, link, path, message = flows.provider_transfer_action(
+        session,
+        gateway,
+        provider_pid=pid,
+        provider=me,
+        action=action,
+        reason=body.reason if body else "",
+    )
+    flows.notify(link.callback_address, path, message)
+    return _transfer_read(transfer, link)
+
+
+routers = (metadata, catalog, negotiations, transfers, provider)

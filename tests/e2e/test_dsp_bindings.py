@@ -326,3 +326,53 @@ def test_a_callback_at_an_internal_address_not_allowed_is_refused(world, inbox):
     found = dsp(world.consumer, "POST", "/transfers/request", body)
     assert found.status_code == 400, found.text
     assert "callbackAddress" in found.json()["detail"]
+
+
+def test_the_merchants_moves_on_dsp_processes_go_through_our_api_and_reach_the_consumer(
+    world, gateway, inbox
+):
+    offer = world.files["offers"][0]["id"]
+    body = contract_request(offer, callbackAddress=inbox.url)
+    pid = dsp(world.consumer, "POST", "/negotiations/request", body).json()["providerPid"]
+    listed = world.merchant.call("GET", "/federation/negotiations?state=REQUESTED").json()
+    [mine] = [n for n in listed["items"] if n["provider_pid"] == pid]
+    assert world.stranger.call("GET", "/federation/negotiations").json()["items"] == []
+    agreed = world.merchant.call(
+        "POST",
+        f"/federation/negotiations/{pid}/agree",
+        json={"signature": world.merchant.sign(mine["document"])},
+    )
+    assert agreed.status_code == 200, agreed.text
+    path, agreement = _message_at(inbox, 1)
+    assert path == "/negotiations/urn:uuid:c-1/agreement"
+    assert agreement["agreement"]["@type"] == "Agreement"
+    assert agreement["agreement"]["assignee"] == world.consumer.id
+    assert entries(gateway, "contract.agreed")[-1].body["data"]["contract"] == pid
+    ended = world.merchant.call("POST", f"/federation/negotiations/{pid}/terminate")
+    assert ended.status_code == 200, ended.text
+    assert _message_at(inbox, 2)[0] == "/negotiations/urn:uuid:c-1/termination"
+
+    started = dsp(world.consumer, "POST", "/transfers/request", transfer_request(world, inbox))
+    tid = started.json()["providerPid"]
+    for action, state in [("suspend", "SUSPENDED"), ("terminate", "TERMINATED")]:
+        moved = world.merchant.call("POST", f"/federation/transfers/{tid}/{action}", timeout=20)
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["state"] == state
+    kinds = [m["@type"] for _, m in inbox.received[2:]]
+    deadline = time.monotonic() + 10
+    while len(kinds) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        kinds = [m["@type"] for _, m in inbox.received[2:]]
+    assert kinds == [
+        "TransferStartMessage",
+        "TransferSuspensionMessage",
+        "TransferTerminationMessage",
+    ]
+
+
+def _message_at(inbox, count: int) -> tuple[str, dict]:
+    deadline = time.monotonic() + 10
+    while len(inbox.received) < count:
+        assert time.monotonic() < deadline, inbox.received
+        time.sleep(0.02)
+    return inbox.received[count - 1]

@@ -22,7 +22,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -31,19 +33,28 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from gateway.demo import local_gateway  # noqa: E402
-from tests.e2e.test_transfers import transfer_world  # noqa: E402
+from gateway.demo import FIELDS  # noqa: E402
+from tests.e2e.test_transfers import ROWS, transfer_world  # noqa: E402
+from tests.e2e.world import OFFER  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 KNOWN_FAILING = HERE / "known-failing.txt"
 TEST_ID = re.compile(r"^([A-Z]+(?:_C)?:\d\d-\d\d)")
 # The TCK's provider-side tests, by the method names its fixture keys are made of.
 CATALOG_TESTS = ("CAT_01_01", "CAT_01_02")  # CAT_01_03 wants an unknown id: left unset
-NEGOTIATION_TESTS = [f"CN_01_0{i}" for i in range(1, 5)] + [
-    f"CN_0{g}_0{i}" for g, n in ((2, 7), (3, 6)) for i in range(1, n + 1)
-]
+NEGOTIATION_TESTS = [f"CN_0{g}_0{i}" for g, n in ((1, 4), (2, 7), (3, 4)) for i in range(1, n + 1)]
 # Each transfer test gets an agreement of its own: a contract negotiated to FINALIZED.
 TRANSFER_TESTS = [f"TP_0{g}_0{i}" for g, n in ((1, 5), (2, 5), (3, 6)) for i in range(1, n + 1)]
+# What the provider (the merchant, through our own API) does in each scenario, as a person at
+# the merchant would: agree to or end a negotiation, suspend or end a transfer.
+AGREE = {"CN_01_04", "CN_02_03", "CN_02_07", "CN_03_01"}
+END_NEGOTIATION = {"CN_02_01"}
+TRANSFER_MOVES = {  # test: {our state: the merchant's move}
+    "TP_01_01": {"STARTED": "terminate"},
+    "TP_01_03": {"STARTED": "suspend", "SUSPENDED": "terminate"},
+    "TP_01_05": {"STARTED": "terminate"},
+}
+SETTLE = 1.0  # seconds a process stands before the merchant moves: its last message is out
 
 
 def _free_port() -> int:
@@ -77,10 +88,110 @@ def build_runner() -> list[str]:
     return [java, "-cp", f"{HERE / 'target' / 'classes'}:{classpath}", "dsgw.tck.Runner"]
 
 
-def fixtures(world, url: str, callback_port: int) -> dict[str, str]:
+@contextmanager
+def serving(state: Path):
+    """Start `dsgw serve` (and its own OPA) on a free loopback port, logging to
+    <state>/gateway.log; yield its URL; stop it."""
+    port = _free_port()
+    env = {**os.environ, "DSGW_SINK_ALLOWED_NETWORKS": "127.0.0.0/8"}  # the TCK's callbacks
+    log = (state / "gateway.log").open("wb")
+    command = [sys.executable, "-m", "gateway.cli", "--state", str(state), "serve"]
+    process = subprocess.Popen(
+        [*command, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                sys.exit(f"tck: the gateway did not start; see {state / 'gateway.log'}")
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def seed(world) -> tuple[dict[str, str], dict[str, str]]:
+    """Publish a product with one offer per negotiation test and negotiate one FINALIZED
+    contract per transfer test; return ({test: offer id}, {test: contract id})."""
+    product = world.publish(
+        resource=world.files_resource,
+        offers=[{**OFFER, "price_fen": 100 + i} for i in range(len(NEGOTIATION_TESTS))],
+        name="DSP negotiation fixtures",
+        authorisation_id=world.files_resource["authorisation_id"],
+        delivery_modes=["api", "file"],
+    )
+    offers = dict(zip(NEGOTIATION_TESTS, (o["id"] for o in product["offers"]), strict=True))
+    world.negotiation_product = product
+    agreements = {t: world.contract(world.files["offers"][0]["id"])["id"] for t in TRANSFER_TESTS}
+    return offers, agreements
+
+
+class Merchant(threading.Thread):
+    """The provider's person at the merchant: watches its DSP inbox (GET /federation/…) and
+    makes each scenario's move through our API, as anyone at a dsgw merchant would."""
+
+    def __init__(self, world, offers: dict[str, str], agreements: dict[str, str]) -> None:
+        super().__init__(daemon=True)
+        self.world = world
+        self.by_offer = {o: t for t, o in offers.items()}
+        self.by_contract = {c: t for t, c in agreements.items()}
+        self.seen: dict[tuple[str, str], float] = {}
+        self.done: set[tuple[str, str]] = set()
+        self.stop = threading.Event()
+        self.errors: list[str] = []
+
+    def _due(self, pid: str, state: str) -> bool:
+        first = self.seen.setdefault((pid, state), time.monotonic())
+        return (pid, state) not in self.done and time.monotonic() - first >= SETTLE
+
+    def _move(self, pid: str, state: str, path: str, **body) -> None:
+        self.done.add((pid, state))
+        answer = self.world.merchant.call("POST", path, json=body or None)
+        if answer.status_code != 200:
+            self.errors.append(f"{path}: {answer.status_code} {answer.text[:200]}")
+
+    def step(self) -> None:
+        merchant = self.world.merchant
+        for n in merchant.call("GET", "/federation/negotiations?state=REQUESTED").json()["items"]:
+            test = self.by_offer.get(n["offer_id"])
+            if test not in AGREE | END_NEGOTIATION or not self._due(n["provider_pid"], "R"):
+                continue
+            pid = n["provider_pid"]
+            if test in AGREE:
+                signature = merchant.sign(n["document"])
+                self._move(pid, "R", f"/federation/negotiations/{pid}/agree", signature=signature)
+            else:
+                self._move(pid, "R", f"/federation/negotiations/{pid}/terminate")
+        for t in merchant.call("GET", "/federation/transfers").json()["items"]:
+            moves = TRANSFER_MOVES.get(self.by_contract.get(t["contract_id"], ""), {})
+            move = moves.get(t["state"])
+            if move and self._due(t["provider_pid"], t["state"]):
+                pid = t["provider_pid"]
+                self._move(pid, t["state"], f"/federation/transfers/{pid}/{move}")
+
+    def run(self) -> None:
+        while not self.stop.wait(0.2):
+            try:
+                self.step()
+            except Exception as exc:  # noqa: BLE001 - reported at the end, never hidden
+                self.errors.append(repr(exc))
+
+
+def fixtures(
+    world, url: str, callback_port: int, offers: dict[str, str], agreements: dict[str, str]
+) -> dict[str, str]:
     """Return the TCK's configuration: where the gateway is, who it is, and the seeded ids."""
     product = world.files  # a listed product with file delivery (transfers need it)
-    offer = product["offers"][0]["id"]
     props = {
         "dataspacetck.launcher": "org.eclipse.dataspacetck.dsp.system.DspSystemLauncher",
         "dataspacetck.dsp.connector.http.url": f"{url}/dsp/2025-1",
@@ -100,11 +211,11 @@ def fixtures(world, url: str, callback_port: int) -> dict[str, str]:
     }
     for test in CATALOG_TESTS:
         props[f"{test}_DATASETID"] = product["id"]
-    for test in NEGOTIATION_TESTS:
-        props[f"{test}_DATASETID"] = product["id"]
+    for test, offer in offers.items():
+        props[f"{test}_DATASETID"] = world.negotiation_product["id"]
         props[f"{test}_OFFERID"] = offer
-    for test in TRANSFER_TESTS:
-        props[f"{test}_AGREEMENTID"] = world.contract(offer)["id"]
+    for test, agreement in agreements.items():
+        props[f"{test}_AGREEMENTID"] = agreement
         props[f"{test}_FORMAT"] = "HTTP-PULL"
     return props
 
@@ -154,9 +265,16 @@ def main() -> int:
     started = time.monotonic()
     command = build_runner()
     state = Path(tempfile.mkdtemp(prefix="dsgw-tck-"))
-    with local_gateway(state) as url, httpx.Client(base_url=url, timeout=30) as client:
+    with serving(state) as url, httpx.Client(base_url=url, timeout=30) as client:
         world = transfer_world(client, SimpleNamespace(state_dir=state))
-        props = fixtures(world, url, _free_port())
+        world.files_resource = world.add_resource(
+            name="residents (DSP)", domain="finance", grade="general", level="L3", fields=FIELDS,
+            rows=ROWS,
+        )  # fmt: skip
+        offers, agreements = seed(world)
+        props = fixtures(world, url, _free_port(), offers, agreements)
+        merchant = Merchant(world, offers, agreements)
+        merchant.start()
         props_file = state / "tck.properties"
         props_file.write_text(
             "".join(f"{k}={v}\n" for k, v in props.items()).replace("\\", "\\\\"),
@@ -164,6 +282,10 @@ def main() -> int:
         )
         out = state / "tck-results.tsv"
         done = subprocess.run([*command, str(props_file), str(out)], cwd=state)
+        merchant.stop.set()
+        merchant.join(5)
+        for error in merchant.errors[:20]:
+            print(f"tck: the merchant's move failed: {error}", file=sys.stderr)
         if done.returncode != 0 or not out.exists():
             print(f"tck: the runner ended with exit {done.returncode}", file=sys.stderr)
             return 1
