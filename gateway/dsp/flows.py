@@ -5,6 +5,7 @@ our API uses for that move (`negotiation.request`, `negotiation.act`, …), so t
 policy decisions and ledger entries apply; this module only translates identifiers and states.
 """
 
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -338,23 +339,27 @@ def transfer_message(
     return transfer, link, data
 
 
-# One sender, so that a process's messages leave in the order they were made (a start before
-# the termination that follows it), and apart from any request: a slow peer holds no request's
-# thread, session or lock.
-_SENDER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dsp-callbacks")
+# Senders apart from any request (a slow peer holds no request's thread, session or lock); the
+# messages of one peer process always take the same sender, so they leave in the order they
+# were made (a start before the termination that follows it), and a slow process delays only
+# the processes that share its sender.
+_SENDERS = [
+    ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dsp-callbacks-{i}") for i in range(4)
+]
 
 
 def notify(address: str | None, path: str, body: dict[str, Any]) -> None:
     """Queue a DSP message for the peer's callback `address` + `path` (sent once the caller's
     transaction is committed; the caller commits before calling)."""
     if address is not None:
-        _SENDER.submit(_send, address, path, body)
+        process = f"{address} {body.get('consumerPid')}".encode()
+        _SENDERS[zlib.crc32(process) % len(_SENDERS)].submit(_send, address, path, body)
 
 
 def _send(address: str, path: str, body: dict[str, Any]) -> None:
     """POST one DSP message; log, never raise (the peer asks again with GET when it missed one)."""
     try:
-        answered = httpx.post(f"{address}{path}", json=body, timeout=10)
+        answered = httpx.post(f"{address}{path}", json=body, timeout=5)
         if answered.status_code >= 300:
             log.warning("dsp callback refused", path=path, status=answered.status_code)
     except httpx.HTTPError as exc:
