@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from gateway.auth.service import TokenIssuer
 from gateway.auth.views import _bearer, current_participant, get_issuer
 from gateway.context import Gateway, get_gateway, get_session
-from gateway.core.errors import Problem, problem_responses, unprocessable
+from gateway.core.errors import PROBLEM_MEDIA_TYPE, Problem, problem_responses, unprocessable
 from gateway.core.types import ObjectId
 from gateway.dsp import flows, service
 from gateway.dsp.models import (
@@ -68,7 +68,7 @@ def _error(request: Request, error_type: str, problem: Problem) -> JSONResponse:
     return JSONResponse(
         service.error_body(error_type, problem, **pids),
         status_code=problem.status,
-        media_type=DSP_MEDIA_TYPE,
+        media_type=PROBLEM_MEDIA_TYPE,  # a DSP error message that is an RFC 9457 problem too
         headers=problem.headers,
     )
 
