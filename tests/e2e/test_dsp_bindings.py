@@ -376,3 +376,52 @@ def _message_at(inbox, count: int) -> tuple[str, dict]:
         assert time.monotonic() < deadline, inbox.received
         time.sleep(0.02)
     return inbox.received[count - 1]
+
+
+def test_a_dsp_negotiation_is_finalized_by_the_consumers_signature_over_the_agreement(
+    world, gateway, inbox
+):
+    offer = world.files["offers"][0]["id"]
+    body = contract_request(offer, callbackAddress=inbox.url)
+    pid = dsp(world.consumer, "POST", "/negotiations/request", body).json()["providerPid"]
+    [mine] = [
+        n
+        for n in world.merchant.call("GET", "/federation/negotiations").json()["items"]
+        if n["provider_pid"] == pid
+    ]
+    signature = world.merchant.sign(mine["document"])
+    agreed = world.merchant.call(
+        "POST", f"/federation/negotiations/{pid}/agree", json={"signature": signature}
+    )
+    assert agreed.status_code == 200, agreed.text
+    _, agreement = _message_at(inbox, 1)
+    document = agreement["agreement"]["https://dsgw.dev/ns/dcat#contract"]["@value"]
+    verification = message(
+        "ContractAgreementVerificationMessage",
+        providerPid=pid,
+        consumerPid="urn:uuid:c-1",
+        **{"https://dsgw.dev/ns/dcat#signature": world.stranger.sign(document)},
+    )
+    forged = dsp(
+        world.consumer, "POST", f"/negotiations/{pid}/agreement/verification", verification
+    )
+    assert forged.status_code == 422, forged.text  # another party's key: refused as our API does
+    verification["https://dsgw.dev/ns/dcat#signature"] = world.consumer.sign(document)
+    verified = dsp(
+        world.consumer, "POST", f"/negotiations/{pid}/agreement/verification", verification
+    )
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["state"] == "FINALIZED"
+    finalized = entries(gateway, "contract.finalized")[-1].body["data"]
+    assert finalized["contract"] == pid
+    # A finalized agreement is not ended by a DSP termination: the contract API does that.
+    ended = dsp(
+        world.consumer,
+        "POST",
+        f"/negotiations/{pid}/termination",
+        message(
+            "ContractNegotiationTerminationMessage", providerPid=pid, consumerPid="urn:uuid:c-1"
+        ),
+    )
+    assert ended.status_code == 400, ended.text
+    assert world.consumer.call("GET", f"/contracts/{pid}").json()["state"] == "FINALIZED"
