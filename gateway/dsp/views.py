@@ -63,7 +63,7 @@ def _error(request: Request, error_type: str, problem: Problem) -> JSONResponse:
     if error_type in ("ContractNegotiationError", "TransferError"):
         pids = {
             "providerPid": request.path_params.get("pid", ""),
-            "consumerPid": request.state.__dict__.get("dsp_consumer_pid", ""),
+            "consumerPid": getattr(request.state, "dsp_consumer_pid", ""),
         }
     return JSONResponse(
         service.error_body(error_type, problem, **pids),
@@ -120,7 +120,11 @@ def dspace_version() -> JSONResponse:
     return _json(service.versions())
 
 
-catalog = APIRouter(prefix=PATH, tags=["dsp"], route_class=_route_class("CatalogError"))
+# DSP errors: the binding's error message, an RFC 9457 problem too (specs/dsp.md).
+_DSP_ERRORS = problem_responses(400, 401, 403, 404, 409, 422)
+catalog = APIRouter(
+    prefix=PATH, tags=["dsp"], route_class=_route_class("CatalogError"), responses=_DSP_ERRORS
+)
 
 
 @catalog.post("/catalog/request", response_model=dict[str, Any])
@@ -166,6 +170,7 @@ negotiations = APIRouter(
     prefix=f"{PATH}/negotiations",
     tags=["dsp"],
     route_class=_route_class("ContractNegotiationError"),
+    responses=_DSP_ERRORS,
 )
 
 
@@ -255,7 +260,9 @@ def negotiation_termination(
 
 
 _TRANSFER_ROUTE = _route_class("TransferError")
-transfers = APIRouter(prefix=f"{PATH}/transfers", tags=["dsp"], route_class=_TRANSFER_ROUTE)
+transfers = APIRouter(
+    prefix=f"{PATH}/transfers", tags=["dsp"], route_class=_TRANSFER_ROUTE, responses=_DSP_ERRORS
+)
 
 
 @transfers.post("/request", status_code=201, response_model=dict[str, Any])

@@ -219,6 +219,9 @@ def test_counter_offers_and_accepted_events_are_refused_with_400(world):
         contract_request(offer, providerPid=pid),
     )
     assert counter.status_code == 400, counter.text
+    error = counter.json()  # names both process ids, as DSP's ContractNegotiationError does
+    assert error["@type"] == "ContractNegotiationError"
+    assert (error["providerPid"], error["consumerPid"]) == (pid, "urn:uuid:c-1")
     accepted = dsp(
         world.consumer,
         "POST",
