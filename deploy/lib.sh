@@ -280,3 +280,28 @@ ensure_versitygw() {
     dsgw_log "built versitygw ${VERSITYGW_VERSION} in $((SECONDS - t0)) s"
     DSGW_S3_BIN="$cache/versitygw"; export DSGW_S3_BIN
 }
+
+# Sets and exports DSGW_MVN_BIN, DSGW_JAVA_BIN and DSGW_M2_REPO: Java 17 and Maven for the DSP
+# TCK harness (tests/tck/). Installs Debian's openjdk-17-jdk-headless and maven only when
+# `java` (17 or later) or `mvn` is missing. The Maven repository is a cache under
+# ~/.cache/dsgw/m2, so that a second run resolves nothing over the network.
+ensure_java_maven() {
+    local java_ok=0 major
+    if command -v java >/dev/null 2>&1; then
+        major="$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')"
+        [ "${major%%.*}" -ge 17 ] 2>/dev/null && java_ok=1
+    fi
+    if [ "$java_ok" -ne 1 ] || ! command -v mvn >/dev/null 2>&1; then
+        dsgw_log "installing Debian's openjdk-17-jdk-headless and maven (the DSP TCK needs them)"
+        local t0=$SECONDS
+        dsgw_as_root apt-get update -q >&2 || dsgw_die "apt-get update failed"
+        dsgw_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+            -o DPkg::Lock::Timeout=300 openjdk-17-jdk-headless maven >&2 \
+            || dsgw_die "apt-get install openjdk-17-jdk-headless maven failed"
+        dsgw_log "installed Java and Maven in $((SECONDS - t0)) s"
+    fi
+    DSGW_JAVA_BIN="$(command -v java)"; export DSGW_JAVA_BIN
+    DSGW_MVN_BIN="$(command -v mvn)"; export DSGW_MVN_BIN
+    DSGW_M2_REPO="${DSGW_M2_REPO:-$HOME/.cache/dsgw/m2}"; export DSGW_M2_REPO
+    mkdir -p "$DSGW_M2_REPO"
+}

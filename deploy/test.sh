@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# "test": make sure everything is installed (PostgreSQL too), check the policies, lint, and
-# run the whole test suite.
+# "test": make sure everything is installed (PostgreSQL too), check the policies, lint, run the
+# whole test suite, then the Eclipse DSP TCK against a gateway (tests/tck/run.py).
 #   ./deploy/test.sh [pytest arguments]
+# With pytest arguments (a chosen subset), the TCK runs only when DSGW_TCK=1; DSGW_TCK=0 skips
+# it always.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck source=deploy/lib.sh
@@ -24,6 +26,7 @@ ensure_postgres
 ensure_shell_tools
 ensure_versitygw
 ensure_nginx
+ensure_java_maven
 echo "python: $(.venv/bin/python --version 2>&1); opa: $DSGW_OPA_BIN; postgresql: $DSGW_PG_BINDIR; s3: $DSGW_S3_BIN; nginx: $DSGW_NGINX_BIN"
 
 if [ -n "$(find policies -name '*.rego' -print -quit 2>/dev/null)" ]; then
@@ -92,4 +95,11 @@ if [ "$rc" -eq 5 ]; then
     dsgw_die "pytest collected no tests (exit 5): that counts as a failure"
 elif [ "$rc" -ne 0 ]; then
     dsgw_die "pytest failed (exit $rc)"
+fi
+
+# The DSP TCK: only for the whole suite (no pytest arguments) unless asked for; it fails the
+# build on any failed test that tests/tck/known-failing.txt does not list with its reason.
+if [ "${DSGW_TCK:-}" = 1 ] || { [ "${DSGW_TCK:-}" != 0 ] && [ $# -eq 0 ]; }; then
+    step "DSP TCK 1.0.0-RC6 (tests/tck/run.py)"
+    .venv/bin/python tests/tck/run.py || dsgw_die "the DSP TCK failed (see above)"
 fi

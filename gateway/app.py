@@ -30,6 +30,7 @@ from gateway.core.errors import Problem, install_handlers, problem_responses
 from gateway.core.guard import InputGuard
 from gateway.core.ratelimit import RateLimit, RateLimiter
 from gateway.disclosure.views import router as disclosure_router
+from gateway.dsp.views import routers as dsp_routers
 from gateway.evidence import sequencer
 from gateway.evidence.service import check_signing_key, checkpoint_info, record
 from gateway.evidence.views import router as ledger_router
@@ -177,6 +178,7 @@ def api() -> FastAPI:
         contracts_router,
         ledger_router,
         disclosure_router,
+        *dsp_routers,
     ):
         app.include_router(router)
     return app
