@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.orm import Session
 
 from gateway.auth.service import TokenIssuer
-from gateway.auth.views import _bearer, current_participant, get_issuer
+from gateway.auth.views import _bearer, claims_of, current_participant, get_issuer, participant_of
 from gateway.context import Gateway, get_gateway, get_session
 from gateway.core.errors import PROBLEM_MEDIA_TYPE, Problem, problem_responses, unprocessable
 from gateway.core.types import ObjectId
@@ -83,7 +83,9 @@ def dsp_peer(
     Today: an access token this gateway issued to a registered, active participant (`Bearer`,
     from POST /oauth/token) — the TCK is given one for its participant. The seam for peer trust
     (a DCP-like token signed by a registered peer gateway) is here, and nowhere else."""
-    return current_participant(credentials=credentials, issuer=issuer, session=session)
+    participant = participant_of(session, claims_of(credentials, issuer))
+    session.commit()  # no transaction held across the hop to the route's thread
+    return participant
 
 
 async def dsp_message(request: Request) -> dict[str, Any]:
