@@ -75,8 +75,8 @@ def dataset(
 def request(
     session: Session, gateway: Gateway, *, consumer: Participant, body: dict[str, Any]
 ) -> tuple[Contract, DspNegotiation]:
-    """A ContractRequestMessage opens a negotiation: our contract request, then the peer's
-    process id and callback address beside it."""
+    """A ContractRequestMessage opens a negotiation: our contract request and, in the same
+    transaction, the peer's process id and callback address beside it."""
     consumer_pid = service.text(body, "consumerPid")
     if consumer_pid is None or len(consumer_pid) > 200:
         raise service.bad_message("consumerPid: a process id of at most 200 characters is needed")
@@ -108,16 +108,25 @@ def request(
         wanted = ContractRequest(offer_id=offer_id, purpose=purpose)
     except ValueError as exc:
         raise service.bad_message(f"offer or purpose not acceptable: {exc}") from None
-    contract, _entry = negotiation.request(session, gateway, body=wanted, consumer=consumer)
-    link = DspNegotiation(
-        contract_id=contract.id,
-        consumer_pid=consumer_pid,
-        callback_address=callback,
-        created_at=clock.now(),
+    links: list[DspNegotiation] = []
+
+    def _link(contract: Contract) -> None:
+        links.append(
+            DspNegotiation(
+                contract_id=contract.id,
+                consumer_pid=consumer_pid,
+                callback_address=callback,
+                created_at=clock.now(),
+            )
+        )
+        session.add(links[0])
+
+    # The contract, its ledger entry and its DSP link commit in one transaction: a contract
+    # DSP cannot reach never remains.
+    contract, _entry = negotiation.request(
+        session, gateway, body=wanted, consumer=consumer, along=_link
     )
-    session.add(link)
-    commit(session)
-    return contract, link
+    return contract, links[0]
 
 
 def _negotiation(

@@ -4,6 +4,8 @@ Both parties sign the canonical contract document as a JWS with a key registered
 gateway checks each signature, countersigns, and records every transition on the ledger.
 """
 
+from collections.abc import Callable
+
 import jwt
 from sqlalchemy.orm import Session
 
@@ -50,9 +52,16 @@ def get(
 
 
 def request(
-    session: Session, gateway: Gateway, *, body: ContractRequest, consumer: Participant
+    session: Session,
+    gateway: Gateway,
+    *,
+    body: ContractRequest,
+    consumer: Participant,
+    along: Callable[[Contract], None] | None = None,
 ) -> tuple[Contract, Entry]:
-    """Open a negotiation on an offer: the contract is REQUESTED and its document fixed."""
+    """Open a negotiation on an offer: the contract is REQUESTED and its document fixed.
+    `along` adds what must commit with the contract (a DSP negotiation's link), in its
+    transaction: both are made, or neither."""
     if "consumer" not in consumer.roles:
         raise forbidden("requesting an offer needs the role consumer")
     stored, offer = products.get_offer(session, body.offer_id)
@@ -129,6 +138,8 @@ def request(
         by=consumer.id,
         holder_approval_required=contract.approval_required,
     )
+    if along is not None:
+        along(contract)
     commit(session)
     return contract, entry
 
