@@ -38,6 +38,7 @@ from gateway.exchanges.views import router as exchanges_router
 from gateway.negotiation.views import router as contracts_router
 from gateway.participants import service as participants
 from gateway.participants.views import router as participants_router
+from gateway.peers.views import router as peers_router
 from gateway.policy import versions as policy_versions
 from gateway.policy.client import PolicyClient
 from gateway.policy.watch import VersionWatcher
@@ -179,6 +180,7 @@ def api() -> FastAPI:
         ledger_router,
         disclosure_router,
         *dsp_routers,
+        peers_router,
     ):
         app.include_router(router)
     return app

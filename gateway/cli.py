@@ -685,6 +685,9 @@ def parser() -> argparse.ArgumentParser:
     from gateway.migrations.cli import add_parsers as add_db_parsers
 
     add_db_parsers(sub)  # db upgrade, db current
+    from gateway.peers.cli import add_parsers as add_peer_parsers
+
+    add_peer_parsers(sub)  # peer add|list|suspend|reactivate
     return top
 
 

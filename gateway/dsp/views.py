@@ -30,6 +30,7 @@ from gateway.dsp.models import (
 )
 from gateway.negotiation.models import ContractAction, ContractSignature
 from gateway.participants.models import Participant
+from gateway.peers import service as peers
 from gateway.transfers.models import TransferAction
 
 DSP_MEDIA_TYPE = "application/json"
@@ -74,16 +75,37 @@ def _error(request: Request, error_type: str, problem: Problem) -> JSONResponse:
 
 
 def dsp_peer(
+    request: Request,
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
     issuer: TokenIssuer = Depends(get_issuer),
     session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
 ) -> Participant:
     """Return the participant a DSP request comes from, else raise 401 (fail closed).
 
-    Today: an access token this gateway issued to a registered, active participant (`Bearer`,
-    from POST /oauth/token) — the TCK is given one for its participant. The seam for peer trust
-    (a DCP-like token signed by a registered peer gateway) is here, and nowhere else."""
-    participant = participant_of(session, claims_of(credentials, issuer))
+    Either an access token this gateway issued to a registered, active participant (`Bearer`,
+    from POST /oauth/token; the TCK is given one for its participant), or a peer token: a JWS
+    a registered, active peer gateway signed for a participant whose home it is
+    (gateway/peers). A refused peer token is recorded (`dsp.peer-refused`) before the 401; if
+    the ledger cannot record it, the request is refused with 503."""
+    settings = gateway.settings
+    claimed = None
+    if credentials is not None and credentials.scheme.lower() == "bearer":
+        claimed = peers.claimed_issuer(credentials.credentials, settings.issuer)
+    if claimed is None:
+        participant = participant_of(session, claims_of(credentials, issuer))
+    else:
+        try:
+            participant = peers.authenticate(session, settings, credentials.credentials, claimed)
+        except peers.Refusal as refusal:
+            peers.record_refusal(
+                session,
+                gateway.signer,
+                refusal,
+                method=request.method,
+                path=request.url.path,
+            )
+            raise peers.refused(refusal) from None
     session.commit()  # no transaction held across the hop to the route's thread
     return participant
 

@@ -1,0 +1,348 @@
+"""The peer registry, and the check of a peer gateway's signed token on a DSP request.
+
+A peer token is a JWS (EdDSA / Ed25519, RFC 8037 / RFC 9864) the peer gateway signs with one of
+its registered keys, in the manner of the Decentralized Claims Protocol's self-issued ID token:
+`iss` = `sub` = the peer's id, `aud` = this gateway's DSP participantId (its issuer), `iat` and
+`exp` at most `MAX_TOKEN_SECONDS` apart (checked against the gateway clock), a `jti` never seen
+before, and `participant_id`: the participant of this gateway, whose home the peer is, that it
+acts for. specs/dsp.md (*Authentication*) is the contract.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import jwt
+from jwt.algorithms import OKPAlgorithm
+from pydantic import ValidationError
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gateway.core import clock
+from gateway.core.config import Settings
+from gateway.core.errors import Problem, conflict, not_found, unprocessable
+from gateway.dataplane import egress
+from gateway.evidence.service import commit, record
+from gateway.participants.models import ED25519_ALGS, JWKS, Participant, is_usable_jwk
+from gateway.peers.models import PEER_ID_MAX, Peer, PeerCreate, PeerRead, UsedPeerToken
+from ledger import Entry, Signer
+
+# A peer token lives at most this long (exp - iat, and exp ahead of the gateway clock).
+MAX_TOKEN_SECONDS = 300
+# Allowance for clock skew between the peer and this gateway, in seconds (as gateway/auth).
+LEEWAY = 5
+# The largest JWKS document fetched from a peer's jwks_url.
+MAX_JWKS_BYTES = 64 * 1024
+
+_PEER_TOKENS = jwt.PyJWT()
+_PEER_TOKENS._jws.register_algorithm("Ed25519", OKPAlgorithm())
+
+
+def get(session: Session, peer_id: str) -> Peer:
+    """Return a registered peer, else raise 404."""
+    peer = session.get(Peer, peer_id[:PEER_ID_MAX])
+    if peer is None:
+        raise not_found("peer", peer_id[:PEER_ID_MAX])
+    return peer
+
+
+def list_peers(session: Session) -> list[Peer]:
+    """Return every registered peer, by id."""
+    return list(session.scalars(select(Peer).order_by(Peer.id)))
+
+
+def fetch_jwks(settings: Settings, url: str) -> dict[str, Any]:
+    """Return the JWKS at `url`, fetched once under the egress rules of the data plane (no
+    internal address the operator did not allow, none of the gateway's own services), else 422."""
+    egress.check_sink(
+        url,
+        allowed=egress.parse_networks(settings.sink_allowed_networks),
+        own=egress.own_services(
+            [settings.opa_url, settings.issuer, settings.resolved_database_url]
+        ),
+    )
+    try:
+        answer = httpx.get(url, timeout=5, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        raise unprocessable(f"jwks_url {url}: cannot fetch it ({exc})") from None
+    if answer.status_code != 200 or len(answer.content) > MAX_JWKS_BYTES:
+        raise unprocessable(
+            f"jwks_url {url}: answered {answer.status_code} with {len(answer.content)} bytes "
+            f"(a JWKS is a 200 of at most {MAX_JWKS_BYTES} bytes)"
+        )
+    try:
+        return JWKS.model_validate_json(answer.content).model_dump(exclude_none=True)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise unprocessable(f"jwks_url {url}: not an Ed25519 JWKS ({first['msg']})") from None
+
+
+def register(
+    session: Session, signer: Signer, settings: Settings, *, body: PeerCreate, actor: str
+) -> tuple[Peer, Entry]:
+    """Register a peer gateway (ledger entry `peer.registered`)."""
+    if body.id.rstrip("/") == settings.issuer.rstrip("/"):
+        raise unprocessable(f"{body.id} is this gateway's own issuer, not a peer")
+    if (body.jwks is None) == (body.jwks_url is None):
+        raise unprocessable("give the peer's keys either inline (jwks) or as a jwks_url")
+    if session.get(Peer, body.id) is not None:
+        raise conflict("peer-exists", "Peer already registered", f"peer {body.id} is registered")
+    for participant_id in body.participants:
+        found = session.get(Participant, participant_id)
+        if found is None:
+            raise unprocessable(
+                f"participant {participant_id} is not registered here: onboard it first "
+                "(POST /participants), as any participant"
+            )
+        if "admin" in found.roles:
+            raise unprocessable(f"participant {participant_id} is an admin: no peer acts for it")
+    jwks = (
+        body.jwks.model_dump(exclude_none=True)
+        if body.jwks is not None
+        else fetch_jwks(settings, body.jwks_url or "")
+    )
+    if not all(is_usable_jwk(k) for k in jwks["keys"]):
+        raise unprocessable("every key of a peer's JWKS needs its kid (RFC 7517 §4.5)")
+    now = clock.now()
+    peer = Peer(
+        id=body.id,
+        dsp_url=body.dsp_url.rstrip("/"),
+        jwks=jwks,
+        jwks_url=body.jwks_url,
+        participants=sorted(set(body.participants)),
+        status="active",
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(peer)
+    session.flush()
+    entry = record(
+        session,
+        signer,
+        type="peer.registered",
+        data={
+            "peer": peer.id,
+            "dsp_url": peer.dsp_url,
+            "jwks": peer.jwks,
+            "jwks_url": peer.jwks_url,
+            "participants": peer.participants,
+            "by": actor,
+        },
+    )
+    commit(session)
+    return peer, entry
+
+
+_MOVES = {"suspend": ("active", "suspended", "peer.suspended"),
+          "reactivate": ("suspended", "active", "peer.reactivated")}  # fmt: skip
+
+
+def change_status(
+    session: Session, signer: Signer, *, peer_id: str, action: str, reason: str, actor: str
+) -> tuple[Peer, Entry]:
+    """Suspend or reactivate a peer (ledger entry `peer.suspended` / `peer.reactivated`)."""
+    source, target, type_ = _MOVES[action]
+    peer = get(session, peer_id)
+    if peer.status != source:
+        raise conflict(
+            "invalid-transition",
+            "Invalid peer transition",
+            f"peer {peer.id} is {peer.status}: only a {source} peer can be told to {action}",
+            current_state=peer.status,
+        )
+    peer.status = target
+    peer.updated_at = clock.now()
+    entry = record(
+        session,
+        signer,
+        type=type_,
+        data={"peer": peer.id, "reason": reason, "by": actor},
+    )
+    commit(session)
+    return peer, entry
+
+
+def to_read(peer: Peer, entry: Entry | None = None) -> PeerRead:
+    """Return a peer's public record."""
+    return PeerRead(
+        id=peer.id,
+        dsp_url=peer.dsp_url,
+        jwks=peer.jwks,
+        jwks_url=peer.jwks_url,
+        participants=list(peer.participants),
+        status=peer.status,
+        created_at=peer.created_at,
+        updated_at=peer.updated_at,
+        ledger_seq=entry.seq if entry is not None else None,
+    )
+
+
+# -- peer tokens ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refusal(Exception):
+    """A peer token refused: why (a stable slug), what the token claimed, and a detail."""
+
+    reason: str
+    issuer: str
+    detail: str
+
+
+def claimed_issuer(token: str, own_issuer: str) -> str | None:
+    """Return the `iss` a token claims when it is not this gateway's own (so a peer token, to
+    be checked as one); None for our own tokens and for text that is no JWT at all."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    iss = claims.get("iss") if isinstance(claims, dict) else None
+    if not isinstance(iss, str) or iss.rstrip("/") == own_issuer.rstrip("/"):
+        return None
+    return iss
+
+
+def authenticate(session: Session, settings: Settings, token: str, issuer: str) -> Participant:
+    """Return the participant a valid peer token acts for; else raise `Refusal`.
+
+    The token's `jti` is kept (in the session's transaction) until the token expires."""
+    claimed = issuer[:PEER_ID_MAX]
+    peer = session.get(Peer, claimed) if len(issuer) <= PEER_ID_MAX else None
+    if peer is None:
+        raise Refusal("unknown-peer", claimed, "the token's issuer is not a registered peer")
+    if peer.status != "active":
+        raise Refusal("suspended-peer", claimed, f"peer {peer.id} is {peer.status}")
+    claims = _verified(peer, token, settings)
+    _check_time(peer, claims)
+    _use_jti(session, peer, claims)
+    return _acting_for(session, peer, claims)
+
+
+def _verified(peer: Peer, token: str, settings: Settings) -> dict[str, Any]:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise Refusal("malformed", peer.id, f"the token is not a JWS: {exc}") from None
+    if header.get("alg") not in ED25519_ALGS:
+        raise Refusal("bad-signature", peer.id, f"alg {header.get('alg')!r}: EdDSA or Ed25519")
+    kid = header.get("kid")
+    keys = [k for k in peer.jwks.get("keys", []) if is_usable_jwk(k)]
+    if kid is not None:
+        keys = [k for k in keys if k.get("kid") == kid]
+    audiences = sorted({settings.issuer, settings.issuer.rstrip("/")})
+    for jwk in keys:
+        public = OKPAlgorithm.from_jwk({k: jwk[k] for k in ("kty", "crv", "x")})
+        try:
+            claims = _PEER_TOKENS.decode(
+                token,
+                public,
+                algorithms=list(ED25519_ALGS),
+                audience=audiences,
+                issuer=peer.id,
+                # Time is the gateway clock's, checked below.
+                options={
+                    "require": ["iss", "sub", "aud", "iat", "exp", "jti"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
+                },
+            )
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.InvalidAudienceError:
+            raise Refusal(
+                "wrong-audience", peer.id, f"aud must be this gateway, {settings.issuer!r}"
+            ) from None
+        except jwt.PyJWTError as exc:
+            raise Refusal("malformed", peer.id, f"the token is not valid: {exc}") from None
+        if claims.get("sub") != peer.id:
+            raise Refusal("malformed", peer.id, "sub must be the peer's id, as iss")
+        return claims
+    raise Refusal(
+        "bad-signature", peer.id, "the token does not verify with the peer's registered keys"
+    )
+
+
+def _check_time(peer: Peer, claims: dict[str, Any]) -> None:
+    now = clock.now().timestamp()
+    iat, exp = claims.get("iat"), claims.get("exp")
+    if not isinstance(iat, int | float) or not isinstance(exp, int | float):
+        raise Refusal("malformed", peer.id, "iat and exp must be NumericDates")
+    if exp <= now - LEEWAY:
+        raise Refusal("expired", peer.id, "the token has expired")
+    if iat > now + LEEWAY:
+        raise Refusal("not-yet-valid", peer.id, "the token was issued in the future (iat)")
+    if exp - iat > MAX_TOKEN_SECONDS or exp > now + MAX_TOKEN_SECONDS + LEEWAY:
+        raise Refusal(
+            "too-long-lived", peer.id, f"a peer token lives at most {MAX_TOKEN_SECONDS} s"
+        )
+
+
+def _use_jti(session: Session, peer: Peer, claims: dict[str, Any]) -> None:
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti or len(jti) > 200:
+        raise Refusal("malformed", peer.id, "jti: a string of at most 200 characters")
+    now = clock.now()
+    session.execute(delete(UsedPeerToken).where(UsedPeerToken.expires_at < now))
+    remaining = max(0.0, float(claims["exp"]) - now.timestamp())
+    try:
+        with session.begin_nested():
+            session.add(
+                UsedPeerToken(
+                    peer_id=peer.id,
+                    jti=jti,
+                    expires_at=now + timedelta(seconds=remaining + LEEWAY),
+                )
+            )
+    except IntegrityError:
+        raise Refusal("replayed", peer.id, f"jti {jti[:80]!r} was used before") from None
+
+
+def _acting_for(session: Session, peer: Peer, claims: dict[str, Any]) -> Participant:
+    named = claims.get("participant_id")
+    if not isinstance(named, str) or not named or len(named) > 64:
+        raise Refusal("malformed", peer.id, "participant_id: the participant the peer acts for")
+    participant = session.get(Participant, named)
+    if participant is None:
+        raise Refusal("unknown-participant", peer.id, f"{named} is not registered here")
+    if named not in peer.participants:
+        raise Refusal("not-peer-participant", peer.id, f"{named}'s home is not peer {peer.id}")
+    if participant.status != "active":
+        raise Refusal("suspended-participant", peer.id, f"{named} is {participant.status}")
+    return participant
+
+
+def record_refusal(
+    session: Session, signer: Signer, refusal: Refusal, *, method: str, path: str
+) -> Entry:
+    """Record a refused peer request (`dsp.peer-refused`: the reason and the claimed issuer,
+    never the token), committed; raise 503 if the ledger cannot record it (fail closed)."""
+    session.rollback()  # nothing of the refused request stays (a jti it may have used)
+    entry = record(
+        session,
+        signer,
+        type="dsp.peer-refused",
+        data={
+            "claimed_issuer": refusal.issuer,
+            "reason": refusal.reason,
+            "detail": refusal.detail[:500],
+            "method": method,
+            "path": path[:500],
+        },
+    )
+    commit(session)
+    return entry
+
+
+def refused(refusal: Refusal) -> Problem:
+    """Return the 401 problem for a refused peer token."""
+    return Problem(
+        401,
+        "peer-refused",
+        "Peer not trusted",
+        f"peer token refused ({refusal.reason}): {refusal.detail}",
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        refusal=refusal.reason,
+    )
