@@ -1,6 +1,7 @@
 """Trust between gateways over DSP (real OPA, both databases): the peer registry, signed peer
 tokens on DSP requests (refused ones recorded), and the atomic DSP contract request."""
 
+import dataclasses
 import json
 import threading
 import uuid
@@ -172,8 +173,6 @@ def test_a_jwks_url_is_fetched_once_at_registration_under_the_egress_rules(world
         token = peer_token(gateway, world.peer_key, participant=world.remote.id)
         assert catalog(world, token).status_code == 200
         assert keys.asked == 1  # fetched once, at registration, not per request
-        import dataclasses
-
         gateway.settings = dataclasses.replace(gateway.settings, sink_allowed_networks="")
         refused = register_peer(world, "https://peer-c.example", jwks=None, jwks_url=keys.url)
         assert refused.status_code == 422 and "internal address" in refused.json()["detail"]
@@ -349,3 +348,35 @@ def test_a_dsp_contract_request_whose_link_cannot_be_stored_leaves_no_contract(
     monkeypatch.undo()
     again = world.remote.call("POST", f"{DSP}/negotiations/request", json=contract_request(offer))
     assert again.status_code == 201, again.text
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def test_peer_commands_add_list_suspend_and_reactivate(
+    world, settings, tmp_path, monkeypatch, capsys
+):
+    from gateway.cli import main
+    from gateway.products import cli as lifecycle_cli
+
+    monkeypatch.setattr(lifecycle_cli, "client_factory", lambda **_: world.client)
+    jwks = tmp_path / "peer-jwks.json"
+    jwks.write_text(json.dumps({"keys": [world.peer_key.public_jwk()]}))
+    admin = ["--state", str(settings.state_dir)]
+    url = ["--url", "http://localhost"]
+    added = main([*admin, "peer", "add", PEER, "--dsp-url", f"{PEER}/dsp/2025-1",
+                  "--jwks", str(jwks), "--participant", world.remote.id, *url])  # fmt: skip
+    out = capsys.readouterr().out
+    assert added == 0 and f"peer {PEER} is active" in out and world.remote.id in out
+    assert main([*admin, "peer", "list", *url]) == 0
+    out = capsys.readouterr().out
+    assert "1 peer(s)" in out and PEER in out
+    assert main([*admin, "peer", "suspend", PEER, "--reason", "audit", *url]) == 0
+    assert f"peer {PEER} is suspended" in capsys.readouterr().out
+    assert main([*admin, "peer", "suspend", PEER, *url]) == 1
+    assert "HTTP 409" in capsys.readouterr().err
+    assert main([*admin, "peer", "reactivate", PEER, *url]) == 0
+    assert f"peer {PEER} is active" in capsys.readouterr().out
+    missing = main([*admin, "peer", "add", "https://c.example", "--dsp-url", "https://c.example",
+                    "--jwks", str(tmp_path / "none.json"), *url])  # fmt: skip
+    assert missing == 1 and "cannot read the JWKS file" in capsys.readouterr().err
