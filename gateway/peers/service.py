@@ -8,6 +8,8 @@ before, and `participant_id`: the participant of this gateway, whose home the pe
 acts for. specs/dsp.md (*Authentication*) is the contract.
 """
 
+import math
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -23,6 +25,7 @@ from sqlalchemy.orm import Session
 from gateway.core import clock
 from gateway.core.config import Settings
 from gateway.core.errors import Problem, conflict, not_found, unprocessable
+from gateway.core.types import ID_PATTERN
 from gateway.dataplane import egress
 from gateway.evidence.service import commit, record
 from gateway.participants.models import ED25519_ALGS, JWKS, Participant, is_usable_jwk
@@ -191,6 +194,15 @@ class Refusal(Exception):
     detail: str
 
 
+def _printable(value: str) -> str:
+    """Return `value` with anything a database or a ledger entry cannot hold as text (NUL and
+    other control characters, lone surrogates) replaced by `?`: a claim is untrusted input."""
+    return "".join(
+        "?" if (ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or 0xD800 <= ord(c) < 0xE000) else c
+        for c in value
+    )
+
+
 def claimed_issuer(token: str, own_issuer: str) -> str | None:
     """Return the `iss` a token claims when it is not this gateway's own (so a peer token, to
     be checked as one); None for our own tokens and for text that is no JWT at all."""
@@ -208,8 +220,10 @@ def authenticate(session: Session, settings: Settings, token: str, issuer: str) 
     """Return the participant a valid peer token acts for; else raise `Refusal`.
 
     The token's `jti` is kept (in the session's transaction) until the token expires."""
-    claimed = issuer[:PEER_ID_MAX]
-    peer = session.get(Peer, claimed) if len(issuer) <= PEER_ID_MAX else None
+    claimed = _printable(issuer[:PEER_ID_MAX])
+    # Registered ids are printable and bounded: any other is no peer (and is not looked up).
+    fits = len(issuer) <= PEER_ID_MAX and claimed == issuer
+    peer = session.get(Peer, claimed) if fits else None
     if peer is None:
         raise Refusal("unknown-peer", claimed, "the token's issuer is not a registered peer")
     if peer.status != "active":
@@ -268,7 +282,7 @@ def _verified(peer: Peer, token: str, settings: Settings) -> dict[str, Any]:
 def _check_time(peer: Peer, claims: dict[str, Any]) -> None:
     now = clock.now().timestamp()
     iat, exp = claims.get("iat"), claims.get("exp")
-    if not isinstance(iat, int | float) or not isinstance(exp, int | float):
+    if not all(isinstance(t, int | float) and math.isfinite(t) for t in (iat, exp)):
         raise Refusal("malformed", peer.id, "iat and exp must be NumericDates")
     if exp <= now - LEEWAY:
         raise Refusal("expired", peer.id, "the token has expired")
@@ -282,7 +296,7 @@ def _check_time(peer: Peer, claims: dict[str, Any]) -> None:
 
 def _use_jti(session: Session, peer: Peer, claims: dict[str, Any]) -> None:
     jti = claims.get("jti")
-    if not isinstance(jti, str) or not jti or len(jti) > 200:
+    if not isinstance(jti, str) or not jti or len(jti) > 200 or _printable(jti) != jti:
         raise Refusal("malformed", peer.id, "jti: a string of at most 200 characters")
     now = clock.now()
     session.execute(delete(UsedPeerToken).where(UsedPeerToken.expires_at < now))
@@ -302,7 +316,7 @@ def _use_jti(session: Session, peer: Peer, claims: dict[str, Any]) -> None:
 
 def _acting_for(session: Session, peer: Peer, claims: dict[str, Any]) -> Participant:
     named = claims.get("participant_id")
-    if not isinstance(named, str) or not named or len(named) > 64:
+    if not isinstance(named, str) or not re.fullmatch(ID_PATTERN, named):
         raise Refusal("malformed", peer.id, "participant_id: the participant the peer acts for")
     participant = session.get(Participant, named)
     if participant is None:
@@ -327,7 +341,7 @@ def record_refusal(
         data={
             "claimed_issuer": refusal.issuer,
             "reason": refusal.reason,
-            "detail": refusal.detail[:500],
+            "detail": _printable(refusal.detail[:500]),
             "method": method,
             "path": path[:500],
         },

@@ -380,3 +380,33 @@ def test_peer_commands_add_list_suspend_and_reactivate(
     missing = main([*admin, "peer", "add", "https://c.example", "--dsp-url", "https://c.example",
                     "--jwks", str(tmp_path / "none.json"), *url])  # fmt: skip
     assert missing == 1 and "cannot read the JWKS file" in capsys.readouterr().err
+
+
+def test_claims_no_database_can_hold_are_refused_and_recorded_never_a_500(world, gateway):
+    """The guard sees no NUL inside a token's base64: the claims themselves are checked."""
+    assert register_peer(world).status_code == 201
+    key, who = world.peer_key, world.remote.id
+    nul = peer_token(gateway, key, iss="https://peer\x00b.example", participant=who)
+    data = _refused(world, gateway, nul, "unknown-peer")
+    assert data["claimed_issuer"] == "https://peer?b.example"
+    surrogate = peer_token(gateway, key, iss="https://peer\ud800.example", participant=who)
+    assert _refused(world, gateway, surrogate, "unknown-peer")["claimed_issuer"] == (
+        "https://peer?.example"
+    )
+    _refused(world, gateway, peer_token(gateway, key, participant=who, jti="j\x00"), "malformed")
+    _refused(world, gateway, peer_token(gateway, key, participant="prt_\x00"), "malformed")
+
+
+def test_a_token_whose_times_are_not_numbers_is_refused(world, gateway):
+    assert register_peer(world).status_code == 201
+    key, who = world.peer_key, world.remote.id
+    for times in ({"exp": "soon"}, {"iat": None}):
+        _refused(world, gateway, peer_token(gateway, key, participant=who, **times), "malformed")
+    # NaN is no NumericDate, though Python's JSON reads it.
+    now = int(clock.now().timestamp())
+    private = OKPAlgorithm.from_jwk(key.private_jwk())
+    claims = {"iss": PEER, "sub": PEER, "aud": gateway.settings.issuer, "iat": now,
+              "exp": float("nan"), "jti": "nan", "participant_id": who}  # fmt: skip
+    payload = json.dumps(claims).encode()
+    nan = jwt.api_jws.encode(payload, private, algorithm="EdDSA", headers={"kid": key.kid})
+    _refused(world, gateway, nan, "malformed")
