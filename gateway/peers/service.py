@@ -59,24 +59,33 @@ def list_peers(session: Session) -> list[Peer]:
 def fetch_jwks(settings: Settings, url: str) -> dict[str, Any]:
     """Return the JWKS at `url`, fetched once under the egress rules of the data plane (no
     internal address the operator did not allow, none of the gateway's own services), else 422."""
-    egress.check_sink(
-        url,
-        allowed=egress.parse_networks(settings.sink_allowed_networks),
-        own=egress.own_services(
-            [settings.opa_url, settings.issuer, settings.resolved_database_url]
-        ),
-    )
     try:
-        answer = httpx.get(url, timeout=5, follow_redirects=False)
-    except httpx.HTTPError as exc:
+        egress.check_sink(
+            url,
+            allowed=egress.parse_networks(settings.sink_allowed_networks),
+            own=egress.own_services(
+                [settings.opa_url, settings.issuer, settings.resolved_database_url]
+            ),
+        )
+    except ValueError as exc:  # a URL urlsplit cannot read (an unclosed IPv6 bracket, …)
+        raise unprocessable(f"jwks_url: not a URL the gateway can read ({exc})") from None
+    content = b""
+    try:
+        with httpx.stream("GET", url, timeout=5, follow_redirects=False) as answer:
+            status = answer.status_code
+            for chunk in answer.iter_bytes():
+                content += chunk
+                if len(content) > MAX_JWKS_BYTES:
+                    break
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as exc:
         raise unprocessable(f"jwks_url {url}: cannot fetch it ({exc})") from None
-    if answer.status_code != 200 or len(answer.content) > MAX_JWKS_BYTES:
+    if status != 200 or len(content) > MAX_JWKS_BYTES:
         raise unprocessable(
-            f"jwks_url {url}: answered {answer.status_code} with {len(answer.content)} bytes "
+            f"jwks_url {url}: answered {status} with {len(content)} bytes or more "
             f"(a JWKS is a 200 of at most {MAX_JWKS_BYTES} bytes)"
         )
     try:
-        return JWKS.model_validate_json(answer.content).model_dump(exclude_none=True)
+        return JWKS.model_validate_json(content).model_dump(exclude_none=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise unprocessable(f"jwks_url {url}: not an Ed25519 JWKS ({first['msg']})") from None
@@ -90,6 +99,13 @@ def register(
         raise unprocessable(f"{body.id} is this gateway's own issuer, not a peer")
     if (body.jwks is None) == (body.jwks_url is None):
         raise unprocessable("give the peer's keys either inline (jwks) or as a jwks_url")
+    # Fetched before any database work: no transaction (on SQLite, the write turn) is held
+    # while a peer's server answers.
+    jwks = (
+        body.jwks.model_dump(exclude_none=True)
+        if body.jwks is not None
+        else fetch_jwks(settings, body.jwks_url or "")
+    )
     if session.get(Peer, body.id) is not None:
         raise conflict("peer-exists", "Peer already registered", f"peer {body.id} is registered")
     for participant_id in body.participants:
@@ -101,11 +117,6 @@ def register(
             )
         if "admin" in found.roles:
             raise unprocessable(f"participant {participant_id} is an admin: no peer acts for it")
-    jwks = (
-        body.jwks.model_dump(exclude_none=True)
-        if body.jwks is not None
-        else fetch_jwks(settings, body.jwks_url or "")
-    )
     if not all(is_usable_jwk(k) for k in jwks["keys"]):
         raise unprocessable("every key of a peer's JWKS needs its kid (RFC 7517 §4.5)")
     now = clock.now()

@@ -181,6 +181,19 @@ def test_a_jwks_url_is_fetched_once_at_registration_under_the_egress_rules(world
         keys.close()
 
 
+def test_a_jwks_url_that_gives_no_keys_is_a_422(world):
+    empty, huge = _Keys({"keys": []}), _Keys({"keys": [], "pad": "x" * 70_000})
+    try:
+        for n, url in enumerate([empty.url, huge.url, "http://[::1/jwks", "http://127.0.0.1:1/"]):
+            found = register_peer(world, f"https://peer-{n}.example", jwks=None, jwks_url=url)
+            assert found.status_code == 422, (url, found.text)
+            assert found.headers["content-type"] == "application/problem+json"
+    finally:
+        empty.close()
+        huge.close()
+    assert world.admin.call("GET", "/peers").json()["items"] == []
+
+
 # -- peer tokens on DSP requests --------------------------------------------------------------
 
 
