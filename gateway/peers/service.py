@@ -108,7 +108,15 @@ def register(
     )
     if session.get(Peer, body.id) is not None:
         raise conflict("peer-exists", "Peer already registered", f"peer {body.id} is registered")
+    homes = {p: peer.id for peer in list_peers(session) for p in peer.participants}
     for participant_id in body.participants:
+        if participant_id in homes:
+            raise conflict(
+                "participant-has-home",
+                "Participant already has a home peer",
+                f"participant {participant_id}'s home is peer {homes[participant_id]}: a "
+                "participant has one home gateway",
+            )
         found = session.get(Participant, participant_id)
         if found is None:
             raise unprocessable(

@@ -129,6 +129,10 @@ def test_a_peer_registration_that_cannot_hold_is_a_problem_never_a_500(world, ga
         found = register_peer(world, f"https://peer-{n}.example", **case)
         assert found.status_code == 422, (case, found.text)
         assert found.headers["content-type"] == "application/problem+json"
+    # A participant has one home: another peer cannot claim the first one's participant.
+    second = register_peer(world, "https://peer-c.example", key=Signer.generate())
+    assert second.status_code == 409, second.text
+    assert second.json()["type"] == "urn:dsgw:problem:participant-has-home"
     own = register_peer(world, gateway.settings.issuer)
     assert own.status_code == 422 and "own issuer" in own.json()["detail"]
     for bad in ("not a url", "https://" + "x" * 600):
