@@ -6,9 +6,9 @@ error message (`CatalogError`, `ContractNegotiationError`, …) with the RFC 945
 
 import json
 from collections.abc import Callable, Coroutine
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -32,6 +32,10 @@ from gateway.negotiation.models import ContractAction, ContractSignature
 from gateway.participants.models import Participant
 from gateway.peers import service as peers
 from gateway.transfers.models import TransferAction
+
+# A process id or dataset id in a DSP path: ours (contract, transfer, product ids) when it names
+# something, bounded whatever a peer sends (an unknown one is DSP's 404, not a 422).
+DspId = Annotated[str, Path(min_length=1, max_length=200)]
 
 DSP_MEDIA_TYPE = "application/json"
 MAX_LIMIT = 200
@@ -177,7 +181,7 @@ def catalog_request(
 
 @catalog.get("/catalog/datasets/{dataset_id}", response_model=dict[str, Any])
 def catalog_dataset(
-    dataset_id: str,
+    dataset_id: DspId,
     me: Participant = Depends(dsp_peer),
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
@@ -213,7 +217,7 @@ def negotiation_request(
 
 @negotiations.get("/{pid}", response_model=dict[str, Any])
 def negotiation_get(
-    pid: str,
+    pid: DspId,
     me: Participant = Depends(dsp_peer),
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
@@ -225,7 +229,7 @@ def negotiation_get(
 
 @negotiations.post("/{pid}/request", response_model=dict[str, Any])
 def negotiation_counter_request(
-    pid: str,
+    pid: DspId,
     message: dict[str, Any] = Depends(dsp_message),
     me: Participant = Depends(dsp_peer),
     session: Session = Depends(get_session),
@@ -242,7 +246,7 @@ def negotiation_counter_request(
 
 @negotiations.post("/{pid}/events", response_model=dict[str, Any])
 def negotiation_event(
-    pid: str,
+    pid: DspId,
     message: dict[str, Any] = Depends(dsp_message),
     me: Participant = Depends(dsp_peer),
     session: Session = Depends(get_session),
@@ -256,7 +260,7 @@ def negotiation_event(
 
 @negotiations.post("/{pid}/agreement/verification", response_model=dict[str, Any])
 def negotiation_verification(
-    pid: str,
+    pid: DspId,
     message: dict[str, Any] = Depends(dsp_message),
     me: Participant = Depends(dsp_peer),
     session: Session = Depends(get_session),
@@ -271,7 +275,7 @@ def negotiation_verification(
 
 @negotiations.post("/{pid}/termination", response_model=dict[str, Any])
 def negotiation_termination(
-    pid: str,
+    pid: DspId,
     message: dict[str, Any] = Depends(dsp_message),
     me: Participant = Depends(dsp_peer),
     session: Session = Depends(get_session),
@@ -309,7 +313,7 @@ def transfer_request(
 
 @transfers.get("/{pid}", response_model=dict[str, Any])
 def transfer_get(
-    pid: str,
+    pid: DspId,
     me: Participant = Depends(dsp_peer),
     session: Session = Depends(get_session),
 ) -> JSONResponse:
@@ -320,7 +324,7 @@ def transfer_get(
 
 def _transfer_route(path: str, kind: str, doc: str) -> None:
     def route(
-        pid: str,
+        pid: DspId,
         message: dict[str, Any] = Depends(dsp_message),
         me: Participant = Depends(dsp_peer),
         session: Session = Depends(get_session),

@@ -1,8 +1,8 @@
 """Peer registry routes: the platform admin registers, lists, suspends and reactivates peers."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Path
 from sqlalchemy.orm import Session
 
 from gateway.auth.views import current_participant, require_role
@@ -10,7 +10,7 @@ from gateway.context import Gateway, get_gateway, get_session
 from gateway.core.errors import problem_responses
 from gateway.participants.models import Participant
 from gateway.peers import service
-from gateway.peers.models import PeerCreate, PeerList, PeerRead, PeerStatusChange
+from gateway.peers.models import PEER_ID_MAX, PeerCreate, PeerList, PeerRead, PeerStatusChange
 
 router = APIRouter(prefix="/peers", tags=["peers"])
 
@@ -49,7 +49,7 @@ def list_peers(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 def change_peer_status(
-    peer_id: str,
+    peer_id: Annotated[str, Path(min_length=1, max_length=PEER_ID_MAX)],
     action: Literal["suspend", "reactivate"],
     body: PeerStatusChange | None = Body(None),
     me: Participant = Depends(current_participant),
