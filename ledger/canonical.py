@@ -11,6 +11,7 @@ import binascii
 import re
 from datetime import UTC, datetime
 
+import orjson
 import rfc8785
 
 # RFC 3339 profile of the ledger: UTC, exactly six fraction digits, upper-case 'T' and 'Z'.
@@ -24,7 +25,42 @@ def canonical_json(obj: object) -> bytes:
     Raises `rfc8785.CanonicalizationError` (a ValueError) for what JCS cannot represent:
     integers beyond ±(2**53 - 1), NaN and infinities, non-string keys, other Python types.
     """
+    if _plain(obj):
+        try:
+            return orjson.dumps(obj, option=_ORJSON)
+        except orjson.JSONEncodeError:
+            pass  # an integer beyond the safe range, a lone surrogate, too deep: JCS says
     return rfc8785.dumps(obj)
+
+
+# For values made only of dicts with string keys, lists, strings, integers, booleans and None,
+# RFC 8785 is: keys sorted, no whitespace, strings as JSON.stringify escapes them (the short
+# escapes for \b \t \n \f \r, \u00xx for the other controls, \" and \\, nothing else), integers
+# in the safe range as their digits. orjson writes exactly that, about a hundred times faster
+# than the rfc8785 package (tests/unit/test_canonical_fast.py checks the two byte for byte).
+# Its key order is that of code points, JCS's that of UTF-16 code units: the two agree unless a
+# key holds a character from U+D800 up, so such keys, floats (JCS's ECMAScript number form) and
+# every other type take rfc8785's own path, which also raises what it raises.
+_ORJSON = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+_SCALARS = (str, int, bool, type(None))
+
+
+def _plain(obj: object) -> bool:
+    """Return whether `obj` is made only of what orjson writes as RFC 8785 does (see above)."""
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is dict:
+            for key in value:
+                if type(key) is not str or not (key.isascii() or max(key, default="") < "\ud800"):
+                    return False
+            stack.extend(value.values())
+        elif kind is list:
+            stack.extend(value)
+        elif kind not in _SCALARS:
+            return False
+    return True
 
 
 def rfc3339(dt: datetime) -> str:
