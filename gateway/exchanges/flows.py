@@ -731,23 +731,31 @@ def preload(session: Session, *, subject_id: str, contract_id: str) -> Preloaded
     dataset. Decides nothing: the checks that follow (the token's participant, the consumer,
     the policy) are made on these rows exactly as on rows read one by one."""
     found = session.execute(
-        select(Participant, Contract, Product, Resource, Authorisation, ProductOffer,
-               EmbeddedDataset)
-        .outerjoin(Contract, (Contract.id == contract_id)
-                   & (Contract.consumer_id == Participant.id))
-        .outerjoin(Product, Product.id == Contract.product_id)
-        .outerjoin(Resource, Resource.id == Product.resource_id)
-        .outerjoin(Authorisation, Authorisation.id == Product.authorisation_id)
-        .outerjoin(ProductOffer, ProductOffer.id == Contract.offer_id)
-        .outerjoin(EmbeddedDataset, EmbeddedDataset.resource_id == Resource.id)
-        .where(Participant.id == subject_id)
-    ).one_or_none()  # fmt: skip
+        _preload_statement(), {"preload_subject": subject_id, "preload_contract": contract_id}
+    ).one_or_none()
     if found is None:
         return Preloaded(None, None, None)
     participant, contract, product, resource, authorisation, offer, dataset = found
     if contract is None or None in (product, resource, authorisation, offer):
         return Preloaded(participant, None, None)
     return Preloaded(participant, contract, (product, resource, authorisation, offer, dataset))
+
+
+@functools.cache
+def _preload_statement():
+    """Return `preload`'s statement, built once (building it cost more than running it)."""
+    return (
+        select(Participant, Contract, Product, Resource, Authorisation, ProductOffer,
+               EmbeddedDataset)
+        .outerjoin(Contract, (Contract.id == bindparam("preload_contract"))
+                   & (Contract.consumer_id == Participant.id))
+        .outerjoin(Product, Product.id == Contract.product_id)
+        .outerjoin(Resource, Resource.id == Product.resource_id)
+        .outerjoin(Authorisation, Authorisation.id == Product.authorisation_id)
+        .outerjoin(ProductOffer, ProductOffer.id == Contract.offer_id)
+        .outerjoin(EmbeddedDataset, EmbeddedDataset.resource_id == Resource.id)
+        .where(Participant.id == bindparam("preload_subject"))
+    )  # fmt: skip
 
 
 def _exchange_rows_of(session: Session, contract: Contract) -> _ContractRows:
