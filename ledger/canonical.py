@@ -11,8 +11,12 @@ import binascii
 import re
 from datetime import UTC, datetime
 
-import orjson
 import rfc8785
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - orjson is a dependency; the ledger works without it
+    orjson = None
 
 # RFC 3339 profile of the ledger: UTC, exactly six fraction digits, upper-case 'T' and 'Z'.
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
@@ -25,7 +29,7 @@ def canonical_json(obj: object) -> bytes:
     Raises `rfc8785.CanonicalizationError` (a ValueError) for what JCS cannot represent:
     integers beyond ±(2**53 - 1), NaN and infinities, non-string keys, other Python types.
     """
-    if _plain(obj):
+    if orjson is not None and _plain(obj):
         try:
             return orjson.dumps(obj, option=_ORJSON)
         except orjson.JSONEncodeError:
@@ -41,7 +45,7 @@ def canonical_json(obj: object) -> bytes:
 # Its key order is that of code points, JCS's that of UTF-16 code units: the two agree unless a
 # key holds a character from U+D800 up, so such keys, floats (JCS's ECMAScript number form) and
 # every other type take rfc8785's own path, which also raises what it raises.
-_ORJSON = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+_ORJSON = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER if orjson is not None else 0
 _SCALARS = (str, int, bool, type(None))
 
 
