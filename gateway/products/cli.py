@@ -1,5 +1,8 @@
 """`dsgw catalogue`, `dsgw product …` and `dsgw contract …`: what a person types against a gateway.
 
+`product draft`, `contract request|sign|list` (and `dsgw pull`, `exchange`, `trace`) live in
+gateway/client/cli.py, on the client library; the life-cycle moves are here.
+
 Each command signs in as one participant (its id and its private Ed25519 JWK file; by default the
 platform admin with the key in the state folder), calls the API, and prints the result; a problem
 is printed as `HTTP <status> <type>: <detail>` with the allowed next states when there are any,
@@ -13,8 +16,22 @@ from typing import Any
 
 import httpx
 
-PRODUCT_ACTIONS = ["submit", "list", "reject", "suspend", "reinstate", "delist"]
-CONTRACT_ACTIONS = ["approve", "refuse", "suspend", "reinstate", "revoke", "terminate"]
+PRODUCT_ACTIONS = {
+    "submit": "submit a draft for compliance review (merchant): draft → review",
+    "list": "list a product in review in the catalogue (admin): review → listed",
+    "reject": "send a product in review back to draft (admin), with --reason",
+    "suspend": "take a listed product out of the catalogue for now (admin)",
+    "reinstate": "list a suspended product again (admin)",
+    "delist": "withdraw a product for good (merchant, admin)",
+}
+CONTRACT_ACTIONS = {
+    "approve": "approve a contract on important data (holder), before the provider signs",
+    "refuse": "refuse it instead (holder): → TERMINATED",
+    "suspend": "pause a running contract (provider, admin)",
+    "reinstate": "resume a suspended contract (provider, admin)",
+    "revoke": "withdraw it (provider, holder, admin): the next exchange is refused",
+    "terminate": "end it (a party, as the offer's termination term allows)",
+}
 client_factory = httpx.Client  # tests hand in an in-process client
 
 
@@ -99,27 +116,8 @@ def cmd_product(args: argparse.Namespace) -> int:
 
 
 def cmd_contract(args: argparse.Namespace) -> int:
-    """Approve, refuse, suspend, reinstate, revoke or terminate a contract; or sign it."""
-    if args.action == "sign":
-        return cmd_contract_sign(args)
+    """Approve, refuse, suspend, reinstate, revoke or terminate a contract."""
     return _transition(args, "contract", args.contract_id)
-
-
-def cmd_contract_sign(args: argparse.Namespace) -> int:
-    """Print the compact JWS (EdDSA) of the contract's canonical document, signed with --key:
-    the `signature` that POST /contracts/{id}/agree (provider) and /verify (consumer) take."""
-    contract = _call(args, "GET", f"/contracts/{args.contract_id}")
-    if contract is None:
-        return 1
-    from jwt.algorithms import OKPAlgorithm
-
-    from contracts import sign_contract
-    from gateway.auth.cli import read_key
-
-    key = read_key(args)
-    private = OKPAlgorithm.from_jwk(key.private_jwk())
-    print(sign_contract(contract["document"], private, kid=key.kid))
-    return 0
 
 
 def _connection(parser: argparse.ArgumentParser) -> None:
@@ -146,19 +144,29 @@ def add_parsers(sub: Any) -> None:
     catalogue.add_argument("--json", action="store_true", help="print the JSON-LD")
     catalogue.set_defaults(func=cmd_catalogue)
 
-    product = sub.add_parser("product", help="move a product: submit, list, reject, …")
-    product.add_argument("action", choices=PRODUCT_ACTIONS)
-    product.add_argument("product_id")
-    product.add_argument("--reason", help="why (kept in the ledger entry)")
-    _connection(product)
-    product.set_defaults(func=cmd_product)
+    from gateway.client.cli import add_contract_parsers, add_product_parsers, connection
+
+    product = sub.add_parser(
+        "product", help="draft a product (merchant) or move it: submit, list, reject, …"
+    )
+    product_sub = product.add_subparsers(dest="product_command", required=True)
+    add_product_parsers(product_sub)  # draft
+    for action, text in PRODUCT_ACTIONS.items():
+        step = product_sub.add_parser(action, help=text)
+        step.add_argument("product_id")
+        step.add_argument("--reason", help="why (kept in the ledger entry)")
+        connection(step)  # --gateway/--url, --participant/--as, --key, with env defaults
+        step.set_defaults(func=cmd_product, action=action)
 
     contract = sub.add_parser(
         "contract",
-        help="approve, suspend, revoke, terminate a contract; or sign it (prints the JWS)",
+        help="request a contract, sign it, list mine; approve, suspend, revoke, terminate it",
     )
-    contract.add_argument("action", choices=[*CONTRACT_ACTIONS, "sign"])
-    contract.add_argument("contract_id")
-    contract.add_argument("--reason", help="why (kept in the ledger entry)")
-    _connection(contract)
-    contract.set_defaults(func=cmd_contract)
+    contract_sub = contract.add_subparsers(dest="contract_command", required=True)
+    add_contract_parsers(contract_sub)  # request, sign, list
+    for action, text in CONTRACT_ACTIONS.items():
+        step = contract_sub.add_parser(action, help=text)
+        step.add_argument("contract_id")
+        step.add_argument("--reason", help="why (kept in the ledger entry)")
+        connection(step)  # --gateway/--url, --participant/--as, --key, with env defaults
+        step.set_defaults(func=cmd_contract, action=action)
