@@ -90,7 +90,8 @@ class Client:
     """One participant at one gateway: `Client(base_url, participant_id, key)`.
 
     `key` is the participant's private Ed25519 JWK: a file path, the JWK itself, or a loaded key.
-    `http` hands in an httpx.Client of one's own (its base URL is the gateway's).
+    `http` hands in an httpx.Client of one's own (its base URL is the gateway's; closing this
+    client leaves it open).
     """
 
     def __init__(
@@ -105,11 +106,14 @@ class Client:
         self.base_url = base_url.rstrip("/")
         self.participant_id = participant_id
         self.key = load_key(key)
+        self._owns_http = http is None  # a client handed in is the caller's to close
         self.http = http or httpx.Client(base_url=self.base_url, timeout=timeout)
         self._tokens = TokenSource(self.http, participant_id, self.key)
 
     def close(self) -> None:
-        self.http.close()
+        """Close the HTTP client, if this client made it."""
+        if self._owns_http:
+            self.http.close()
 
     def __enter__(self) -> Client:
         return self

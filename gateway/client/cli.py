@@ -64,8 +64,9 @@ def connection(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def client_of(args: argparse.Namespace) -> Client:
-    """Return the client of the command's participant (the platform admin by default)."""
+def resolve_identity(args: argparse.Namespace) -> tuple[str, str | Path]:
+    """Return the command's participant and key file: the given ones, else the platform admin
+    and its key in the state folder."""
     participant, key = args.as_id, args.key
     if not participant or not key:
         from gateway.core.config import Settings
@@ -75,8 +76,20 @@ def client_of(args: argparse.Namespace) -> Client:
         if not key:
             state = Path(args.state).resolve() if getattr(args, "state", None) else None
             key = Settings.from_env(state_dir=state).admin_key_path
+    return participant, key
+
+
+def client_of(args: argparse.Namespace) -> Client:
+    """Return the client of the command's participant (the platform admin by default)."""
+    participant, key = resolve_identity(args)
     url = args.url.rstrip("/")
     return Client(url, participant, key, http=http_factory(base_url=url, timeout=60))
+
+
+def _closing(client: Client):
+    """Close the command's client and the HTTP client it was handed (the command made both)."""
+    client.close()
+    client.http.close()
 
 
 def run(name: str, args: argparse.Namespace, work: Callable[[Client], int]) -> int:
@@ -87,8 +100,7 @@ def run(name: str, args: argparse.Namespace, work: Callable[[Client], int]) -> i
         print(f"dsgw {name}: {exc}", file=sys.stderr)
         return USAGE
     try:
-        with client:
-            return work(client)
+        return work(client)
     except GatewayProblem as exc:
         print(f"dsgw {name}: {exc}", file=sys.stderr)
         return REFUSED
@@ -101,6 +113,8 @@ def run(name: str, args: argparse.Namespace, work: Callable[[Client], int]) -> i
     except (ClientError, OSError) as exc:
         print(f"dsgw {name}: {exc}", file=sys.stderr)
         return USAGE
+    finally:
+        _closing(client)
 
 
 def _print_json(value: Any) -> None:

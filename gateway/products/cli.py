@@ -4,9 +4,9 @@
 gateway/client/cli.py, on the client library; the life-cycle moves are here.
 
 Each command signs in as one participant (its id and its private Ed25519 JWK file; by default the
-platform admin with the key in the state folder), calls the API, and prints the result; a problem
-is printed as `HTTP <status> <type>: <detail>` with the allowed next states when there are any,
-and exits 1.
+platform admin with the key in the state folder), calls the API through gateway.client, and prints
+the result; a problem is printed as `HTTP <status> <type>: <title>: <detail>` with the allowed
+next states when there are any, and exits 1.
 """
 
 import argparse
@@ -36,30 +36,24 @@ client_factory = httpx.Client  # tests hand in an in-process client
 
 
 def _call(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> dict | None:
-    """Call the API as the command's participant; print a problem and return None on error."""
-    from gateway.auth.cli import TokenRefused, fetch_token, read_key
-    from gateway.participants.service import PLATFORM_ADMIN_ID
+    """Call the API as the command's participant through gateway.client; print a problem (one
+    line, `HTTP <status> <type>: <title>: <detail> (current state …)`) and return None on error."""
+    from gateway.client import Client, ClientError
+    from gateway.client.cli import resolve_identity
 
-    client = client_factory(base_url=args.url.rstrip("/"), timeout=30)
     try:
-        token = fetch_token(client, read_key(args), args.as_id or PLATFORM_ADMIN_ID)
-        headers = {"Authorization": f"Bearer {token}"}
-        response = client.request(method, path, headers=headers, **kwargs)
-    except TokenRefused as exc:  # the token request itself was refused
+        participant, key = resolve_identity(args)
+        url = args.url.rstrip("/")
+        http = client_factory(base_url=url, timeout=30)  # tests hand in one they keep open
+        response = Client(url, participant, key, http=http).request(method, path, **kwargs)
+    except ClientError as exc:
         print(f"dsgw: {exc}", file=sys.stderr)
         return None
-    except httpx.HTTPError as exc:
-        print(f"dsgw: cannot reach {args.url}: {exc}", file=sys.stderr)
+    try:
+        return response.json() if response.content else {}
+    except ValueError:
+        print(f"dsgw: {path} answered HTTP {response.status_code} without JSON", file=sys.stderr)
         return None
-    body = response.json() if response.content else {}
-    if response.status_code >= 400:
-        line = f"HTTP {response.status_code} {body.get('type', '')}: {body.get('detail', '')}"
-        if "allowed_next_states" in body:
-            line += f" (current state {body.get('current_state')}; allowed next states: "
-            line += f"{', '.join(body['allowed_next_states']) or 'none'})"
-        print(line, file=sys.stderr)
-        return None
-    return body
 
 
 def cmd_catalogue(args: argparse.Namespace) -> int:
@@ -132,8 +126,10 @@ def _connection(parser: argparse.ArgumentParser) -> None:
 
 def add_parsers(sub: Any) -> None:
     """Add `catalogue`, `product` and `contract` to the `dsgw` sub-commands."""
+    from gateway.client.cli import add_contract_parsers, add_product_parsers, connection
+
     catalogue = sub.add_parser("catalogue", help="browse the catalogue (DCAT) as a participant")
-    _connection(catalogue)
+    connection(catalogue)
     catalogue.add_argument("--grade", choices=["general", "important", "core"])
     catalogue.add_argument("--level", choices=["L1", "L2", "L3", "L4"])
     catalogue.add_argument("--domain", help="industry domain; 'finance' also finds 'finance/…'")
@@ -143,8 +139,6 @@ def add_parsers(sub: Any) -> None:
     catalogue.add_argument("--limit", type=int)
     catalogue.add_argument("--json", action="store_true", help="print the JSON-LD")
     catalogue.set_defaults(func=cmd_catalogue)
-
-    from gateway.client.cli import add_contract_parsers, add_product_parsers, connection
 
     product = sub.add_parser(
         "product", help="draft a product (merchant) or move it: submit, list, reject, …"

@@ -11,7 +11,7 @@ from gateway.cli import main
 from gateway.client import cli as client_cli
 from tests.e2e.test_transfers import transfer_world
 from tests.e2e.test_transfers_interrupted import _served
-from tests.e2e.world import OFFER, PURPOSE
+from tests.e2e.world import OFFER, PURPOSE, build_world
 
 
 @pytest.fixture
@@ -164,3 +164,34 @@ def test_an_exchange_prints_its_rows_and_the_auditor_traces_the_contract(live, t
     code, out, err = _dsgw(capsys, "trace", "--contract", live.deal["id"],
                            *_as(live, live.consumer, tmp_path))  # fmt: skip
     assert code == 1 and "HTTP 403" in err
+
+
+def test_get_contracts_lists_only_the_callers_own_with_usage_beside_quota(client, settings):
+    world = build_world(client, settings.state_dir)
+    offer = world.product["offers"][0]["id"]
+    running = world.contract(offer)
+    pulled = world.consumer.call(
+        "POST", "/exchanges", json={"contract_id": running["id"], "purpose": PURPOSE, "limit": 2}
+    )
+    assert pulled.status_code == 200, pulled.text
+    asked = world.consumer.call("POST", "/contracts", json={"offer_id": offer, "purpose": PURPOSE})
+    asked = asked.json()
+
+    def ids(party, query=""):
+        response = party.call("GET", f"/contracts{query}")
+        assert response.status_code == 200, response.text
+        return [c["id"] for c in response.json()]
+
+    assert ids(world.consumer) == [asked["id"], running["id"]]  # newest first
+    mine = world.consumer.call("GET", "/contracts?state=FINALIZED").json()
+    assert [c["id"] for c in mine] == [running["id"]]
+    assert mine[0]["usage"] == {"rows": 2, "calls": 1}
+    assert mine[0]["quota"] == {"rows": OFFER["quota_rows"], "calls": None}
+    assert ids(world.merchant, "?role=provider") == [asked["id"], running["id"]]
+    assert ids(world.merchant, "?role=consumer") == []
+    assert ids(world.holder, "?role=holder") == [asked["id"], running["id"]]
+    stranger = world.register("stranger", ["consumer"])
+    assert ids(stranger) == []
+    assert set(ids(world.auditor)) >= {asked["id"], running["id"]}
+    for query in ("?role=admin", "?state=DONE", "?limit=0", "?offset=-1"):
+        assert world.consumer.call("GET", f"/contracts{query}").status_code == 422, query
