@@ -361,6 +361,8 @@ def cmd_exchange(args: argparse.Namespace) -> int:
             _print_json(result)
             return OK
         rows = "\n".join(json.dumps(r, ensure_ascii=False) for r in result["rows"])
+        if result.get("file"):  # a file delivery: the JSON Lines file whose digest is recorded
+            rows = result["file"]["content"].rstrip("\n")
         if args.out:
             Path(args.out).write_text(rows + ("\n" if rows else ""), encoding="utf-8")
         elif rows:

@@ -112,7 +112,7 @@ def test_a_problem_is_printed_as_a_readable_line_with_a_non_zero_exit(live, tmp_
     assert code == 1 and out == ""
     assert err.startswith("dsgw contract request: HTTP 404 urn:dsgw:problem:not-found: ")
     assert "Traceback" not in err
-    # The consumer cannot sign for the provider: the gateway's 409 names the states.
+    # A denial by the policy: the problem's type and the policy's reason codes, on one line.
     code, out, err = _dsgw(capsys, "exchange", live.deal["id"], "--purpose", "marketing",
                            *consumer)  # fmt: skip
     assert code == 1 and "HTTP 403 urn:dsgw:problem:policy-denied" in err
@@ -161,9 +161,15 @@ def test_an_exchange_prints_its_rows_and_the_auditor_traces_the_contract(live, t
     kinds = [line.split()[2] for line in out.splitlines()[1:]]
     assert kinds[:3] == ["contract.requested", "contract.agreed", "contract.verified"]
     assert "exchange.delivered" in kinds
+    code, out, err = _dsgw(capsys, "trace", "--product", live.files["id"],
+                           *_as(live, live.auditor, tmp_path))  # fmt: skip
+    assert code == 0, err
+    kinds = [line.split()[2] for line in out.splitlines()[1:]]
+    assert kinds[:3] == ["product.drafted", "product.submitted", "product.listed"]
+    assert "contract.requested" in kinds  # the contract on it names the product too
     code, out, err = _dsgw(capsys, "trace", "--contract", live.deal["id"],
                            *_as(live, live.consumer, tmp_path))  # fmt: skip
-    assert code == 1 and "HTTP 403" in err
+    assert code == 1 and "HTTP 403" in err  # the ledger's entries are the auditors' to read
 
 
 def test_get_contracts_lists_only_the_callers_own_with_usage_beside_quota(client, settings):

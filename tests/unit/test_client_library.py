@@ -226,3 +226,33 @@ def test_an_entry_names_an_id_only_as_a_whole_value_anywhere_in_its_data():
     data = {"contract": "ctr_1", "nested": [{"ids": ["prd_9"]}], "note": "about ctr_12"}
     assert names(data, "ctr_1") and names(data, "prd_9")
     assert not names(data, "ctr_12x") and not names(data, "ctr")
+
+
+def test_only_a_party_signs_and_nothing_is_sent_for_anyone_else():
+    contract = {"id": "ctr_1", "provider_id": "prt_p", "consumer_id": "prt_c", "document": {}}
+    fake = FakeGateway({("GET", "/contracts/ctr_1"): httpx.Response(200, json=contract)})
+    with pytest.raises(GatewayProblem) as caught:
+        _client(fake).sign("ctr_1")  # prt_me is neither party
+    assert caught.value.status == 403 and "neither the provider nor the consumer" in str(
+        caught.value
+    )
+
+
+def test_the_consumer_signs_through_verify_with_a_jws_over_the_canonical_document():
+    from contracts import verify_contract_signature
+
+    key = Signer.generate()
+    document = {"contract_id": "ctr_1", "purpose": "p", "offer": {"term": "P30D"}}
+    contract = {"id": "ctr_1", "provider_id": "prt_p", "consumer_id": "prt_me",
+                "document": document}  # fmt: skip
+    sent = []
+
+    def verify(request):
+        sent.append(json.loads(request.content)["signature"])
+        return httpx.Response(200, json={**contract, "state": "FINALIZED"})
+
+    fake = FakeGateway({("GET", "/contracts/ctr_1"): httpx.Response(200, json=contract),
+                        ("POST", "/contracts/ctr_1/verify"): verify})  # fmt: skip
+    assert _client(fake, key).sign("ctr_1")["state"] == "FINALIZED"
+    public = {**key.public_jwk(), "kid": key.kid}
+    assert verify_contract_signature(sent[0], document, public)["kid"] == key.kid
