@@ -67,15 +67,16 @@ def connection(parser: argparse.ArgumentParser) -> None:
 def resolve_identity(args: argparse.Namespace) -> tuple[str, str | Path]:
     """Return the command's participant and key file: the given ones, else the platform admin
     and its key in the state folder."""
-    participant, key = args.as_id, args.key
-    if not participant or not key:
-        from gateway.core.config import Settings
-        from gateway.participants.service import PLATFORM_ADMIN_ID
+    from gateway.participants.service import PLATFORM_ADMIN_ID
 
-        participant = participant or PLATFORM_ADMIN_ID
-        if not key:
-            state = Path(args.state).resolve() if getattr(args, "state", None) else None
-            key = Settings.from_env(state_dir=state).admin_key_path
+    participant, key = args.as_id or PLATFORM_ADMIN_ID, args.key
+    if not key:
+        if participant != PLATFORM_ADMIN_ID:  # another's key would only be refused
+            raise UsageError(f"give the private key of {participant} (--key FILE or $DSGW_KEY)")
+        from gateway.core.config import Settings
+
+        state = Path(args.state).resolve() if getattr(args, "state", None) else None
+        key = Settings.from_env(state_dir=state).admin_key_path
     return participant, key
 
 
