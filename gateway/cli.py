@@ -679,6 +679,9 @@ def parser() -> argparse.ArgumentParser:
     from gateway.products.cli import add_parsers as add_lifecycle_parsers
 
     add_lifecycle_parsers(sub)  # catalogue, product <action>, contract <action>
+    from gateway.client.cli import add_parsers as add_client_parsers
+
+    add_client_parsers(sub)  # pull, exchange, trace
     from gateway.auth.cli import add_parsers as add_token_parser
 
     add_token_parser(sub)  # token

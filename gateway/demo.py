@@ -378,6 +378,7 @@ def story(
         "PRODUCT": product["id"],
         "OFFER": main_offer["id"],
         "CONTRACT": contract["id"],
+        "FILE_CONTRACT": pulled_file["contract_id"],  # a contract on file delivery: dsgw pull
         "SEQ": str(seq),
     }
     env = write_env(workdir, made)

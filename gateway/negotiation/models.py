@@ -78,7 +78,11 @@ class ContractRead(BaseModel):
         "before AGREED"
     )
     termination: str = Field(description="who may terminate once FINALIZED (the offer's term)")
-    usage: dict[str, int]
+    usage: dict[str, int] = Field(description="{rows, calls} used so far under the contract")
+    quota: dict[str, int | None] = Field(
+        default_factory=dict,
+        description="{rows, calls}: the offer's quotas (null: no cap), beside `usage`",
+    )
     created_at: datetime
     updated_at: datetime
     ledger_seq: int | None = None

@@ -7,6 +7,7 @@ gateway checks each signature, countersigns, and records every transition on the
 from collections.abc import Callable
 
 import jwt
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from contracts import (
@@ -463,6 +464,36 @@ def terminate(
     return act(session, gateway, contract_id=contract_id, action="terminate", actor=party)
 
 
+def list_visible(
+    session: Session,
+    gateway: Gateway,
+    *,
+    viewer: Participant,
+    role: str | None = None,
+    state: str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> list[Contract]:
+    """Return a page of the contracts `viewer` may read, newest first: those it is the consumer,
+    provider or holder of (only the one `role` when given), or every contract to auditors and
+    admins when no role narrows it. A running contract past its term is recorded EXPIRED first."""
+    query = select(Contract)
+    mine = {
+        "consumer": Contract.consumer_id == viewer.id,
+        "provider": Contract.provider_id == viewer.id,
+        "holder": Contract.holder_id == viewer.id,
+    }
+    if role is not None:
+        query = query.where(mine[role])
+    elif not {"auditor", "admin"} & set(viewer.roles):
+        query = query.where(or_(*mine.values()))
+    if state is not None:
+        query = query.where(Contract.state == state)
+    query = query.order_by(Contract.created_at.desc(), Contract.id.desc())
+    found = list(session.execute(query.offset(offset).limit(limit)).scalars())
+    return [current(session, gateway, c.id, loaded=c) for c in found]
+
+
 def visible_to(contract: Contract, participant: Participant) -> bool:
     """Return whether the participant may read the contract (its parties and auditors)."""
     return participant.id in (
@@ -499,6 +530,10 @@ def to_read(contract: Contract, entry: Entry | None = None) -> ContractRead:
         },
         termination=(contract.document.get("offer") or {}).get("termination", "either"),
         usage={"rows": contract.rows_used, "calls": contract.calls_used},
+        quota={
+            "rows": (contract.document.get("offer") or {}).get("quota_rows"),
+            "calls": (contract.document.get("offer") or {}).get("quota_calls"),
+        },
         created_at=contract.created_at,
         updated_at=contract.updated_at,
         ledger_seq=entry.seq if entry else None,

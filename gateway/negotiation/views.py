@@ -2,13 +2,14 @@
 
 from typing import Literal
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Query
 from sqlalchemy.orm import Session
 
+from contracts import ContractState
 from gateway.auth.views import current_participant
 from gateway.context import Gateway, get_gateway, get_session
 from gateway.core.errors import problem_responses
-from gateway.core.types import ObjectId
+from gateway.core.types import MAX_OFFSET, ObjectId
 from gateway.negotiation import service
 from gateway.negotiation.models import (
     ContractAction,
@@ -102,6 +103,32 @@ def end_or_pause_contract(
         reason=body.reason if body else "",
     )
     return service.to_read(contract, entry)
+
+
+@router.get("", response_model=list[ContractRead], responses=problem_responses(401, 422))
+def list_contracts(
+    role: Literal["consumer", "provider", "holder"] | None = Query(
+        None, description="only the contracts the caller is this party of"
+    ),
+    state: ContractState | None = Query(None, description="only contracts in this state"),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
+    limit: int = Query(50, ge=1, le=200),
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> list[ContractRead]:
+    """Return the caller's contracts (as consumer, provider or holder), newest first, with their
+    usage beside their quotas; auditors and admins see every contract unless `role` narrows it."""
+    found = service.list_visible(
+        session,
+        gateway,
+        viewer=me,
+        role=role,
+        state=state.value if state else None,
+        offset=offset,
+        limit=limit,
+    )
+    return [service.to_read(c) for c in found]
 
 
 @router.get("/{contract_id}", response_model=ContractRead, responses=problem_responses(401, 404))

@@ -1,9 +1,12 @@
 """`dsgw catalogue`, `dsgw product …` and `dsgw contract …`: what a person types against a gateway.
 
+`product draft`, `contract request|sign|list` (and `dsgw pull`, `exchange`, `trace`) live in
+gateway/client/cli.py, on the client library; the life-cycle moves are here.
+
 Each command signs in as one participant (its id and its private Ed25519 JWK file; by default the
-platform admin with the key in the state folder), calls the API, and prints the result; a problem
-is printed as `HTTP <status> <type>: <detail>` with the allowed next states when there are any,
-and exits 1.
+platform admin with the key in the state folder), calls the API through gateway.client, and prints
+the result; a problem is printed as `HTTP <status> <type>: <title>: <detail>` with the allowed
+next states when there are any, and exits 1.
 """
 
 import argparse
@@ -13,36 +16,44 @@ from typing import Any
 
 import httpx
 
-PRODUCT_ACTIONS = ["submit", "list", "reject", "suspend", "reinstate", "delist"]
-CONTRACT_ACTIONS = ["approve", "refuse", "suspend", "reinstate", "revoke", "terminate"]
+PRODUCT_ACTIONS = {
+    "submit": "submit a draft for compliance review (merchant): draft → review",
+    "list": "list a product in review in the catalogue (admin): review → listed",
+    "reject": "send a product in review back to draft (admin), with --reason",
+    "suspend": "take a listed product out of the catalogue for now (admin)",
+    "reinstate": "list a suspended product again (admin)",
+    "delist": "withdraw a product for good (merchant, admin)",
+}
+CONTRACT_ACTIONS = {
+    "approve": "approve a contract on important data (holder), before the provider signs",
+    "refuse": "refuse it instead (holder): → TERMINATED",
+    "suspend": "pause a running contract (provider, admin)",
+    "reinstate": "resume a suspended contract (provider, admin)",
+    "revoke": "withdraw it (provider, holder, admin): the next exchange is refused",
+    "terminate": "end it (a party, as the offer's termination term allows)",
+}
 client_factory = httpx.Client  # tests hand in an in-process client
 
 
 def _call(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> dict | None:
-    """Call the API as the command's participant; print a problem and return None on error."""
-    from gateway.auth.cli import TokenRefused, fetch_token, read_key
-    from gateway.participants.service import PLATFORM_ADMIN_ID
+    """Call the API as the command's participant through gateway.client; print a problem (one
+    line, `HTTP <status> <type>: <title>: <detail> (current state …)`) and return None on error."""
+    from gateway.client import Client, ClientError
+    from gateway.client.cli import resolve_identity
 
-    client = client_factory(base_url=args.url.rstrip("/"), timeout=30)
     try:
-        token = fetch_token(client, read_key(args), args.as_id or PLATFORM_ADMIN_ID)
-        headers = {"Authorization": f"Bearer {token}"}
-        response = client.request(method, path, headers=headers, **kwargs)
-    except TokenRefused as exc:  # the token request itself was refused
+        participant, key = resolve_identity(args)
+        url = args.url.rstrip("/")
+        http = client_factory(base_url=url, timeout=30)  # tests hand in one they keep open
+        response = Client(url, participant, key, http=http).request(method, path, **kwargs)
+    except ClientError as exc:
         print(f"dsgw: {exc}", file=sys.stderr)
         return None
-    except httpx.HTTPError as exc:
-        print(f"dsgw: cannot reach {args.url}: {exc}", file=sys.stderr)
+    try:
+        return response.json() if response.content else {}
+    except ValueError:
+        print(f"dsgw: {path} answered HTTP {response.status_code} without JSON", file=sys.stderr)
         return None
-    body = response.json() if response.content else {}
-    if response.status_code >= 400:
-        line = f"HTTP {response.status_code} {body.get('type', '')}: {body.get('detail', '')}"
-        if "allowed_next_states" in body:
-            line += f" (current state {body.get('current_state')}; allowed next states: "
-            line += f"{', '.join(body['allowed_next_states']) or 'none'})"
-        print(line, file=sys.stderr)
-        return None
-    return body
 
 
 def cmd_catalogue(args: argparse.Namespace) -> int:
@@ -99,27 +110,8 @@ def cmd_product(args: argparse.Namespace) -> int:
 
 
 def cmd_contract(args: argparse.Namespace) -> int:
-    """Approve, refuse, suspend, reinstate, revoke or terminate a contract; or sign it."""
-    if args.action == "sign":
-        return cmd_contract_sign(args)
+    """Approve, refuse, suspend, reinstate, revoke or terminate a contract."""
     return _transition(args, "contract", args.contract_id)
-
-
-def cmd_contract_sign(args: argparse.Namespace) -> int:
-    """Print the compact JWS (EdDSA) of the contract's canonical document, signed with --key:
-    the `signature` that POST /contracts/{id}/agree (provider) and /verify (consumer) take."""
-    contract = _call(args, "GET", f"/contracts/{args.contract_id}")
-    if contract is None:
-        return 1
-    from jwt.algorithms import OKPAlgorithm
-
-    from contracts import sign_contract
-    from gateway.auth.cli import read_key
-
-    key = read_key(args)
-    private = OKPAlgorithm.from_jwk(key.private_jwk())
-    print(sign_contract(contract["document"], private, kid=key.kid))
-    return 0
 
 
 def _connection(parser: argparse.ArgumentParser) -> None:
@@ -134,8 +126,10 @@ def _connection(parser: argparse.ArgumentParser) -> None:
 
 def add_parsers(sub: Any) -> None:
     """Add `catalogue`, `product` and `contract` to the `dsgw` sub-commands."""
+    from gateway.client.cli import add_contract_parsers, add_product_parsers, connection
+
     catalogue = sub.add_parser("catalogue", help="browse the catalogue (DCAT) as a participant")
-    _connection(catalogue)
+    connection(catalogue)
     catalogue.add_argument("--grade", choices=["general", "important", "core"])
     catalogue.add_argument("--level", choices=["L1", "L2", "L3", "L4"])
     catalogue.add_argument("--domain", help="industry domain; 'finance' also finds 'finance/…'")
@@ -146,19 +140,27 @@ def add_parsers(sub: Any) -> None:
     catalogue.add_argument("--json", action="store_true", help="print the JSON-LD")
     catalogue.set_defaults(func=cmd_catalogue)
 
-    product = sub.add_parser("product", help="move a product: submit, list, reject, …")
-    product.add_argument("action", choices=PRODUCT_ACTIONS)
-    product.add_argument("product_id")
-    product.add_argument("--reason", help="why (kept in the ledger entry)")
-    _connection(product)
-    product.set_defaults(func=cmd_product)
+    product = sub.add_parser(
+        "product", help="draft a product (merchant) or move it: submit, list, reject, …"
+    )
+    product_sub = product.add_subparsers(dest="product_command", required=True)
+    add_product_parsers(product_sub)  # draft
+    for action, text in PRODUCT_ACTIONS.items():
+        step = product_sub.add_parser(action, help=text)
+        step.add_argument("product_id")
+        step.add_argument("--reason", help="why (kept in the ledger entry)")
+        connection(step)  # --gateway/--url, --participant/--as, --key, with env defaults
+        step.set_defaults(func=cmd_product, action=action)
 
     contract = sub.add_parser(
         "contract",
-        help="approve, suspend, revoke, terminate a contract; or sign it (prints the JWS)",
+        help="request a contract, sign it, list mine; approve, suspend, revoke, terminate it",
     )
-    contract.add_argument("action", choices=[*CONTRACT_ACTIONS, "sign"])
-    contract.add_argument("contract_id")
-    contract.add_argument("--reason", help="why (kept in the ledger entry)")
-    _connection(contract)
-    contract.set_defaults(func=cmd_contract)
+    contract_sub = contract.add_subparsers(dest="contract_command", required=True)
+    add_contract_parsers(contract_sub)  # request, sign, list
+    for action, text in CONTRACT_ACTIONS.items():
+        step = contract_sub.add_parser(action, help=text)
+        step.add_argument("contract_id")
+        step.add_argument("--reason", help="why (kept in the ledger entry)")
+        connection(step)  # --gateway/--url, --participant/--as, --key, with env defaults
+        step.set_defaults(func=cmd_contract, action=action)
