@@ -78,7 +78,9 @@ class PriceTiers(BaseModel):
     def _bands_ascend_to_no_end(self) -> "PriceTiers":
         ends = [band.up_to for band in self.bands]
         if ends[-1] is not None:
-            raise ValueError(f"expected the last band to have no end (up_to null), found {ends[-1]}")
+            raise ValueError(
+                f"expected the last band to have no end (up_to null), found {ends[-1]}"
+            )
         bounded = ends[:-1]
         if any(end is None for end in bounded) or any(
             a >= b for a, b in zip(bounded, bounded[1:], strict=False)

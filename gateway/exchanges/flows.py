@@ -46,11 +46,11 @@ from gateway.policy import grading
 from gateway.policy import versions as policy_versions
 from gateway.policy.client import PolicyDecision, PolicyError
 from gateway.products import service as products
-from gateway.settlement.pricing import policy_price
 from gateway.products.models import Product, ProductOffer
 from gateway.resources import data as resource_data
 from gateway.resources import service as resources
 from gateway.resources.models import EmbeddedDataset, Resource
+from gateway.settlement.pricing import policy_price
 from ledger import Entry
 
 

@@ -61,8 +61,7 @@ def _check_offer(
     over = [rate for rate in (offer.price.rates() if offer.price else []) if rate > fee_cap]
     if over:
         raise unprocessable(
-            f"{where}.price: rate(s) {over} fen exceed the authorisation's fee cap of "
-            f"{fee_cap} fen"
+            f"{where}.price: rate(s) {over} fen exceed the authorisation's fee cap of {fee_cap} fen"
         )
 
 
