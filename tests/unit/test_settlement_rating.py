@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ledger import Signer
 from ledger.settlement import (
     Books,
     SettlementError,
@@ -12,6 +13,8 @@ from ledger.settlement import (
     content_hash,
     period_bounds,
     rate,
+    recompute,
+    sign_statement,
     split,
     unbalanced,
 )
@@ -236,3 +239,75 @@ def test_the_books_balance_and_every_usage_is_settled_once_for_any_sequence(step
     payable = -sum(v for k, v in books_after.items() if k.startswith("payable:"))
     assert receivable == payable == sum(charged.values())
     assert all(total <= cap for total in charged.values())  # the fee cap, over a contract's life
+
+
+# --- the auditor's recomputation -------------------------------------------------------------
+
+
+def _closed_ledger(signer, *, rows: int) -> list[dict]:
+    """Return the bodies of a small ledger: context, a contract used twice, November closed."""
+    bodies = _context(100_000, {"holder": 40, "operator": 50, "platform": 10})
+    bodies += [
+        {"seq": 3, "time": "2026-11-02T00:00:00.000000Z", "type": "contract.finalized",
+         "data": {"contract": "ctr_1", "offer": "off_1", "product": "prd_1",
+                  "consumer": "prt_c", "provider": "prt_o"}},
+        {"seq": 4, "time": "2026-11-03T00:00:00.000000Z", "type": "exchange.delivered",
+         "data": {"contract": "ctr_1", "delivery": "api", "rows": rows}},
+        {"seq": 5, "time": "2026-11-04T00:00:00.000000Z", "type": "transfer.completed",
+         "data": {"contract": "ctr_1", "rows": 7, "bytes": 2_000_000}},
+    ]  # fmt: skip
+    books = Books()
+    for body in bodies:
+        books.add(body)
+    close = books.close("2026-11", through_seq=5, terms_of=lambda c, o: TERMS)
+    seq, hashes = 5, {}
+    for invoice in close.invoices:
+        seq += 1
+        bodies.append({"seq": seq, "time": "2026-12-01T00:00:00.000000Z",
+                       "type": "settlement.invoice", "data": invoice})  # fmt: skip
+    for statement in close.statements:
+        seq += 1
+        data = sign_statement(statement, signer.sign, signer.kid)
+        hashes[statement["statement"]] = data["hash"]
+        bodies.append({"seq": seq, "time": "2026-12-01T00:00:00.000000Z",
+                       "type": "settlement.statement", "data": data})  # fmt: skip
+    bodies.append({"seq": seq + 1, "time": "2026-12-01T00:00:00.000000Z",
+                   "type": "settlement.closed", "data": close.summary(hashes)})  # fmt: skip
+    return bodies
+
+
+def test_a_recorded_close_recomputes_line_by_line():
+    signer = Signer.generate()
+    findings = recompute(
+        _closed_ledger(signer, rows=40), "2026-11", {signer.kid: signer.public_key()}
+    )
+    assert findings and all(f.ok for f in findings), [str(f) for f in findings if not f.ok]
+
+
+@pytest.mark.parametrize(
+    ("where", "change", "named"),
+    [
+        ("exchange.delivered", lambda d: d.update(rows=d["rows"] + 1), "line"),
+        ("settlement.invoice", lambda d: d["shares"]["holder"].update(amount_fen=0), "shares"),
+        (
+            "settlement.statement",
+            lambda d: d["statement"].update(owes_fen=d["statement"]["owes_fen"] + 1),
+            "owes_fen",
+        ),
+        ("settlement.statement", lambda d: d.update(sig=d["sig"][::-1]), "signature"),
+        ("settlement.closed", lambda d: d.update(through_seq=99), "through_seq"),
+    ],
+)
+def test_a_changed_usage_invoice_statement_or_close_is_a_named_mismatch(where, change, named):
+    signer = Signer.generate()
+    bodies = _closed_ledger(signer, rows=40)
+    change(next(b for b in bodies if b["type"] == where)["data"])
+    findings = recompute(bodies, "2026-11", {signer.kid: signer.public_key()})
+    bad = [str(f) for f in findings if not f.ok]
+    assert bad and any(named in line for line in bad), bad
+
+
+def test_a_period_never_closed_does_not_match():
+    signer = Signer.generate()
+    [finding] = recompute(_closed_ledger(signer, rows=1)[:5], "2026-11", {})
+    assert not finding.ok and "closed" in finding.what
