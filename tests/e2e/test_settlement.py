@@ -163,6 +163,8 @@ def test_the_auditor_recomputes_a_period_from_the_export_alone(
     assert dsgw(["settlement", "verify", str(out), "--period", "2026-11"]) == 0
     assert "MATCHES" in capsys.readouterr().out
     assert dsgw(["settlement", "verify", str(out), "--period", "2026-10"]) == 1  # never closed
+    assert dsgw(["settlement", "verify", str(out), "--period", "2026-13"]) == 2  # no such month
+    assert dsgw(["settlement", "verify", str(tmp_path / "nowhere"), "--period", "2026-11"]) == 2
 
 
 def _tamper(folder, entry_type: str, change) -> None:
