@@ -20,9 +20,21 @@ from ledger.canonical import b64url, b64url_decode, canonical_json
 STATEMENT_FORMAT = "dsgw-statement/1"
 PARTIES = ("holder", "operator", "platform")  # the order that breaks ties of the split
 PLATFORM = "platform"  # the party id of the platform in statements and accounts
+OWING = ("consumer", "voucher_issuer")  # the roles of statement lines that owe
 USAGE_TYPES = ("exchange.delivered", "transfer.completed")
-CONTEXT_TYPES = ("authorisation.granted", "product.drafted", "contract.finalized")
-SETTLEMENT_TYPES = ("settlement.invoice", "settlement.statement", "settlement.closed")
+CONTEXT_TYPES = (
+    "authorisation.granted",
+    "product.drafted",
+    "contract.finalized",
+    "voucher.issued",
+)
+SETTLEMENT_TYPES = (
+    "settlement.invoice",
+    "settlement.statement",
+    "voucher.redeemed",
+    "voucher.expired",
+    "settlement.closed",
+)
 RELEVANT_TYPES = (*USAGE_TYPES, *CONTEXT_TYPES, *SETTLEMENT_TYPES)
 # The quantity one unit price is for, per metric: a call, 1,000 rows, an MB (10^6 bytes), a query.
 PER_UNIT = {"calls": 1, "rows": 1000, "bytes": 1_000_000, "queries": 1}
@@ -113,20 +125,48 @@ def _line(item: str, metric: str, quantity: int, unit_fen: int | None, amount: i
     }
 
 
-def journal(invoice: str, *, consumer: str, contract: str, total: int, shares: dict) -> list:
-    """Return the balanced postings of an invoice: the consumer's receivable against the
-    contract's revenue, then that revenue against each party's share (none when it is 0)."""
+def journal(
+    invoice: str,
+    *,
+    consumer: str,
+    contract: str,
+    total: int,
+    shares: dict,
+    vouchers: list[dict] = (),
+) -> list:
+    """Return the balanced postings of an invoice: the consumer's receivable (less what vouchers
+    cover, owed by their issuers: voucher receivable) against the contract's revenue, then that
+    revenue against each party's share (no line for 0)."""
     if total == 0:
         return []
     revenue = f"revenue:{contract}"
+    covered = sum(v["amount_fen"] for v in vouchers)
     return [
         {
             "posting": f"{invoice}/charge",
             "lines": [
-                {"account": f"receivable:{consumer}", "debit_fen": total, "credit_fen": 0},
+                *(
+                    [
+                        {
+                            "account": f"receivable:{consumer}",
+                            "debit_fen": total - covered,
+                            "credit_fen": 0,
+                        }
+                    ]
+                    if total > covered
+                    else []
+                ),
+                *(
+                    {
+                        "account": f"voucher_receivable:{v['issuer']}",
+                        "debit_fen": v["amount_fen"],
+                        "credit_fen": 0,
+                    }
+                    for v in vouchers
+                ),
                 {"account": revenue, "debit_fen": 0, "credit_fen": total},
             ],
-        },
+        },  # fmt: skip
         {
             "posting": f"{invoice}/split",
             "lines": [
@@ -185,6 +225,10 @@ class Close:
     statements: list[dict]
     settled: list[int]
     """The seqs of the entries this close settles (usage and finalisations)."""
+    redemptions: list[dict] = field(default_factory=list)
+    """The data of its `voucher.redeemed` entries, in order."""
+    expiries: list[dict] = field(default_factory=list)
+    """The data of its `voucher.expired` entries, in order."""
 
     def summary(self, statement_hashes: dict[str, str]) -> dict:
         """Return the data of the period's `settlement.closed` entry."""
@@ -204,6 +248,7 @@ class Close:
                 for s in self.statements
             ],
             "invoiced_fen": sum(inv["total_fen"] for inv in self.invoices),
+            "vouchers_fen": sum(r["amount_fen"] for r in self.redemptions),
             "debits_fen": sum(x["debit_fen"] for p in postings for x in p["lines"]),
             "credits_fen": sum(x["credit_fen"] for p in postings for x in p["lines"]),
         }
@@ -227,6 +272,7 @@ class Books:
         self.pending: list[_Event] = []
         self.charged: dict[str, int] = {}  # per contract, over its life (the fee cap)
         self.closed: dict[str, dict] = {}  # period -> its settlement.closed data
+        self.vouchers: dict[str, dict] = {}  # id -> its voucher.issued data, seq and balance
         self.last_period: str | None = None
 
     def add(self, body: dict) -> None:
@@ -236,6 +282,10 @@ class Books:
             self.authorisations[data["authorisation"]] = data
         elif kind == "product.drafted":
             self.products[data["product"]] = data
+        elif kind == "voucher.issued":
+            self.vouchers[data["voucher"]] = {
+                **data, "seq": body["seq"], "balance_fen": int(data["amount_fen"]), "done": False,
+            }  # fmt: skip
         elif kind == "contract.finalized":
             self.contracts[data["contract"]] = data
             self.pending.append(_Event(body["seq"], body["time"], data["contract"], "flat"))
@@ -258,10 +308,23 @@ class Books:
         by_contract: dict[str, list[_Event]] = {}
         for event in due:
             by_contract.setdefault(event.contract, []).append(event)
+        redemptions: list[dict] = []
         invoices = [
-            self._invoice(period, contract, events, terms_of)
+            self._invoice(
+                period, contract, events, terms_of,
+                vouchers=(start, end, through_seq, redemptions),
+            )
             for contract, events in sorted(by_contract.items())
-        ]
+        ]  # fmt: skip
+        expiries = []
+        for ident, v in sorted(self.vouchers.items()):
+            if v["seq"] <= through_seq and not v["done"] and v["not_after"] <= end:
+                v["done"] = True
+                expiries.append(
+                    {"voucher": ident, "issuer": v["issuer"], "enterprise": v["enterprise"],
+                     "period": period, "not_after": v["not_after"],
+                     "unused_fen": v["balance_fen"]}
+                )  # fmt: skip
         self.last_period = period
         return Close(
             period=period,
@@ -271,7 +334,43 @@ class Books:
             invoices=invoices,
             statements=_statements(period, start, end, invoices),
             settled=sorted(e.seq for e in due),
+            redemptions=redemptions,
+            expiries=expiries,
         )
+
+    def _redeem(
+        self, invoice: str, *, consumer: str, product: dict, total: int, window: tuple
+    ) -> tuple[list[dict], list[dict]]:
+        """Apply the consumer's vouchers to an invoice in the documented order (the earliest to
+        expire first, then by id); return the parts applied and the vouchers refused, with why."""
+        start, end, through_seq, redemptions = window
+        applied, refused = [], []
+        mine = sorted(
+            (v for v in self.vouchers.values()
+             if v["enterprise"] == consumer and v["seq"] <= through_seq and not v["done"]),
+            key=lambda v: (v["not_after"], v["voucher"]),
+        )  # fmt: skip
+        left = total
+        for v in mine:
+            reason = _refusal(v, product, start=start, end=end)
+            if reason is None and v["balance_fen"] == 0:
+                reason = "exhausted"
+            if reason is None and left == 0:
+                break
+            if reason is not None:
+                refused.append({"voucher": v["voucher"], "reason": reason})
+                continue
+            part = min(v["balance_fen"], total * int(v["max_share_percent"]) // 100, left)
+            if part == 0:
+                continue
+            v["balance_fen"] -= part
+            left -= part
+            applied.append({"voucher": v["voucher"], "issuer": v["issuer"], "amount_fen": part})
+            redemptions.append(
+                {"voucher": v["voucher"], "issuer": v["issuer"], "enterprise": consumer,
+                 "invoice": invoice, "amount_fen": part, "balance_fen": v["balance_fen"]}
+            )  # fmt: skip
+        return applied, refused
 
     def _invoice(
         self,
@@ -279,6 +378,8 @@ class Books:
         contract_id: str,
         events: list[_Event],
         terms_of: Callable[[str, str], dict | None],
+        *,
+        vouchers: tuple,
     ) -> dict:
         contract = self.contracts.get(contract_id)
         if contract is None:
@@ -325,6 +426,10 @@ class Books:
             for role, amount in parts.items()
         }
         invoice = invoice_id(period, contract_id)
+        applied, refused = self._redeem(
+            invoice, consumer=contract["consumer"], product=product, total=total, window=vouchers
+        )
+        covered = sum(v["amount_fen"] for v in applied)
         return {
             "invoice": invoice,
             "period": period,
@@ -343,12 +448,33 @@ class Books:
             "fee_cap_fen": cap,
             "fee_cap_deduction_fen": deduction,
             "total_fen": total,
+            "vouchers": applied,
+            "voucher_refusals": refused,
+            "voucher_fen": covered,
+            "consumer_due_fen": total - covered,
             "shares": shares,
             "journal": journal(
                 invoice, consumer=contract["consumer"], contract=contract_id, total=total,
-                shares=shares,
+                shares=shares, vouchers=applied,
             ),
         }  # fmt: skip
+
+
+def _refusal(voucher: dict, product: dict, *, start: str, end: str) -> str | None:
+    """Return why a voucher does not apply to an invoice of the period on this product."""
+    if voucher["not_before"] >= end:
+        return "not-yet-valid"
+    if voucher["not_after"] <= start:
+        return "expired"
+    grades, domains = voucher.get("grades"), voucher.get("domains")
+    if grades is not None and product.get("grade") not in grades:
+        return "ineligible-product"
+    if domains is not None and not any(
+        str(product.get("domain")) == d or str(product.get("domain")).startswith(d + "/")
+        for d in domains
+    ):
+        return "ineligible-product"
+    return None
 
 
 def _usage_of(kind: str, data: dict) -> dict[str, int] | None:
@@ -377,8 +503,13 @@ def _statements(period: str, start: str, end: str, invoices: list[dict]) -> list
     for inv in invoices:
         lines.setdefault(inv["consumer"], []).append(
             {"invoice": inv["invoice"], "contract": inv["contract"], "role": "consumer",
-             "amount_fen": inv["total_fen"]}
+             "amount_fen": inv["consumer_due_fen"]}
         )  # fmt: skip
+        for v in inv["vouchers"]:
+            lines.setdefault(v["issuer"], []).append(
+                {"invoice": inv["invoice"], "contract": inv["contract"],
+                 "role": "voucher_issuer", "amount_fen": v["amount_fen"]}
+            )  # fmt: skip
         for role, share in inv["shares"].items():
             lines.setdefault(share["party"], []).append(
                 {"invoice": inv["invoice"], "contract": inv["contract"], "role": role,
@@ -393,8 +524,8 @@ def _statements(period: str, start: str, end: str, invoices: list[dict]) -> list
             "end": end,
             "party": party,
             "lines": party_lines,
-            "owes_fen": sum(x["amount_fen"] for x in party_lines if x["role"] == "consumer"),
-            "earns_fen": sum(x["amount_fen"] for x in party_lines if x["role"] != "consumer"),
+            "owes_fen": sum(x["amount_fen"] for x in party_lines if x["role"] in OWING),
+            "earns_fen": sum(x["amount_fen"] for x in party_lines if x["role"] not in OWING),
         }
         for party, party_lines in sorted(lines.items())
     ]
@@ -499,6 +630,17 @@ def replay(bodies: Iterable[dict], *, period: str | None = None, keys: dict | No
     seen_close = False
     for body in sorted(bodies, key=lambda b: b["seq"]):
         kind, data = body["type"], body["data"]
+        if kind in ("voucher.redeemed", "voucher.expired"):
+            per = (
+                str(data.get("invoice", "inv_")[4:11])
+                if kind == "voucher.redeemed"
+                else (str(data.get("period")))
+            )
+            book = recorded.setdefault(
+                per, {"invoices": {}, "statements": {}, "first": body["seq"]}
+            )
+            book.setdefault(kind, []).append((body["seq"], data))
+            continue
         if kind in ("settlement.invoice", "settlement.statement"):
             if kind == "settlement.invoice":
                 key, ident, per = "invoices", data.get("invoice"), data.get("period")
@@ -579,6 +721,15 @@ def _check_close(books: Books, body: dict, book: dict, keys: dict[str, Any]) -> 
         )
     for ident in sorted(book["statements"]):
         findings.append(Finding(f"statement {ident}", False, "no such statement", "a statement"))
+    for kind, wanted in (("voucher.redeemed", expected.redemptions),
+                         ("voucher.expired", expected.expiries)):  # fmt: skip
+        got = book.get(kind, [])
+        for i, item in enumerate(wanted):
+            seq, entry_data = got[i] if i < len(got) else (None, None)
+            findings.append(Finding(f"{kind} {item['voucher']} #{i + 1} (entry {seq})",
+                                    entry_data == item, item, entry_data))  # fmt: skip
+        for seq, entry_data in got[len(wanted) :]:
+            findings.append(Finding(f"{kind} (entry {seq})", False, "no such entry", entry_data))
     summary = expected.summary(hashes)
     for key, value in summary.items():
         findings.append(

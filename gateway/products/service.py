@@ -214,6 +214,7 @@ def publish(
             "policy_version": policy_version,
             "delivery_modes": product.delivery_modes,
             "public_interest": product.public_interest,
+            "domain": product.domain,  # what a data voucher's eligible domains are matched on
             "quality_hash": content_hash(product.quality),
             "offers": [{"offer": o.id, "terms_hash": content_hash(o.terms)} for o in offers],
         },

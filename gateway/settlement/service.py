@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from gateway.context import Gateway
 from gateway.core import clock
-from gateway.core.errors import Problem, conflict, forbidden, not_found
+from gateway.core.errors import Problem, conflict, forbidden, not_found, unprocessable
+from gateway.core.ids import new_id
 from gateway.evidence.service import commit, record
 from gateway.participants.models import Participant
 from gateway.products.models import ProductOffer
@@ -19,6 +20,9 @@ from gateway.settlement.models import (
     SettlementDocument,
     SettlementPeriod,
     StatementRead,
+    Voucher,
+    VoucherIssue,
+    VoucherRead,
 )
 from ledger import store as ledger_store
 from ledger.settlement import (
@@ -107,6 +111,15 @@ def close(session: Session, gateway: Gateway, *, period: str, by: Participant) -
                 readers=[statement["party"]], body=data, ledger_seq=entry.seq,
             )
         )  # fmt: skip
+    for kind, items in (("voucher.redeemed", result.redemptions),
+                        ("voucher.expired", result.expiries)):  # fmt: skip
+        for item in items:
+            record(session, gateway.signer, type=kind, data=item)
+            voucher = session.get(Voucher, item["voucher"], with_for_update=True)
+            if voucher is not None and kind == "voucher.redeemed":
+                voucher.balance_fen = item["balance_fen"]
+            elif voucher is not None:
+                voucher.status = "expired"
     summary = result.summary(hashes)
     entry = record(session, gateway.signer, type="settlement.closed", data={**summary, "by": by.id})
     row.through_seq, row.ledger_seq, row.summary = through, entry.seq, summary
@@ -130,6 +143,7 @@ def _read(row: SettlementPeriod, *, already: bool) -> PeriodRead:
     return PeriodRead(
         period=row.period, start=s["start"], end=s["end"], through_seq=row.through_seq,
         invoices=s["invoices"], statements=s["statements"], invoiced_fen=s["invoiced_fen"],
+        vouchers_fen=s.get("vouchers_fen", 0),
         debits_fen=s["debits_fen"], credits_fen=s["credits_fen"], closed_at=row.closed_at,
         closed_by=row.closed_by, ledger_seq=row.ledger_seq, already_closed=already,
     )  # fmt: skip
@@ -197,3 +211,61 @@ def render_html(statement: StatementRead) -> str:
         f"<p>SHA-256 {escape(statement.hash)}, signed by {escape(statement.kid)} "
         f"(ledger entry {statement.ledger_seq}).</p></body></html>"
     )
+
+
+def issue_voucher(
+    session: Session, gateway: Gateway, *, body: VoucherIssue, issuer: Participant
+) -> VoucherRead:
+    """Issue a data voucher (数据券) to an enterprise (voucher issuers only): `voucher.issued`."""
+    if "voucher_issuer" not in issuer.roles:
+        raise forbidden(f"only a voucher issuer issues data vouchers; {issuer.id} is not one")
+    enterprise = session.get(Participant, body.enterprise_id)
+    if enterprise is None or enterprise.status != "active" or "consumer" not in enterprise.roles:
+        raise unprocessable(
+            f"enterprise_id: {body.enterprise_id} is not an active participant with the role "
+            "consumer"
+        )
+    now = clock.now()
+    not_before = body.not_before or now
+    if body.not_after <= not_before:
+        raise unprocessable("not_after must be in the future and after not_before")
+    voucher_id = new_id("vch")
+    terms = {
+        "voucher": voucher_id,
+        "issuer": issuer.id,
+        "enterprise": enterprise.id,
+        "amount_fen": body.amount_fen,
+        "not_before": clock.rfc3339(clock.as_utc(not_before)),
+        "not_after": clock.rfc3339(clock.as_utc(body.not_after)),
+        "grades": sorted(set(body.grades)) if body.grades is not None else None,
+        "domains": sorted(set(body.domains)) if body.domains is not None else None,
+        "max_share_percent": body.max_share_percent,
+    }
+    entry = record(session, gateway.signer, type="voucher.issued", data=terms)
+    voucher = Voucher(
+        id=voucher_id, issuer_id=issuer.id, enterprise_id=enterprise.id, terms=terms,
+        balance_fen=body.amount_fen, status="active", ledger_seq=entry.seq, created_at=now,
+    )  # fmt: skip
+    session.add(voucher)
+    commit(session)
+    return _voucher_read(voucher)
+
+
+def _voucher_read(voucher: Voucher) -> VoucherRead:
+    t = voucher.terms
+    return VoucherRead(
+        id=voucher.id, issuer_id=voucher.issuer_id, enterprise_id=voucher.enterprise_id,
+        amount_fen=t["amount_fen"], not_before=t["not_before"], not_after=t["not_after"],
+        grades=t["grades"], domains=t["domains"], max_share_percent=t["max_share_percent"],
+        balance_fen=voucher.balance_fen, status=voucher.status, ledger_seq=voucher.ledger_seq,
+    )  # fmt: skip
+
+
+def get_voucher(session: Session, *, voucher_id: str, viewer: Participant) -> VoucherRead:
+    """Return a voucher to its issuer, its enterprise, admin and auditors; else 404."""
+    voucher = session.get(Voucher, voucher_id)
+    if voucher is None or not (
+        set(READERS) & set(viewer.roles) or viewer.id in (voucher.issuer_id, voucher.enterprise_id)
+    ):
+        raise not_found("voucher", voucher_id)
+    return _voucher_read(voucher)

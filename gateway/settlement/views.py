@@ -15,6 +15,9 @@ from gateway.settlement.models import (
     PeriodParam,
     PeriodRead,
     StatementRead,
+    VoucherIdParam,
+    VoucherIssue,
+    VoucherRead,
 )
 
 router = APIRouter(prefix="/settlement", tags=["settlement"])
@@ -82,3 +85,32 @@ def get_statement(
     if "text/html" in accept and "application/json" not in accept:
         return HTMLResponse(service.render_html(statement))
     return statement
+
+
+@router.post(
+    "/vouchers",
+    status_code=201,
+    response_model=VoucherRead,
+    responses=problem_responses(401, 403, 422),
+)
+def issue_voucher(
+    body: VoucherIssue,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> VoucherRead:
+    """Issue a data voucher (数据券) to an enterprise (voucher issuers only); it is redeemed at
+    invoice time (specs/settlement.md)."""
+    return service.issue_voucher(session, gateway, body=body, issuer=me)
+
+
+@router.get(
+    "/vouchers/{voucher_id}", response_model=VoucherRead, responses=problem_responses(401, 404, 422)
+)
+def get_voucher(
+    voucher_id: VoucherIdParam,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+) -> VoucherRead:
+    """Return a voucher with its balance (its issuer, its enterprise, admin, auditors)."""
+    return service.get_voucher(session, voucher_id=voucher_id, viewer=me)

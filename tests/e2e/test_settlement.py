@@ -232,3 +232,95 @@ def test_offers_are_priced_within_the_fee_cap_and_public_interest_is_free(client
               "offers": [bad_tiers]},
     )  # fmt: skip
     assert refused.status_code == 422
+
+
+# --- data vouchers (数据券) -------------------------------------------------------------------
+
+
+def _issue(issuer, enterprise_id: str, **terms):
+    body = {"enterprise_id": enterprise_id, "amount_fen": 500, "not_after": "2026-12-31T00:00:00Z",
+            **terms}  # fmt: skip
+    return issuer.call("POST", "/settlement/vouchers", json=body)
+
+
+@pytest.fixture
+def vouchers(client, settings):
+    """November's contract (as `november`) with three vouchers of a government body for the
+    consumer: one usable (500 fen, up to half an invoice), one for important data only, one
+    that expired in October."""
+    with freeze_time("2026-11-10T09:00:00Z") as frozen:
+        world = build_world(client, settings.state_dir)
+        issuer = world.register("bureau", ["voucher_issuer"])
+        usable = _issue(issuer, world.consumer.id, max_share_percent=50)
+        assert usable.status_code == 201, usable.text
+        important = _issue(issuer, world.consumer.id, grades=["important"], amount_fen=9999)
+        expired = _issue(issuer, world.consumer.id, not_before="2026-10-01T00:00:00Z",
+                         not_after="2026-10-31T00:00:00Z")  # fmt: skip
+        product = world.publish(offers=[PRICED])
+        contract = world.contract(product["offers"][0]["id"])
+        for _ in range(3):
+            assert world.pull(contract["id"]).status_code == 200
+        frozen.move_to("2026-12-01T00:00:01Z")
+        _refresh(world)
+        issuer._token = None
+        ids = [r.json()["id"] for r in (usable, important, expired)]
+        yield world, issuer, contract, ids, frozen
+
+
+def test_a_voucher_covers_its_share_of_an_invoice_and_its_issuer_owes_it(vouchers, gateway):
+    world, issuer, contract, (usable, important, expired), _ = vouchers
+    closed = world.admin.call("POST", "/settlement/periods/2026-11/close").json()
+    assert closed["vouchers_fen"] == 500
+    invoice = world.consumer.call("GET", f"/settlement/invoices/{closed['invoices'][0]}").json()
+    assert invoice["total_fen"] == 1145
+    assert invoice["vouchers"] == [{"voucher": usable, "issuer": issuer.id, "amount_fen": 500}]
+    assert invoice["consumer_due_fen"] == 645
+    assert {r["voucher"]: r["reason"] for r in invoice["voucher_refusals"]} == {
+        expired: "expired",
+        important: "ineligible-product",
+    }
+    consumer = world.consumer.call("GET", f"/settlement/statements/stm_2026-11_{world.consumer.id}")
+    assert consumer.json()["statement"]["owes_fen"] == 645
+    bureau = issuer.call("GET", f"/settlement/statements/stm_2026-11_{issuer.id}").json()
+    assert bureau["statement"]["owes_fen"] == 500
+    assert issuer.call("GET", f"/settlement/vouchers/{usable}").json()["balance_fen"] == 0
+    assert issuer.call("GET", f"/settlement/vouchers/{expired}").json()["status"] == "expired"
+    types = [e["type"] for e in _entries(gateway)]
+    assert types.count("voucher.issued") == 3 and types.count("voucher.redeemed") == 1
+    assert types.count("voucher.expired") == 1  # October's; the others run to 31 December
+    charge = next(p for p in invoice["journal"] if p["posting"].endswith("/charge"))
+    debits = {x["account"]: x["debit_fen"] for x in charge["lines"] if x["debit_fen"]}
+    assert debits == {
+        f"receivable:{world.consumer.id}": 645,
+        f"voucher_receivable:{issuer.id}": 500,
+    }
+
+
+def test_a_spent_voucher_is_refused_as_exhausted_and_the_books_recompute(
+    vouchers, settings, tmp_path, capsys
+):
+    world, _, contract, (usable, _, _), frozen = vouchers
+    world.admin.call("POST", "/settlement/periods/2026-11/close")
+    assert world.pull(contract["id"]).status_code == 200
+    frozen.move_to("2027-01-01T00:00:00Z")
+    _refresh(world)
+    december = world.admin.call("POST", "/settlement/periods/2026-12/close").json()
+    invoice = world.consumer.call("GET", f"/settlement/invoices/{december['invoices'][0]}").json()
+    assert invoice["vouchers"] == [] and invoice["consumer_due_fen"] == invoice["total_fen"]
+    assert {"voucher": usable, "reason": "exhausted"} in invoice["voucher_refusals"]
+    out = tmp_path / "export"
+    _export(settings, out)
+    capsys.readouterr()
+    for period in ("2026-11", "2026-12"):
+        assert dsgw(["settlement", "verify", str(out), "--period", period]) == 0, period
+
+
+def test_only_a_voucher_issuer_issues_and_only_to_a_consumer(vouchers):
+    world, issuer, _, _, _ = vouchers
+    refused = _issue(world.holder, world.consumer.id)
+    assert refused.status_code == 403
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert _issue(issuer, world.holder.id).status_code == 422  # not a consumer
+    assert _issue(issuer, world.consumer.id, amount_fen=0).status_code == 422
+    assert _issue(issuer, world.consumer.id, not_after="2026-11-01T00:00:00Z").status_code == 422
+    assert world.merchant.call("GET", "/settlement/vouchers/vch_unknown").status_code == 404

@@ -146,6 +146,7 @@ def _context(cap: int, shares: dict) -> list[dict]:
             "fee_cap_fen": cap, "revenue_share": shares}},
         {"seq": 2, "time": _time(0), "type": "product.drafted", "data": {
             "product": "prd_1", "authorisation": "auz_1", "public_interest": False,
+            "grade": "general", "domain": "finance",
             "offers": [{"offer": "off_1", "terms_hash": content_hash(TERMS)}]}},
     ]  # fmt: skip
     return bodies
@@ -163,6 +164,14 @@ events = st.lists(
         ),
         st.tuples(st.just("day"), st.integers(1, 40)),
         st.tuples(
+            st.just("voucher"),
+            st.integers(0, 1),
+            st.integers(1, 3000),
+            st.integers(1, 100),
+            st.integers(-30, 60),
+            st.sampled_from([None, ["general"], ["important"]]),
+        ),
+        st.tuples(
             st.just("close"),
         ),
     ),
@@ -177,6 +186,7 @@ events = st.lists(
     cuts=st.lists(st.integers(0, 100), min_size=2, max_size=2),
 )
 def test_the_books_balance_and_every_usage_is_settled_once_for_any_sequence(steps, cap, cuts):
+    """Any sequence of finalisations, deliveries, vouchers, days passing and closes."""
     low, high = sorted(cuts)
     shares = {"holder": low, "operator": high - low, "platform": 100 - high}
     books, seq, day, month = Books(), 2, 0, 0
@@ -187,6 +197,8 @@ def test_the_books_balance_and_every_usage_is_settled_once_for_any_sequence(step
     settled: list[int] = []
     postings: list[dict] = []
     charged: dict[str, int] = {}
+    issued: dict[str, int] = {}
+    redeemed: dict[str, int] = {}
     for step in steps:
         seq += 1
         if step[0] == "contract":
@@ -212,11 +224,22 @@ def test_the_books_balance_and_every_usage_is_settled_once_for_any_sequence(step
             usage_seqs.add(seq)
         elif step[0] == "day":
             day += step[1]
+        elif step[0] == "voucher":
+            _, who, amount, share, days, grades = step
+            lo, hi = sorted((day, day + days))
+            books.add({"seq": seq, "time": _time(day), "type": "voucher.issued", "data": {
+                "voucher": f"vch_{seq}", "issuer": f"prt_gov{who}", "enterprise": f"prt_c{who}",
+                "amount_fen": amount, "not_before": _time(lo), "not_after": _time(hi + 1),
+                "grades": grades, "domains": None, "max_share_percent": share}})  # fmt: skip
+            issued[f"vch_{seq}"] = amount
         else:
             period = f"{2026 + month // 12}-{month % 12 + 1:02d}"
             month += 1
             close = books.close(period, through_seq=seq - 1, terms_of=lambda c, o: TERMS)
             settled.extend(close.settled)
+            for r in close.redemptions:
+                redeemed[r["voucher"]] = redeemed.get(r["voucher"], 0) + r["amount_fen"]
+                assert r["balance_fen"] == issued[r["voucher"]] - redeemed[r["voucher"]] >= 0
             for invoice in close.invoices:
                 parts = [s["amount_fen"] for s in invoice["shares"].values()]
                 assert sum(parts) == invoice["total_fen"]
@@ -228,6 +251,8 @@ def test_the_books_balance_and_every_usage_is_settled_once_for_any_sequence(step
                     charged.get(invoice["contract"], 0) + invoice["total_fen"]
                 )
                 postings.extend(invoice["journal"])
+                assert invoice["voucher_fen"] <= invoice["total_fen"]
+                assert invoice["consumer_due_fen"] == invoice["total_fen"] - invoice["voucher_fen"]
             for statement in close.statements:
                 assert statement["owes_fen"] >= 0 and statement["earns_fen"] >= 0
     assert len(settled) == len(set(settled))  # nothing settled twice
@@ -235,7 +260,9 @@ def test_the_books_balance_and_every_usage_is_settled_once_for_any_sequence(step
     assert unbalanced(postings) == []
     books_after = balances(postings)
     assert all(v == 0 for k, v in books_after.items() if k.startswith("revenue:"))
-    receivable = sum(v for k, v in books_after.items() if k.startswith("receivable:"))
+    receivable = sum(
+        v for k, v in books_after.items() if k.startswith(("receivable:", "voucher_receivable:"))
+    )
     payable = -sum(v for k, v in books_after.items() if k.startswith("payable:"))
     assert receivable == payable == sum(charged.values())
     assert all(total <= cap for total in charged.values())  # the fee cap, over a contract's life

@@ -4,6 +4,8 @@
   last entry it could settle, its summary). Starts empty.
 - settlement_documents: new table, the invoices (per contract) and signed statements (per
   party) of the closed periods, with who may read each. Starts empty.
+- settlement_vouchers: new table, the data vouchers (数据券) issued, with their balance after
+  the closed periods' redemptions. Starts empty.
 
 The offers' usage prices live in `offers.terms` (JSON): no column changes.
 
@@ -48,9 +50,27 @@ def upgrade() -> None:
         op.create_index(
             "ix_settlement_documents_period", "settlement_documents", ["period", "kind"]
         )
+    if not found.has_table("settlement_vouchers"):
+        op.create_table(
+            "settlement_vouchers",
+            sa.Column("id", sa.String(length=40), nullable=False),
+            sa.Column("issuer_id", sa.String(length=40), nullable=False),
+            sa.Column("enterprise_id", sa.String(length=40), nullable=False),
+            sa.Column("terms", sa.JSON(), nullable=False),
+            sa.Column("balance_fen", sa.BigInteger(), nullable=False),
+            sa.Column("status", sa.String(length=20), nullable=False),
+            sa.Column("ledger_seq", sa.BigInteger(), nullable=False),
+            sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+            sa.PrimaryKeyConstraint("id"),
+        )
+        op.create_index(
+            "ix_settlement_vouchers_enterprise", "settlement_vouchers", ["enterprise_id"]
+        )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_settlement_vouchers_enterprise", table_name="settlement_vouchers")
+    op.drop_table("settlement_vouchers")
     op.drop_index("ix_settlement_documents_period", table_name="settlement_documents")
     op.drop_table("settlement_documents")
     op.drop_table("settlement_periods")
