@@ -154,28 +154,16 @@ def test_an_authorisation_term_ending_stops_running_contracts_at_the_next_exchan
     from datetime import UTC, datetime, timedelta
 
     end = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
-    granted = world.holder.call(
-        "POST",
-        "/authorisations",
-        json={
-            "operator_id": world.merchant.id,
-            "resource_ids": [world.resource["id"]],
-            "not_after": end.isoformat(),
-            "fee_cap_fen": 500_000,
-        },
-    )
+    granted = world.holder.call("POST", "/authorisations", json={
+        "operator_id": world.merchant.id, "resource_ids": [world.resource["id"]],
+        "not_after": end.isoformat(), "fee_cap_fen": 500_000,
+    })
     assert granted.status_code == 201, granted.text
-    short = world.merchant.call(
-        "POST",
-        "/products",
-        json={
-            "name": "short-lived",
-            "resource_id": world.resource["id"],
-            "authorisation_id": granted.json()["id"],
-            "delivery_modes": ["api"],
-            "offers": [{**OFFER, "term": "P30D"}],
-        },
-    )
+    short = world.merchant.call("POST", "/products", json={
+        "name": "short-lived", "resource_id": world.resource["id"],
+        "authorisation_id": granted.json()["id"], "delivery_modes": ["api"],
+        "offers": [{**OFFER, "term": "P30D"}],
+    })
     assert short.status_code == 201, short.text
     product = world.list_product(short.json()["id"])
     contract = world.contract(product["offers"][0]["id"])

@@ -65,7 +65,9 @@ def test_check_sink_rules():
     egress.check_sink(public, allowed=(), own=set())
     with pytest.raises(DataPlaneError):
         egress.check_sink("http://10.0.0.5/in", allowed=(), own=set())
-    egress.check_sink("http://10.0.0.5/in", allowed=egress.parse_networks("10.0.0.0/8"), own=set())
+    egress.check_sink(
+        "http://10.0.0.5/in", allowed=egress.parse_networks("10.0.0.0/8"), own=set()
+    )
     own = egress.own_services(["http://10.0.0.5:80"])
     with pytest.raises(DataPlaneError, match="own services"):
         egress.check_sink(

@@ -166,15 +166,11 @@ def test_nul_characters_are_refused_the_same_way_on_every_engine(world):
 
 
 def test_an_escaped_backslash_before_u0000_is_ordinary_text(world):
-    headers = {
-        "Authorization": f"Bearer {world.holder.token()}",
-        "content-type": "application/json",
-    }
+    headers = {"Authorization": f"Bearer {world.holder.token()}",
+               "content-type": "application/json"}
     # (identifiers refuse backslashes by their pattern; free text keeps them)
-    body = (
-        b'{"name": "off_\\\\u0000", "domain": "d", "grade": "general", "level": "L1",'
-        b' "fields": [{"name": "v"}]}'
-    )
+    body = (b'{"name": "off_\\\\u0000", "domain": "d", "grade": "general", "level": "L1",'
+            b' "fields": [{"name": "v"}]}')
     response = world.client.post("/resources", content=body, headers=headers)
     assert response.status_code == 201, response.text  # reached the service: text, not a NUL
     assert response.json()["name"] == "off_\\u0000"

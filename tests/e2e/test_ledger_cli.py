@@ -17,16 +17,8 @@ def exported(client, settings, tmp_path, capsys):
     assert world.pull(contract["id"]).status_code == 200
     assert world.pull(contract["id"], purpose="marketing").status_code == 403
     out = tmp_path / "export"
-    args = [
-        "--state",
-        str(settings.state_dir),
-        "ledger",
-        "export",
-        "--out",
-        str(out),
-        "--database-url",
-        settings.resolved_database_url,
-    ]
+    args = ["--state", str(settings.state_dir), "ledger", "export", "--out", str(out),
+            "--database-url", settings.resolved_database_url]
     assert dsgw(args) == 0
     capsys.readouterr()
     return out

@@ -45,10 +45,7 @@ def test_a_products_grade_is_the_highest_its_offers_expose_never_typed(client, g
 
     world = build_world(client, settings.state_dir)
     resource = world.add_resource(
-        name="graded fields",
-        domain="finance",
-        grade="general",
-        level="L3",
+        name="graded fields", domain="finance", grade="general", level="L3",
         fields=[
             {"name": "district", "level": "L1", "grade": "general"},
             {"name": "score", "level": "L2", "grade": "general"},
@@ -56,7 +53,9 @@ def test_a_products_grade_is_the_highest_its_offers_expose_never_typed(client, g
         ],
         rows=[{"district": "海淀", "score": 700, "phone": "13812345678"}],
     )
-    narrow = world.publish(resource=resource, offers=[{**OFFER, "fields": ["district", "score"]}])
+    narrow = world.publish(
+        resource=resource, offers=[{**OFFER, "fields": ["district", "score"]}]
+    )
     assert (narrow["grade"], narrow["level"]) == ("general", "L2")  # lowered by what it exposes
     assert narrow["offers"][0]["exposure"]["api"]["level"] == "L2"
     wide = world.publish(
@@ -79,17 +78,11 @@ def test_no_product_is_drafted_when_the_policy_cannot_grade_it(client, gateway, 
     real = gateway.policy
     gateway.policy = PolicyClient(f"http://127.0.0.1:{free_port()}", timeout=0.5)
     try:
-        response = world.merchant.call(
-            "POST",
-            "/products",
-            json={
-                "name": "ungradable",
-                "resource_id": world.resource["id"],
-                "authorisation_id": world.authorisation["id"],
-                "delivery_modes": ["api"],
-                "offers": [OFFER],
-            },
-        )
+        response = world.merchant.call("POST", "/products", json={
+            "name": "ungradable", "resource_id": world.resource["id"],
+            "authorisation_id": world.authorisation["id"], "delivery_modes": ["api"],
+            "offers": [OFFER],
+        })
     finally:
         gateway.policy = real
     assert response.status_code == 503, response.text

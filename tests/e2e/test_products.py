@@ -208,7 +208,9 @@ def test_ending_an_authorisation_suspends_its_listed_products(world, gateway):
             reason="authorisation revoked",
         )
         session.commit()
-    assert sorted(suspended) == sorted([world.product["id"], world.core_product["id"]])
+    assert sorted(suspended) == sorted(
+        [world.product["id"], world.core_product["id"]]
+    )
     assert world.merchant.call("GET", f"/products/{draft['id']}").json()["status"] == "draft"
     after = world.consumer.call("GET", f"/products/{world.product['id']}").json()
     assert after["status"] == "suspended" and after["status_reason"] == "authorisation revoked"

@@ -36,7 +36,9 @@ class World:
         body = {
             "name": "product",
             "resource_id": (resource or self.resource)["id"],
-            "authorisation_id": (resource or {}).get("authorisation_id", self.authorisation["id"]),
+            "authorisation_id": (resource or {}).get(
+                "authorisation_id", self.authorisation["id"]
+            ),
             "delivery_modes": ["api"],
             "offers": offers,
             **extra,

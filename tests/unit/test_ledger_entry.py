@@ -91,7 +91,7 @@ def test_build_entry_refuses_what_cannot_be_a_valid_entry(overrides):
     [
         {},
         {"b": 1, "a": "数据", "c": [1, 2.5, None, True], "\u20ac": {"z": -0.0, "y": 1e21}},
-        {"text": 'quote " backslash \\ newline \n tab \t nul \u0000 emoji 😀'},
+        {"text": "quote \" backslash \\ newline \n tab \t nul \u0000 emoji 😀"},
         {"n": 2**53 - 1, "f": 0.1, "nested": {"k": [{"x": "\u2028"}]}},
     ],
 )
