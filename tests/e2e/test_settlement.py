@@ -8,6 +8,7 @@ import pytest
 from freezegun import freeze_time
 
 from gateway.cli import main as dsgw
+from gateway.products import cli as lifecycle_cli
 from ledger import b64url_decode, canonical_json, public_key_from_jwk
 from ledger.keys import verify_signature
 from tests.e2e.world import PURPOSE, build_world
@@ -324,3 +325,23 @@ def test_only_a_voucher_issuer_issues_and_only_to_a_consumer(vouchers):
     assert _issue(issuer, world.consumer.id, amount_fen=0).status_code == 422
     assert _issue(issuer, world.consumer.id, not_after="2026-11-01T00:00:00Z").status_code == 422
     assert world.merchant.call("GET", "/settlement/vouchers/vch_unknown").status_code == 404
+
+
+def test_settlement_commands_close_show_and_print_a_statement(
+    november, settings, monkeypatch, client, capsys
+):
+    world, _, _ = november
+    monkeypatch.setattr(lifecycle_cli, "client_factory", lambda **_: client)
+    state = ["--state", str(settings.state_dir)]
+    url = ["--url", "http://localhost"]
+    assert dsgw([*state, "settlement", "close", "--period", "2026-11", *url]) == 0
+    assert "period 2026-11 closed" in capsys.readouterr().out
+    assert dsgw([*state, "settlement", "close", "--period", "2026-11", *url]) == 0
+    assert "was closed already" in capsys.readouterr().out
+    assert dsgw([*state, "settlement", "show", "--period", "2026-11", *url]) == 0
+    assert json.loads(capsys.readouterr().out)["invoiced_fen"] == 1145
+    statement = f"stm_2026-11_{world.holder.id}"
+    assert dsgw([*state, "settlement", "statement", statement, *url]) == 0
+    assert json.loads(capsys.readouterr().out)["statement"]["earns_fen"] == 458
+    assert dsgw([*state, "settlement", "close", "--period", "2026-12", *url]) == 1
+    assert "HTTP 409 urn:dsgw:problem:period-open" in capsys.readouterr().err
