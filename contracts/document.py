@@ -59,6 +59,8 @@ def contract_document(
     terms = offer.model_dump(mode="json")
     if terms.get("compute") is None:  # no compute terms: the document is signed as before them
         terms.pop("compute", None)
+    if terms.get("price") is None:  # no usage prices: likewise signed as before them
+        terms.pop("price", None)
     if not_after - not_before > offer.term:
         raise ContractError(
             f"expected a period no longer than the offer's term {terms['term']}, "

@@ -48,6 +48,72 @@ MAX_SAFE_INTEGER = 2**53 - 1
 PositiveInt = Annotated[StrictInt, Field(gt=0, le=MAX_SAFE_INTEGER)]
 
 
+FenAmount = Annotated[StrictInt, Field(ge=0, le=MAX_SAFE_INTEGER)]
+# What a usage price is per: the metric it counts and the quantity one unit price is for.
+PriceMetric = Literal["calls", "rows", "bytes", "queries"]
+PER_UNIT: dict[str, int] = {"calls": 1, "rows": 1000, "bytes": 1_000_000, "queries": 1}
+
+
+class PriceBand(BaseModel):
+    """One band of a tiered price: the quantity it reaches to (null: no end), at its rate."""
+
+    model_config = ConfigDict(extra="forbid")
+    up_to: PositiveInt | None = Field(
+        description="the period's quantity (in the metric's own unit: calls, rows, bytes, "
+        "queries) this band ends at, inclusive; null for the last band"
+    )
+    unit_fen: FenAmount = Field(
+        description="fen per unit: per call, per 1,000 rows, per MB (10^6 bytes), per query"
+    )
+
+
+class PriceTiers(BaseModel):
+    """A graduated price on one metric: each band's quantity is charged at that band's rate."""
+
+    model_config = ConfigDict(extra="forbid")
+    metric: PriceMetric
+    bands: list[PriceBand] = Field(min_length=1, max_length=20)
+
+    @model_validator(mode="after")
+    def _bands_ascend_to_no_end(self) -> "PriceTiers":
+        ends = [band.up_to for band in self.bands]
+        if ends[-1] is not None:
+            raise ValueError(
+                f"expected the last band to have no end (up_to null), found {ends[-1]}"
+            )
+        bounded = ends[:-1]
+        if any(end is None for end in bounded) or any(
+            a >= b for a, b in zip(bounded, bounded[1:], strict=False)
+        ):
+            raise ValueError(
+                f"expected strictly ascending band ends with only the last one null, found {ends}"
+            )
+        return self
+
+
+class Price(BaseModel):
+    """Usage prices of an offer (specs/settlement.md), in integer fen; the flat price per
+    contract is the offer's `price_fen`. Every rate is within the authorisation's fee cap."""
+
+    model_config = ConfigDict(extra="forbid")
+    per_call_fen: FenAmount = 0
+    per_1000_rows_fen: FenAmount = 0
+    per_mb_fen: FenAmount = Field(0, description="fen per MB: 10^6 bytes delivered")
+    per_query_fen: FenAmount = Field(0, description="fen per compute query answered")
+    tiers: PriceTiers | None = None
+
+    def rates(self) -> list[int]:
+        """Return every rate this price states (the flat price not included)."""
+        bands = [band.unit_fen for band in self.tiers.bands] if self.tiers is not None else []
+        return [
+            self.per_call_fen,
+            self.per_1000_rows_fen,
+            self.per_mb_fen,
+            self.per_query_fen,
+            *bands,
+        ]
+
+
 def _unique(values: list[str] | None, what: str) -> list[str] | None:
     if values is not None:
         repeated = sorted(v for v, n in Counter(values).items() if n > 1)
@@ -71,7 +137,12 @@ class Offer(BaseModel):
     fields: list[FieldName] | None = Field(None, min_length=1, max_length=200)
     region: Literal["domestic", "any"] = "domestic"
     onward_transfer: StrictBool = False
-    price_fen: Annotated[StrictInt, Field(ge=0, le=MAX_SAFE_INTEGER)] = 0
+    price_fen: Annotated[StrictInt, Field(ge=0, le=MAX_SAFE_INTEGER)] = Field(
+        0, description="flat price per contract, integer fen, charged in the period it is finalised"
+    )
+    price: Price | None = Field(
+        None, description="usage prices: per call, per 1,000 rows, per MB, per query, tiers"
+    )
     termination: Literal["either", "provider", "none"] = Field(
         "either",
         description="who may terminate a FINALIZED contract: either party, the provider, nobody",
@@ -126,6 +197,10 @@ class Offer(BaseModel):
                 f"{self.lawful_basis!r} covers, found none"
             )
         return self
+
+    def rates(self) -> list[int]:
+        """Return every price the offer states: the flat one and each usage rate."""
+        return [self.price_fen, *(self.price.rates() if self.price is not None else [])]
 
     @field_serializer("term")
     def _term_to_iso8601(self, value: timedelta) -> str:

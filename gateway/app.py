@@ -45,6 +45,7 @@ from gateway.policy.watch import VersionWatcher
 from gateway.products.views import router as products_router
 from gateway.resources.views import registrations as registrations_router
 from gateway.resources.views import router as resources_router
+from gateway.settlement.views import router as settlement_router
 from gateway.transfers.views import router as transfers_router
 from ledger import load_or_create_signer
 from ledger import store as ledger_store
@@ -179,6 +180,7 @@ def api() -> FastAPI:
         contracts_router,
         ledger_router,
         disclosure_router,
+        settlement_router,
         *dsp_routers,
         peers_router,
     ):

@@ -691,6 +691,9 @@ def parser() -> argparse.ArgumentParser:
     from gateway.peers.cli import add_parsers as add_peer_parsers
 
     add_peer_parsers(sub)  # peer add|list|suspend|reactivate
+    from gateway.settlement.cli import add_parsers as add_settlement_parsers
+
+    add_settlement_parsers(sub)  # settlement close|show|statement|verify
     return top
 
 

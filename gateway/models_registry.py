@@ -11,4 +11,5 @@ from gateway.participants import models as _participants  # noqa: F401
 from gateway.peers import models as _peers  # noqa: F401
 from gateway.products import models as _products  # noqa: F401
 from gateway.resources import models as _resources  # noqa: F401
+from gateway.settlement import models as _settlement  # noqa: F401
 from gateway.transfers import models as _transfers  # noqa: F401

@@ -50,6 +50,7 @@ from gateway.products.models import Product, ProductOffer
 from gateway.resources import data as resource_data
 from gateway.resources import service as resources
 from gateway.resources.models import EmbeddedDataset, Resource
+from gateway.settlement.pricing import policy_price
 from ledger import Entry
 
 
@@ -108,6 +109,8 @@ def policy_input(
             "holder_approved": contract.holder_approved_at is not None,
             "region": offer.region,
             "price_fen": offer.price_fen,
+            # The settlement hook: the price checked at use against the fee cap.
+            "price": policy_price(product, offer),
         }
         if contract is not None and offer is not None
         else None,

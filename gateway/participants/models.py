@@ -12,7 +12,8 @@ from gateway.participants import uscc
 from ledger.ed25519 import public_key_bytes
 from ledger.errors import LedgerKeyError
 
-Role = Literal["holder", "operator", "merchant", "consumer", "auditor", "admin"]
+# voucher_issuer: a government body that issues data vouchers (数据券, gateway/settlement).
+Role = Literal["holder", "operator", "merchant", "consumer", "auditor", "admin", "voucher_issuer"]
 Region = Literal["domestic", "cross_border"]
 
 

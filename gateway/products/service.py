@@ -49,10 +49,19 @@ def _check_offer(
             raise unprocessable(f"{where}.compute: the resource has no fields {undeclared}")
     if public and offer.price_fen != 0:
         raise unprocessable(f"{where}.price_fen: a public-interest product is free (公益): use 0")
+    if public and any(offer.price.rates() if offer.price is not None else []):
+        raise unprocessable(
+            f"{where}.price: a public-interest product is free (公益): every rate must be 0"
+        )
     if offer.price_fen > fee_cap:
         raise unprocessable(
             f"{where}.price_fen: {offer.price_fen} fen exceeds the authorisation's fee cap of "
             f"{fee_cap} fen"
+        )
+    over = [rate for rate in (offer.price.rates() if offer.price else []) if rate > fee_cap]
+    if over:
+        raise unprocessable(
+            f"{where}.price: rate(s) {over} fen exceed the authorisation's fee cap of {fee_cap} fen"
         )
 
 
@@ -205,6 +214,7 @@ def publish(
             "policy_version": policy_version,
             "delivery_modes": product.delivery_modes,
             "public_interest": product.public_interest,
+            "domain": product.domain,  # what a data voucher's eligible domains are matched on
             "quality_hash": content_hash(product.quality),
             "offers": [{"offer": o.id, "terms_hash": content_hash(o.terms)} for o in offers],
         },

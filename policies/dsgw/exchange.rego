@@ -115,6 +115,7 @@ contract_checks := {
 	"contract.holder_approved": "contract.holder_approved must be a boolean",
 	"contract.region": `contract.region must be "domestic" or "any"`,
 	"contract.price_fen": "contract.price_fen must be null or an integer >= 0 (fen)",
+	"contract.price": "contract.price must be omitted or {rates_fen: list of integers >= 0, fee_cap_fen: integer >= 0 or null}",
 }
 
 field_problems contains message if {
@@ -255,6 +256,16 @@ passed_checks contains "contract.holder_approved" if is_boolean(contract.holder_
 passed_checks contains "contract.region" if contract.region in {"domestic", "any"}
 
 passed_checks contains "contract.price_fen" if optional_natural(object.get(contract, "price_fen", null))
+
+passed_checks contains "contract.price" if not "price" in object.keys(contract)
+
+passed_checks contains "contract.price" if {
+	is_array(contract.price.rates_fen)
+	every rate in contract.price.rates_fen {
+		natural(rate)
+	}
+	optional_natural(object.get(contract.price, "fee_cap_fen", null))
+}
 
 levels := {"L1", "L2", "L3", "L4"}
 
@@ -515,11 +526,47 @@ important_where := "is graded important" if {
 	[listing({f.name | some f in exposed_fields; field_grade(f) == "important"})],
 )
 
-contract_free if contract.price_fen == 0
+contract_free if {
+	contract.price_fen == 0
+	not priced_usage
+}
 
-contract_price := sprintf("charges %v fen", [contract.price_fen]) if {
+# A usage rate above zero (per call, rows, MB, query, a tier), when the input states the price.
+priced_usage if {
+	some rate in object.get(contract, ["price", "rates_fen"], [])
+	rate > 0
+}
+
+contract_price := "charges for its usage" if {
+	priced_usage
+} else := sprintf("charges %v fen", [contract.price_fen]) if {
 	is_number(contract.price_fen)
 } else := "does not state its price"
+
+# METADATA
+# title: Price above the fee cap
+# description: >-
+#   A contract is used only at prices within its authorisation's fee cap (价格上限) as it stands
+#   at the moment of use: every rate the offer states (flat, per call, per 1,000 rows, per MB,
+#   per query, each tier) is at most the cap. A priced contract whose cap is unknown is refused.
+# custom:
+#   code: PRICE_ABOVE_FEE_CAP
+deny contains reason(rego.metadata.rule(), detail) if {
+	has_contract
+	some rate in object.get(contract, ["price", "rates_fen"], [])
+	rate > 0
+	not within_fee_cap(rate)
+	detail := sprintf(
+		"contract %s charges a rate of %v fen; the authorisation's fee cap is %v fen",
+		[contract.id, rate, fee_cap_text],
+	)
+}
+
+within_fee_cap(rate) if rate <= contract.price.fee_cap_fen
+
+fee_cap_text := sprintf("%v", [contract.price.fee_cap_fen]) if {
+	is_number(contract.price.fee_cap_fen)
+} else := "unknown"
 
 # METADATA
 # title: Public-interest use is free

@@ -228,6 +228,30 @@ reason_cases := {
 		"set": object.union(public_changes, {"/product/public_interest": true}),
 		"want": [],
 	},
+	"PUBLIC_INTEREST_NOT_FREE: a usage rate": {
+		"set": {"/product/public_interest": true, "/contract/price_fen": 0, "/contract/price": {"rates_fen": [0, 5], "fee_cap_fen": 100}},
+		"want": ["PUBLIC_INTEREST_NOT_FREE"],
+	},
+	"allowed: public-interest product with every rate zero": {
+		"set": {"/product/public_interest": true, "/contract/price_fen": 0, "/contract/price": {"rates_fen": [0, 0], "fee_cap_fen": 100}},
+		"want": [],
+	},
+	"PRICE_ABOVE_FEE_CAP: a rate above the cap": {
+		"set": {"/contract/price": {"rates_fen": [1200, 90000], "fee_cap_fen": 50000}},
+		"want": ["PRICE_ABOVE_FEE_CAP"],
+	},
+	"PRICE_ABOVE_FEE_CAP: the cap unknown": {
+		"set": {"/contract/price": {"rates_fen": [1200], "fee_cap_fen": null}},
+		"want": ["PRICE_ABOVE_FEE_CAP"],
+	},
+	"allowed: free under an unknown cap": {
+		"set": {"/contract/price_fen": 0, "/contract/price": {"rates_fen": [0], "fee_cap_fen": null}},
+		"want": [],
+	},
+	"allowed: rates at the cap": {
+		"set": {"/contract/price": {"rates_fen": [1200, 50000], "fee_cap_fen": 50000}},
+		"want": [],
+	},
 	"allowed: a priced contract for a product not for public interest": {
 		"set": {"/contract/price_fen": 1200},
 		"want": [],
@@ -332,6 +356,7 @@ titles := {
 	"REGION_NOT_PERMITTED": "Region not permitted",
 	"QUOTA_EXHAUSTED": "Quota exhausted",
 	"PUBLIC_INTEREST_NOT_FREE": "Public-interest use is free",
+	"PRICE_ABOVE_FEE_CAP": "Price above the fee cap",
 }
 
 # A denial cites its rule: code and title come from the rule's METADATA annotation.
@@ -345,6 +370,14 @@ detail_cases := {
 	"PUBLIC_INTEREST_NOT_FREE": {
 		"set": {"/product/public_interest": true, "/contract/price_fen": 1200},
 		"want": "product prd_1 is for public-interest use, which is free; contract ctr_1 charges 1200 fen",
+	},
+	"PRICE_ABOVE_FEE_CAP": {
+		"set": {"/contract/price": {"rates_fen": [1200, 90000], "fee_cap_fen": 50000}},
+		"want": "contract ctr_1 charges a rate of 90000 fen; the authorisation's fee cap is 50000 fen",
+	},
+	"PUBLIC_INTEREST_NOT_FREE: usage priced": {
+		"set": {"/product/public_interest": true, "/contract/price_fen": 0, "/contract/price": {"rates_fen": [0, 5], "fee_cap_fen": 100}},
+		"want": "product prd_1 is for public-interest use, which is free; contract ctr_1 charges for its usage",
 	},
 	"PUBLIC_INTEREST_NOT_FREE: price not stated": {
 		"set": {"/product/public_interest": true, "/contract/price_fen": null},
@@ -664,6 +697,14 @@ invalid_cases := {
 	"contract price not a number": {
 		"input": input_with({"/contract/price_fen": "free"}),
 		"problem": "contract.price_fen must be null or an integer >= 0 (fen)",
+	},
+	"contract price rates not a list": {
+		"input": input_with({"/contract/price": {"rates_fen": 5, "fee_cap_fen": 10}}),
+		"problem": "contract.price must be omitted or {rates_fen: list of integers >= 0, fee_cap_fen: integer >= 0 or null}",
+	},
+	"contract price rate negative": {
+		"input": input_with({"/contract/price": {"rates_fen": [-1], "fee_cap_fen": 10}}),
+		"problem": "contract.price must be omitted or {rates_fen: list of integers >= 0, fee_cap_fen: integer >= 0 or null}",
 	},
 	"contract region unknown": {
 		"input": input_with({"/contract/region": "eu"}),

@@ -140,7 +140,7 @@ def test_document_names_type_version_parties_purpose_and_period():
 
 def test_document_carries_the_full_offer_terms_and_the_effective_terms():
     doc = make_doc(FULL_OFFER, not_after=START + timedelta(seconds=2))
-    assert doc["offer"] == FULL_OFFER.model_dump(mode="json", exclude={"compute"})
+    assert doc["offer"] == FULL_OFFER.model_dump(mode="json", exclude={"compute", "price"})
     assert doc["offer"]["term"] == "PT2S"
     assert doc["quotas"] == {"rows": 100, "calls": 3}
     assert doc["fields"] == ["name", "id_no"]
@@ -153,6 +153,12 @@ def test_document_carries_the_offers_compute_terms_when_it_declares_them():
     offer = Offer(purposes=["research"], term="P30D", compute=ComputeTerms(**terms))
     assert make_doc(offer)["offer"]["compute"]["columns"]["district"]["rule"] == "group_key"
     assert "compute" not in make_doc()["offer"]
+
+
+def test_document_carries_usage_prices_only_when_the_offer_declares_them():
+    offer = Offer(purposes=["research"], term="P30D", price={"per_call_fen": 7})
+    assert make_doc(offer)["offer"]["price"]["per_call_fen"] == 7
+    assert "price" not in make_doc()["offer"]  # signed as before usage prices existed
 
 
 def test_document_without_lawful_basis_fields_records_none():
@@ -259,6 +265,9 @@ def test_schema_check_refuses_documents_that_break_it(path, value, error):
 
 def test_schema_offer_properties_match_the_offer_model():
     assert set(SCHEMA["$defs"]["offer"]["properties"]) == set(Offer.model_fields)
-    # compute is omitted when null, so documents without compute terms sign as they always did.
-    assert set(SCHEMA["$defs"]["offer"]["required"]) == set(Offer.model_fields) - {"compute"}
+    # compute and price are omitted when null, so documents without them sign as they always did.
+    assert set(SCHEMA["$defs"]["offer"]["required"]) == set(Offer.model_fields) - {
+        "compute",
+        "price",
+    }
     assert set(SCHEMA["required"]) == set(make_doc())

@@ -1,0 +1,108 @@
+"""`dsgw settlement close|show|statement|verify`: close a month, read it, and recompute it.
+
+`close`, `show` and `statement` call a running gateway as one participant (by default the
+platform admin), like `dsgw product`; `verify` needs no gateway: it recomputes every statement of
+a period from an exported ledger (`dsgw ledger export`) with `ledger.settlement` alone.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def cmd_close(args: argparse.Namespace) -> int:
+    """Close a period; print what it produced."""
+    from gateway.products.cli import _call
+
+    result = _call(args, "POST", f"/settlement/periods/{args.period}/close")
+    if result is None:
+        return 1
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        return 0
+    verb = "was closed already" if result["already_closed"] else "closed"
+    print(
+        f"period {result['period']} {verb} (ledger entry {result['ledger_seq']}, through entry "
+        f"{result['through_seq']}): {len(result['invoices'])} invoice(s), "
+        f"{len(result['statements'])} statement(s), {result['invoiced_fen']} fen invoiced"
+    )
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Print a closed period as JSON."""
+    from gateway.products.cli import _call
+
+    result = _call(args, "GET", f"/settlement/periods/{args.period}")
+    if result is None:
+        return 1
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_statement(args: argparse.Namespace) -> int:
+    """Print a signed statement as JSON."""
+    from gateway.products.cli import _call
+
+    result = _call(args, "GET", f"/settlement/statements/{args.statement_id}")
+    if result is None:
+        return 1
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Recompute a period from an export: 0 when every line matches, 1 when one does not, 2
+    when the period or the export cannot be read."""
+    from ledger.settlement import SettlementError, verify_settlement
+
+    folder = Path(args.export)
+    if not (folder / "entries.jsonl").is_file():
+        print(f"dsgw: {folder} is not a ledger export (no entries.jsonl)", file=sys.stderr)
+        return 2
+    try:
+        report = verify_settlement(folder, args.period)
+    except SettlementError as exc:
+        print(f"dsgw: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+    else:
+        for finding in report.findings:
+            if args.all or not finding.ok:
+                print(finding)
+        bad = sum(1 for f in report.findings if not f.ok)
+        verdict = "MATCHES" if report.ok else f"DOES NOT MATCH ({bad} line(s))"
+        print(f"period {args.period}: {len(report.findings)} line(s) recomputed; {verdict}")
+    return 0 if report.ok else 1
+
+
+def add_parsers(sub: Any) -> None:
+    """Add `settlement close|show|statement|verify` to the `dsgw` sub-commands."""
+    from gateway.products.cli import _connection
+
+    settlement = sub.add_parser("settlement", help="close a month, read it, recompute it")
+    verbs = settlement.add_subparsers(dest="settlement_command", required=True)
+    close = verbs.add_parser("close", help="close a period (the platform admin)")
+    close.add_argument("--period", required=True, help="the month, YYYY-MM")
+    close.add_argument("--json", action="store_true")
+    _connection(close)
+    close.set_defaults(func=cmd_close)
+    show = verbs.add_parser("show", help="print a closed period")
+    show.add_argument("--period", required=True, help="the month, YYYY-MM")
+    _connection(show)
+    show.set_defaults(func=cmd_show)
+    statement = verbs.add_parser("statement", help="print a signed statement")
+    statement.add_argument("statement_id")
+    _connection(statement)
+    statement.set_defaults(func=cmd_statement)
+    verify = verbs.add_parser(
+        "verify", help="recompute every statement of a period from an exported ledger"
+    )
+    verify.add_argument("export", help="the folder `dsgw ledger export` wrote")
+    verify.add_argument("--period", required=True, help="the month, YYYY-MM")
+    verify.add_argument("--all", action="store_true", help="print matching lines too")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.set_defaults(func=cmd_verify)

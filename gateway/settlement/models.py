@@ -1,0 +1,193 @@
+"""Settlement (清算 / 收益分配): closed periods, their invoices and signed statements."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import Path
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import BigInteger, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.core.db import Base
+from gateway.core.types import Fen, Identifier, Moment, ShortText
+
+PERIOD_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+PeriodParam = Annotated[
+    str, Path(min_length=7, max_length=7, pattern=PERIOD_PATTERN, description="month, YYYY-MM")
+]
+VoucherIdParam = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=r"^vch_[A-Za-z0-9_-]{1,60}$")
+]
+DOCUMENT_ID_PATTERN = r"^(inv|stm)_[0-9]{4}-[0-9]{2}_[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+DocumentIdParam = Annotated[str, Path(min_length=1, max_length=100, pattern=DOCUMENT_ID_PATTERN)]
+
+
+class SettlementPeriod(Base):
+    """One closed period: closing it again finds this row and changes nothing."""
+
+    __tablename__ = "settlement_periods"
+
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    through_seq: Mapped[int] = mapped_column(BigInteger)
+    ledger_seq: Mapped[int] = mapped_column(BigInteger)  # its settlement.closed entry
+    summary: Mapped[dict]
+    closed_by: Mapped[str] = mapped_column(String(40))
+    closed_at: Mapped[datetime]
+
+
+class SettlementDocument(Base):
+    """An invoice (per contract) or a statement (per party) of a closed period."""
+
+    __tablename__ = "settlement_documents"
+    __table_args__ = (Index("ix_settlement_documents_period", "period", "kind"),)
+
+    id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7))
+    kind: Mapped[str] = mapped_column(String(20))  # invoice | statement
+    readers: Mapped[list]  # the participants who may read it (besides admin and auditors)
+    body: Mapped[dict]  # the invoice, or the statement's entry data (statement, hash, sig, kid)
+    ledger_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class Voucher(Base):
+    """A data voucher (数据券) a voucher issuer gave an enterprise; its balance is the ledger's."""
+
+    __tablename__ = "settlement_vouchers"
+    __table_args__ = (Index("ix_settlement_vouchers_enterprise", "enterprise_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    issuer_id: Mapped[str] = mapped_column(String(40))
+    enterprise_id: Mapped[str] = mapped_column(String(40))
+    terms: Mapped[dict]  # the data of its voucher.issued entry
+    balance_fen: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(20))  # active | expired
+    ledger_seq: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+
+
+class VoucherIssue(BaseModel):
+    """A voucher issuer's data voucher for an enterprise (a consumer)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enterprise_id: Identifier
+    amount_fen: Fen = Field(gt=0)
+    not_before: Moment | None = Field(None, description="defaults to now")
+    not_after: Moment
+    grades: list[Literal["general", "important"]] | None = Field(
+        None, min_length=1, description="the product grades it may pay for; null: any"
+    )
+    domains: list[ShortText] | None = Field(
+        None,
+        min_length=1,
+        max_length=50,
+        description="the product domains it may pay for ('finance' also covers 'finance/…'); "
+        "null: any",
+    )
+    max_share_percent: int = Field(
+        100, ge=1, le=100, description="the share of an invoice it may cover, in percent"
+    )
+
+    @model_validator(mode="after")
+    def _valid(self) -> "VoucherIssue":
+        for moment in (self.not_before, self.not_after):
+            if moment is not None and moment.tzinfo is None:
+                raise ValueError("times must carry a UTC offset (RFC 3339)")
+        if self.not_before and self.not_after <= self.not_before:
+            raise ValueError("not_after must be after not_before")
+        return self
+
+
+class VoucherRead(BaseModel):
+    id: str
+    issuer_id: str
+    enterprise_id: str
+    amount_fen: int
+    not_before: str
+    not_after: str
+    grades: list[str] | None
+    domains: list[str] | None
+    max_share_percent: int
+    balance_fen: int = Field(description="what is left after the closed periods' redemptions")
+    status: str = Field(description="active, or expired (by a close after its not_after)")
+    ledger_seq: int = Field(description="the seq of its voucher.issued entry")
+
+
+class StatementLine(BaseModel):
+    invoice: str
+    contract: str
+    role: str = Field(description="consumer (owes), or holder, operator, platform (earns)")
+    amount_fen: int
+
+
+class Statement(BaseModel):
+    format: str
+    statement: str
+    period: str
+    start: str
+    end: str
+    party: str
+    lines: list[StatementLine]
+    owes_fen: int
+    earns_fen: int
+
+
+class StatementRead(BaseModel):
+    """A party's statement of a period, signed with the gateway's ledger key (JCS, Ed25519)."""
+
+    statement: Statement
+    hash: str = Field(description="hex SHA-256 of the JCS of `statement`")
+    sig: str = Field(description="base64url Ed25519 signature of the JCS of `statement`")
+    kid: str
+    ledger_seq: int
+
+
+class InvoiceRead(BaseModel):
+    """A contract's invoice of a period, as its `settlement.invoice` entry records it."""
+
+    invoice: str
+    period: str
+    contract: str
+    consumer: str
+    provider: str
+    product: str
+    offer: str
+    authorisation: str
+    public_interest: bool
+    terms_hash: str
+    usage: dict
+    lines: list[dict]
+    subtotal_fen: int
+    fee_cap_fen: int
+    fee_cap_deduction_fen: int
+    total_fen: int
+    vouchers: list[dict] = Field(description="voucher parts applied: voucher, issuer, amount_fen")
+    voucher_refusals: list[dict] = Field(
+        description="the consumer's vouchers not applied, with why: expired, not-yet-valid, "
+        "ineligible-product, exhausted"
+    )
+    voucher_fen: int
+    consumer_due_fen: int = Field(description="what the consumer owes: total less vouchers")
+    shares: dict
+    journal: list[dict]
+    ledger_seq: int
+
+
+class PeriodRead(BaseModel):
+    """A closed period: what it covers and what it produced."""
+
+    period: str
+    start: str
+    end: str
+    through_seq: int = Field(description="the last ledger entry the close could settle")
+    invoices: list[str]
+    statements: list[dict]
+    invoiced_fen: int
+    vouchers_fen: int = 0
+    debits_fen: int
+    credits_fen: int
+    closed_at: datetime
+    closed_by: str
+    ledger_seq: int = Field(description="the seq of its settlement.closed entry")
+    already_closed: bool = Field(
+        False, description="true when this close found the period closed and changed nothing"
+    )

@@ -1,0 +1,116 @@
+"""Settlement routes: close a period (admin), read periods, invoices and signed statements."""
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
+
+from gateway.auth.views import current_participant
+from gateway.context import Gateway, get_gateway, get_session
+from gateway.core.errors import problem_responses
+from gateway.participants.models import Participant
+from gateway.settlement import service
+from gateway.settlement.models import (
+    DocumentIdParam,
+    InvoiceRead,
+    PeriodParam,
+    PeriodRead,
+    StatementRead,
+    VoucherIdParam,
+    VoucherIssue,
+    VoucherRead,
+)
+
+router = APIRouter(prefix="/settlement", tags=["settlement"])
+
+
+@router.post(
+    "/periods/{period}/close",
+    response_model=PeriodRead,
+    responses=problem_responses(401, 403, 409, 422),
+)
+def close_period(
+    period: PeriodParam,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> PeriodRead:
+    """Close a month (admin): invoices, split, journal and signed statements on the ledger.
+    Closing a closed period changes nothing and returns it (`already_closed`)."""
+    return service.close(session, gateway, period=period, by=me)
+
+
+@router.get(
+    "/periods/{period}", response_model=PeriodRead, responses=problem_responses(401, 403, 404, 422)
+)
+def get_period(
+    period: PeriodParam,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+) -> PeriodRead:
+    """Return a closed period (admin, auditors)."""
+    return service.get_period(session, period=period, viewer=me)
+
+
+@router.get(
+    "/invoices/{invoice_id}",
+    response_model=InvoiceRead,
+    responses=problem_responses(401, 404, 422),
+)
+def get_invoice(
+    invoice_id: DocumentIdParam,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+) -> InvoiceRead:
+    """Return an invoice (its contract's parties, the split's parties, admin, auditors)."""
+    return service.get_invoice(session, invoice_id=invoice_id, viewer=me)
+
+
+@router.get(
+    "/statements/{statement_id}",
+    response_model=StatementRead,
+    responses={
+        200: {"content": {"text/html": {}}, "description": "JSON, or HTML if Accept asks"},
+        **problem_responses(401, 404, 422),
+    },
+)
+def get_statement(
+    statement_id: DocumentIdParam,
+    request: Request,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+):
+    """Return a signed statement (its party, admin, auditors), as a page if Accept asks."""
+    statement = service.get_statement(session, statement_id=statement_id, viewer=me)
+    accept = request.headers.get("accept", "")
+    if "text/html" in accept and "application/json" not in accept:
+        return HTMLResponse(service.render_html(statement))
+    return statement
+
+
+@router.post(
+    "/vouchers",
+    status_code=201,
+    response_model=VoucherRead,
+    responses=problem_responses(401, 403, 422),
+)
+def issue_voucher(
+    body: VoucherIssue,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> VoucherRead:
+    """Issue a data voucher (数据券) to an enterprise (voucher issuers only); it is redeemed at
+    invoice time (specs/settlement.md)."""
+    return service.issue_voucher(session, gateway, body=body, issuer=me)
+
+
+@router.get(
+    "/vouchers/{voucher_id}", response_model=VoucherRead, responses=problem_responses(401, 404, 422)
+)
+def get_voucher(
+    voucher_id: VoucherIdParam,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+) -> VoucherRead:
+    """Return a voucher with its balance (its issuer, its enterprise, admin, auditors)."""
+    return service.get_voucher(session, voucher_id=voucher_id, viewer=me)

@@ -1,0 +1,833 @@
+"""Settlement an auditor can recompute: rating, revenue split, journal and statements.
+
+The format is specs/settlement.md. Everything here is computed from ledger entry bodies alone
+(the `body` of each line of an export's entries.jsonl, or the gateway's stored entries), in
+integer fen: the gateway closes a period with `Books.close`, and an auditor recomputes every
+recorded close with `verify_settlement`, which says line by line whether it matches. This module
+never imports `gateway`.
+"""
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledger.canonical import b64url, b64url_decode, canonical_json
+
+STATEMENT_FORMAT = "dsgw-statement/1"
+PARTIES = ("holder", "operator", "platform")  # the order that breaks ties of the split
+PLATFORM = "platform"  # the party id of the platform in statements and accounts
+OWING = ("consumer", "voucher_issuer")  # the roles of statement lines that owe
+USAGE_TYPES = ("exchange.delivered", "transfer.completed")
+CONTEXT_TYPES = (
+    "authorisation.granted",
+    "product.drafted",
+    "contract.finalized",
+    "voucher.issued",
+)
+SETTLEMENT_TYPES = (
+    "settlement.invoice",
+    "settlement.statement",
+    "voucher.redeemed",
+    "voucher.expired",
+    "settlement.closed",
+)
+RELEVANT_TYPES = (*USAGE_TYPES, *CONTEXT_TYPES, *SETTLEMENT_TYPES)
+# The quantity one unit price is for, per metric: a call, 1,000 rows, an MB (10^6 bytes), a query.
+PER_UNIT = {"calls": 1, "rows": 1000, "bytes": 1_000_000, "queries": 1}
+RATES = {
+    "per_call_fen": "calls",
+    "per_1000_rows_fen": "rows",
+    "per_mb_fen": "bytes",
+    "per_query_fen": "queries",
+}
+_PERIOD = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
+
+
+class SettlementError(ValueError):
+    """A period, a share or a price that settlement cannot work with."""
+
+
+def period_bounds(period: str) -> tuple[str, str]:
+    """Return the start and end (exclusive) of a monthly period `YYYY-MM`, as ledger times."""
+    match = _PERIOD.match(period) if isinstance(period, str) else None
+    if match is None or not 2000 <= int(match.group(1)) <= 9998:
+        raise SettlementError(f"expected a period YYYY-MM (2000-01 to 9998-12), found {period!r}")
+    year, month = int(match.group(1)), int(match.group(2))
+    end_year, end_month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return f"{year:04d}-{month:02d}-01T00:00:00.000000Z", (
+        f"{end_year:04d}-{end_month:02d}-01T00:00:00.000000Z"
+    )
+
+
+def content_hash(value: Any) -> str:
+    """Return the hex SHA-256 of the JCS of `value` (as the gateway's content hashes)."""
+    return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+def split(amount: int, shares: dict[str, int]) -> dict[str, int]:
+    """Split `amount` fen by percentages with the largest-remainder rule: each party gets the
+    floor of its exact share, and the fen left over go one each to the largest remainders (ties:
+    holder, operator, platform). The parts add up to `amount` exactly."""
+    if sorted(shares) != sorted(set(shares)) or not set(shares) <= set(PARTIES):
+        raise SettlementError(f"expected shares of {list(PARTIES)}, found {sorted(shares)}")
+    if sum(shares.values()) != 100 or any(not 0 <= v <= 100 for v in shares.values()):
+        raise SettlementError(f"expected percentages adding up to 100, found {shares}")
+    if amount < 0:
+        raise SettlementError(f"expected an amount >= 0 fen, found {amount}")
+    parts = {party: amount * pct // 100 for party, pct in shares.items()}
+    left = amount - sum(parts.values())
+    order = sorted(shares, key=lambda p: (-(amount * shares[p] % 100), PARTIES.index(p)))
+    for party in order[:left]:
+        parts[party] += 1
+    return {party: parts[party] for party in PARTIES if party in parts}
+
+
+def rate(terms: dict, usage: dict[str, int], *, flat: int) -> list[dict]:
+    """Return the invoice lines of a contract's usage in a period under its offer's terms: the
+    flat price once per finalisation in the period, each usage rate, the tiers. Amounts are
+    rounded down to the fen, once per line (quantity × rate ÷ the metric's unit)."""
+    lines = []
+    price_fen = int(terms.get("price_fen") or 0)
+    if flat and price_fen:
+        lines.append(_line("flat", "contracts", flat, price_fen, flat * price_fen))
+    price = terms.get("price") or {}
+    for name, metric in RATES.items():
+        unit_fen = int(price.get(name) or 0)
+        if unit_fen:
+            quantity = usage[metric]
+            amount = quantity * unit_fen // PER_UNIT[metric]
+            lines.append(_line(name.removesuffix("_fen"), metric, quantity, unit_fen, amount))
+    tiers = price.get("tiers")
+    if tiers:
+        metric, quantity = tiers["metric"], usage[tiers["metric"]]
+        below, total = 0, 0
+        for band in tiers["bands"]:
+            end = band["up_to"]
+            in_band = max(0, (quantity if end is None else min(quantity, end)) - below)
+            total += in_band * band["unit_fen"]
+            below = end if end is not None else below
+        lines.append(_line("tiers", metric, quantity, None, total // PER_UNIT[metric]))
+    return lines
+
+
+def _line(item: str, metric: str, quantity: int, unit_fen: int | None, amount: int) -> dict:
+    return {
+        "item": item,
+        "metric": metric,
+        "quantity": quantity,
+        "unit_fen": unit_fen,
+        "per": PER_UNIT.get(metric, 1),
+        "amount_fen": amount,
+    }
+
+
+def journal(
+    invoice: str,
+    *,
+    consumer: str,
+    contract: str,
+    total: int,
+    shares: dict,
+    vouchers: list[dict] = (),
+) -> list:
+    """Return the balanced postings of an invoice: the consumer's receivable (less what vouchers
+    cover, owed by their issuers: voucher receivable) against the contract's revenue, then that
+    revenue against each party's share (no line for 0)."""
+    if total == 0:
+        return []
+    revenue = f"revenue:{contract}"
+    covered = sum(v["amount_fen"] for v in vouchers)
+    return [
+        {
+            "posting": f"{invoice}/charge",
+            "lines": [
+                *(
+                    [
+                        {
+                            "account": f"receivable:{consumer}",
+                            "debit_fen": total - covered,
+                            "credit_fen": 0,
+                        }
+                    ]
+                    if total > covered
+                    else []
+                ),
+                *(
+                    {
+                        "account": f"voucher_receivable:{v['issuer']}",
+                        "debit_fen": v["amount_fen"],
+                        "credit_fen": 0,
+                    }
+                    for v in vouchers
+                ),
+                {"account": revenue, "debit_fen": 0, "credit_fen": total},
+            ],
+        },  # fmt: skip
+        {
+            "posting": f"{invoice}/split",
+            "lines": [
+                {"account": revenue, "debit_fen": total, "credit_fen": 0},
+                *(
+                    {
+                        "account": f"payable:{role}:{share['party']}",
+                        "debit_fen": 0,
+                        "credit_fen": share["amount_fen"],
+                    }
+                    for role, share in shares.items()
+                    if share["amount_fen"]
+                ),
+            ],
+        },
+    ]
+
+
+def balances(postings: Iterable[dict]) -> dict[str, int]:
+    """Return each account's balance (debits minus credits) over the postings."""
+    out: dict[str, int] = {}
+    for posting in postings:
+        for line in posting["lines"]:
+            out[line["account"]] = out.get(line["account"], 0) + line["debit_fen"]
+            out[line["account"]] -= line["credit_fen"]
+    return out
+
+
+def unbalanced(postings: Iterable[dict]) -> list[str]:
+    """Return the ids of the postings whose debits and credits differ."""
+    return [
+        p["posting"]
+        for p in postings
+        if sum(x["debit_fen"] for x in p["lines"]) != sum(x["credit_fen"] for x in p["lines"])
+    ]
+
+
+@dataclass
+class _Event:
+    seq: int
+    time: str
+    contract: str
+    kind: str  # "flat" or "usage"
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Close:
+    """A period's settlement: invoices per contract, statements per party, and its summary."""
+
+    period: str
+    start: str
+    end: str
+    through_seq: int
+    invoices: list[dict]
+    statements: list[dict]
+    settled: list[int]
+    """The seqs of the entries this close settles (usage and finalisations)."""
+    redemptions: list[dict] = field(default_factory=list)
+    """The data of its `voucher.redeemed` entries, in order."""
+    expiries: list[dict] = field(default_factory=list)
+    """The data of its `voucher.expired` entries, in order."""
+
+    def summary(self, statement_hashes: dict[str, str]) -> dict:
+        """Return the data of the period's `settlement.closed` entry."""
+        postings = [p for inv in self.invoices for p in inv["journal"]]
+        return {
+            "period": self.period,
+            "start": self.start,
+            "end": self.end,
+            "through_seq": self.through_seq,
+            "invoices": [inv["invoice"] for inv in self.invoices],
+            "statements": [
+                {
+                    "statement": s["statement"],
+                    "party": s["party"],
+                    "hash": statement_hashes[s["statement"]],
+                }
+                for s in self.statements
+            ],
+            "invoiced_fen": sum(inv["total_fen"] for inv in self.invoices),
+            "vouchers_fen": sum(r["amount_fen"] for r in self.redemptions),
+            "debits_fen": sum(x["debit_fen"] for p in postings for x in p["lines"]),
+            "credits_fen": sum(x["credit_fen"] for p in postings for x in p["lines"]),
+        }
+
+
+def statement_id(period: str, party: str) -> str:
+    return f"stm_{period}_{party}"
+
+
+def invoice_id(period: str, contract: str) -> str:
+    return f"inv_{period}_{contract}"
+
+
+class Books:
+    """The settlement state that the ledger's entries build up, read in `seq` order."""
+
+    def __init__(self) -> None:
+        self.authorisations: dict[str, dict] = {}
+        self.products: dict[str, dict] = {}
+        self.contracts: dict[str, dict] = {}
+        self.pending: list[_Event] = []
+        self.charged: dict[str, int] = {}  # per contract, over its life (the fee cap)
+        self.closed: dict[str, dict] = {}  # period -> its settlement.closed data
+        self.vouchers: dict[str, dict] = {}  # id -> its voucher.issued data, seq and balance
+        self.last_period: str | None = None
+
+    def add(self, body: dict) -> None:
+        """Take one entry body (entries must come in seq order)."""
+        kind, data = body["type"], body["data"]
+        if kind == "authorisation.granted":
+            self.authorisations[data["authorisation"]] = data
+        elif kind == "product.drafted":
+            self.products[data["product"]] = data
+        elif kind == "voucher.issued":
+            self.vouchers[data["voucher"]] = {
+                **data, "seq": body["seq"], "balance_fen": int(data["amount_fen"]), "done": False,
+            }  # fmt: skip
+        elif kind == "contract.finalized":
+            self.contracts[data["contract"]] = data
+            self.pending.append(_Event(body["seq"], body["time"], data["contract"], "flat"))
+        elif kind in USAGE_TYPES:
+            usage = _usage_of(kind, data)
+            if usage is not None:
+                self.pending.append(
+                    _Event(body["seq"], body["time"], data["contract"], "usage", usage)
+                )
+
+    def close(
+        self, period: str, *, through_seq: int, terms_of: Callable[[str, str], dict | None]
+    ) -> Close:
+        """Settle the period: every pending event with seq <= `through_seq` and a time before
+        the period's end (usage recorded after an earlier close included), rated under the
+        terms `terms_of(contract, offer)` gives. Marks those events settled."""
+        start, end = period_bounds(period)
+        due = [e for e in self.pending if e.seq <= through_seq and e.time < end]
+        self.pending = [e for e in self.pending if not (e.seq <= through_seq and e.time < end)]
+        by_contract: dict[str, list[_Event]] = {}
+        for event in due:
+            by_contract.setdefault(event.contract, []).append(event)
+        redemptions: list[dict] = []
+        invoices = [
+            self._invoice(
+                period, contract, events, terms_of,
+                vouchers=(start, end, through_seq, redemptions),
+            )
+            for contract, events in sorted(by_contract.items())
+        ]  # fmt: skip
+        expiries = []
+        for ident, v in sorted(self.vouchers.items()):
+            if v["seq"] <= through_seq and not v["done"] and v["not_after"] <= end:
+                v["done"] = True
+                expiries.append(
+                    {"voucher": ident, "issuer": v["issuer"], "enterprise": v["enterprise"],
+                     "period": period, "not_after": v["not_after"],
+                     "unused_fen": v["balance_fen"]}
+                )  # fmt: skip
+        self.last_period = period
+        return Close(
+            period=period,
+            start=start,
+            end=end,
+            through_seq=through_seq,
+            invoices=invoices,
+            statements=_statements(period, start, end, invoices),
+            settled=sorted(e.seq for e in due),
+            redemptions=redemptions,
+            expiries=expiries,
+        )
+
+    def _redeem(
+        self, invoice: str, *, consumer: str, product: dict, total: int, window: tuple
+    ) -> tuple[list[dict], list[dict]]:
+        """Apply the consumer's vouchers to an invoice in the documented order (the earliest to
+        expire first, then by id); return the parts applied and the vouchers refused, with why."""
+        start, end, through_seq, redemptions = window
+        applied, refused = [], []
+        mine = sorted(
+            (v for v in self.vouchers.values()
+             if v["enterprise"] == consumer and v["seq"] <= through_seq and not v["done"]),
+            key=lambda v: (v["not_after"], v["voucher"]),
+        )  # fmt: skip
+        left = total
+        for v in mine:
+            reason = _refusal(v, product, start=start, end=end)
+            if reason is None and v["balance_fen"] == 0:
+                reason = "exhausted"
+            if reason is None and left == 0:
+                break
+            if reason is not None:
+                refused.append({"voucher": v["voucher"], "reason": reason})
+                continue
+            part = min(v["balance_fen"], total * int(v["max_share_percent"]) // 100, left)
+            if part == 0:
+                continue
+            v["balance_fen"] -= part
+            left -= part
+            applied.append({"voucher": v["voucher"], "issuer": v["issuer"], "amount_fen": part})
+            redemptions.append(
+                {"voucher": v["voucher"], "issuer": v["issuer"], "enterprise": consumer,
+                 "invoice": invoice, "amount_fen": part, "balance_fen": v["balance_fen"]}
+            )  # fmt: skip
+        return applied, refused
+
+    def _invoice(
+        self,
+        period: str,
+        contract_id: str,
+        events: list[_Event],
+        terms_of: Callable[[str, str], dict | None],
+        *,
+        vouchers: tuple,
+    ) -> dict:
+        contract = self.contracts.get(contract_id)
+        if contract is None:
+            raise SettlementError(f"usage under contract {contract_id}, which no entry finalised")
+        product = self.products.get(contract["product"])
+        if product is None:
+            raise SettlementError(f"contract {contract_id}: no product.drafted for its product")
+        authorisation = self.authorisations.get(product["authorisation"])
+        if authorisation is None:
+            raise SettlementError(f"product {product['product']}: no authorisation.granted")
+        terms = terms_of(contract_id, contract["offer"])
+        hashes = {o["offer"]: o["terms_hash"] for o in product.get("offers", [])}
+        if terms is None or content_hash(terms) != hashes.get(contract["offer"]):
+            raise SettlementError(
+                f"contract {contract_id}: expected the terms of offer {contract['offer']} with "
+                f"hash {hashes.get(contract['offer'])}, found "
+                f"{content_hash(terms) if terms is not None else 'none'}"
+            )
+        usage = {metric: 0 for metric in PER_UNIT}
+        for event in events:
+            for metric, amount in event.usage.items():
+                usage[metric] += amount
+        flat = sum(1 for e in events if e.kind == "flat")
+        free = bool(product.get("public_interest"))
+        lines = [] if free else rate(terms, usage, flat=flat)
+        subtotal = sum(line["amount_fen"] for line in lines)
+        cap = int(authorisation["fee_cap_fen"])
+        so_far = self.charged.get(contract_id, 0)
+        deduction = max(0, so_far + subtotal - cap)
+        total = subtotal - deduction
+        self.charged[contract_id] = so_far + total
+        parts = split(total, authorisation["revenue_share"])
+        parties = {
+            "holder": authorisation["holder"],
+            "operator": authorisation["operator"],
+            "platform": PLATFORM,
+        }
+        shares = {
+            role: {
+                "party": parties[role],
+                "percent": authorisation["revenue_share"][role],
+                "amount_fen": amount,
+            }
+            for role, amount in parts.items()
+        }
+        invoice = invoice_id(period, contract_id)
+        applied, refused = self._redeem(
+            invoice, consumer=contract["consumer"], product=product, total=total, window=vouchers
+        )
+        covered = sum(v["amount_fen"] for v in applied)
+        return {
+            "invoice": invoice,
+            "period": period,
+            "contract": contract_id,
+            "consumer": contract["consumer"],
+            "provider": contract["provider"],
+            "product": contract["product"],
+            "offer": contract["offer"],
+            "authorisation": product["authorisation"],
+            "public_interest": free,
+            "terms_hash": content_hash(terms),
+            "terms": terms,
+            "usage": {**usage, "finalised": flat, "entries": sorted(e.seq for e in events)},
+            "lines": lines,
+            "subtotal_fen": subtotal,
+            "fee_cap_fen": cap,
+            "fee_cap_deduction_fen": deduction,
+            "total_fen": total,
+            "vouchers": applied,
+            "voucher_refusals": refused,
+            "voucher_fen": covered,
+            "consumer_due_fen": total - covered,
+            "shares": shares,
+            "journal": journal(
+                invoice, consumer=contract["consumer"], contract=contract_id, total=total,
+                shares=shares, vouchers=applied,
+            ),
+        }  # fmt: skip
+
+
+def _refusal(voucher: dict, product: dict, *, start: str, end: str) -> str | None:
+    """Return why a voucher does not apply to an invoice of the period on this product."""
+    if voucher["not_before"] >= end:
+        return "not-yet-valid"
+    if voucher["not_after"] <= start:
+        return "expired"
+    grades, domains = voucher.get("grades"), voucher.get("domains")
+    if grades is not None and product.get("grade") not in grades:
+        return "ineligible-product"
+    if domains is not None and not any(
+        str(product.get("domain")) == d or str(product.get("domain")).startswith(d + "/")
+        for d in domains
+    ):
+        return "ineligible-product"
+    return None
+
+
+def _usage_of(kind: str, data: dict) -> dict[str, int] | None:
+    """Return what a delivery entry meters (None for one under no contract: open data)."""
+    if data.get("contract") is None:
+        return None
+    if kind == "transfer.completed":
+        return {
+            "calls": 1,
+            "rows": int(data.get("rows") or 0),
+            "bytes": int(data.get("bytes") or 0),
+        }
+    if data.get("delivery") == "compute":
+        return {"queries": 1}
+    file = data.get("file") or {}
+    return {
+        "calls": 1,
+        "rows": int(data.get("rows") or 0),
+        "bytes": int(file.get("bytes") or 0),
+    }
+
+
+def _statements(period: str, start: str, end: str, invoices: list[dict]) -> list[dict]:
+    """Return one statement per party: what it owes (consumer) and earns (shares)."""
+    lines: dict[str, list[dict]] = {}
+    for inv in invoices:
+        lines.setdefault(inv["consumer"], []).append(
+            {"invoice": inv["invoice"], "contract": inv["contract"], "role": "consumer",
+             "amount_fen": inv["consumer_due_fen"]}
+        )  # fmt: skip
+        for v in inv["vouchers"]:
+            lines.setdefault(v["issuer"], []).append(
+                {"invoice": inv["invoice"], "contract": inv["contract"],
+                 "role": "voucher_issuer", "amount_fen": v["amount_fen"]}
+            )  # fmt: skip
+        for role, share in inv["shares"].items():
+            lines.setdefault(share["party"], []).append(
+                {"invoice": inv["invoice"], "contract": inv["contract"], "role": role,
+                 "amount_fen": share["amount_fen"]}
+            )  # fmt: skip
+    return [
+        {
+            "format": STATEMENT_FORMAT,
+            "statement": statement_id(period, party),
+            "period": period,
+            "start": start,
+            "end": end,
+            "party": party,
+            "lines": party_lines,
+            "owes_fen": sum(x["amount_fen"] for x in party_lines if x["role"] in OWING),
+            "earns_fen": sum(x["amount_fen"] for x in party_lines if x["role"] not in OWING),
+        }
+        for party, party_lines in sorted(lines.items())
+    ]
+
+
+def sign_statement(statement: dict, sign: Callable[[bytes], bytes], kid: str) -> dict:
+    """Return the data of a `settlement.statement` entry: the statement, its hash, signature."""
+    return {
+        "statement": statement,
+        "hash": content_hash(statement),
+        "sig": b64url(sign(canonical_json(statement))),
+        "kid": kid,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The auditor's recomputation
+
+
+@dataclass
+class Finding:
+    """One line of the recomputation: what was checked, and whether the ledger agrees."""
+
+    what: str
+    ok: bool
+    expected: Any = None
+    found: Any = None
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"ok       {self.what}"
+        return f"MISMATCH {self.what}: expected {_show(self.expected)}, found {_show(self.found)}"
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+@dataclass
+class SettlementReport:
+    """The recomputation of one period from an export: every finding, and the verdict."""
+
+    period: str
+    findings: list[Finding]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.findings) and all(f.ok for f in self.findings)
+
+    def to_json(self) -> dict:
+        return {
+            "period": self.period,
+            "ok": self.ok,
+            "findings": [
+                {
+                    "what": f.what,
+                    "ok": f.ok,
+                    **({} if f.ok else {"expected": f.expected, "found": f.found}),
+                }
+                for f in self.findings
+            ],
+        }
+
+
+def read_bodies(folder: Path) -> tuple[list[dict], list[Finding]]:
+    """Return the entry bodies of an export's entries.jsonl (lines that do not parse are
+    findings, not bodies), without checking chain or signatures: `ledger.verify_export` does."""
+    bodies, findings = [], []
+    with (folder / "entries.jsonl").open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                body = json.loads(raw)["body"]
+                _ = (body["seq"], body["time"], body["type"], body["data"])
+            except (ValueError, KeyError, TypeError):
+                findings.append(
+                    Finding(f"entry line {n} readable", False, "an entry", "unreadable")
+                )
+                continue
+            bodies.append(body)
+    return bodies, findings
+
+
+def _keys(folder: Path) -> dict[str, Any]:
+    from ledger.keys import jwk_thumbprint, public_key_from_jwk
+
+    try:
+        jwks = json.loads((folder / "keys.json").read_text())["keys"]
+        return {jwk_thumbprint(k): public_key_from_jwk(k) for k in jwks}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def replay(bodies: Iterable[dict], *, period: str | None = None, keys: dict | None = None):
+    """Read the bodies in seq order, recomputing each recorded close (under the terms its own
+    invoices carry) as it comes; stop after `period`'s close. Return the books as they then
+    stand, and the findings: every line of `period`'s close, one for any earlier close that does
+    not recompute, and one when `period` has no close."""
+    books = Books()
+    recorded: dict[str, dict] = {}
+    findings: list[Finding] = []
+    seen_close = False
+    for body in sorted(bodies, key=lambda b: b["seq"]):
+        kind, data = body["type"], body["data"]
+        if kind in ("voucher.redeemed", "voucher.expired"):
+            per = (
+                str(data.get("invoice", "inv_")[4:11])
+                if kind == "voucher.redeemed"
+                else (str(data.get("period")))
+            )
+            book = recorded.setdefault(
+                per, {"invoices": {}, "statements": {}, "first": body["seq"]}
+            )
+            book.setdefault(kind, []).append((body["seq"], data))
+            continue
+        if kind in ("settlement.invoice", "settlement.statement"):
+            if kind == "settlement.invoice":
+                key, ident, per = "invoices", data.get("invoice"), data.get("period")
+            else:
+                doc = data.get("statement") if isinstance(data.get("statement"), dict) else {}
+                key, ident, per = "statements", doc.get("statement"), doc.get("period")
+            book = recorded.setdefault(
+                str(per), {"invoices": {}, "statements": {}, "first": body["seq"]}
+            )
+            book[key][ident] = (body["seq"], data)
+            continue
+        if kind != "settlement.closed":
+            books.add(body)
+            continue
+        closed_period = str(data.get("period"))
+        book = recorded.pop(closed_period, {"invoices": {}, "statements": {}, "first": body["seq"]})
+        out = _check_close(books, body, book, keys or {})
+        if closed_period == period:
+            findings.extend(out)
+            seen_close = True
+            break
+        bad = [f for f in out if not f.ok and (keys is not None or "signature" not in f.what)]
+        if bad:
+            findings.append(
+                Finding(f"earlier period {closed_period} recomputes", False, "every line matching",
+                        f"{len(bad)} mismatch(es), first: {bad[0]}")
+            )  # fmt: skip
+    if period is not None and not seen_close:
+        findings.append(
+            Finding(f"period {period} closed", False, "a settlement.closed entry", "none")
+        )
+    return books, findings
+
+
+def recompute(bodies: list[dict], period: str, keys: dict[str, Any]) -> list[Finding]:
+    """Return the findings of recomputing `period`'s close (see `replay`)."""
+    period_bounds(period)
+    return replay(bodies, period=period, keys=keys)[1]
+
+
+def _check_close(books: Books, body: dict, book: dict, keys: dict[str, Any]) -> list[Finding]:
+    data, period = body["data"], body["data"].get("period")
+    findings: list[Finding] = []
+    through = data.get("through_seq")
+    first = min([book["first"], body["seq"]])
+    if not isinstance(through, int) or through >= first:
+        findings.append(
+            Finding(f"close {period} through_seq", False, f"an entry before seq {first}", through)
+        )
+        through = first - 1
+    if books.last_period is not None and str(period) <= books.last_period:
+        findings.append(
+            Finding(f"close {period} order", False, f"a period after {books.last_period}", period)
+        )
+
+    def terms_of(contract: str, _offer: str) -> dict | None:
+        recorded = book["invoices"].get(invoice_id(str(period), contract))
+        return recorded[1].get("terms") if recorded is not None else None
+
+    try:
+        expected = books.close(str(period), through_seq=through, terms_of=terms_of)
+    except SettlementError as exc:
+        return [
+            *findings,
+            Finding(f"close {period} recomputable", False, "a recomputation", str(exc)),
+        ]
+    for inv in expected.invoices:
+        findings.extend(_compare_invoice(inv, book["invoices"].pop(inv["invoice"], None)))
+    for ident in sorted(book["invoices"]):
+        findings.append(
+            Finding(f"invoice {ident}", False, "no such invoice (no usage)", "an invoice")
+        )
+    hashes = {}
+    for stm in expected.statements:
+        hashes[stm["statement"]] = content_hash(stm)
+        findings.extend(
+            _compare_statement(stm, book["statements"].pop(stm["statement"], None), keys)
+        )
+    for ident in sorted(book["statements"]):
+        findings.append(Finding(f"statement {ident}", False, "no such statement", "a statement"))
+    for kind, wanted in (("voucher.redeemed", expected.redemptions),
+                         ("voucher.expired", expected.expiries)):  # fmt: skip
+        got = book.get(kind, [])
+        for i, item in enumerate(wanted):
+            seq, entry_data = got[i] if i < len(got) else (None, None)
+            findings.append(Finding(f"{kind} {item['voucher']} #{i + 1} (entry {seq})",
+                                    entry_data == item, item, entry_data))  # fmt: skip
+        for seq, entry_data in got[len(wanted) :]:
+            findings.append(Finding(f"{kind} (entry {seq})", False, "no such entry", entry_data))
+    summary = expected.summary(hashes)
+    for key, value in summary.items():
+        findings.append(
+            Finding(f"close {period} {key}", data.get(key) == value, value, data.get(key))
+        )
+    postings = [p for inv in expected.invoices for p in inv["journal"]]
+    findings.append(
+        Finding(
+            f"close {period} journal balanced", not unbalanced(postings), [], unbalanced(postings)
+        )
+    )
+    return findings
+
+
+def _compare_invoice(expected: dict, recorded: tuple[int, dict] | None) -> list[Finding]:
+    name = f"invoice {expected['invoice']}"
+    if recorded is None:
+        return [Finding(name, False, "an invoice entry", "none")]
+    seq, found = recorded
+    total = expected["total_fen"]
+    out = [Finding(f"{name} (entry {seq}) total_fen", found.get("total_fen") == total, total,
+                   found.get("total_fen"))]  # fmt: skip
+    lines = found.get("lines") if isinstance(found.get("lines"), list) else []
+    for i, line in enumerate(expected["lines"]):
+        got = lines[i] if i < len(lines) else None
+        out.append(Finding(f"{name} line {i + 1} {line['item']}", got == line, line, got))
+    for i in range(len(expected["lines"]), len(lines)):
+        out.append(Finding(f"{name} line {i + 1}", False, "no line", lines[i]))
+    for key in expected:
+        if key in ("lines", "total_fen"):
+            continue
+        out.append(
+            Finding(f"{name} {key}", found.get(key) == expected[key], expected[key], found.get(key))
+        )
+    return out
+
+
+def _compare_statement(
+    expected: dict, recorded: tuple[int, dict] | None, keys: dict[str, Any]
+) -> list[Finding]:
+    name = f"statement {expected['statement']}"
+    if recorded is None:
+        return [Finding(name, False, "a statement entry", "none")]
+    seq, found = recorded
+    doc = found.get("statement") or {}
+    out = [Finding(f"{name} (entry {seq}) {key}", doc.get(key) == value, value, doc.get(key))
+           for key, value in expected.items() if key != "lines"]  # fmt: skip
+    lines = doc.get("lines") if isinstance(doc.get("lines"), list) else []
+    for i, line in enumerate(expected["lines"]):
+        got = lines[i] if i < len(lines) else None
+        out.append(
+            Finding(f"{name} line {i + 1} {line['invoice']} {line['role']}", got == line, line, got)
+        )
+    if len(lines) > len(expected["lines"]):
+        out.append(Finding(f"{name} lines", False, len(expected["lines"]), len(lines)))
+    out.append(
+        Finding(
+            f"{name} hash",
+            found.get("hash") == content_hash(doc),
+            content_hash(doc),
+            found.get("hash"),
+        )
+    )
+    out.append(Finding(f"{name} signature", _signed(doc, found, keys), "a valid Ed25519 signature "
+                       f"by {found.get('kid')}", found.get("sig")))  # fmt: skip
+    return out
+
+
+def _signed(doc: dict, found: dict, keys: dict[str, Any]) -> bool:
+    from ledger.keys import verify_signature
+
+    key = keys.get(found.get("kid"))
+    try:
+        signature = b64url_decode(found.get("sig") or "")
+    except (ValueError, TypeError):
+        return False
+    return key is not None and verify_signature(key, signature, canonical_json(doc))
+
+
+def verify_settlement(folder: Path, period: str) -> SettlementReport:
+    """Recompute every statement of `period` from the export at `folder` alone; the report says
+    line by line whether the ledger agrees. The export's own integrity (chain, hashes,
+    signatures, manifest: specs/ledger.md §6) is the first finding."""
+    from ledger.errors import ExportUnreadableError, LedgerVerificationError
+    from ledger.verify import verify_export
+
+    period_bounds(period)
+    findings: list[Finding] = []
+    try:
+        report = verify_export(folder)
+        findings.append(Finding(f"ledger export verifies ({report.size} entries)", True))
+    except LedgerVerificationError as exc:
+        findings.append(Finding("ledger export verifies", False, "a valid export", str(exc)))
+    except ExportUnreadableError as exc:
+        return SettlementReport(
+            period, [Finding("ledger export readable", False, "an export", str(exc))]
+        )
+    bodies, unreadable = read_bodies(folder)
+    findings.extend(unreadable)
+    findings.extend(recompute(bodies, period, _keys(folder)))
+    return SettlementReport(period, findings)

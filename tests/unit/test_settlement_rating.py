@@ -1,0 +1,340 @@
+"""ledger.settlement: the split adds up, each price model rates as specs/settlement.md says,
+and the books balance for any sequence of usage and closes (hypothesis)."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger import Signer
+from ledger.settlement import (
+    Books,
+    SettlementError,
+    balances,
+    content_hash,
+    period_bounds,
+    rate,
+    recompute,
+    sign_statement,
+    split,
+    unbalanced,
+)
+
+USAGE = {"calls": 3, "rows": 2500, "bytes": 3_500_000, "queries": 4}
+
+
+def test_split_gives_leftover_fen_to_the_largest_remainders_ties_in_party_order():
+    assert split(1145, {"holder": 40, "operator": 50, "platform": 10}) == {
+        "holder": 458,
+        "operator": 573,
+        "platform": 114,
+    }
+    assert split(1, {"holder": 34, "operator": 33, "platform": 33}) == {
+        "holder": 1,
+        "operator": 0,
+        "platform": 0,
+    }
+    assert split(2, {"holder": 33, "operator": 34, "platform": 33}) == {
+        "holder": 1,
+        "operator": 1,
+        "platform": 0,
+    }
+
+
+@given(
+    amount=st.integers(min_value=0, max_value=2**53 - 1),
+    cuts=st.lists(st.integers(min_value=0, max_value=100), min_size=2, max_size=2),
+)
+def test_split_always_adds_up_and_no_part_is_a_fen_off_its_exact_share(amount, cuts):
+    low, high = sorted(cuts)
+    shares = {"holder": low, "operator": high - low, "platform": 100 - high}
+    parts = split(amount, shares)
+    assert sum(parts.values()) == amount
+    for party, pct in shares.items():
+        assert amount * pct // 100 <= parts[party] <= amount * pct // 100 + 1
+
+
+@pytest.mark.parametrize(
+    "shares",
+    [{"holder": 50, "operator": 49}, {"holder": 101, "operator": -1}, {"owner": 100}],
+)
+def test_split_refuses_shares_that_do_not_add_up_to_100_of_known_parties(shares):
+    with pytest.raises(SettlementError):
+        split(100, shares)
+
+
+@pytest.mark.parametrize(
+    ("price", "item", "amount"),
+    [
+        ({"per_call_fen": 7}, "per_call", 21),
+        ({"per_1000_rows_fen": 333}, "per_1000_rows", 832),  # 2500 × 333 ÷ 1000, rounded down
+        ({"per_mb_fen": 100}, "per_mb", 350),
+        ({"per_query_fen": 9}, "per_query", 36),
+        (
+            {
+                "tiers": {
+                    "metric": "calls",
+                    "bands": [{"up_to": 1, "unit_fen": 100}, {"up_to": None, "unit_fen": 10}],
+                }
+            },
+            "tiers",
+            120,
+        ),
+        (
+            {
+                "tiers": {
+                    "metric": "rows",
+                    "bands": [
+                        {"up_to": 1000, "unit_fen": 500},
+                        {"up_to": 2000, "unit_fen": 300},
+                        {"up_to": None, "unit_fen": 100},
+                    ],
+                }
+            },
+            "tiers",
+            850,  # 1000 × 500 + 1000 × 300 + 500 × 100 = 850000 per 1,000 rows
+        ),
+    ],
+)
+def test_each_price_model_rates_its_metric(price, item, amount):
+    [line] = rate({"price_fen": 0, "price": price}, USAGE, flat=0)
+    assert (line["item"], line["amount_fen"]) == (item, amount)
+
+
+def test_flat_price_is_charged_once_per_finalisation_and_only_then():
+    assert rate({"price_fen": 1000}, USAGE, flat=0) == []
+    [line] = rate({"price_fen": 1000}, USAGE, flat=1)
+    assert line["item"] == "flat" and line["amount_fen"] == 1000
+
+
+@pytest.mark.parametrize("period", ["2026-13", "2026-00", "26-11", "2026-1", "1999-12", None])
+def test_a_period_is_a_month_yyyy_mm(period):
+    with pytest.raises(SettlementError):
+        period_bounds(period)
+
+
+def test_december_ends_at_the_next_new_year():
+    assert period_bounds("2026-12") == (
+        "2026-12-01T00:00:00.000000Z",
+        "2027-01-01T00:00:00.000000Z",
+    )
+
+
+# --- the books, for any sequence ------------------------------------------------------------
+
+TERMS = {
+    "price_fen": 500,
+    "price": {
+        "per_call_fen": 3,
+        "per_1000_rows_fen": 70,
+        "per_mb_fen": 11,
+        "per_query_fen": 5,
+        "tiers": {"metric": "rows", "bands": [
+            {"up_to": 10, "unit_fen": 900}, {"up_to": None, "unit_fen": 40}]},
+    },
+}  # fmt: skip
+
+
+def _time(day: int) -> str:
+    month, day = divmod(day, 28)
+    return f"2026-{month + 1:02d}-{day + 1:02d}T12:00:00.000000Z"
+
+
+def _context(cap: int, shares: dict) -> list[dict]:
+    bodies = [
+        {"seq": 1, "time": _time(0), "type": "authorisation.granted", "data": {
+            "authorisation": "auz_1", "holder": "prt_h", "operator": "prt_o",
+            "fee_cap_fen": cap, "revenue_share": shares}},
+        {"seq": 2, "time": _time(0), "type": "product.drafted", "data": {
+            "product": "prd_1", "authorisation": "auz_1", "public_interest": False,
+            "grade": "general", "domain": "finance",
+            "offers": [{"offer": "off_1", "terms_hash": content_hash(TERMS)}]}},
+    ]  # fmt: skip
+    return bodies
+
+
+events = st.lists(
+    st.one_of(
+        st.tuples(st.just("contract"), st.integers(0, 4)),
+        st.tuples(
+            st.just("use"),
+            st.integers(0, 4),
+            st.sampled_from(["api", "file", "compute", "transfer"]),
+            st.integers(0, 5000),
+            st.integers(0, 5_000_000),
+        ),
+        st.tuples(st.just("day"), st.integers(1, 40)),
+        st.tuples(
+            st.just("voucher"),
+            st.integers(0, 1),
+            st.integers(1, 3000),
+            st.integers(1, 100),
+            st.integers(-30, 60),
+            st.sampled_from([None, ["general"], ["important"]]),
+        ),
+        st.tuples(
+            st.just("close"),
+        ),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    steps=events,
+    cap=st.integers(0, 20_000),
+    cuts=st.lists(st.integers(0, 100), min_size=2, max_size=2),
+)
+def test_the_books_balance_and_every_usage_is_settled_once_for_any_sequence(steps, cap, cuts):
+    """Any sequence of finalisations, deliveries, vouchers, days passing and closes."""
+    low, high = sorted(cuts)
+    shares = {"holder": low, "operator": high - low, "platform": 100 - high}
+    books, seq, day, month = Books(), 2, 0, 0
+    for body in _context(cap, shares):
+        books.add(body)
+    finalised: set[int] = set()
+    usage_seqs: set[int] = set()
+    settled: list[int] = []
+    postings: list[dict] = []
+    charged: dict[str, int] = {}
+    issued: dict[str, int] = {}
+    redeemed: dict[str, int] = {}
+    for step in steps:
+        seq += 1
+        if step[0] == "contract":
+            if step[1] in finalised:
+                continue
+            finalised.add(step[1])
+            books.add({"seq": seq, "time": _time(day), "type": "contract.finalized", "data": {
+                "contract": f"ctr_{step[1]}", "offer": "off_1", "product": "prd_1",
+                "consumer": f"prt_c{step[1] % 2}", "provider": "prt_o"}})  # fmt: skip
+            usage_seqs.add(seq)
+        elif step[0] == "use":
+            _, which, delivery, rows, size = step
+            if which not in finalised:
+                continue
+            data = {"contract": f"ctr_{which}", "rows": rows}
+            if delivery == "transfer":
+                books.add({"seq": seq, "time": _time(day), "type": "transfer.completed",
+                           "data": {**data, "bytes": size}})  # fmt: skip
+            else:
+                file = {"file": {"bytes": size}} if delivery == "file" else {}
+                books.add({"seq": seq, "time": _time(day), "type": "exchange.delivered",
+                           "data": {**data, "delivery": delivery, **file}})  # fmt: skip
+            usage_seqs.add(seq)
+        elif step[0] == "day":
+            day += step[1]
+        elif step[0] == "voucher":
+            _, who, amount, share, days, grades = step
+            lo, hi = sorted((day, day + days))
+            books.add({"seq": seq, "time": _time(day), "type": "voucher.issued", "data": {
+                "voucher": f"vch_{seq}", "issuer": f"prt_gov{who}", "enterprise": f"prt_c{who}",
+                "amount_fen": amount, "not_before": _time(lo), "not_after": _time(hi + 1),
+                "grades": grades, "domains": None, "max_share_percent": share}})  # fmt: skip
+            issued[f"vch_{seq}"] = amount
+        else:
+            period = f"{2026 + month // 12}-{month % 12 + 1:02d}"
+            month += 1
+            close = books.close(period, through_seq=seq - 1, terms_of=lambda c, o: TERMS)
+            settled.extend(close.settled)
+            for r in close.redemptions:
+                redeemed[r["voucher"]] = redeemed.get(r["voucher"], 0) + r["amount_fen"]
+                assert r["balance_fen"] == issued[r["voucher"]] - redeemed[r["voucher"]] >= 0
+            for invoice in close.invoices:
+                parts = [s["amount_fen"] for s in invoice["shares"].values()]
+                assert sum(parts) == invoice["total_fen"]
+                assert (
+                    invoice["total_fen"]
+                    == invoice["subtotal_fen"] - invoice["fee_cap_deduction_fen"]
+                )
+                charged[invoice["contract"]] = (
+                    charged.get(invoice["contract"], 0) + invoice["total_fen"]
+                )
+                postings.extend(invoice["journal"])
+                assert invoice["voucher_fen"] <= invoice["total_fen"]
+                assert invoice["consumer_due_fen"] == invoice["total_fen"] - invoice["voucher_fen"]
+            for statement in close.statements:
+                assert statement["owes_fen"] >= 0 and statement["earns_fen"] >= 0
+    assert len(settled) == len(set(settled))  # nothing settled twice
+    assert set(settled) <= usage_seqs
+    assert unbalanced(postings) == []
+    books_after = balances(postings)
+    assert all(v == 0 for k, v in books_after.items() if k.startswith("revenue:"))
+    receivable = sum(
+        v for k, v in books_after.items() if k.startswith(("receivable:", "voucher_receivable:"))
+    )
+    payable = -sum(v for k, v in books_after.items() if k.startswith("payable:"))
+    assert receivable == payable == sum(charged.values())
+    assert all(total <= cap for total in charged.values())  # the fee cap, over a contract's life
+
+
+# --- the auditor's recomputation -------------------------------------------------------------
+
+
+def _closed_ledger(signer, *, rows: int) -> list[dict]:
+    """Return the bodies of a small ledger: context, a contract used twice, November closed."""
+    bodies = _context(100_000, {"holder": 40, "operator": 50, "platform": 10})
+    bodies += [
+        {"seq": 3, "time": "2026-11-02T00:00:00.000000Z", "type": "contract.finalized",
+         "data": {"contract": "ctr_1", "offer": "off_1", "product": "prd_1",
+                  "consumer": "prt_c", "provider": "prt_o"}},
+        {"seq": 4, "time": "2026-11-03T00:00:00.000000Z", "type": "exchange.delivered",
+         "data": {"contract": "ctr_1", "delivery": "api", "rows": rows}},
+        {"seq": 5, "time": "2026-11-04T00:00:00.000000Z", "type": "transfer.completed",
+         "data": {"contract": "ctr_1", "rows": 7, "bytes": 2_000_000}},
+    ]  # fmt: skip
+    books = Books()
+    for body in bodies:
+        books.add(body)
+    close = books.close("2026-11", through_seq=5, terms_of=lambda c, o: TERMS)
+    seq, hashes = 5, {}
+    for invoice in close.invoices:
+        seq += 1
+        bodies.append({"seq": seq, "time": "2026-12-01T00:00:00.000000Z",
+                       "type": "settlement.invoice", "data": invoice})  # fmt: skip
+    for statement in close.statements:
+        seq += 1
+        data = sign_statement(statement, signer.sign, signer.kid)
+        hashes[statement["statement"]] = data["hash"]
+        bodies.append({"seq": seq, "time": "2026-12-01T00:00:00.000000Z",
+                       "type": "settlement.statement", "data": data})  # fmt: skip
+    bodies.append({"seq": seq + 1, "time": "2026-12-01T00:00:00.000000Z",
+                   "type": "settlement.closed", "data": close.summary(hashes)})  # fmt: skip
+    return bodies
+
+
+def test_a_recorded_close_recomputes_line_by_line():
+    signer = Signer.generate()
+    findings = recompute(
+        _closed_ledger(signer, rows=40), "2026-11", {signer.kid: signer.public_key()}
+    )
+    assert findings and all(f.ok for f in findings), [str(f) for f in findings if not f.ok]
+
+
+@pytest.mark.parametrize(
+    ("where", "change", "named"),
+    [
+        ("exchange.delivered", lambda d: d.update(rows=d["rows"] + 1), "line"),
+        ("settlement.invoice", lambda d: d["shares"]["holder"].update(amount_fen=0), "shares"),
+        (
+            "settlement.statement",
+            lambda d: d["statement"].update(owes_fen=d["statement"]["owes_fen"] + 1),
+            "owes_fen",
+        ),
+        ("settlement.statement", lambda d: d.update(sig=d["sig"][::-1]), "signature"),
+        ("settlement.closed", lambda d: d.update(through_seq=99), "through_seq"),
+    ],
+)
+def test_a_changed_usage_invoice_statement_or_close_is_a_named_mismatch(where, change, named):
+    signer = Signer.generate()
+    bodies = _closed_ledger(signer, rows=40)
+    change(next(b for b in bodies if b["type"] == where)["data"])
+    findings = recompute(bodies, "2026-11", {signer.kid: signer.public_key()})
+    bad = [str(f) for f in findings if not f.ok]
+    assert bad and any(named in line for line in bad), bad
+
+
+def test_a_period_never_closed_does_not_match():
+    signer = Signer.generate()
+    [finding] = recompute(_closed_ledger(signer, rows=1)[:5], "2026-11", {})
+    assert not finding.ok and "closed" in finding.what
