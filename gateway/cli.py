@@ -703,6 +703,9 @@ def parser() -> argparse.ArgumentParser:
     from gateway.peers.cli import add_parsers as add_peer_parsers
 
     add_peer_parsers(sub)  # peer add|list|suspend|reactivate
+    from gateway.federation.cli import add_parsers as add_federation_parsers
+
+    add_federation_parsers(sub)  # federation catalogue|negotiate|list|verify|transfer|pull
     return top
 
 

@@ -130,10 +130,13 @@ def wait_for(party: Party, path: str, state: str) -> dict:
     raise AssertionError(f"{path} never became {state}: {found.json()}")
 
 
+def dsgw(*args: str) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "gateway.cli", *args]
+    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
 def verify_federated(a_export: Path, b_export: Path) -> subprocess.CompletedProcess:
-    argv = [sys.executable, "-m", "gateway.cli", "ledger", "verify-federated"]
-    return subprocess.run(argv + [str(a_export), str(b_export)], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    return dsgw("ledger", "verify-federated", str(a_export), str(b_export))
 
 
 def test_a_consumer_at_b_negotiates_through_b_and_pulls_from_a_and_both_ledgers_prove_it(
@@ -187,18 +190,33 @@ def test_a_consumer_at_b_negotiates_through_b_and_pulls_from_a_and_both_ledgers_
     transfer_path = f"/federation/consumer/transfers/{started.json()['consumer_pid']}"
     transfer = wait_for(consumer, transfer_path, "STARTED")
     assert transfer["endpoint"].startswith(f"{a.url}/transfers/")
-    pulled = consumer.call("GET", f"{transfer_path}/data")
-    assert pulled.status_code == 200, pulled.text
-    rows = [json.loads(line) for line in pulled.text.splitlines() if line]
+    # The same, as a person types it at B (dsgw federation …, signed in with the consumer's key).
+    key_file = tmp_path / "consumer.jwk"
+    key_file.write_text(json.dumps(consumer.key.private_jwk()))
+    as_consumer = ["--url", b.url, "--as", consumer.id, "--key", str(key_file)]
+    typed = dsgw("federation", "catalogue", "--peer", a.url, *as_consumer)
+    assert typed.returncode == 0, typed.stderr
+    assert product["id"] in typed.stdout and offer in typed.stdout
+    listed = dsgw("federation", "list", *as_consumer)
+    assert f"transfer {started.json()['consumer_pid']} at {a.url}: STARTED" in listed.stdout
+    assert f"negotiation {negotiation['consumer_pid']} at {a.url}: FINALIZED" in listed.stdout
+    saved = tmp_path / "pulled.jsonl"
+    pulled = dsgw("federation", "pull", started.json()["consumer_pid"], "--out", str(saved),
+                  *as_consumer)  # fmt: skip
+    assert pulled.returncode == 0, pulled.stderr
+    content = saved.read_bytes()
+    rows = [json.loads(line) for line in content.splitlines() if line]
     assert rows and "name" in rows[0]
+    # The transfer is COMPLETED at A once delivered: its token opens nothing more.
+    assert consumer.call("GET", f"{transfer_path}/data").status_code == 502
 
     a_export, b_export = a.export(tmp_path / "a-export"), b.export(tmp_path / "b-export")
     b_types = [e["type"] for e in entries(b_export)]
     for kind in ("federation.catalogue", "federation.sent", "federation.answered",
                  "federation.received", "federation.pulled"):  # fmt: skip
         assert kind in b_types, kind
-    pulled_entry = [e for e in entries(b_export) if e["type"] == "federation.pulled"][-1]
-    assert pulled_entry["data"]["sha256"] == hashlib.sha256(pulled.content).hexdigest()
+    [pulled_entry] = [e for e in entries(b_export) if e["type"] == "federation.pulled"]
+    assert pulled_entry["data"]["sha256"] == hashlib.sha256(content).hexdigest()
     completed = [e for e in entries(a_export) if e["type"] == "transfer.completed"]
     assert completed and completed[-1]["data"]["sha256"] == pulled_entry["data"]["sha256"]
     peer_steps = [e for e in entries(a_export) if e["type"] == "dsp.peer-step"]
