@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from sqlalchemy.orm import Session
 
+from contracts.document import contract_hash
 from contracts.signing import ContractSignatureError, verify_contract_signature
 from gateway.context import Gateway
 from gateway.core.errors import Problem, conflict
@@ -383,16 +384,17 @@ def pull(session: Session, gateway: Gateway, *, subject: Participant, consumer_p
         )
         raise _refused(session, gateway, "pull", subject, process.peer_id, problem)
     session.commit()
-    content = b""
+    buffer = bytearray()
     try:
         with httpx.stream(
             "GET", endpoint, headers={"Authorization": f"Bearer {token}"}, timeout=60
         ) as answer:
             status, media = answer.status_code, answer.headers.get("content-type", "")
             for chunk in answer.iter_bytes():
-                content += chunk
-                if len(content) > MAX_PULL_BYTES:
+                buffer += chunk
+                if len(buffer) > MAX_PULL_BYTES:
                     break
+        content = bytes(buffer)
     except httpx.HTTPError as exc:
         problem = Problem(502, "peer-unreachable", "Peer unreachable", f"{endpoint}: {exc}")
         raise _refused(session, gateway, "pull", subject, process.peer_id, problem) from None
@@ -476,13 +478,20 @@ def negotiation_callback(
                 "Agreement out of turn",
                 f"negotiation {process.consumer_pid} is {process.state}",
             )
-        process.document = document
-        process.document_hash = content_hash(document)
+        ours, theirs = contract_hash(document), agreement.get(DSGW_TERMS + "documentHash")
+        if theirs is not None and theirs != ours:
+            raise Problem(
+                400,
+                "dsp-invalid-message",
+                "Invalid DSP message",
+                f"the agreement's documentHash {str(theirs)[:100]!r} is not the hash of its "
+                f"contract document ({ours})",
+            )
+        process.document, process.document_hash = document, ours
         signature = agreement.get(DSGW_TERMS + "providerSignature")
         process.provider_signature = signature[:4000] if isinstance(signature, str) else None
         process.state = "AGREED"
-        peer_hash = str(agreement.get(DSGW_TERMS + "documentHash"))[:100]
-        data = {"document_hash": process.document_hash, "peer_document_hash": peer_hash}
+        data = {"document_hash": ours}
     elif kind == "ContractNegotiationTerminationMessage":
         process.state = "TERMINATED"
     else:  # an event: FINALIZED (or ACCEPTED, AGREED) as the peer names it

@@ -10,6 +10,7 @@ the step on both sides (`dsgw ledger verify-federated`).
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from gateway.context import Gateway
@@ -21,7 +22,7 @@ from gateway.federation.models import FederatedProcess, ProcessRead
 from gateway.participants.models import Participant
 from gateway.peers.models import Peer
 from gateway.policy.client import PolicyError
-from ledger import Entry
+from ledger import Entry, LedgerError
 from ledger import store as ledger_store
 
 POLICY_PACKAGE = "dsgw.federation"
@@ -33,15 +34,16 @@ HASH_CHARS = set("0123456789abcdef")
 def evidence_of(session: Session, gateway: Gateway, entry: Entry) -> dict[str, Any]:
     """Cut (in the session's transaction) a checkpoint covering `entry` and return the evidence
     the peer records: {entry, seq, checkpoint: {size, root}}."""
-    conn = session.connection()
     try:
+        conn = session.connection()
         cp = ledger_store.cut_checkpoint(
             conn, signer=gateway.signer, origin=gateway.settings.origin, time=clock.now()
         ) or ledger_store.latest_checkpoint(conn)
-    except Exception as exc:  # noqa: BLE001 - any failure to sign is no evidence: fail closed
+        if cp is None or cp["size"] < entry.seq:  # the head is locked: cannot happen
+            raise LedgerError(f"no checkpoint covers entry {entry.seq}")
+    except (SQLAlchemyError, LedgerError) as exc:
         session.rollback()
         raise evidence_unavailable(exc) from exc
-    assert cp is not None and cp["size"] >= entry.seq
     return {
         "entry": entry.hash,
         "seq": entry.seq,
