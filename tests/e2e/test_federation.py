@@ -248,6 +248,12 @@ def test_a_suspended_peer_is_refused_and_recorded_on_both_sides(pair, tmp_path):
     unknown = consumer.call("GET", "/federation/catalogue", params={"peer": "https://x.example"})
     assert unknown.status_code == 404 and unknown.json()["type"] == "urn:dsgw:problem:peer-unknown"
     assert b.admin.call("POST", f"/peers/{a.url}/reactivate").status_code == 200
+    # A participant of B with no account at A is refused by B's policy.
+    stranger = b.onboard("stranger", Signer.generate(), random_uscc(random.Random()), ["consumer"])
+    denied = stranger.call("GET", "/federation/catalogue", params={"peer": a.url})
+    assert denied.status_code == 403, denied.text
+    assert denied.json()["type"] == "urn:dsgw:problem:federation-denied"
+    assert [r["code"] for r in denied.json()["reasons"]] == ["PEER_ACCOUNT_MISSING"]
 
     # A's registry suspends B: A refuses B's signed token (recorded at A), B fails closed
     # (recorded at B).
@@ -269,5 +275,5 @@ def test_a_suspended_peer_is_refused_and_recorded_on_both_sides(pair, tmp_path):
     at_b = [e["data"] for e in b_entries if e["type"] == "federation.refused"]
     assert [(r["problem"], r["peer"]) for r in at_b] == [
         ("peer-suspended", a.url), ("peer-unknown", "https://x.example"),
-        ("peer-refused-step", a.url),
+        ("federation-denied", a.url), ("peer-refused-step", a.url),
     ]  # fmt: skip
