@@ -7,7 +7,9 @@ entry of one side may name an entry of the other in `data.peer_evidence`:
 reference, in both directions, the named entry must be in the other export at that seq with
 that hash, the named checkpoint must be one of the other export's signed checkpoints (same
 size, same root), it must cover the entry (size >= seq), and the named entry must be about the
-same exchange (its process id, when it names one, is the referencing entry's).
+same exchange (its process id, when it names one, is the referencing entry's). And what a
+consumer's gateway received from a pull (`federation.pulled`) must be what the provider's
+recorded it delivered (`transfer.completed` of that transfer, when there is one).
 """
 
 from __future__ import annotations
@@ -69,6 +71,10 @@ class _Export:
     checkpoints: dict[int, str]
     references: list[tuple[int, str, str | None, str, dict]]
     """(seq, type, process, step, peer_evidence) of each entry naming the other side."""
+    pulled: list[tuple[int, str, str]] = field(default_factory=list)
+    """(seq, the provider's transfer id, sha256) of each `federation.pulled`."""
+    delivered: dict[str, tuple[int, str]] = field(default_factory=dict)
+    """{transfer id: (seq, sha256)} of each `transfer.completed`."""
 
 
 def _process_of(data: dict) -> str | None:
@@ -84,6 +90,8 @@ def _load(name: str, path: Path) -> _Export:
     hashes: dict[int, str] = {}
     processes: dict[int, str | None] = {}
     references = []
+    pulled: list[tuple[int, str, str]] = []
+    delivered: dict[str, tuple[int, str]] = {}
     try:
         with open(path / ENTRIES_FILE, "rb") as lines:
             for raw in lines:
@@ -92,6 +100,11 @@ def _load(name: str, path: Path) -> _Export:
                 seq, data = body["seq"], body["data"]
                 hashes[seq] = line["hash"]
                 processes[seq] = _process_of(data)
+                kind, transfer = body["type"], data.get("provider_pid", data.get("transfer"))
+                if kind == "federation.pulled" and isinstance(transfer, str):
+                    pulled.append((seq, transfer, str(data.get("sha256"))))
+                if kind == "transfer.completed" and isinstance(data.get("transfer"), str):
+                    delivered[data["transfer"]] = (seq, str(data.get("sha256")))
                 named = data.get("peer_evidence")
                 if isinstance(named, dict):
                     step = str(data.get("step", body["type"]))
@@ -106,7 +119,7 @@ def _load(name: str, path: Path) -> _Export:
     for raw in raw_checkpoints.splitlines():
         cp = parse_checkpoint(json.loads(raw)["note"])
         checkpoints[cp.size] = cp.root.hex()
-    return _Export(name, path, hashes, processes, checkpoints, references)
+    return _Export(name, path, hashes, processes, checkpoints, references, pulled, delivered)
 
 
 def _check(source: _Export, other: _Export) -> None:
@@ -146,6 +159,22 @@ def _check(source: _Export, other: _Export) -> None:
             fail("federated-process", f"{other.name} entry {at} about exchange {process}", theirs)
 
 
+def _check_deliveries(source: _Export, other: _Export) -> None:
+    """Check that what `source`'s consumer received from a pull (`federation.pulled`) is what
+    `other` recorded it delivered (`transfer.completed` of that transfer), when it did."""
+    for seq, transfer, sha256 in source.pulled:
+        found = other.delivered.get(transfer)
+        if found is not None and found[1] != sha256:
+            raise LedgerVerificationError(
+                "federated-delivery",
+                seq=seq,
+                location=f"{source.name} entry {seq} (federation.pulled of {transfer})",
+                expected=f"the sha256 of {other.name} entry {found[0]} (transfer.completed), "
+                f"{found[1]}",
+                found=sha256,
+            )
+
+
 def verify_federated(a: Path, b: Path, **options) -> FederatedReport:
     """Verify the exports `a` and `b` (ledger.verify.verify_export, with `options`), then every
     cross-reference between them; return the report, or raise `LedgerVerificationError` at the
@@ -155,6 +184,8 @@ def verify_federated(a: Path, b: Path, **options) -> FederatedReport:
     first, second = _load("A", Path(a)), _load("B", Path(b))
     _check(first, second)
     _check(second, first)
+    _check_deliveries(first, second)
+    _check_deliveries(second, first)
     if not first.references and not second.references:
         raise LedgerVerificationError(
             "federated-none",

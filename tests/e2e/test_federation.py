@@ -263,6 +263,16 @@ def test_a_suspended_peer_is_refused_and_recorded_on_both_sides(pair, tmp_path):
     assert failed.json()["type"] == "urn:dsgw:problem:peer-refused-step"
     assert failed.json()["peer_status"] == 401
 
+    # A peer that does not answer: a 502, recorded.
+    gone = f"http://127.0.0.1:{free_port()}"
+    registered = b.admin.call("POST", "/peers", json={
+        "id": gone, "dsp_url": f"{gone}{DSP}", "jwks": {"keys": [Signer.generate().public_jwk()]},
+        "accounts": {consumer.id: "prt_elsewhere"},
+    })  # fmt: skip
+    assert registered.status_code == 201, registered.text
+    away = consumer.call("GET", "/federation/catalogue", params={"peer": gone})
+    assert away.status_code == 502 and away.json()["type"] == "urn:dsgw:problem:peer-unreachable"
+
     # A callback without the peer's own signed token is refused (fail closed).
     stray = b.client.post(f"{DSP}/callback/negotiations/fng_x/agreement",
                           json={"@type": "ContractAgreementMessage"})  # fmt: skip
@@ -275,5 +285,5 @@ def test_a_suspended_peer_is_refused_and_recorded_on_both_sides(pair, tmp_path):
     at_b = [e["data"] for e in b_entries if e["type"] == "federation.refused"]
     assert [(r["problem"], r["peer"]) for r in at_b] == [
         ("peer-suspended", a.url), ("peer-unknown", "https://x.example"),
-        ("federation-denied", a.url), ("peer-refused-step", a.url),
+        ("federation-denied", a.url), ("peer-refused-step", a.url), ("peer-unreachable", gone),
     ]  # fmt: skip

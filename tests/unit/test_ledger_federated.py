@@ -49,7 +49,7 @@ class Ledger:
         return out
 
 
-def exchange(tmp: Path, *, a_names=None, b_names=None) -> tuple[Path, Path]:
+def exchange(tmp: Path, *, a_names=None, b_names=None, received: str = "c" * 64):
     """B sends a step (evidence 1), A records it naming B's entry, B records A's answer naming
     A's; `a_names` / `b_names` change what A's / B's reference says."""
     tmp.mkdir(parents=True, exist_ok=True)
@@ -64,6 +64,8 @@ def exchange(tmp: Path, *, a_names=None, b_names=None) -> tuple[Path, Path]:
     named_by_b = {**answer, **(b_names(answer) if b_names else {})}
     b.add("federation.answered", {"process": PROCESS, "step": "negotiate",
                                   "peer_evidence": named_by_b})  # fmt: skip
+    a.add("transfer.completed", {"transfer": "trf_1", "sha256": "c" * 64})
+    b.add("federation.pulled", {"process": "ftr_1", "provider_pid": "trf_1", "sha256": received})
     return a.export(tmp / "a"), b.export(tmp / "b")
 
 
@@ -76,7 +78,7 @@ def caught(a: Path, b: Path) -> LedgerVerificationError:
 def test_a_good_pair_verifies_with_each_exchange_proven_both_ways(tmp_path):
     a, b = exchange(tmp_path)
     report = verify_federated(a, b)
-    assert (report.a.size, report.b.size) == (2, 3)
+    assert (report.a.size, report.b.size) == (3, 4)
     [found] = report.exchanges
     assert (found.process, found.a_to_b, found.b_to_a) == (PROCESS, 1, 1)
 
@@ -137,3 +139,9 @@ def test_a_tampered_export_fails_on_its_own_before_any_cross_reference(tmp_path)
 def test_one_export_given_twice_is_no_federated_pair(tmp_path):
     _a, b = exchange(tmp_path)
     assert caught(b, b).check in ("federated-hash", "federated-entry")
+
+
+def test_bytes_the_consumer_received_that_the_provider_did_not_deliver_fail(tmp_path):
+    a, b = exchange(tmp_path, received="d" * 64)
+    error = caught(a, b)
+    assert error.check == "federated-delivery" and "trf_1" in error.location
