@@ -35,6 +35,7 @@ from gateway.evidence import sequencer
 from gateway.evidence.service import check_signing_key, checkpoint_info, record
 from gateway.evidence.views import router as ledger_router
 from gateway.exchanges.views import router as exchanges_router
+from gateway.federation.views import routers as federation_routers
 from gateway.negotiation.views import router as contracts_router
 from gateway.participants import service as participants
 from gateway.participants.views import router as participants_router
@@ -182,6 +183,7 @@ def api() -> FastAPI:
         disclosure_router,
         settlement_router,
         *dsp_routers,
+        *federation_routers,
         peers_router,
     ):
         app.include_router(router)

@@ -470,6 +470,13 @@ def cmd_ledger_verify_consistency(args: argparse.Namespace) -> int:
     return ledger_main(["verify-consistency", args.file, "--keys", args.keys])
 
 
+def cmd_ledger_verify_federated(args: argparse.Namespace) -> int:
+    """Verify two gateways' exports and the cross-references of their federated exchanges."""
+    from ledger.cli import main as ledger_main
+
+    return ledger_main(["verify-federated", args.a, args.b] + (["--json"] if args.json else []))
+
+
 def cmd_ledger_checkpoint(args: argparse.Namespace) -> int:
     """Sign a checkpoint of the local ledger now."""
     from gateway.ledger_admin import cut_checkpoint
@@ -585,6 +592,14 @@ def parser() -> argparse.ArgumentParser:
     consistency.add_argument("file", help="a proof saved from GET /ledger/proofs/consistency")
     consistency.add_argument("--keys", required=True, help="the gateway's JWKS")
     consistency.set_defaults(func=cmd_ledger_verify_consistency)
+    federated = ledger_sub.add_parser(
+        "verify-federated",
+        help="verify two federated gateways' exports and every cross-reference between them",
+    )
+    federated.add_argument("a", help="one gateway's exported ledger folder")
+    federated.add_argument("b", help="its peer gateway's exported ledger folder")
+    federated.add_argument("--json", action="store_true", help="print a JSON report")
+    federated.set_defaults(func=cmd_ledger_verify_federated)
     checkpoint = ledger_sub.add_parser("checkpoint", help="sign a ledger checkpoint now")
     checkpoint.add_argument("--database-url", help="SQLAlchemy URL; default SQLite in the state")
     checkpoint.set_defaults(func=cmd_ledger_checkpoint)
@@ -694,6 +709,9 @@ def parser() -> argparse.ArgumentParser:
     from gateway.settlement.cli import add_parsers as add_settlement_parsers
 
     add_settlement_parsers(sub)  # settlement close|show|statement|verify
+    from gateway.federation.cli import add_parsers as add_federation_parsers
+
+    add_federation_parsers(sub)  # federation catalogue|negotiate|list|verify|transfer|pull
     return top
 
 

@@ -1,4 +1,4 @@
-"""`python -m ledger verify DIR [NEW] ...` and `python -m ledger verify-receipt FILE --keys JWKS`.
+"""`python -m ledger verify DIR [NEW] ...`, `verify-receipt FILE --keys JWKS`, `verify-federated`.
 
 `verify DIR` verifies an export offline; `verify OLD NEW` verifies both and proves, by an RFC
 9162 consistency proof, that NEW extends OLD without rewriting it. `verify-receipt` checks a
@@ -84,6 +84,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return _verify_receipt(args)
     if args.command == "verify-consistency":
         return _verify_consistency(args)
+    if args.command == "verify-federated":
+        return _verify_federated(args)
     if args.new is not None:
         return _verify_extension(args)
     return _verify(args)
@@ -149,7 +151,43 @@ def _parser() -> argparse.ArgumentParser:
     )
     consistency.add_argument("file", type=Path, metavar="FILE", help="the proof (JSON)")
     consistency.add_argument("--keys", type=Path, required=True, metavar="JWKS")
+    federated = commands.add_parser(
+        "verify-federated",
+        help="verify two gateways' exports and every cross-reference between them",
+        description="Verify A and B each on its own, then check every entry of one that names "
+        "an entry of the other (data.peer_evidence): the entry is there with that hash, the "
+        "checkpoint named is one of the other's signed checkpoints and covers it, and both are "
+        "about the same exchange. A line per federated exchange; exit 1 on any mismatch.",
+    )
+    federated.add_argument("a", type=Path, metavar="A_EXPORT", help="one gateway's export")
+    federated.add_argument("b", type=Path, metavar="B_EXPORT", help="its peer's export")
+    federated.add_argument("--json", action="store_true", help="print a JSON report on stdout")
     return parser
+
+
+def _verify_federated(args: argparse.Namespace) -> int:
+    from ledger.federated import verify_federated
+
+    try:
+        report = verify_federated(args.a, args.b)
+    except ExportUnreadableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return UNREADABLE
+    except LedgerVerificationError as exc:
+        if args.json:
+            _print_json({"ok": False, "error": exc.to_json()})
+        else:
+            print(f"FAILED: {exc}")
+        return FAILED
+    if args.json:
+        _print_json({"ok": True, **report.to_json(), "error": None})
+        return OK
+    print(f"OK: A {report.a.size} entries (head {report.a.head}), "
+          f"B {report.b.size} entries (head {report.b.head}), each verified")  # fmt: skip
+    for x in report.exchanges:
+        print(f"  exchange {x.process}: {x.a_to_b} reference(s) A->B, {x.b_to_a} B->A, "
+              f"all proven ({', '.join(x.steps)})")  # fmt: skip
+    return OK
 
 
 def _read_with_keys(path: Path, keys_path: Path, what: str):

@@ -26,9 +26,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
 
-def sign_manifest(
-    *, size: int, head: str, signer: Signer, origin: str, now: datetime
-) -> dict:
+def sign_manifest(*, size: int, head: str, signer: Signer, origin: str, now: datetime) -> dict:
     """Return the signed manifest of a ledger of `size` entries ending at `head`."""
     if not isinstance(origin, str) or not origin:
         raise ValueError("origin must be a non-empty string naming the gateway")

@@ -25,6 +25,7 @@ from gateway.evidence.service import commit
 from gateway.negotiation import service as negotiation
 from gateway.negotiation.models import Contract, ContractRequest
 from gateway.participants.models import Participant
+from gateway.peers import service as peers
 from gateway.products import catalogue
 from gateway.products import service as products
 from gateway.products.models import Product, ProductOffer
@@ -357,18 +358,37 @@ _SENDERS = [
 ]
 
 
-def notify(address: str | None, path: str, body: dict[str, Any]) -> None:
+def notify(
+    address: str | None, path: str, body: dict[str, Any], *, token: str | None = None
+) -> None:
     """Queue a DSP message for the peer's callback `address` + `path` (sent once the caller's
-    transaction is committed; the caller commits before calling)."""
+    transaction is committed; the caller commits before calling), with `token` as its bearer
+    token when the consumer's home is a peer gateway (`callback_token`)."""
     if address is not None:
         process = f"{address} {body.get('consumerPid')}".encode()
-        _SENDERS[zlib.crc32(process) % len(_SENDERS)].submit(_send, address, path, body)
+        _SENDERS[zlib.crc32(process) % len(_SENDERS)].submit(_send, address, path, body, token)
 
 
-def _send(address: str, path: str, body: dict[str, Any]) -> None:
+def callback_token(session: Session, gateway: Gateway, consumer_id: str) -> str | None:
+    """Return our own peer token for a callback to the consumer's home gateway, when the
+    consumer's home is a registered peer (it authenticates the callback); else None."""
+    home = peers.home_of(session, consumer_id)
+    if home is None:
+        return None
+    return peers.sign_token(
+        gateway.signer,
+        issuer=gateway.settings.issuer,
+        audience=home.id,
+        participant_id=None,
+        lifetime=peers.MAX_TOKEN_SECONDS,
+    )
+
+
+def _send(address: str, path: str, body: dict[str, Any], token: str | None = None) -> None:
     """POST one DSP message; log, never raise (the peer asks again with GET when it missed one)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else None
     try:
-        answered = httpx.post(f"{address}{path}", json=body, timeout=5)
+        answered = httpx.post(f"{address}{path}", json=body, headers=headers, timeout=5)
         if answered.status_code >= 300:
             log.warning("dsp callback refused", path=path, status=answered.status_code)
     except httpx.HTTPError as exc:
@@ -378,20 +398,27 @@ def _send(address: str, path: str, body: dict[str, Any]) -> None:
 # -- the provider's moves, made by the merchant through our own API and told to the peer ----
 
 
+def _provider_processes(session: Session, model, link, key, provider: Participant, state):
+    """Return (object, DSP link) of the DSP processes on this provider's side, newest first."""
+    query = (
+        select(model, link)
+        .join(link, key == model.id)
+        .where(model.provider_id == provider.id)
+        .order_by(link.created_at.desc())
+        .limit(200)
+    )
+    if state is not None:
+        query = query.where(model.state == state)
+    return [(a, b) for a, b in session.execute(query).all()]
+
+
 def provider_negotiations(
     session: Session, provider: Participant, *, state: str | None
 ) -> list[tuple[Contract, DspNegotiation]]:
     """Return the DSP negotiations on this provider's offers (newest first), by our state."""
-    query = (
-        select(Contract, DspNegotiation)
-        .join(DspNegotiation, DspNegotiation.contract_id == Contract.id)
-        .where(Contract.provider_id == provider.id)
-        .order_by(DspNegotiation.created_at.desc())
-        .limit(200)
+    return _provider_processes(
+        session, Contract, DspNegotiation, DspNegotiation.contract_id, provider, state
     )
-    if state is not None:
-        query = query.where(Contract.state == state)
-    return [(c, n) for c, n in session.execute(query).all()]
 
 
 def provider_agree(
@@ -439,16 +466,9 @@ def provider_transfers(
     session: Session, provider: Participant, *, state: str | None
 ) -> list[tuple[Transfer, DspTransfer]]:
     """Return the DSP transfers of this provider's data (newest first), by state."""
-    query = (
-        select(Transfer, DspTransfer)
-        .join(DspTransfer, DspTransfer.transfer_id == Transfer.id)
-        .where(Transfer.provider_id == provider.id)
-        .order_by(DspTransfer.created_at.desc())
-        .limit(200)
+    return _provider_processes(
+        session, Transfer, DspTransfer, DspTransfer.transfer_id, provider, state
     )
-    if state is not None:
-        query = query.where(Transfer.state == state)
-    return [(t, d) for t, d in session.execute(query).all()]
 
 
 _PROVIDER_TRANSFER = {

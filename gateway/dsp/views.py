@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from gateway.auth.service import TokenIssuer
 from gateway.auth.views import _bearer, claims_of, current_participant, get_issuer, participant_of
 from gateway.context import Gateway, get_gateway, get_session
-from gateway.core.errors import PROBLEM_MEDIA_TYPE, Problem, problem_responses, unprocessable
+from gateway.core.errors import PROBLEM_MEDIA_TYPE, Problem, problem_responses
 from gateway.core.types import ObjectId
 from gateway.dsp import flows, service
 from gateway.dsp.models import (
@@ -28,6 +28,7 @@ from gateway.dsp.models import (
     DspTransferList,
     DspTransferRead,
 )
+from gateway.federation import service as federation
 from gateway.negotiation.models import ContractAction, ContractSignature
 from gateway.participants.models import Participant
 from gateway.peers import service as peers
@@ -110,6 +111,7 @@ def dsp_peer(
                 path=request.url.path,
             )
             raise peers.refused(refusal) from None
+        request.state.dsp_peer = claimed  # a peer gateway's step: cross-referenced evidence
     session.commit()  # no transaction held across the hop to the route's thread
     return participant
 
@@ -127,8 +129,38 @@ async def dsp_message(request: Request) -> dict[str, Any]:
         raise service.bad_message("a DSP message is a JSON object")
     pid = body.get("consumerPid")
     if isinstance(pid, str):
-        request.state.dsp_consumer_pid = pid[:200]
+        request.state.dsp_consumer_pid = pid[:200]  # echoed in an error message: bounded
     return body
+
+
+def _peer_step(
+    request: Request,
+    session: Session,
+    gateway: Gateway,
+    me: Participant,
+    message: dict[str, Any],
+    reply: dict[str, Any],
+    *,
+    step: str,
+) -> dict[str, Any] | None:
+    """When a peer gateway took this step, record it (`dsp.peer-step`, naming the peer's
+    evidence the message carried) and put our own evidence in `reply`; return it."""
+    peer_id = getattr(request.state, "dsp_peer", None)
+    if peer_id is None:
+        return None
+    evidence = federation.record_peer_step(
+        session,
+        gateway,
+        peer_id=peer_id,
+        participant_id=me.id,
+        step=step,
+        provider_pid=str(reply.get("providerPid")),
+        consumer_pid=str(reply.get("consumerPid")),
+        state=str(reply.get("state")),
+        peer_evidence=federation.read_evidence(message.get(federation.EVIDENCE)),
+    )
+    reply[federation.EVIDENCE] = {"@value": evidence, "@type": "@json"}
+    return evidence
 
 
 def _json(body: dict[str, Any], status: int = 200, headers: dict | None = None) -> JSONResponse:
@@ -188,8 +220,6 @@ def catalog_dataset(
 ) -> JSONResponse:
     """One dataset (a listed product and the offers this participant may request), else a
     404 CatalogError."""
-    if len(dataset_id) > 200:
-        raise unprocessable("dataset id: at most 200 characters")
     product, offers = flows.dataset(session, me, dataset_id)
     return _json(service.dataset_message(_base(gateway), product, offers))
 
@@ -204,6 +234,7 @@ negotiations = APIRouter(
 
 @negotiations.post("/request", status_code=201, response_model=dict[str, Any])
 def negotiation_request(
+    request: Request,
     message: dict[str, Any] = Depends(dsp_message),
     me: Participant = Depends(dsp_peer),
     session: Session = Depends(get_session),
@@ -212,7 +243,9 @@ def negotiation_request(
     """A ContractRequestMessage on a catalogue offer: our contract request (REQUESTED)."""
     body = service.expect_type(message, "ContractRequestMessage")
     contract, link = flows.request(session, gateway, consumer=me, body=body)
-    return _json(service.negotiation(contract, link.consumer_pid), status=201)
+    reply = service.negotiation(contract, link.consumer_pid)
+    _peer_step(request, session, gateway, me, body, reply, step="negotiate")
+    return _json(reply, status=201)
 
 
 @negotiations.get("/{pid}", response_model=dict[str, Any])
@@ -223,7 +256,7 @@ def negotiation_get(
     gateway: Gateway = Depends(get_gateway),
 ) -> JSONResponse:
     """The negotiation's state (a party's or an auditor's view), else 404."""
-    contract, link = flows.get(session, gateway, provider_pid=pid[:200], viewer=me)
+    contract, link = flows.get(session, gateway, provider_pid=pid, viewer=me)
     return _json(service.negotiation(contract, link.consumer_pid))
 
 
@@ -238,7 +271,7 @@ def negotiation_counter_request(
     """A counter-offer (ContractRequestMessage on a negotiation): refused with 400, dsgw
     providers take their catalogue offers as they are."""
     service.expect_type(message, "ContractRequestMessage")
-    flows.get(session, gateway, provider_pid=pid[:200], viewer=me)
+    flows.get(session, gateway, provider_pid=pid, viewer=me)
     raise service.bad_message(
         "dsgw providers take no counter-offers: request a catalogue offer as it is"
     )
@@ -254,12 +287,13 @@ def negotiation_event(
 ) -> JSONResponse:
     """A ContractNegotiationEventMessage (ACCEPTED): refused unless it applies."""
     body = service.expect_type(message, "ContractNegotiationEventMessage")
-    flows.event(session, gateway, provider_pid=pid[:200], party=me, body=body)
+    flows.event(session, gateway, provider_pid=pid, party=me, body=body)
     return _json({}, status=200)  # pragma: no cover - flows.event refuses every event today
 
 
 @negotiations.post("/{pid}/agreement/verification", response_model=dict[str, Any])
 def negotiation_verification(
+    request: Request,
     pid: DspId,
     message: dict[str, Any] = Depends(dsp_message),
     me: Participant = Depends(dsp_peer),
@@ -269,8 +303,10 @@ def negotiation_verification(
     """A ContractAgreementVerificationMessage: the consumer's JWS verifies the contract
     (AGREED → VERIFIED → FINALIZED)."""
     body = service.expect_type(message, "ContractAgreementVerificationMessage")
-    contract, link = flows.verify(session, gateway, provider_pid=pid[:200], party=me, body=body)
-    return _json(service.negotiation(contract, link.consumer_pid))
+    contract, link = flows.verify(session, gateway, provider_pid=pid, party=me, body=body)
+    reply = service.negotiation(contract, link.consumer_pid)
+    _peer_step(request, session, gateway, me, body, reply, step="verify")
+    return _json(reply)
 
 
 @negotiations.post("/{pid}/termination", response_model=dict[str, Any])
@@ -283,7 +319,7 @@ def negotiation_termination(
 ) -> JSONResponse:
     """A ContractNegotiationTerminationMessage: the contract is TERMINATED (before FINALIZED)."""
     body = service.expect_type(message, "ContractNegotiationTerminationMessage")
-    contract, link = flows.terminate(session, gateway, provider_pid=pid[:200], party=me, body=body)
+    contract, link = flows.terminate(session, gateway, provider_pid=pid, party=me, body=body)
     return _json(service.negotiation(contract, link.consumer_pid))
 
 
@@ -295,6 +331,7 @@ transfers = APIRouter(
 
 @transfers.post("/request", status_code=201, response_model=dict[str, Any])
 def transfer_request(
+    request: Request,
     message: dict[str, Any] = Depends(dsp_message),
     me: Participant = Depends(dsp_peer),
     session: Session = Depends(get_session),
@@ -304,11 +341,16 @@ def transfer_request(
     STARTED, the TransferStartMessage with the pull's endpoint and token goes to the callback."""
     body = service.expect_type(message, "TransferRequestMessage")
     transfer, link, data = flows.transfer_request(session, gateway, consumer=me, body=body)
+    reply = service.transfer_process(transfer, link.consumer_pid)
+    evidence = _peer_step(request, session, gateway, me, body, reply, step="transfer")
     if transfer.state == "STARTED":
         start = service.start_message(transfer, link.consumer_pid, data)
+        if evidence is not None:
+            start[federation.EVIDENCE] = reply[federation.EVIDENCE]
         path = f"/transfers/{link.consumer_pid}/start"
-        flows.notify(link.callback_address, path, start)
-    return _json(service.transfer_process(transfer, link.consumer_pid), status=201)
+        token = flows.callback_token(session, gateway, me.id)
+        flows.notify(link.callback_address, path, start, token=token)
+    return _json(reply, status=201)
 
 
 @transfers.get("/{pid}", response_model=dict[str, Any])
@@ -318,7 +360,7 @@ def transfer_get(
     session: Session = Depends(get_session),
 ) -> JSONResponse:
     """The transfer process's state (a party's or an auditor's view), else 404."""
-    transfer, link = flows.get_transfer(session, provider_pid=pid[:40], viewer=me)
+    transfer, link = flows.get_transfer(session, provider_pid=pid, viewer=me)
     return _json(service.transfer_process(transfer, link.consumer_pid))
 
 
@@ -332,12 +374,13 @@ def _transfer_route(path: str, kind: str, doc: str) -> None:
     ) -> JSONResponse:
         body = service.expect_type(message, kind)
         transfer, link, data = flows.transfer_message(
-            session, gateway, provider_pid=pid[:40], party=me, body=body, kind=kind
+            session, gateway, provider_pid=pid, party=me, body=body, kind=kind
         )
         if data is not None:  # a resumed pull: its new endpoint token, as at the start
             start = service.start_message(transfer, link.consumer_pid, data)
             path = f"/transfers/{link.consumer_pid}/start"
-            flows.notify(link.callback_address, path, start)
+            token = flows.callback_token(session, gateway, me.id)
+            flows.notify(link.callback_address, path, start, token=token)
         return _json(service.transfer_process(transfer, link.consumer_pid))
 
     route.__doc__ = doc
@@ -399,8 +442,25 @@ def provider_agree(
     contract, link, agreement = flows.provider_agree(
         session, gateway, provider_pid=pid, provider=me, jws=body.signature
     )
+    home = peers.home_of(session, contract.consumer_id)
+    if home is not None:  # a peer gateway's consumer: the agreement carries our evidence
+        evidence = federation.record_peer_step(
+            session,
+            gateway,
+            peer_id=home.id,
+            participant_id=contract.consumer_id,
+            step="agreement",
+            provider_pid=contract.id,
+            consumer_pid=link.consumer_pid,
+            state=contract.state,
+            peer_evidence=None,
+        )
+        agreement[federation.EVIDENCE] = {"@value": evidence, "@type": "@json"}
     path = f"/negotiations/{link.consumer_pid}/agreement"
-    flows.notify(link.callback_address, path, agreement)
+    flows.notify(
+        link.callback_address, path, agreement,
+        token=flows.callback_token(session, gateway, contract.consumer_id),
+    )  # fmt: skip
     return _negotiation_read(contract, link)
 
 
@@ -420,7 +480,8 @@ def provider_terminate(
         session, gateway, provider_pid=pid, provider=me, reason=body.reason if body else ""
     )
     path = f"/negotiations/{link.consumer_pid}/termination"
-    flows.notify(link.callback_address, path, message)
+    token = flows.callback_token(session, gateway, contract.consumer_id)
+    flows.notify(link.callback_address, path, message, token=token)
     return _negotiation_read(contract, link)
 
 
@@ -481,7 +542,8 @@ def provider_transfer_action(
         action=action,
         reason=body.reason if body else "",
     )
-    flows.notify(link.callback_address, path, message)
+    token = flows.callback_token(session, gateway, transfer.consumer_id)
+    flows.notify(link.callback_address, path, message, token=token)
     return _transfer_read(transfer, link)
 
 

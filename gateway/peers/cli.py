@@ -24,6 +24,7 @@ def cmd_peer_add(args: argparse.Namespace) -> int:
         "id": args.peer_id,
         "dsp_url": args.dsp_url,
         "participants": args.participant or [],
+        "accounts": dict(a.split("=", 1) for a in args.account or [] if "=" in a),
     }
     if args.jwks:
         try:
@@ -84,6 +85,13 @@ def add_parsers(sub: Any) -> None:
         "--participant",
         action="append",
         help="a participant registered here whose home is the peer (repeat for several)",
+    )
+    add.add_argument(
+        "--account",
+        action="append",
+        metavar="OURS=THEIRS",
+        help="one of our participants and its id at the peer: this gateway acts for it there "
+        "(federation; repeat for several)",
     )
     _connection(add)
     add.set_defaults(func=cmd_peer_add)

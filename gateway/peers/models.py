@@ -35,6 +35,9 @@ class Peer(Base):
     jwks_url: Mapped[str | None] = mapped_column(String(2000), default=None)
     # The ids of this gateway's participants the peer acts for (their home gateway).
     participants: Mapped[list]
+    # Outgoing: {id of one of our participants: its id at the peer} (registered there, home
+    # here): the `participant_id` of the peer tokens this gateway signs when it acts for it.
+    accounts: Mapped[dict] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(20), default="active")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -78,6 +81,12 @@ class PeerCreate(BaseModel):
         description="ids of participants registered here whose home is this peer: the ones its "
         "tokens may act for",
     )
+    accounts: dict[Identifier, Identifier] = Field(
+        default={},
+        max_length=1000,
+        description="our participants' ids at the peer ({id here: id there}): whom this gateway's "
+        "own peer tokens name when it acts for one of them at the peer (federation)",
+    )
 
 
 class PeerStatusChange(BaseModel):
@@ -91,6 +100,7 @@ class PeerRead(BaseModel):
     jwks: dict
     jwks_url: str | None
     participants: list[str]
+    accounts: dict[str, str] = {}
     status: str
     created_at: datetime
     updated_at: datetime

@@ -10,6 +10,7 @@ acts for. specs/dsp.md (*Authentication*) is the contract.
 
 import math
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -127,6 +128,13 @@ def register(
             raise unprocessable(f"participant {participant_id} is an admin: no peer acts for it")
     if not all(is_usable_jwk(k) for k in jwks["keys"]):
         raise unprocessable("every key of a peer's JWKS needs its kid (RFC 7517 §4.5)")
+    for participant_id in body.accounts:
+        found = session.get(Participant, participant_id)
+        if found is None or "admin" in found.roles:
+            raise unprocessable(
+                f"accounts: {participant_id} is not a participant of this gateway the peer may "
+                "see acting (registered here, not an admin)"
+            )
     now = clock.now()
     peer = Peer(
         id=body.id,
@@ -134,6 +142,7 @@ def register(
         jwks=jwks,
         jwks_url=body.jwks_url,
         participants=sorted(set(body.participants)),
+        accounts=dict(sorted(body.accounts.items())),
         status="active",
         created_at=now,
         updated_at=now,
@@ -150,6 +159,7 @@ def register(
             "jwks": peer.jwks,
             "jwks_url": peer.jwks_url,
             "participants": peer.participants,
+            "accounts": peer.accounts,
             "by": actor,
         },
     )
@@ -194,6 +204,7 @@ def to_read(peer: Peer, entry: Entry | None = None) -> PeerRead:
         jwks=peer.jwks,
         jwks_url=peer.jwks_url,
         participants=list(peer.participants),
+        accounts=dict(peer.accounts or {}),
         status=peer.status,
         created_at=peer.created_at,
         updated_at=peer.updated_at,
@@ -251,6 +262,47 @@ def authenticate(session: Session, settings: Settings, token: str, issuer: str) 
     _check_time(peer, claims)
     _use_jti(session, peer, claims)
     return _acting_for(session, peer, claims)
+
+
+def authenticate_gateway(session: Session, settings: Settings, token: str, issuer: str) -> Peer:
+    """Return the registered, active peer gateway that signed `token` for itself (a callback on
+    one of our processes: no participant is named); else raise `Refusal`."""
+    claimed = _printable(issuer[:PEER_ID_MAX])
+    fits = len(issuer) <= PEER_ID_MAX and claimed == issuer
+    peer = session.get(Peer, claimed) if fits else None
+    if peer is None:
+        raise Refusal("unknown-peer", claimed, "the token's issuer is not a registered peer")
+    if peer.status != "active":
+        raise Refusal("suspended-peer", claimed, f"peer {peer.id} is {peer.status}")
+    claims = _verified(peer, token, settings)
+    _check_time(peer, claims)
+    _use_jti(session, peer, claims)
+    return peer
+
+
+def home_of(session: Session, participant_id: str) -> Peer | None:
+    """Return the peer whose participant `participant_id` is (its home gateway), or None."""
+    return next((p for p in list_peers(session) if participant_id in p.participants), None)
+
+
+def sign_token(
+    signer: Signer, *, issuer: str, audience: str, participant_id: str | None, lifetime: int = 60
+) -> str:
+    """Return this gateway's own peer token for one request to the peer `audience` (EdDSA,
+    signed with the gateway key its JWKS publishes; specs/dsp.md *Authentication*)."""
+    now = int(clock.now().timestamp())
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": issuer,
+        "aud": audience,
+        "iat": now,
+        "exp": now + min(lifetime, MAX_TOKEN_SECONDS),
+        "jti": secrets.token_urlsafe(24),
+    }
+    if participant_id is not None:
+        claims["participant_id"] = participant_id
+    private = OKPAlgorithm.from_jwk(signer.private_jwk())
+    return jwt.encode(claims, private, algorithm="EdDSA", headers={"kid": signer.kid})
 
 
 def _verified(peer: Peer, token: str, settings: Settings) -> dict[str, Any]:

@@ -113,12 +113,12 @@ class PolicyClient:
         # the ledger is consulted at most once per `version_ttl`.
         self.recorded_version: str | None = None
 
-    def decide(self, policy_input: dict[str, Any]) -> PolicyDecision:
+    def decide(self, policy_input: dict[str, Any], package: str = PACKAGE) -> PolicyDecision:
         """Return OPA's decision for `policy_input`, else raise a PolicyError saying why; each
         decision is timed, each failure counted and logged at error level with its reason."""
         started = time.perf_counter()
         try:
-            return self._decide(policy_input)
+            return self._decide(policy_input, package)
         except PolicyError as exc:
             metrics.policy_error(exc.code)
             log.error("policy decision failed", code=exc.code, reason=str(exc), opa=self.url)
@@ -126,10 +126,10 @@ class PolicyClient:
         finally:
             metrics.observe_decision(time.perf_counter() - started)
 
-    def _decide(self, policy_input: dict[str, Any]) -> PolicyDecision:
+    def _decide(self, policy_input: dict[str, Any], package: str = PACKAGE) -> PolicyDecision:
         try:
             answer = self._client.query_rule(
-                input_data=policy_input, package_path=PACKAGE, rule_name=RULE
+                input_data=policy_input, package_path=package, rule_name=RULE
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise PolicyUnavailable(
@@ -140,7 +140,7 @@ class PolicyClient:
         except (requests.RequestException, ValueError) as exc:
             raise PolicyUnavailable(f"OPA at {self.url} gave no readable answer: {exc}") from exc
         if not isinstance(answer, dict) or "result" not in answer:
-            raise PolicyUndefined(f"the policy {PACKAGE}.{RULE} is undefined for this input")
+            raise PolicyUndefined(f"the policy {package}.{RULE} is undefined for this input")
         try:
             return PolicyDecision.model_validate(answer["result"])
         except ValidationError as exc:

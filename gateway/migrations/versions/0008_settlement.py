@@ -10,14 +10,14 @@
 The offers' usage prices live in `offers.terms` (JSON): no column changes.
 
 Revision ID: 0008
-Revises: 0006 (the integrator re-chains it after 0007)
+Revises: 0007
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
