@@ -42,6 +42,7 @@ from gateway.peers.views import router as peers_router
 from gateway.policy import versions as policy_versions
 from gateway.policy.client import PolicyClient
 from gateway.policy.watch import VersionWatcher
+from gateway.portal.views import router as portal_router
 from gateway.products.views import router as products_router
 from gateway.resources.views import registrations as registrations_router
 from gateway.resources.views import router as resources_router
@@ -181,6 +182,7 @@ def api() -> FastAPI:
         disclosure_router,
         *dsp_routers,
         peers_router,
+        portal_router,  # the portal's pages: include_in_schema=False, not in the OpenAPI
     ):
         app.include_router(router)
     return app
