@@ -202,14 +202,25 @@ function catalogue(params) {
 
 // -- product ----------------------------------------------------------------------------------
 
+// An ISO 8601 duration as the API writes a term (P30D, PT2S), in words.
+function duration(value) {
+  const days = /^P(\d+)D$/.exec(value);
+  if (days) return t("offer.days", { n: days[1] });
+  const seconds = /^PT(\d+(?:\.\d+)?)S$/.exec(value);
+  return seconds ? t("offer.seconds", { n: seconds[1] }) : String(value);
+}
+
 function termRows(terms) {
   const labels = {
     purposes: "offer.purposes", term: "offer.term", quota_rows: "offer.rows", quota_calls: "offer.calls",
     price_fen: "offer.price", fields: "offer.fields", termination: "offer.termination",
+    region: "offer.region", onward_transfer: "offer.onward_transfer", lawful_basis: "offer.lawful_basis",
   };
   return Object.entries(terms).filter(([, v]) => v !== null && !(Array.isArray(v) && v.length === 0)).map(([k, v]) => {
     let shown = Array.isArray(v) ? v.join(", ") : typeof v === "object" ? JSON.stringify(v) : String(v);
     if (k === "price_fen") shown = `¥${(v / 100).toFixed(2)}`;
+    if (k === "term") shown = duration(v);
+    if (typeof v === "boolean") shown = v ? t("yes") : t("no");
     return [labels[k] ? t(labels[k]) : k, shown];
   });
 }
