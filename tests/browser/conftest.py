@@ -41,10 +41,8 @@ LAPTOP = {"width": 1280, "height": 900}
 
 def chromium_path() -> str | None:
     """Return Debian's Chromium (or DSGW_CHROMIUM_BIN), or None when there is none."""
-    for candidate in (os.environ.get("DSGW_CHROMIUM_BIN"), "/usr/bin/chromium"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    candidate = os.environ.get("DSGW_CHROMIUM_BIN") or "/usr/bin/chromium"
+    return candidate if os.access(candidate, os.X_OK) else None
 
 
 def _unavailable(reason: str) -> None:
@@ -126,8 +124,9 @@ def browser():
     executable = chromium_path()
     if executable is None:
         _unavailable(
-            "no Chromium at /usr/bin/chromium (nor DSGW_CHROMIUM_BIN): run ./deploy/test.sh, "
-            "whose ensure_chromium installs Debian's chromium and fonts-noto-cjk"
+            f"no Chromium at {os.environ.get('DSGW_CHROMIUM_BIN') or '/usr/bin/chromium'}: run "
+            "./deploy/test.sh, whose ensure_chromium installs Debian's chromium and "
+            "fonts-noto-cjk (or point DSGW_CHROMIUM_BIN at one)"
         )
     try:
         from playwright.sync_api import sync_playwright
