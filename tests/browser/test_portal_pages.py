@@ -1,5 +1,7 @@
 """The portal's routes over HTTP: language choice, headers, assets, and no trace in the OpenAPI."""
 
+import re
+
 import httpx
 
 from gateway.openapi import openapi_document
@@ -43,3 +45,25 @@ def test_the_portal_is_not_part_of_the_published_api(world):
     served = httpx.get(f"{world.url}/openapi.json").json()["paths"]
     assert not [p for p in served if p.startswith("/portal")]
     assert not [p for p in openapi_document()["paths"] if p.startswith("/portal")]
+
+
+def test_every_word_of_the_portal_is_in_both_languages():
+    from gateway.portal.i18n import DEFAULT, STRINGS
+
+    assert DEFAULT == "zh-CN" and set(STRINGS) == {"zh-CN", "en"}
+    assert STRINGS["zh-CN"].keys() == STRINGS["en"].keys()
+    assert all(text.strip() for table in STRINGS.values() for text in table.values())
+
+
+def test_every_word_the_pages_ask_for_is_in_the_tables():
+    from pathlib import Path
+
+    from gateway.portal.i18n import STRINGS
+
+    portal = Path(__file__).resolve().parents[2] / "gateway" / "portal"
+    script = (portal / "static" / "app.js").read_text(encoding="utf-8")
+    shell = (portal / "templates" / "portal.html").read_text(encoding="utf-8")
+    used = set(re.findall(r'(?<![\w.])t\("([a-z_.]+)"', script))
+    used |= set(re.findall(r'data-t="([a-z_.]+)"', shell))
+    assert len(used) > 50
+    assert used <= STRINGS["en"].keys(), sorted(used - STRINGS["en"].keys())
