@@ -90,6 +90,8 @@ def test_consumer_requests_an_offer_both_parties_sign_in_the_browser_and_the_pul
     consumer.click("#pull")
     consumer.wait_for_selector("#exchange")
     rows = consumer.locator("#rows").inner_text()
+    expect(consumer.locator("#contract-usage")).to_contain_text("rows: 5 / 1000, calls: 1")
+    assert "30 天" in consumer.locator("#view").inner_text()  # the signed terms, in words
     assert "138****5678" in rows  # the policy's masking obligation, applied by the gateway
     assert "张**" in rows
     with consumer.expect_download() as download:
@@ -201,3 +203,23 @@ def test_the_browser_canonical_json_is_rfc_8785_as_the_ledger_writes_it(pages, w
         """async v => (await import('/portal/static/crypto.js')).canonicalJson(v)""", value
     )
     assert found.encode() == canonical_json(value)
+
+
+def test_sign_in_refuses_a_file_that_is_no_key_and_a_key_that_is_not_the_participants(
+    pages, world, tmp_path
+):
+    page = pages.open("/portal/?lang=en")
+    not_a_key = tmp_path / "notes.json"
+    not_a_key.write_text('{"kty": "RSA", "n": "…"}')
+    page.fill("#signin-participant", world.ids["CONSUMER"])
+    page.set_input_files("#signin-key", str(not_a_key))
+    page.click("#signin-submit")
+    expect(page.locator("#signin-message")).to_contain_text("not an Ed25519 private JWK")
+
+    # the merchant's key for the consumer's id: the gateway refuses the assertion it signed
+    pages.expect_console_error(r"status of 401")
+    page.set_input_files("#signin-key", str(world.key("merchant")))
+    page.click("#signin-submit")
+    expect(page.locator("#signin-message")).to_contain_text("invalid_client")
+    assert page.locator("#signed-in").is_hidden()
+    pages.shot(page, "sign-in-refused")

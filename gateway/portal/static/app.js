@@ -321,17 +321,23 @@ function renderContract(box, c) {
       [t("contract.consumer"), c.consumer_id],
       [t("contract.purpose"), c.purpose],
       [t("contract.period"), `${c.not_before} — ${c.not_after}`],
-      [t("contract.usage"), Object.entries(c.usage ?? {}).map(([k, v]) => `${k}: ${v}`).join(", ")],
+      [t("contract.usage"), h("span", { id: "contract-usage" }, usageText(c))],
       [t("contract.hash"), h("code", {}, c.document_hash)],
       [t("contract.signatures"), Object.entries(c.signatures ?? {}).map(([k, v]) => `${k}: ${v ? t("contract.signed") : t("contract.unsigned")}`).join(" · ")],
       c.holder_approval?.required ? [t("contract.approval"), c.holder_approval.approved_at ?? "—"] : [undefined, undefined],
     ].filter(([k]) => k !== undefined))),
     h("h2", {}, t("product.offers")),
-    h("div.card", {}, facts(termRows(c.document.terms ?? {}))),
+    h("div.card", {}, facts(termRows(c.document.offer ?? {}))),
     h("div.actions", {}, actions),
     out,
     h("details", {}, h("summary", {}, t("contract.document")), h("pre", { id: "contract-document" }, canonicalJson(c.document))),
   );
+}
+
+// Usage against the quotas the contract fixes: "rows 5 / 1000, calls 1 / —".
+function usageText(c) {
+  const quotas = c.document.quotas ?? {};
+  return Object.entries(c.usage ?? {}).map(([k, v]) => `${k}: ${v} / ${quotas[k] ?? "∞"}`).join(", ");
 }
 
 function download(name, value) {
@@ -347,6 +353,10 @@ async function pull(c, out) {
   await guarded(out, async () => {
     const x = await api.post("/exchanges", { contract_id: c.id, purpose: c.purpose, delivery: "api" });
     lastExchange = x;
+    api.get(`/contracts/${encodeURIComponent(c.id)}`).then((fresh) => {
+      const usage = document.getElementById("contract-usage");
+      if (usage) usage.textContent = usageText(fresh);
+    }, () => {});
     const columns = x.fields ?? Object.keys(x.rows[0] ?? {});
     const receiptBox = h("div", { id: "receipt-check" });
     const seq = x.receipt?.seq;
