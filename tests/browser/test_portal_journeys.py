@@ -174,8 +174,12 @@ def test_auditor_sees_the_timeline_inspects_an_entry_and_verifies_a_receipt_in_t
 
 def test_the_yearly_disclosure_is_public_and_problems_read_as_messages(pages, world):
     page = pages.open("/portal/#/disclosure")
-    page.wait_for_selector("#disclosure .card")
+    page.wait_for_selector("#disclosure-products")
     assert "年度公开" in page.locator("#view").inner_text()
+    # the demo's products and authorisation, in words, from the public GET /disclosure/{year}
+    assert "居民信用核验" in page.locator("#disclosure-products").inner_text()
+    assert "市大数据局" in page.locator("#disclosure-authorisations").inner_text()
+    assert "合约数" in page.locator("#disclosure-totals").inner_text()
     pages.shot(page, "disclosure-zh")
 
     sign_in(page, world.ids["CONSUMER"], world.key("consumer"))
@@ -222,4 +226,6 @@ def test_sign_in_refuses_a_file_that_is_no_key_and_a_key_that_is_not_the_partici
     page.click("#signin-submit")
     expect(page.locator("#signin-message")).to_contain_text("invalid_client")
     assert page.locator("#signed-in").is_hidden()
+    # the collector that fails every test on console errors does see the refused request
+    assert any("status of 401" in e for e in pages.errors), pages.errors
     pages.shot(page, "sign-in-refused")

@@ -526,9 +526,27 @@ function disclosure(year) {
   );
   guarded(box, async () => {
     const d = await api.get(`/disclosure/${y}`, { auth: false });
-    fill(box, 
-      h("div.card", {}, facts(Object.entries(d).filter(([, v]) => typeof v !== "object" || v === null).map(([k, v]) => [k, String(v)]))),
-      Object.entries(d).filter(([, v]) => v && typeof v === "object").map(([k, v]) => h("section.card", {}, h("h2", {}, k), json(v))),
+    const name = (x) => (x && typeof x === "object" ? x.name ?? x.id : x) ?? "—";
+    const table = (id, heads, rows) => h("div.card.scroll", {}, h("table", { id },
+      h("tr", {}, heads.map((k) => h("th", {}, t(k)))), rows.map((r) => h("tr", {}, r.map((v) => h("td", {}, v))))));
+    const known = new Set(["year", "generated_at", "publisher", "period", "authorisations", "products", "totals"]);
+    fill(box,
+      h("div.card", {}, facts([
+        [t("disclosure.year"), d.year],
+        [t("disclosure.period"), d.period ? `${d.period.from} — ${d.period.until}` : undefined],
+        [t("disclosure.publisher"), d.publisher],
+        [t("disclosure.generated_at"), d.generated_at],
+      ])),
+      d.totals ? [h("h2", {}, t("disclosure.totals")), h("div.card", { id: "disclosure-totals" },
+        facts(Object.entries(d.totals).map(([k, v]) => [STRINGS[lang][`disclosure.total.${k}`] ?? k, k.endsWith("_fen") ? `¥${(v / 100).toFixed(2)}` : v])))] : null,
+      Array.isArray(d.authorisations) ? [h("h2", {}, t("disclosure.authorisations")), table("disclosure-authorisations",
+        ["disclosure.holder", "disclosure.operator", "disclosure.resources", "contract.period", "product.status"],
+        d.authorisations.map((x) => [name(x.holder), name(x.operator), (x.resources ?? []).map((r) => `${r.name} (${[r.grade, r.level].filter(Boolean).join(" ")})`).join("; "), `${x.not_before ?? ""} — ${x.not_after ?? ""}`, x.status]))] : null,
+      Array.isArray(d.products) ? [h("h2", {}, t("disclosure.products")), table("disclosure-products",
+        ["disclosure.product", "product.merchant", "disclosure.resource", "catalogue.delivery", "product.status", "disclosure.fees"],
+        d.products.map((x) => [x.name, name(x.merchant), x.resource ? `${x.resource.name} (${[x.resource.grade, x.resource.level].filter(Boolean).join(" ")})` : "—", (x.delivery_modes ?? []).join(", "), x.status,
+          Object.entries(x.fees ?? {}).map(([k, v]) => `${STRINGS[lang][`disclosure.total.${k}`] ?? k}: ${k.endsWith("_fen") ? `¥${(v / 100).toFixed(2)}` : v}`).join(", ")]))] : null,
+      Object.entries(d).filter(([k, v]) => !known.has(k) && v && typeof v === "object").map(([k, v]) => h("section.card", {}, h("h2", {}, k), json(v))),
     );
   });
 }
