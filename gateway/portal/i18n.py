@@ -20,6 +20,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "signin.roles": "角色",
         "signin.memory": "令牌只保存在本页内存中,刷新页面即需重新登录。",
         "signin.needed": "此页需要先登录(右上角选择私钥文件)。",
+        "signin.again": "令牌已过期或被拒绝:请退出后重新登录。",
         "signin.nokey": "请选择私钥文件并填写参与方编号。",
         "signin.badkey": "私钥文件不是 Ed25519 私钥 JWK(需要 kty OKP、crv Ed25519、x 和 d)",
         "signin.nocrypto": "此浏览器不支持 WebCrypto Ed25519,或页面不是经 HTTPS/本机地址打开的。",
@@ -162,6 +163,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "signin.memory": "The token is kept in this page's memory only: reloading signs you out.",
         "signin.needed": "This page needs you to sign in first (open your key file, top right).",
         "signin.nokey": "Choose your private key file and enter your participant id.",
+        "signin.again": "The token expired or was refused: sign out and sign in again.",
         "signin.badkey": "The key file is not an Ed25519 private JWK (kty OKP, crv Ed25519, x, d)",
         "signin.nocrypto": (
             "This browser has no WebCrypto Ed25519, or the page is not on HTTPS or loopback."

@@ -64,6 +64,7 @@ function problemBox(err) {
     h("strong", {}, p.title ?? t("error")),
     p.detail ? h("div", {}, p.detail) : null,
     h("div.ptype", {}, `${t("problem.status")} ${err.status} · ${p.type ?? ""}`),
+    err.status === 401 && api.current() ? h("div", {}, t("signin.again")) : null,
     p.reasons ? h("div", {}, [].concat(p.reasons).map((r) => h("span.tag", {}, typeof r === "string" ? r : JSON.stringify(r)))) : null,
   );
 }
