@@ -168,6 +168,8 @@ class Pages:
 
     def open(self, path: str = "/portal/", *, viewport: dict | None = None, **options):
         """Return a new page (its own context: its own memory, so its own sign-in)."""
+        # The browser's own widgets (the file chooser's label) speak the page's language too.
+        options.setdefault("locale", "en-GB" if "lang=en" in path else "zh-CN")
         context = self.browser.new_context(
             viewport=viewport or LAPTOP, accept_downloads=True, **options
         )

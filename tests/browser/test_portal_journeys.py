@@ -170,6 +170,8 @@ def test_auditor_sees_the_timeline_inspects_an_entry_and_verifies_a_receipt_in_t
     assert _verify(page, tampered) == ("failed", "checkpoint")
     # and the untouched receipt still verifies
     assert _verify(page, receipt) == ("verified", None)
+    page.set_viewport_size(PHONE)
+    pages.shot(page, "auditor-on-a-phone")
 
 
 def test_the_yearly_disclosure_is_public_and_problems_read_as_messages(pages, world):
