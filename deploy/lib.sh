@@ -305,3 +305,41 @@ ensure_java_maven() {
     DSGW_M2_REPO="${DSGW_M2_REPO:-$HOME/.cache/dsgw/m2}"; export DSGW_M2_REPO
     mkdir -p "$DSGW_M2_REPO"
 }
+
+# Sets and exports DSGW_CHROMIUM_BIN: Debian's Chromium for the browser tests (tests/browser/,
+# Playwright drives it; no browser is ever downloaded by a test tool), with a CJK font
+# (fonts-noto-cjk) so that the zh-CN pages render as text in the screenshots, not as boxes.
+# Installs Debian's chromium and fonts-noto-cjk only when either is missing; a stamp in the
+# cache records a successful check so that later runs look no further.
+ensure_chromium() {
+    if [ -n "${DSGW_CHROMIUM_BIN:-}" ]; then
+        [ -x "$DSGW_CHROMIUM_BIN" ] || dsgw_die "DSGW_CHROMIUM_BIN=$DSGW_CHROMIUM_BIN is not an executable file"
+        export DSGW_CHROMIUM_BIN
+        return 0
+    fi
+    local stamp="${XDG_CACHE_HOME:-$HOME/.cache}/dsgw/chromium.ok"
+    local have_font=0
+    if [ -x /usr/bin/chromium ] && [ -f "$stamp" ]; then
+        DSGW_CHROMIUM_BIN=/usr/bin/chromium; export DSGW_CHROMIUM_BIN
+        return 0
+    fi
+    if command -v fc-list >/dev/null 2>&1 && fc-list :lang=zh 2>/dev/null | grep -q .; then
+        have_font=1
+    fi
+    if [ ! -x /usr/bin/chromium ] || [ "$have_font" -ne 1 ]; then
+        dsgw_log "installing Debian's chromium and fonts-noto-cjk (the browser tests drive it)"
+        local t0=$SECONDS
+        mkdir -p "$(dirname "$stamp")"
+        dsgw_lock "$(dirname "$stamp")/chromium.lock"
+        dsgw_as_root apt-get update -q >&2 || dsgw_die "apt-get update failed"
+        dsgw_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+            -o DPkg::Lock::Timeout=300 chromium fonts-noto-cjk >&2 \
+            || dsgw_die "apt-get install chromium fonts-noto-cjk failed"
+        dsgw_unlock
+        dsgw_log "installed Chromium and the CJK fonts in $((SECONDS - t0)) s"
+    fi
+    [ -x /usr/bin/chromium ] || dsgw_die "chromium installed, but /usr/bin/chromium is missing"
+    mkdir -p "$(dirname "$stamp")"
+    /usr/bin/chromium --version >"$stamp" 2>/dev/null || dsgw_die "/usr/bin/chromium does not run"
+    DSGW_CHROMIUM_BIN=/usr/bin/chromium; export DSGW_CHROMIUM_BIN
+}

@@ -19,7 +19,7 @@ trap report_time EXIT
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "set-up: virtualenv, OPA ${OPA_VERSION}, PostgreSQL, versitygw ${VERSITYGW_VERSION} (S3), nginx"
+step "set-up: virtualenv, OPA ${OPA_VERSION}, PostgreSQL, versitygw ${VERSITYGW_VERSION} (S3), nginx, Chromium"
 ensure_venv
 ensure_opa
 ensure_postgres
@@ -27,7 +27,9 @@ ensure_shell_tools
 ensure_versitygw
 ensure_nginx
 ensure_java_maven
-echo "python: $(.venv/bin/python --version 2>&1); opa: $DSGW_OPA_BIN; postgresql: $DSGW_PG_BINDIR; s3: $DSGW_S3_BIN; nginx: $DSGW_NGINX_BIN"
+# The browser tests (tests/browser/) drive it; they fail under CI=true when it is missing.
+ensure_chromium
+echo "python: $(.venv/bin/python --version 2>&1); opa: $DSGW_OPA_BIN; postgresql: $DSGW_PG_BINDIR; s3: $DSGW_S3_BIN; nginx: $DSGW_NGINX_BIN; chromium: $DSGW_CHROMIUM_BIN"
 
 if [ -n "$(find policies -name '*.rego' -print -quit 2>/dev/null)" ]; then
     step "opa fmt --list --fail policies"

@@ -43,6 +43,7 @@ from gateway.peers.views import router as peers_router
 from gateway.policy import versions as policy_versions
 from gateway.policy.client import PolicyClient
 from gateway.policy.watch import VersionWatcher
+from gateway.portal.views import router as portal_router
 from gateway.products.views import router as products_router
 from gateway.resources.views import registrations as registrations_router
 from gateway.resources.views import router as resources_router
@@ -185,6 +186,7 @@ def api() -> FastAPI:
         *dsp_routers,
         *federation_routers,
         peers_router,
+        portal_router,  # the portal's pages: include_in_schema=False, not in the OpenAPI
     ):
         app.include_router(router)
     return app

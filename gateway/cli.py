@@ -88,6 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         banner = (
             f"gateway  {base}\n"
             f"docs     {base}/docs (OpenAPI: {base}/openapi.json)\n"
+            f"portal   {base}/portal/ (pages for people, zh-CN and English)\n"
             f"opa      {opa_url}{' (started here, policies/)' if opa else ''}\n"
             f"issuer   {settings.issuer}\n"
             f"state    {settings.state_dir}\n"
