@@ -66,11 +66,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "quality.score": "得分",
         "quality.method": "方法",
         "contracts.title": "我的合约",
-        "contracts.note": "本次登录中申请或打开过的合约(接口目前没有合约列表)。",
+        "contracts.note": "您作为使用方、提供方或持有方的合约,最新的在前,用量与配额并列。",
         "contracts.open": "按编号打开合约",
         "contracts.id": "合约编号",
         "contracts.go": "打开",
-        "contracts.none": "本次登录中还没有合约。",
+        "contracts.none": "还没有合约。",
         "contract.title": "合约",
         "contract.state": "状态",
         "contract.provider": "提供方",
@@ -211,12 +211,13 @@ STRINGS: dict[str, dict[str, str]] = {
         "quality.method": "Method",
         "contracts.title": "My contracts",
         "contracts.note": (
-            "The contracts requested or opened while signed in (the API has no contract list yet)."
+            "The contracts you are a consumer, provider or holder of, newest first, with their "
+            "usage beside their quotas."
         ),
         "contracts.open": "Open a contract by id",
         "contracts.id": "Contract id",
         "contracts.go": "Open",
-        "contracts.none": "No contract yet in this sign-in.",
+        "contracts.none": "No contract yet.",
         "contract.title": "Contract",
         "contract.state": "State",
         "contract.provider": "Provider",

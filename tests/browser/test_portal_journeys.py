@@ -78,9 +78,12 @@ def test_consumer_requests_an_offer_both_parties_sign_in_the_browser_and_the_pul
     merchant.wait_for_selector("#contract-state:has-text('AGREED')")
     pages.shot(merchant, "contract-agreed-by-merchant")
 
-    # my contracts lists it; the consumer reopens it and signs: the gateway countersigns
+    # my contracts lists it (GET /contracts), beside the demo's contract that was made at the
+    # command line, never in this browser; the consumer reopens it and signs: the gateway
+    # countersigns
     consumer.goto(f"{world.url}/portal/#/contracts")
     consumer.wait_for_selector(f"#my-contracts a[href='#/contract/{contract_id}']")
+    assert consumer.locator(f"#my-contracts a[href='#/contract/{world.ids['CONTRACT']}']").count()
     consumer.click(f"#my-contracts a[href='#/contract/{contract_id}']")
     consumer.click("#sign-consumer")
     consumer.wait_for_selector("#contract-state:has-text('FINALIZED')")

@@ -278,15 +278,23 @@ function requestForm(offer) {
 function contracts() {
   if (needSignIn()) return;
   const idInput = h("input", { name: "contract", placeholder: "ctr_…", required: true });
+  const list = h("div");
   show(
     h("h1", {}, t("contracts.title")),
     h("p.hint", {}, t("contracts.note")),
-    myContracts.size === 0 ? h("p", {}, t("contracts.none")) : h("div.card.scroll", {}, h("table", { id: "my-contracts" },
-      [...myContracts].map(([id, c]) => h("tr", {}, h("td", {}, h("a", { href: `#/contract/${id}` }, id)), h("td", {}, c.product), h("td", {}, h("span.tag", {}, c.state)))),
-    )),
+    list,
     h("form.filters.card", { on: { submit: (e) => { e.preventDefault(); location.hash = `#/contract/${idInput.value.trim()}`; } } },
       h("label", {}, t("contracts.open"), idInput), h("button", { type: "submit" }, t("contracts.go"))),
   );
+  // GET /contracts: the caller's own contracts (every one for an auditor), newest first.
+  guarded(list, async () => {
+    const found = await api.get("/contracts?limit=200");
+    for (const c of found) myContracts.set(c.id, { product: c.product_id, state: c.state });
+    fill(list, found.length === 0 ? h("p", {}, t("contracts.none")) : h("div.card.scroll", {}, h("table", { id: "my-contracts" },
+      found.map((c) => h("tr", {}, h("td", {}, h("a", { href: `#/contract/${c.id}` }, c.id)), h("td", {}, c.product_id),
+        h("td", {}, h("span.tag", {}, c.state)), h("td", {}, usageText(c)))),
+    )));
+  });
 }
 
 function contract(id) {
