@@ -385,6 +385,10 @@ def test_income_above_the_ceiling_is_deducted_from_the_next_periods_invoice_off_
     ]["ceilings"]
     assert excess["income_fen"] == 573 and excess["ceiling_fen"] == 500
     assert excess["excess_fen"] == 73 and excess["carried_out_fen"] == 73
+    page = operator.call(
+        "GET", f"/settlement/statements/stm_2026-11_{operator.id}", headers={"Accept": "text/html"}
+    )
+    assert "above the ceiling ¥0.73" in page.text  # the excess, readable by the operator
     december = world.consumer.call(
         "GET", f"/settlement/invoices/inv_2026-12_{contract['id']}"
     ).json()
