@@ -27,6 +27,7 @@ CONTEXT_TYPES = (
     "product.drafted",
     "contract.finalized",
     "voucher.issued",
+    "settlement.ceiling-set",
 )
 SETTLEMENT_TYPES = (
     "settlement.invoice",
@@ -229,6 +230,9 @@ class Close:
     """The data of its `voucher.redeemed` entries, in order."""
     expiries: list[dict] = field(default_factory=list)
     """The data of its `voucher.expired` entries, in order."""
+    ceilings: list[dict] = field(default_factory=list)
+    """Per authorisation under a ceiling (or with a carry): the carry in, what was deducted,
+    the operator's income, the excess over the ceiling and the carry out (specs §10)."""
 
     def summary(self, statement_hashes: dict[str, str]) -> dict:
         """Return the data of the period's `settlement.closed` entry."""
@@ -249,6 +253,8 @@ class Close:
             ],
             "invoiced_fen": sum(inv["total_fen"] for inv in self.invoices),
             "vouchers_fen": sum(r["amount_fen"] for r in self.redemptions),
+            "ceiling_deducted_fen": sum(c["deducted_fen"] for c in self.ceilings),
+            "ceiling_carried_fen": sum(c["carried_out_fen"] for c in self.ceilings),
             "debits_fen": sum(x["debit_fen"] for p in postings for x in p["lines"]),
             "credits_fen": sum(x["credit_fen"] for p in postings for x in p["lines"]),
         }
@@ -274,6 +280,10 @@ class Books:
         self.closed: dict[str, dict] = {}  # period -> its settlement.closed data
         self.vouchers: dict[str, dict] = {}  # id -> its voucher.issued data, seq and balance
         self.last_period: str | None = None
+        # authorisation -> its settlement.ceiling-set data (with seq), in seq order
+        self.ceilings: dict[str, list[dict]] = {}
+        # authorisation -> the operator's income above its ceiling still to be deducted (fen)
+        self.carry: dict[str, int] = {}
 
     def add(self, body: dict) -> None:
         """Take one entry body (entries must come in seq order)."""
@@ -282,6 +292,12 @@ class Books:
             self.authorisations[data["authorisation"]] = data
         elif kind == "product.drafted":
             self.products[data["product"]] = data
+        elif kind == "settlement.ceiling-set":
+            granted = self.authorisations.get(data["authorisation"])
+            if granted is not None and granted["holder"] == data["holder"]:  # its holder only
+                self.ceilings.setdefault(data["authorisation"], []).append(
+                    {**data, "seq": body["seq"]}
+                )
         elif kind == "voucher.issued":
             self.vouchers[data["voucher"]] = {
                 **data, "seq": body["seq"], "balance_fen": int(data["amount_fen"]), "done": False,
@@ -309,13 +325,15 @@ class Books:
         for event in due:
             by_contract.setdefault(event.contract, []).append(event)
         redemptions: list[dict] = []
+        budget = dict(self.carry)  # what is left to deduct of each authorisation's carry
         invoices = [
             self._invoice(
                 period, contract, events, terms_of,
-                vouchers=(start, end, through_seq, redemptions),
+                vouchers=(start, end, through_seq, redemptions), budget=budget,
             )
             for contract, events in sorted(by_contract.items())
         ]  # fmt: skip
+        ceilings = self._carry(period, through_seq, invoices, budget)
         expiries = []
         for ident, v in sorted(self.vouchers.items()):
             if v["seq"] <= through_seq and not v["done"] and v["not_after"] <= end:
@@ -332,11 +350,56 @@ class Books:
             end=end,
             through_seq=through_seq,
             invoices=invoices,
-            statements=_statements(period, start, end, invoices),
+            statements=_statements(period, start, end, invoices, ceilings),
             settled=sorted(e.seq for e in due),
             redemptions=redemptions,
             expiries=expiries,
+            ceilings=ceilings,
         )
+
+    def ceiling_of(self, authorisation: str, period: str, through_seq: int) -> dict | None:
+        """Return the `settlement.ceiling-set` that rules the period: the latest (by seq, at or
+        before `through_seq`) whose `from_period` is the period or an earlier one."""
+        ruling = None
+        for item in self.ceilings.get(authorisation, []):
+            if item["seq"] <= through_seq and item["from_period"] <= period:
+                ruling = item
+        return ruling
+
+    def _carry(
+        self, period: str, through_seq: int, invoices: list[dict], budget: dict[str, int]
+    ) -> list[dict]:
+        """Settle the ceilings after the period's invoices: per authorisation, the operator's
+        income of the period (its shares before the carry came off them: what it earned in the
+        period) above the ruling ceiling is the excess; the carry out is what could not be
+        deducted plus the excess. So what the operator keeps over any run of periods, less the
+        carry still owed, is never above the sum of their ceilings."""
+        income: dict[str, int] = {}
+        for inv in invoices:
+            earned = inv["shares"].get("operator", {}).get("amount_fen", 0)
+            income[inv["authorisation"]] = (
+                income.get(inv["authorisation"], 0) + earned + inv["ceiling_deduction_fen"]
+            )
+        out = []
+        for ident in sorted(set(self.ceilings) | set(self.carry)):
+            ruling = self.ceiling_of(ident, period, through_seq)
+            carried_in = self.carry.get(ident, 0)
+            earned = income.get(ident, 0)
+            ceiling = int(ruling["ceiling_fen"]) if ruling is not None else None
+            excess = max(0, earned - ceiling) if ceiling is not None else 0
+            left = budget.get(ident, 0)
+            if not (carried_in or earned or excess):
+                continue
+            self.carry[ident] = left + excess
+            out.append(
+                {"authorisation": ident,
+                 "operator": self.authorisations[ident]["operator"],
+                 "ceiling_fen": ceiling,
+                 "ceiling_seq": ruling["seq"] if ruling is not None else None,
+                 "carried_in_fen": carried_in, "deducted_fen": carried_in - left,
+                 "income_fen": earned, "excess_fen": excess, "carried_out_fen": left + excess}
+            )  # fmt: skip
+        return out
 
     def _redeem(
         self, invoice: str, *, consumer: str, product: dict, total: int, window: tuple
@@ -380,6 +443,7 @@ class Books:
         terms_of: Callable[[str, str], dict | None],
         *,
         vouchers: tuple,
+        budget: dict[str, int],
     ) -> dict:
         contract = self.contracts.get(contract_id)
         if contract is None:
@@ -409,9 +473,15 @@ class Books:
         cap = int(authorisation["fee_cap_fen"])
         so_far = self.charged.get(contract_id, 0)
         deduction = max(0, so_far + subtotal - cap)
-        total = subtotal - deduction
+        parts = split(subtotal - deduction, authorisation["revenue_share"])
+        # The carry of the operator's income above the ceiling (earlier periods) comes off this
+        # invoice, borne by the operator's share alone: the consumer is charged that much less.
+        carried = min(budget.get(product["authorisation"], 0), parts.get("operator", 0))
+        if carried:
+            budget[product["authorisation"]] -= carried
+            parts["operator"] -= carried
+        total = subtotal - deduction - carried
         self.charged[contract_id] = so_far + total
-        parts = split(total, authorisation["revenue_share"])
         parties = {
             "holder": authorisation["holder"],
             "operator": authorisation["operator"],
@@ -447,6 +517,7 @@ class Books:
             "subtotal_fen": subtotal,
             "fee_cap_fen": cap,
             "fee_cap_deduction_fen": deduction,
+            "ceiling_deduction_fen": carried,
             "total_fen": total,
             "vouchers": applied,
             "voucher_refusals": refused,
@@ -497,9 +568,16 @@ def _usage_of(kind: str, data: dict) -> dict[str, int] | None:
     }
 
 
-def _statements(period: str, start: str, end: str, invoices: list[dict]) -> list[dict]:
-    """Return one statement per party: what it owes (consumer) and earns (shares)."""
+def _statements(
+    period: str, start: str, end: str, invoices: list[dict], ceilings: list[dict] = ()
+) -> list[dict]:
+    """Return one statement per party: what it owes (consumer) and earns (shares); an operator
+    under a ceiling also gets its `ceilings` (the excess carried, the carry deducted)."""
     lines: dict[str, list[dict]] = {}
+    under: dict[str, list[dict]] = {}
+    for item in ceilings:
+        under.setdefault(item["operator"], []).append(item)
+        lines.setdefault(item["operator"], [])
     for inv in invoices:
         lines.setdefault(inv["consumer"], []).append(
             {"invoice": inv["invoice"], "contract": inv["contract"], "role": "consumer",
@@ -526,6 +604,7 @@ def _statements(period: str, start: str, end: str, invoices: list[dict]) -> list
             "lines": party_lines,
             "owes_fen": sum(x["amount_fen"] for x in party_lines if x["role"] in OWING),
             "earns_fen": sum(x["amount_fen"] for x in party_lines if x["role"] not in OWING),
+            "ceilings": under.get(party, []),
         }
         for party, party_lines in sorted(lines.items())
     ]

@@ -18,6 +18,9 @@ PeriodParam = Annotated[
 VoucherIdParam = Annotated[
     str, Path(min_length=1, max_length=64, pattern=r"^vch_[A-Za-z0-9_-]{1,60}$")
 ]
+AuthorisationIdParam = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=r"^auz_[A-Za-z0-9_-]{1,60}$")
+]
 DOCUMENT_ID_PATTERN = r"^(inv|stm)_[0-9]{4}-[0-9]{2}_[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 DocumentIdParam = Annotated[str, Path(min_length=1, max_length=100, pattern=DOCUMENT_ID_PATTERN)]
 
@@ -97,6 +100,32 @@ class VoucherIssue(BaseModel):
         return self
 
 
+class CeilingSet(BaseModel):
+    """The holder's ceiling on the operator's income per period under an authorisation."""
+
+    model_config = ConfigDict(extra="forbid")
+    ceiling_fen: Fen = Field(description="the most the operator may earn per period, in fen")
+    from_period: str | None = Field(
+        None,
+        min_length=7,
+        max_length=7,
+        pattern=PERIOD_PATTERN,
+        description="the first period it rules (YYYY-MM, after the last closed one); "
+        "default: the current month",
+    )
+
+
+class CeilingRead(BaseModel):
+    """A ceiling as its `settlement.ceiling-set` entry records it."""
+
+    authorisation_id: str
+    holder_id: str
+    operator_id: str
+    ceiling_fen: int
+    from_period: str
+    ledger_seq: int = Field(description="the seq of its settlement.ceiling-set entry")
+
+
 class VoucherRead(BaseModel):
     id: str
     issuer_id: str
@@ -129,6 +158,11 @@ class Statement(BaseModel):
     lines: list[StatementLine]
     owes_fen: int
     earns_fen: int
+    ceilings: list[dict] = Field(
+        default_factory=list,
+        description="an operator's authorisations under a ceiling: carried_in_fen, "
+        "deducted_fen, income_fen, ceiling_fen, excess_fen, carried_out_fen",
+    )
 
 
 class StatementRead(BaseModel):
@@ -159,6 +193,9 @@ class InvoiceRead(BaseModel):
     subtotal_fen: int
     fee_cap_fen: int
     fee_cap_deduction_fen: int
+    ceiling_deduction_fen: int = Field(
+        0, description="the operator's income above its ceiling in earlier periods, taken off"
+    )
     total_fen: int
     vouchers: list[dict] = Field(description="voucher parts applied: voucher, issuer, amount_fen")
     voucher_refusals: list[dict] = Field(
@@ -183,6 +220,8 @@ class PeriodRead(BaseModel):
     statements: list[dict]
     invoiced_fen: int
     vouchers_fen: int = 0
+    ceiling_deducted_fen: int = 0
+    ceiling_carried_fen: int = Field(0, description="carried as a deduction into the next period")
     debits_fen: int
     credits_fen: int
     closed_at: datetime

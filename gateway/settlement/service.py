@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gateway.authorisations.models import Authorisation
 from gateway.context import Gateway
 from gateway.core import clock
 from gateway.core.errors import Problem, conflict, forbidden, not_found, unprocessable
@@ -15,6 +16,8 @@ from gateway.evidence.service import commit, record
 from gateway.participants.models import Participant
 from gateway.products.models import ProductOffer
 from gateway.settlement.models import (
+    CeilingRead,
+    CeilingSet,
     InvoiceRead,
     PeriodRead,
     SettlementDocument,
@@ -144,6 +147,8 @@ def _read(row: SettlementPeriod, *, already: bool) -> PeriodRead:
         period=row.period, start=s["start"], end=s["end"], through_seq=row.through_seq,
         invoices=s["invoices"], statements=s["statements"], invoiced_fen=s["invoiced_fen"],
         vouchers_fen=s.get("vouchers_fen", 0),
+        ceiling_deducted_fen=s.get("ceiling_deducted_fen", 0),
+        ceiling_carried_fen=s.get("ceiling_carried_fen", 0),
         debits_fen=s["debits_fen"], credits_fen=s["credits_fen"], closed_at=row.closed_at,
         closed_by=row.closed_by, ledger_seq=row.ledger_seq, already_closed=already,
     )  # fmt: skip
@@ -200,6 +205,15 @@ def render_html(statement: StatementRead) -> str:
         f"<td style='text-align:right'>{yuan(x.amount_fen)}</td></tr>"
         for x in s.lines
     )
+    ceilings = "".join(
+        f"<p>Ceiling under {escape(str(c.get('authorisation')))}: "
+        f"{yuan(int(c.get('ceiling_fen') or 0)) if c.get('ceiling_fen') is not None else 'none'}"
+        f"; income {yuan(int(c.get('income_fen', 0)))}, above the ceiling "
+        f"{yuan(int(c.get('excess_fen', 0)))}; carried in {yuan(int(c.get('carried_in_fen', 0)))}"
+        f", deducted {yuan(int(c.get('deducted_fen', 0)))}, carried into the next period "
+        f"{yuan(int(c.get('carried_out_fen', 0)))}.</p>"
+        for c in s.ceilings
+    )
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>Statement {escape(s.statement)}</title></head><body>"
@@ -208,9 +222,68 @@ def render_html(statement: StatementRead) -> str:
         f"{escape(s.end)})</p>"
         "<table><tr><th>Invoice</th><th>Contract</th><th>Role</th><th>Amount</th></tr>"
         f"{rows}</table><p>Owes {yuan(s.owes_fen)}; earns {yuan(s.earns_fen)}.</p>"
+        f"{ceilings}"
         f"<p>SHA-256 {escape(statement.hash)}, signed by {escape(statement.kid)} "
         f"(ledger entry {statement.ledger_seq}).</p></body></html>"
     )
+
+
+def set_ceiling(
+    session: Session,
+    gateway: Gateway,
+    *,
+    authorisation_id: str,
+    body: CeilingSet,
+    holder: Participant,
+) -> CeilingRead:
+    """Set (or change) the ceiling on the operator's income per period under an authorisation
+    (its holder only): `settlement.ceiling-set`. It rules from `from_period` on, which must be
+    after the last closed period; income above it is carried into the next period."""
+    authorisation = session.get(Authorisation, authorisation_id)
+    if authorisation is None or holder.id not in (
+        authorisation.holder_id,
+        authorisation.operator_id,
+    ):
+        raise not_found("authorisation", authorisation_id)
+    if holder.id != authorisation.holder_id:
+        raise forbidden(
+            f"only the holder {authorisation.holder_id} sets the ceiling on the operator's "
+            f"income under {authorisation_id}"
+        )
+    if authorisation.status != "active":
+        raise conflict(
+            "authorisation-not-active",
+            "Authorisation not active",
+            f"authorisation {authorisation_id} is {authorisation.status}",
+        )
+    from_period = body.from_period or clock.now().strftime("%Y-%m")
+    try:
+        period_bounds(from_period)
+    except SettlementError as exc:
+        raise Problem(422, "invalid-period", "Invalid period", str(exc)) from None
+    last = session.scalars(
+        select(SettlementPeriod.period).order_by(SettlementPeriod.period.desc()).limit(1)
+    ).first()
+    if last is not None and from_period <= last:
+        raise conflict(
+            "period-closed",
+            "Period closed",
+            f"period {last} is closed; a ceiling rules from a later period on",
+        )
+    data = {
+        "authorisation": authorisation.id,
+        "holder": authorisation.holder_id,
+        "operator": authorisation.operator_id,
+        "ceiling_fen": body.ceiling_fen,
+        "from_period": from_period,
+    }
+    entry = record(session, gateway.signer, type="settlement.ceiling-set", data=data)
+    commit(session)
+    return CeilingRead(
+        authorisation_id=authorisation.id, holder_id=authorisation.holder_id,
+        operator_id=authorisation.operator_id, ceiling_fen=body.ceiling_fen,
+        from_period=from_period, ledger_seq=entry.seq,
+    )  # fmt: skip
 
 
 def issue_voucher(

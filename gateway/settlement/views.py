@@ -10,6 +10,9 @@ from gateway.core.errors import problem_responses
 from gateway.participants.models import Participant
 from gateway.settlement import service
 from gateway.settlement.models import (
+    AuthorisationIdParam,
+    CeilingRead,
+    CeilingSet,
     DocumentIdParam,
     InvoiceRead,
     PeriodParam,
@@ -85,6 +88,25 @@ def get_statement(
     if "text/html" in accept and "application/json" not in accept:
         return HTMLResponse(service.render_html(statement))
     return statement
+
+
+@router.put(
+    "/authorisations/{authorisation_id}/ceiling",
+    response_model=CeilingRead,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+def set_ceiling(
+    authorisation_id: AuthorisationIdParam,
+    body: CeilingSet,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> CeilingRead:
+    """Set or change the ceiling on the operator's income per period (the authorisation's
+    holder only); income above it is deducted in the next period (specs/settlement.md §10)."""
+    return service.set_ceiling(
+        session, gateway, authorisation_id=authorisation_id, body=body, holder=me
+    )
 
 
 @router.post(

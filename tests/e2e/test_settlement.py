@@ -345,3 +345,135 @@ def test_settlement_commands_close_show_and_print_a_statement(
     assert json.loads(capsys.readouterr().out)["statement"]["earns_fen"] == 458
     assert dsgw([*state, "settlement", "close", "--period", "2026-12", *url]) == 1
     assert "HTTP 409 urn:dsgw:problem:period-open" in capsys.readouterr().err
+
+
+# --- the holder's ceiling on the operator's income (specs/settlement.md §10) -----------------
+
+
+def _set_ceiling(world, party, ceiling_fen: int, **extra):
+    return party.call(
+        "PUT",
+        f"/settlement/authorisations/{world.authorisation['id']}/ceiling",
+        json={"ceiling_fen": ceiling_fen, **extra},
+    )
+
+
+@pytest.fixture
+def carried(november):
+    """November (operator's share 573 fen) under a ceiling of 500 fen, closed; one pull on
+    1 December (108 fen, operator's share 54) and December closed."""
+    world, contract, frozen = november
+    set_ = _set_ceiling(world, world.holder, 500, from_period="2026-11")
+    assert set_.status_code == 200, set_.text
+    assert world.admin.call("POST", "/settlement/periods/2026-11/close").status_code == 200
+    assert world.pull(contract["id"]).status_code == 200
+    frozen.move_to("2027-01-01T00:00:00Z")
+    _refresh(world)
+    assert world.admin.call("POST", "/settlement/periods/2026-12/close").status_code == 200
+    return world, contract
+
+
+def test_income_above_the_ceiling_is_deducted_from_the_next_periods_invoice_off_the_operator(
+    carried,
+):
+    world, contract = carried
+    operator = world.merchant
+    november = world.consumer.call("GET", f"/settlement/invoices/inv_2026-11_{contract['id']}")
+    assert november.json()["total_fen"] == 1145 and november.json()["ceiling_deduction_fen"] == 0
+    [excess] = operator.call("GET", f"/settlement/statements/stm_2026-11_{operator.id}").json()[
+        "statement"
+    ]["ceilings"]
+    assert excess["income_fen"] == 573 and excess["ceiling_fen"] == 500
+    assert excess["excess_fen"] == 73 and excess["carried_out_fen"] == 73
+    page = operator.call(
+        "GET", f"/settlement/statements/stm_2026-11_{operator.id}", headers={"Accept": "text/html"}
+    )
+    assert "above the ceiling ¥0.73" in page.text  # the excess, readable by the operator
+    december = world.consumer.call(
+        "GET", f"/settlement/invoices/inv_2026-12_{contract['id']}"
+    ).json()
+    # 108 fen split 43/54/11; the carry of 73 takes the operator's whole 54, 19 is carried again.
+    assert december["subtotal_fen"] == 108 and december["ceiling_deduction_fen"] == 54
+    assert december["total_fen"] == 54 == december["consumer_due_fen"]
+    assert {r: s["amount_fen"] for r, s in december["shares"].items()} == {
+        "holder": 43, "operator": 0, "platform": 11,
+    }  # fmt: skip
+    [deduction] = operator.call("GET", f"/settlement/statements/stm_2026-12_{operator.id}").json()[
+        "statement"
+    ]["ceilings"]
+    assert deduction["carried_in_fen"] == 73 and deduction["deducted_fen"] == 54
+    assert deduction["excess_fen"] == 0 and deduction["carried_out_fen"] == 19
+    period = world.admin.call("GET", "/settlement/periods/2026-12").json()
+    assert period["ceiling_deducted_fen"] == 54 and period["ceiling_carried_fen"] == 19
+    assert period["debits_fen"] == period["credits_fen"] == 2 * 54  # the journal balances
+
+
+def test_only_the_authorisations_holder_sets_the_ceiling(november, gateway):
+    world, _, _ = november
+    refused = _set_ceiling(world, world.merchant, 1)  # the operator itself
+    assert refused.status_code == 403
+    assert refused.headers["content-type"] == "application/problem+json"
+    for stranger in (world.consumer, world.admin):
+        assert _set_ceiling(world, stranger, 1).status_code == 404
+    for bad in ({"ceiling_fen": -1}, {"ceiling_fen": "1"}, {"ceiling_fen": 1, "from_period": "26"},
+                {"ceiling_fen": 1, "extra": True}):  # fmt: skip
+        response = world.holder.call(
+            "PUT", f"/settlement/authorisations/{world.authorisation['id']}/ceiling", json=bad
+        )
+        assert response.status_code == 422, bad
+    long = world.holder.call("PUT", f"/settlement/authorisations/auz_{'x' * 300}/ceiling",
+                             json={"ceiling_fen": 1})  # fmt: skip
+    assert long.status_code == 422
+    assert not [e for e in _entries(gateway) if e["type"] == "settlement.ceiling-set"]
+    ok = _set_ceiling(world, world.holder, 700)
+    assert ok.status_code == 200 and ok.json()["from_period"] == "2026-12"  # the current month
+    world.admin.call("POST", "/settlement/periods/2026-11/close")
+    closed = _set_ceiling(world, world.holder, 1, from_period="2026-11")
+    assert closed.status_code == 409
+    assert closed.json()["type"] == "urn:dsgw:problem:period-closed"
+
+
+def _tamper_where(folder, pick, change) -> None:
+    path = folder / "entries.jsonl"
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        entry = json.loads(line)
+        if pick(entry["body"]):
+            change(entry["body"]["data"])
+            lines[i] = canonical_json(entry).decode()
+            break
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _december_invoice(body: dict) -> bool:
+    return body["type"] == "settlement.invoice" and body["data"]["period"] == "2026-12"
+
+
+def _carry_back(data: dict) -> None:
+    data["ceiling_deduction_fen"] = 0
+    data["total_fen"] += 54
+
+
+@pytest.mark.parametrize(
+    ("pick", "change", "named"),
+    [
+        (_december_invoice, _carry_back, "ceiling_deduction_fen"),
+        (
+            lambda b: b["type"] == "settlement.ceiling-set",
+            lambda d: d.update(ceiling_fen=600),
+            "ceilings",
+        ),
+    ],
+)
+def test_the_auditor_recomputes_the_carry_and_a_tampered_one_is_a_named_mismatch(
+    carried, settings, tmp_path, capsys, pick, change, named
+):
+    out = tmp_path / "export"
+    _export(settings, out)
+    capsys.readouterr()
+    assert dsgw(["settlement", "verify", str(out), "--period", "2026-12"]) == 0
+    _tamper_where(out, pick, change)
+    capsys.readouterr()
+    assert dsgw(["settlement", "verify", str(out), "--period", "2026-12"]) == 1
+    printed = capsys.readouterr().out
+    assert any(named in line for line in printed.splitlines() if line.startswith("MISMATCH"))

@@ -174,6 +174,7 @@ events = st.lists(
         st.tuples(
             st.just("close"),
         ),
+        st.tuples(st.just("ceiling"), st.integers(0, 3000), st.booleans()),
     ),
     max_size=60,
 )
@@ -186,7 +187,9 @@ events = st.lists(
     cuts=st.lists(st.integers(0, 100), min_size=2, max_size=2),
 )
 def test_the_books_balance_and_every_usage_is_settled_once_for_any_sequence(steps, cap, cuts):
-    """Any sequence of finalisations, deliveries, vouchers, days passing and closes."""
+    """Any sequence of finalisations, deliveries, vouchers, ceilings (set by the holder, or by
+    someone else: ignored), days passing and closes. What the operator keeps, less the carry it
+    still owes, is exactly the sum over the periods of its income capped by their ceilings."""
     low, high = sorted(cuts)
     shares = {"holder": low, "operator": high - low, "platform": 100 - high}
     books, seq, day, month = Books(), 2, 0, 0
@@ -199,9 +202,24 @@ def test_the_books_balance_and_every_usage_is_settled_once_for_any_sequence(step
     charged: dict[str, int] = {}
     issued: dict[str, int] = {}
     redeemed: dict[str, int] = {}
+    operator_kept, capped_income = 0, 0
+    ruling: int | None = None  # the ceiling of the next period closed
     for step in steps:
         seq += 1
-        if step[0] == "contract":
+        if step[0] == "ceiling":
+            _, ceiling, by_holder = step
+            following = f"{2026 + month // 12}-{month % 12 + 1:02d}"
+            data = {
+                "authorisation": "auz_1",
+                "holder": "prt_h" if by_holder else "prt_o",
+                "operator": "prt_o",
+                "ceiling_fen": ceiling,
+                "from_period": following,
+            }
+            books.add({"seq": seq, "time": _time(day), "type": "settlement.ceiling-set",
+                       "data": data})  # fmt: skip
+            ruling = ceiling if by_holder else ruling
+        elif step[0] == "contract":
             if step[1] in finalised:
                 continue
             finalised.add(step[1])
@@ -235,17 +253,34 @@ def test_the_books_balance_and_every_usage_is_settled_once_for_any_sequence(step
         else:
             period = f"{2026 + month // 12}-{month % 12 + 1:02d}"
             month += 1
+            carried_in = books.carry.get("auz_1", 0)
             close = books.close(period, through_seq=seq - 1, terms_of=lambda c, o: TERMS)
             settled.extend(close.settled)
+            income = sum(
+                i["shares"]["operator"]["amount_fen"] + i["ceiling_deduction_fen"]
+                for i in close.invoices
+            )
+            assert sum(i["ceiling_deduction_fen"] for i in close.invoices) <= carried_in
+            operator_kept += income - sum(i["ceiling_deduction_fen"] for i in close.invoices)
+            capped_income += income if ruling is None else min(income, ruling)
+            for item in close.ceilings:
+                assert item["ceiling_fen"] == ruling and item["income_fen"] == income
+                assert item["carried_in_fen"] == carried_in
+                assert item["carried_out_fen"] == (
+                    carried_in - item["deducted_fen"] + item["excess_fen"]
+                )
+                [statement] = [s for s in close.statements if s["party"] == "prt_o"]
+                assert item in statement["ceilings"]
             for r in close.redemptions:
                 redeemed[r["voucher"]] = redeemed.get(r["voucher"], 0) + r["amount_fen"]
                 assert r["balance_fen"] == issued[r["voucher"]] - redeemed[r["voucher"]] >= 0
             for invoice in close.invoices:
                 parts = [s["amount_fen"] for s in invoice["shares"].values()]
                 assert sum(parts) == invoice["total_fen"]
-                assert (
-                    invoice["total_fen"]
-                    == invoice["subtotal_fen"] - invoice["fee_cap_deduction_fen"]
+                assert invoice["total_fen"] == (
+                    invoice["subtotal_fen"]
+                    - invoice["fee_cap_deduction_fen"]
+                    - invoice["ceiling_deduction_fen"]
                 )
                 charged[invoice["contract"]] = (
                     charged.get(invoice["contract"], 0) + invoice["total_fen"]
@@ -266,6 +301,91 @@ def test_the_books_balance_and_every_usage_is_settled_once_for_any_sequence(step
     payable = -sum(v for k, v in books_after.items() if k.startswith("payable:"))
     assert receivable == payable == sum(charged.values())
     assert all(total <= cap for total in charged.values())  # the fee cap, over a contract's life
+    # Nothing the operator earns above a ceiling is kept once the carry has been deducted.
+    assert operator_kept - books.carry.get("auz_1", 0) == capped_income
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("use"), st.integers(0, 2), st.integers(0, 5000)),
+            st.tuples(st.just("ceiling"), st.integers(0, 2000), st.booleans()),
+            st.tuples(st.just("close")),
+        ),
+        min_size=1,
+        max_size=40,
+    ),
+    cuts=st.lists(st.integers(0, 100), min_size=2, max_size=2),
+)
+def test_nothing_the_operator_earns_above_its_ceiling_is_kept_once_the_carry_is_deducted(
+    steps, cuts
+):
+    """Any sequence of usage, ceilings set (by the holder, or ignored when by another) and
+    closes: over the closes, what the operator keeps less the carry it still owes is exactly
+    the sum of its incomes each capped by the period's ruling ceiling; the carry comes off the
+    operator's share alone and the books balance."""
+    low, high = sorted(cuts)
+    shares = {"holder": low, "operator": high - low, "platform": 100 - high}
+    books = Books()
+    for body in _context(10**9, shares):
+        books.add(body)
+    for n in range(3):
+        books.add({"seq": 3 + n, "time": _time(0), "type": "contract.finalized", "data": {
+            "contract": f"ctr_{n}", "offer": "off_1", "product": "prd_1",
+            "consumer": "prt_c", "provider": "prt_o"}})  # fmt: skip
+    seq, month, ruling = 5, 0, None
+    kept, capped, postings = 0, 0, []
+    for step in steps:
+        seq += 1
+        period = f"{2026 + month // 12}-{month % 12 + 1:02d}"
+        if step[0] == "use":
+            books.add({"seq": seq, "time": _time(0), "type": "exchange.delivered", "data": {
+                "contract": f"ctr_{step[1]}", "delivery": "api", "rows": step[2]}})  # fmt: skip
+        elif step[0] == "ceiling":
+            holder = "prt_h" if step[2] else "prt_o"
+            books.add({"seq": seq, "time": _time(0), "type": "settlement.ceiling-set", "data": {
+                "authorisation": "auz_1", "holder": holder, "operator": "prt_o",
+                "ceiling_fen": step[1], "from_period": period}})  # fmt: skip
+            ruling = step[1] if step[2] else ruling
+        else:
+            month += 1
+            carried_in = books.carry.get("auz_1", 0)
+            close = books.close(period, through_seq=seq - 1, terms_of=lambda c, o: TERMS)
+            income = 0
+            for invoice in close.invoices:
+                before = split(invoice["subtotal_fen"] - invoice["fee_cap_deduction_fen"], shares)
+                taken = invoice["ceiling_deduction_fen"]
+                assert {r: x["amount_fen"] for r, x in invoice["shares"].items()} == {
+                    **before,
+                    "operator": before["operator"] - taken,
+                }  # the holder's and the platform's shares do not change
+                assert invoice["total_fen"] == sum(before.values()) - taken >= 0
+                income += before["operator"]
+                kept += invoice["shares"]["operator"]["amount_fen"]
+                postings.extend(invoice["journal"])
+            assert sum(i["ceiling_deduction_fen"] for i in close.invoices) <= carried_in
+            capped += income if ruling is None else min(income, ruling)
+            [record] = close.ceilings or [None]
+            if record is not None:
+                assert (record["income_fen"], record["ceiling_fen"]) == (income, ruling)
+                assert (
+                    record["carried_out_fen"]
+                    == books.carry["auz_1"]
+                    == (carried_in - record["deducted_fen"] + record["excess_fen"])
+                )
+                operator = next(s for s in close.statements if s["party"] == "prt_o")
+                assert operator["ceilings"] == [record]
+                assert (
+                    close.summary({s["statement"]: "" for s in close.statements})[
+                        "ceiling_carried_fen"
+                    ]
+                    == record["carried_out_fen"]
+                )
+            else:
+                assert carried_in == 0 and (ruling is None or income == 0)
+    assert unbalanced(postings) == []
+    assert kept - books.carry.get("auz_1", 0) == capped
 
 
 # --- the auditor's recomputation -------------------------------------------------------------
