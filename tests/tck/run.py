@@ -54,6 +54,24 @@ TRANSFER_MOVES = {  # test: {our state: the merchant's move}
     "TP_01_03": {"STARTED": "suspend", "SUSPENDED": "terminate"},
     "TP_01_05": {"STARTED": "terminate"},
 }
+# The TCK's consumer-side negotiation tests (the TCK is the provider; dsgw negotiates with it
+# for the consumer, through /federation): one dataset id each, and what the consumer does.
+CONSUMER_NEGOTIATION_TESTS = [
+    f"CN_C_0{g}_0{i}" for g, n in ((1, 4), (2, 6), (3, 6)) for i in range(1, n + 1)
+]
+CONSUMER_MOVES = {  # test: {our state: the consumer's move}
+    "CN_C_01_01": {"OFFERED": "accept", "AGREED": "verify"},
+    "CN_C_01_03": {"OFFERED": "terminate"},
+    "CN_C_01_04": {"AGREED": "verify"},
+    "CN_C_02_02": {"REQUESTED": "terminate"},
+    "CN_C_02_03": {"AGREED": "terminate"},
+    "CN_C_02_05": {"OFFERED": "accept"},
+    "CN_C_02_06": {"AGREED": "verify"},
+    "CN_C_03_04": {"OFFERED": "accept"},
+    "CN_C_03_05": {"OFFERED": "accept"},
+    "CN_C_03_06": {"OFFERED": "accept"},
+}
+TCK_PARTICIPANT = "TCK_PARTICIPANT"  # the TCK's own participant id (its DspConstants)
 SETTLE = 1.0  # seconds a process stands before the merchant moves: its last message is out
 
 
@@ -187,6 +205,62 @@ class Merchant(threading.Thread):
                 self.errors.append(repr(exc))
 
 
+def consumer_dataset(test: str) -> str:
+    """The dataset id a consumer-side test negotiates (the TCK's provider takes any)."""
+    return f"tck-{test.lower().replace('_', '-')}"
+
+
+def register_tck_peer(world, callback: str) -> None:
+    """Register the TCK (the provider of the consumer tests) as a "dsp" peer at its callback
+    address, the consumer holding an account there: a DSP connector, no dsgw gateway."""
+    answer = world.admin.call(
+        "POST",
+        "/peers",
+        json={"id": callback, "kind": "dsp", "dsp_url": callback,
+              "accounts": {world.consumer.id: TCK_PARTICIPANT}},
+    )  # fmt: skip
+    if answer.status_code != 201:
+        sys.exit(f"tck: could not register the TCK as a peer: {answer.status_code} {answer.text}")
+
+
+class Buyer(threading.Thread):
+    """The consumer's person: watches its federated negotiations (GET /federation/consumer/…)
+    and makes each consumer-side scenario's move through our API, as a dsgw consumer would."""
+
+    def __init__(self, world) -> None:
+        super().__init__(daemon=True)
+        self.world = world
+        self.by_dataset = {consumer_dataset(t): t for t in CONSUMER_NEGOTIATION_TESTS}
+        self.seen: dict[tuple[str, str], float] = {}
+        self.done: set[tuple[str, str]] = set()
+        self.stop = threading.Event()
+        self.errors: list[str] = []
+
+    def step(self) -> None:
+        consumer = self.world.consumer
+        for n in consumer.call("GET", "/federation/consumer/negotiations").json():
+            if n["kind"] != "negotiation" or not n["provider_pid"]:
+                continue
+            test = self.by_dataset.get(n["dataset_id"] or "", "")
+            move = CONSUMER_MOVES.get(test, {}).get(n["state"])
+            key = (n["consumer_pid"], n["state"])
+            first = self.seen.setdefault(key, time.monotonic())
+            if move is None or key in self.done or time.monotonic() - first < SETTLE:
+                continue
+            self.done.add(key)
+            path = f"/federation/consumer/negotiations/{n['consumer_pid']}/{move}"
+            answer = consumer.call("POST", path, json={} if move == "verify" else None)
+            if answer.status_code != 200:
+                self.errors.append(f"{path}: {answer.status_code} {answer.text[:200]}")
+
+    def run(self) -> None:
+        while not self.stop.wait(0.2):
+            try:
+                self.step()
+            except Exception as exc:  # noqa: BLE001 - reported at the end, never hidden
+                self.errors.append(repr(exc))
+
+
 def fixtures(
     world, url: str, callback_port: int, offers: dict[str, str], agreements: dict[str, str]
 ) -> dict[str, str]:
@@ -198,9 +272,12 @@ def fixtures(
         "dataspacetck.dsp.connector.http.base.url": url,
         "dataspacetck.dsp.connector.agent.id": url,
         # The consumer-side triggers (the TCK asks the connector to start a negotiation or a
-        # transfer as a consumer): dsgw has none yet, so the consumer tests are known failing.
-        "dataspacetck.dsp.connector.negotiation.initiate.url": f"{url}/dsp-tck/negotiations",
-        "dataspacetck.dsp.connector.transfer.initiate.url": f"{url}/dsp-tck/transfers",
+        # transfer as a consumer, with the TCK as the provider): our federation API, called
+        # with the consumer's token (the Authorization header below).
+        "dataspacetck.dsp.connector.negotiation.initiate.url": (
+            f"{url}/federation/initiate/negotiations"
+        ),
+        "dataspacetck.dsp.connector.transfer.initiate.url": f"{url}/federation/initiate/transfers",
         "dataspacetck.dsp.connector.http.headers.authorization": (
             f"Bearer {world.consumer.token()}"
         ),
@@ -217,6 +294,8 @@ def fixtures(
     for test, agreement in agreements.items():
         props[f"{test}_AGREEMENTID"] = agreement
         props[f"{test}_FORMAT"] = "HTTP-PULL"
+    for test in CONSUMER_NEGOTIATION_TESTS:
+        props[f"{test}_DATASETID"] = consumer_dataset(test)
     return props
 
 
@@ -272,9 +351,13 @@ def main() -> int:
             rows=ROWS,
         )  # fmt: skip
         offers, agreements = seed(world)
-        props = fixtures(world, url, _free_port(), offers, agreements)
+        callback_port = _free_port()
+        register_tck_peer(world, f"http://127.0.0.1:{callback_port}")
+        props = fixtures(world, url, callback_port, offers, agreements)
         merchant = Merchant(world, offers, agreements)
         merchant.start()
+        buyer = Buyer(world)
+        buyer.start()
         props_file = state / "tck.properties"
         props_file.write_text(
             "".join(f"{k}={v}\n" for k, v in props.items()).replace("\\", "\\\\"),
@@ -283,9 +366,13 @@ def main() -> int:
         out = state / "tck-results.tsv"
         done = subprocess.run([*command, str(props_file), str(out)], cwd=state)
         merchant.stop.set()
+        buyer.stop.set()
         merchant.join(5)
+        buyer.join(5)
         for error in merchant.errors[:20]:
             print(f"tck: the merchant's move failed: {error}", file=sys.stderr)
+        for error in buyer.errors[:20]:
+            print(f"tck: the consumer's move failed: {error}", file=sys.stderr)
         if done.returncode != 0 or not out.exists():
             print(f"tck: the runner ended with exit {done.returncode}", file=sys.stderr)
             return 1
