@@ -578,6 +578,64 @@ def pull(session: Session, gateway: Gateway, *, subject: Participant, consumer_p
 
 # -- the peer's callbacks on our processes ----------------------------------------------------
 
+# A "dsp" peer's transfer messages, by the states of ours they may come in (DSP's transfer
+# state machine, as the TCK checks it).
+_DSP_TRANSFER_FROM = {
+    "TransferStartMessage": ("REQUESTED", "SUSPENDED"),
+    "TransferSuspensionMessage": ("STARTED",),
+    "TransferCompletionMessage": ("STARTED",),
+    "TransferTerminationMessage": ("REQUESTED", "STARTED", "SUSPENDED"),
+}
+
+
+def _has_token(body: dict) -> bool:
+    address = body.get("dataAddress")
+    props = address.get("endpointProperties") if isinstance(address, dict) else None
+    return any(
+        isinstance(p, dict) and p.get("name") == "authorization"
+        for p in (props if isinstance(props, list) else [])
+    )
+
+
+_TRANSFER_MOVES = {  # the consumer's move: (DSP message, path at the peer, from, to)
+    "suspend": ("TransferSuspensionMessage", "suspension", ("STARTED",), "SUSPENDED"),
+    "complete": ("TransferCompletionMessage", "completion", ("STARTED",), "COMPLETED"),
+    "terminate": (
+        "TransferTerminationMessage", "termination", ("REQUESTED", "STARTED", "SUSPENDED"),
+        "TERMINATED",
+    ),
+}  # fmt: skip
+
+
+def transfer_move(
+    session: Session, gateway: Gateway, *, subject: Participant, consumer_pid: str, move: str
+):
+    """The consumer suspends, completes or terminates one of its federated transfers: the DSP
+    message to the peer (→ SUSPENDED, COMPLETED, TERMINATED)."""
+    type_, path, sources, target = _TRANSFER_MOVES[move]
+    process = service.get(session, consumer_pid, kind="transfer", viewer=subject)
+    if process.state not in sources or process.provider_pid is None:
+        raise conflict(
+            "transfer-state-conflict",
+            "Invalid transfer transition",
+            f"transfer {process.consumer_pid} is {process.state}: only a transfer the peer "
+            f"answered that is {' or '.join(sources)} can be told to {move}",
+            current_state=process.state,
+        )
+    peer = _admit(session, gateway, step=move, subject=subject, peer_id=process.peer_id)
+    members: dict[str, Any] = {}
+    if move != "complete":
+        members = {"code": f"consumer-{move}", "reason": [{"@value": f"the consumer's {move}"}]}
+    body = message(
+        type_, providerPid=process.provider_pid, consumerPid=process.consumer_pid, **members
+    )
+    return _send_step(
+        session, gateway, process, peer, step=move,
+        path=f"/transfers/{process.provider_pid}/{path}", body=body, before=target,
+        empty_ok=True,
+    )  # fmt: skip
+
+
 _TRANSFER_STATES = {
     "TransferStartMessage": "STARTED",
     "TransferSuspensionMessage": "SUSPENDED",
@@ -714,7 +772,24 @@ def transfer_callback(
     process = service.for_peer(session, consumer_pid, kind="transfer", peer=peer)
     _provider_pid(process, body)
     data: dict[str, Any] = {}
-    if kind == "TransferStartMessage":
+    if peer.kind == "dsp":
+        allowed = _DSP_TRANSFER_FROM[kind]
+        if process.state not in allowed:
+            raise conflict(
+                "transfer-state-conflict",
+                "Transfer message out of turn",
+                f"transfer {process.consumer_pid} is {process.state}: a {kind} comes when it is "
+                f"{' or '.join(allowed)}",
+                current_state=process.state,
+            )
+    if kind == "TransferStartMessage" and peer.kind == "dsp" and not _has_token(body):
+        # A DSP connector may start a transfer without a token for us (a push, or its own
+        # scheme): recorded; a pull then has nothing to pull with and is refused.
+        address = body.get("dataAddress")
+        endpoint = address.get("endpoint") if isinstance(address, dict) else None
+        process.endpoint = endpoint[:2000] if isinstance(endpoint, str) else None
+        data = {"endpoint": process.endpoint, "token": False}
+    elif kind == "TransferStartMessage":
         address = body.get("dataAddress")
         props = address.get("endpointProperties") if isinstance(address, dict) else None
         named = {

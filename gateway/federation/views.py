@@ -6,7 +6,7 @@
   (`/dsp/2025-1/callback/...`, DSP error messages), authenticated by the peer's signed token.
 """
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
@@ -189,6 +189,22 @@ def federated_transfer(
     """Ask the peer for a pull under a FINALIZED federated agreement (TransferRequestMessage);
     the endpoint and token come in the peer's TransferStartMessage."""
     process, entry = flows.transfer(session, gateway, subject=me, negotiation_pid=body.negotiation)
+    return service.to_read(process, entry)
+
+
+@router.post(
+    "/consumer/transfers/{pid}/{move}", response_model=ProcessRead, responses=_ERRORS
+)  # fmt: skip
+def federated_transfer_move(
+    pid: ObjectId,
+    move: Literal["suspend", "complete", "terminate"],
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> ProcessRead:
+    """Suspend, complete or terminate one of the caller's federated transfers (the DSP
+    TransferSuspensionMessage, TransferCompletionMessage or TransferTerminationMessage)."""
+    process, entry = flows.transfer_move(session, gateway, subject=me, consumer_pid=pid, move=move)
     return service.to_read(process, entry)
 
 

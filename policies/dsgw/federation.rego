@@ -3,7 +3,7 @@
 # description: >-
 #   Decides whether this gateway may act at a peer gateway (over DSP) for one of its own
 #   participants: read the peer's catalogue, negotiate, accept an offer, verify, terminate,
-#   transfer or pull. The subject must be active and a consumer, the peer active, and the
+#   transfer, suspend or complete a transfer, or pull. The subject must be active and a consumer, the peer active, and the
 #   subject must have an account there (the participant id the peer knows it by). specs/dsp.md, Consumer side.
 # schemas:
 #   - input:
@@ -12,7 +12,7 @@
 #       properties:
 #         now: {type: string}
 #         action: {type: string}
-#         step: {type: string, enum: [catalogue, negotiate, accept, verify, terminate, transfer, pull]}
+#         step: {type: string, enum: [catalogue, negotiate, accept, verify, terminate, transfer, suspend, complete, pull]}
 #         subject:
 #           type: object
 #           required: [id, status, roles]
