@@ -23,8 +23,8 @@ CONTEXT = ["https://w3id.org/dspace/2025/1/context.jsonld"]
 
 
 class Provider(ThreadingHTTPServer):
-    """A DSP provider that answers every request with a ContractNegotiation (REQUESTED) and
-    keeps what it was sent: [(path, body)]."""
+    """A DSP provider that answers a contract or transfer request with its process (REQUESTED),
+    anything else with an empty 200, and keeps what it was sent: [(path, body)]."""
 
     def __init__(self) -> None:
         self.received: list[tuple[str, dict]] = []
@@ -40,9 +40,12 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         body = json.loads(self.rfile.read(length) or b"{}")
         self.server.received.append((self.path, body))
-        if self.path.endswith("/negotiations/request"):
-            answer = {"@context": CONTEXT, "@type": "ContractNegotiation", "state": "REQUESTED",
-                      "providerPid": "prov-1", "consumerPid": body.get("consumerPid")}  # fmt: skip
+        if self.path.endswith(("/negotiations/request", "/transfers/request")):
+            negotiation = self.path.endswith("/negotiations/request")
+            answer = {"@context": CONTEXT, "state": "REQUESTED",
+                      "@type": "ContractNegotiation" if negotiation else "TransferProcess",
+                      "providerPid": "prov-1" if negotiation else "tp-1",
+                      "consumerPid": body.get("consumerPid")}  # fmt: skip
             raw = json.dumps(answer).encode()
             self.send_response(201)
             self.send_header("content-type", "application/json")
@@ -164,3 +167,62 @@ def test_a_callback_without_the_process_key_is_refused_and_recorded(gateway_and_
     ended = _post(callback, "termination", "ContractNegotiationTerminationMessage", pid)
     assert ended.status_code == 200, ended.text
     assert consumer.call("GET", path).json()["state"] == "TERMINATED"
+
+
+def _agree(consumer, callback: str, pid: str) -> None:
+    """Take negotiation `pid` to FINALIZED: the peer's agreement agr-1, our verification, its
+    FINALIZED event."""
+    agreement = {"@id": "agr-1", "@type": "Agreement", "target": "ds-1"}
+    agreed = _post(callback, "agreement", "ContractAgreementMessage", pid, agreement=agreement)
+    assert agreed.status_code == 200, agreed.text
+    verified = consumer.call("POST", f"/federation/consumer/negotiations/{pid}/verify", json={})
+    assert verified.status_code == 200, verified.text
+    final = _post(callback, "events", "ContractNegotiationEventMessage", pid, eventType="FINALIZED")
+    assert final.status_code == 200, final.text
+
+
+def test_a_transfer_with_a_dsp_peer_runs_only_under_a_held_agreement_and_in_dsp_order(
+    gateway_and_provider,
+):
+    side, provider = gateway_and_provider
+    consumer, process, callback = _setup(side, provider)
+    _agree(consumer, callback, process["consumer_pid"])
+    initiate = {"providerId": "TCK_PARTICIPANT", "connectorAddress": provider.url,
+                "format": "HTTP-PULL"}  # fmt: skip
+    unknown = consumer.call(
+        "POST", "/federation/initiate/transfers", json={**initiate, "agreementId": "agr-other"}
+    )
+    assert unknown.status_code == 409, unknown.text
+    assert unknown.json()["type"] == "urn:dsgw:problem:no-agreement"
+    assert not provider.bodies("/transfers/request")
+    made = consumer.call(
+        "POST", "/federation/initiate/transfers", json={**initiate, "agreementId": "agr-1"}
+    )
+    assert made.status_code == 201 and made.json()["state"] == "REQUESTED", made.text
+    (request,) = provider.bodies("/transfers/request")
+    assert request["agreementId"] == "agr-1"
+    tp_callback, pid = request["callbackAddress"], made.json()["consumer_pid"]
+    assert tp_callback != callback  # a key of its own
+
+    def send(path: str, type_: str, **members) -> httpx.Response:
+        body = {"@context": CONTEXT, "@type": type_, "providerPid": "tp-1", "consumerPid": pid,
+                **members}  # fmt: skip
+        return httpx.post(f"{tp_callback}/transfers/{pid}/{path}", json=body, timeout=30)
+
+    # A completion or suspension before the start is out of turn.
+    assert send("completion", "TransferCompletionMessage").status_code == 409
+    assert send("suspension", "TransferSuspensionMessage").status_code == 409
+    address = {"@type": "DataAddress", "endpoint": "http://example.com"}  # no token: the TCK's
+    started = send("start", "TransferStartMessage", dataAddress=address)
+    assert started.status_code == 200, started.text
+    path = f"/federation/consumer/transfers/{pid}"
+    assert consumer.call("GET", path).json()["state"] == "STARTED"
+    suspended = consumer.call("POST", f"{path}/suspend")
+    assert suspended.status_code == 200 and suspended.json()["state"] == "SUSPENDED"
+    assert provider.bodies("/transfers/tp-1/suspension")
+    assert send("completion", "TransferCompletionMessage").status_code == 409
+    ended = consumer.call("POST", f"{path}/terminate")
+    assert ended.status_code == 200 and ended.json()["state"] == "TERMINATED"
+    assert send("start", "TransferStartMessage", dataAddress=address).status_code == 409
+    state = httpx.get(f"{tp_callback}/transfers/{pid}", timeout=30)
+    assert state.status_code == 200 and state.json()["state"] == "TERMINATED", state.text
