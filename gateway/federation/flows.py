@@ -266,6 +266,9 @@ def negotiate(session: Session, gateway: Gateway, *, subject: Participant, body:
     offer: dict[str, Any] = {"@id": body.offer_id, "@type": "Offer"}
     if body.dataset_id is not None:
         offer["target"] = body.dataset_id
+    if body.purpose is None and peer.kind == "dsp":
+        # DSP's schema wants an offer with a rule; a dsgw provider reads the offer by its @id.
+        offer["permission"] = [{"action": "use"}]
     if body.purpose is not None:
         offer["permission"] = [
             {
