@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from gateway.demo import random_uscc
+from gateway.peers.service import sign_token
 from gateway.policy.opa_process import free_port
 from ledger import Signer
 from tests.conftest import DATABASES
@@ -163,6 +164,16 @@ def test_a_callback_without_the_process_key_is_refused_and_recorded(gateway_and_
         if e["type"] == "dsp.peer-refused" and e["data"]["reason"] == "bad-callback-key"
     ]  # fmt: skip
     assert len(recorded) == 2 and all("not-the-key" not in e["data"]["path"] for e in recorded)
+    # A token claiming the dsp peer's id is no way in on the provider side either.
+    token = sign_token(Signer.generate(), issuer=provider.url, audience=side.url,
+                       participant_id=consumer.id)  # fmt: skip
+    catalog = httpx.post(
+        f"{side.url}{DSP}/catalog/request",
+        json={"@context": CONTEXT, "@type": "CatalogRequestMessage"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert catalog.status_code == 401 and catalog.json()["refusal"] == "not-dsgw-peer"
     # With its key, the peer's termination is taken.
     ended = _post(callback, "termination", "ContractNegotiationTerminationMessage", pid)
     assert ended.status_code == 200, ended.text

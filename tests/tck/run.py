@@ -10,6 +10,10 @@
    acts as (its access token is the TCK's Authorization header);
 3. hands the TCK the fixture ids per test (`CAT_01_01_DATASETID`, `CN_01_01_OFFERID`, …) and
    runs every verification test of the TCK's packages;
+   For the consumer-side tests (CN_C, TP_C) it registers the TCK as a "dsp" peer, seeds (with
+   a stand-in at the TCK's address, before the TCK starts) the FINALIZED agreements the TP_C
+   tests name, points the TCK's initiate URLs at /federation/initiate/…, and plays the
+   consumer (Buyer) as it plays the merchant (Merchant);
 4. prints one line per test and the totals, and fails when a test fails that
    tests/tck/known-failing.txt does not list (each line there: test id, then why), or when a
    listed test passes (the list must then shrink).
