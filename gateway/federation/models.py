@@ -80,9 +80,9 @@ class Initiate(BaseModel):
     `transfer.initiate.url`): start a federated negotiation or transfer, for the caller, with the
     registered peer whose DSP URL is `connectorAddress`."""
 
-    model_config = ConfigDict(extra="ignore")  # the TCK sends providerId too
+    model_config = ConfigDict(extra="forbid")
     connectorAddress: str = Field(max_length=2000, pattern=r"^https?://[^\s]+$")
-    providerId: str | None = Field(None, max_length=500)
+    providerId: str | None = Field(None, max_length=500, description="the provider's id (unused)")
     offerId: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^\s]+$")
     datasetId: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^\s]+$")
     agreementId: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^\s]+$")
