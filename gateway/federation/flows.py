@@ -81,6 +81,16 @@ def _callback_address(gateway: Gateway) -> str:
     return f"{gateway.settings.issuer.rstrip('/')}{PATH}/callback"
 
 
+def _process_callback_address(gateway: Gateway, peer: Peer, process: FederatedProcess) -> str:
+    """Return the callback address the peer is given for `process`: ours for a dsgw peer (its
+    callbacks carry its signed token); for a "dsp" peer, one with a fresh key of the process in
+    it (`…/callback/k/{key}`: its callbacks are authenticated by that key, kept hashed)."""
+    if peer.kind != "dsp":
+        return _callback_address(gateway)
+    key, process.callback_key_hash = peers.new_callback_key()
+    return f"{_callback_address(gateway)}/k/{key}"
+
+
 def _call(
     gateway: Gateway,
     peer: Peer,
@@ -88,9 +98,13 @@ def _call(
     method: str,
     path: str,
     body: dict[str, Any] | None = None,
+    *,
+    empty_ok: bool = False,
 ) -> dict[str, Any]:
     """Send one DSP request to the peer with our peer token for `participant_id` (its id there);
-    return the JSON answer, else raise 502 (unreachable, refused, or not DSP)."""
+    return the JSON answer (with `empty_ok`, {} for a 2xx without a JSON object: DSP answers an
+    event, verification or termination with an empty 200), else raise 502 (unreachable,
+    refused, or not DSP)."""
     token = peers.sign_token(
         gateway.signer,
         issuer=gateway.settings.issuer,
@@ -111,6 +125,8 @@ def _call(
         found = answer.json() if len(answer.content) <= MAX_ANSWER_BYTES else None
     except ValueError:
         found = None
+    if empty_ok and 200 <= answer.status_code < 300 and not isinstance(found, dict):
+        return {}
     if answer.status_code >= 300 or not isinstance(found, dict):
         reason = found.get("detail") or found.get("reason") if isinstance(found, dict) else None
         raise Problem(
@@ -181,6 +197,8 @@ def _send_step(
     step: str,
     path: str,
     body: dict[str, Any],
+    before: str | None = None,
+    empty_ok: bool = False,
     **data: Any,
 ) -> tuple[FederatedProcess, Any]:
     """Record the step (`federation.sent` + a checkpoint), send it with that evidence, record
@@ -189,13 +207,19 @@ def _send_step(
     body[EVIDENCE] = {"@value": service.evidence_of(session, gateway, sent), "@type": "@json"}
     account = process.remote_participant_id
     consumer_pid = process.consumer_pid
+    # The state this step moves the process to (VERIFIED, ACCEPTED, TERMINATED) is set before
+    # the message leaves: the peer's next callback may come before its answer does.
+    if before is not None:
+        previous, process.state = process.state, before
     commit(session)  # recorded before it leaves; no transaction held while the peer answers
     try:
-        answer = _call(gateway, peer, account, "POST", path, body)
+        answer = _call(gateway, peer, account, "POST", path, body, empty_ok=empty_ok)
     except Problem as problem:
         process = session.get(FederatedProcess, consumer_pid)
         if process.provider_pid is None:
             process.state = "FAILED"
+        elif before is not None and process.state == before:
+            process.state = previous  # the peer refused the step: it did not happen
         service.step_entry(
             session, gateway, "federation.refused", process, step=step,
             problem=problem.slug, detail=problem.detail[:500],
@@ -209,7 +233,7 @@ def _send_step(
     said = _state(answer, process.state)
     # A transfer is STARTED here once the peer's TransferStartMessage (the endpoint and token)
     # came, not when its answer says so; and a callback may have moved a process on already.
-    if process.state in ("REQUESTED", "AGREED") and not (
+    if process.state in ("REQUESTED", "AGREED", "VERIFIED") and not (
         process.kind == "transfer" and said == "STARTED" and not process.endpoint
     ):
         process.state = said
@@ -242,6 +266,9 @@ def negotiate(session: Session, gateway: Gateway, *, subject: Participant, body:
     offer: dict[str, Any] = {"@id": body.offer_id, "@type": "Offer"}
     if body.dataset_id is not None:
         offer["target"] = body.dataset_id
+    if body.purpose is None and peer.kind == "dsp":
+        # DSP's schema wants an offer with a rule; a dsgw provider reads the offer by its @id.
+        offer["permission"] = [{"action": "use"}]
     if body.purpose is not None:
         offer["permission"] = [
             {
@@ -255,7 +282,7 @@ def negotiate(session: Session, gateway: Gateway, *, subject: Participant, body:
         "ContractRequestMessage",
         consumerPid=process.consumer_pid,
         offer=offer,
-        callbackAddress=_callback_address(gateway),
+        callbackAddress=_process_callback_address(gateway, peer, process),
     )
     return _send_step(
         session, gateway, process, peer, step="negotiate", path="/negotiations/request",
@@ -288,7 +315,7 @@ def _check_consumer_signature(subject: Participant, document: dict, jws: str) ->
 
 
 def verify(
-    session: Session, gateway: Gateway, *, subject: Participant, consumer_pid: str, jws: str
+    session: Session, gateway: Gateway, *, subject: Participant, consumer_pid: str, jws: str | None
 ):
     """The consumer signs the agreement the peer sent: checked here with its keys, then sent as
     the ContractAgreementVerificationMessage (with the JWS, as a dsgw provider requires)."""
@@ -302,21 +329,146 @@ def verify(
             current_state=process.state,
         )
     peer = _admit(session, gateway, step="verify", subject=subject, peer_id=process.peer_id)
-    try:
-        _check_consumer_signature(subject, process.document, jws)
-    except Problem as problem:
-        raise _refused(session, gateway, "verify", subject, process.peer_id, problem) from None
+    signed: dict[str, Any] = {}
+    if peer.kind != "dsp":  # a dsgw agreement is a contract both parties sign
+        try:
+            if jws is None:
+                raise Problem(
+                    422, "invalid-signature", "Invalid contract signature",
+                    "a dsgw peer's agreement is verified with the consumer's JWS over it",
+                )  # fmt: skip
+            _check_consumer_signature(subject, process.document, jws)
+        except Problem as problem:
+            raise _refused(session, gateway, "verify", subject, process.peer_id, problem) from None
+        signed = {DSGW_TERMS + "signature": jws}
     body = message(
         "ContractAgreementVerificationMessage",
         providerPid=process.provider_pid,
         consumerPid=process.consumer_pid,
-        **{DSGW_TERMS + "signature": jws},
+        **signed,
     )
     return _send_step(
         session, gateway, process, peer, step="verify",
         path=f"/negotiations/{process.provider_pid}/agreement/verification", body=body,
-        document_hash=process.document_hash, signature_hash=content_hash(jws),
+        before="VERIFIED", empty_ok=True, document_hash=process.document_hash,
+        signature_hash=content_hash(jws) if jws else None,
     )  # fmt: skip
+
+
+def accept(session: Session, gateway: Gateway, *, subject: Participant, consumer_pid: str):
+    """The consumer accepts the peer's offer (an OFFERED negotiation): a
+    ContractNegotiationEventMessage ACCEPTED to the peer (→ ACCEPTED; the agreement follows)."""
+    process = service.get(session, consumer_pid, kind="negotiation", viewer=subject)
+    if process.state != "OFFERED" or process.provider_pid is None:
+        raise conflict(
+            "invalid-transition",
+            "No offer to accept",
+            f"negotiation {process.consumer_pid} is {process.state}: only an OFFERED "
+            "negotiation (the peer's offer received) is accepted",
+            current_state=process.state,
+        )
+    peer = _admit(session, gateway, step="accept", subject=subject, peer_id=process.peer_id)
+    body = message(
+        "ContractNegotiationEventMessage",
+        providerPid=process.provider_pid,
+        consumerPid=process.consumer_pid,
+        eventType="ACCEPTED",
+    )
+    return _send_step(
+        session, gateway, process, peer, step="accept",
+        path=f"/negotiations/{process.provider_pid}/events", body=body, before="ACCEPTED",
+        empty_ok=True,
+    )  # fmt: skip
+
+
+_FINAL = ("FINALIZED", "TERMINATED", "FAILED", "COMPLETED")
+
+
+def terminate(session: Session, gateway: Gateway, *, subject: Participant, consumer_pid: str):
+    """The consumer ends a negotiation that is not over: a ContractNegotiationTerminationMessage
+    to the peer (→ TERMINATED)."""
+    process = service.get(session, consumer_pid, kind="negotiation", viewer=subject)
+    if process.state in _FINAL or process.provider_pid is None:
+        raise conflict(
+            "invalid-transition",
+            "Nothing to terminate",
+            f"negotiation {process.consumer_pid} is {process.state}: only a negotiation the peer "
+            "answered and that is not over is terminated",
+            current_state=process.state,
+        )
+    peer = _admit(session, gateway, step="terminate", subject=subject, peer_id=process.peer_id)
+    body = message(
+        "ContractNegotiationTerminationMessage",
+        providerPid=process.provider_pid,
+        consumerPid=process.consumer_pid,
+        code="consumer-terminated",
+        reason=[{"@value": "the consumer ended the negotiation", "@language": "en"}],
+    )
+    return _send_step(
+        session, gateway, process, peer, step="terminate",
+        path=f"/negotiations/{process.provider_pid}/termination", body=body, before="TERMINATED",
+        empty_ok=True,
+    )  # fmt: skip
+
+
+def _dsp_peer_at(session: Session, gateway: Gateway, subject: Participant, address: str) -> str:
+    """Return the id of the registered peer whose DSP URL is `address` (an initiate trigger
+    names the peer so); else record the refusal and raise 404."""
+    from sqlalchemy import select
+
+    wanted = address.rstrip("/")
+    found = session.scalars(select(Peer.id).where(Peer.dsp_url == wanted)).first()
+    if found is None:
+        problem = Problem(
+            404, "peer-unknown", "Unknown peer",
+            f"no peer is registered with the DSP URL {wanted[:300]!r}",
+        )  # fmt: skip
+        raise _refused(session, gateway, "initiate", subject, wanted, problem)
+    return found
+
+
+def initiate_negotiation(
+    session: Session, gateway: Gateway, *, subject: Participant, address: str, offer_id: str,
+    dataset_id: str | None,
+):  # fmt: skip
+    """A consumer-side trigger (the DSP TCK's `negotiation.initiate.url`): negotiate `offer_id`
+    with the peer at `address`, for the caller (as POST /federation/consumer/negotiations)."""
+    peer_id = _dsp_peer_at(session, gateway, subject, address)
+    body = NegotiationCreate(peer=peer_id, offer_id=offer_id, dataset_id=dataset_id)
+    return negotiate(session, gateway, subject=subject, body=body)
+
+
+def initiate_transfer(
+    session: Session, gateway: Gateway, *, subject: Participant, address: str, agreement_id: str
+):
+    """A consumer-side trigger (the DSP TCK's `transfer.initiate.url`): a pull under the
+    agreement `agreement_id` of the peer at `address`, which must be one of the caller's
+    FINALIZED federated negotiations there (this gateway transfers only under an agreement it
+    holds); else 409, recorded."""
+    from sqlalchemy import select
+
+    peer_id = _dsp_peer_at(session, gateway, subject, address)
+    candidates = session.scalars(
+        select(FederatedProcess).where(
+            FederatedProcess.peer_id == peer_id,
+            FederatedProcess.participant_id == subject.id,
+            FederatedProcess.kind == "negotiation",
+            FederatedProcess.state == "FINALIZED",
+        )
+    )
+    for negotiation in candidates:
+        agreed = (negotiation.document or {}).get("@id")
+        if agreement_id in (negotiation.provider_pid, agreed):
+            return transfer(
+                session, gateway, subject=subject, negotiation_pid=negotiation.consumer_pid
+            )
+    problem = conflict(
+        "no-agreement",
+        "No such agreement",
+        f"{agreement_id[:200]!r} is no agreement of a FINALIZED negotiation of yours with peer "
+        f"{peer_id}: a transfer runs only under an agreement this gateway holds",
+    )
+    raise _refused(session, gateway, "initiate", subject, peer_id, problem)
 
 
 def transfer(session: Session, gateway: Gateway, *, subject: Participant, negotiation_pid: str):
@@ -346,9 +498,14 @@ def transfer(session: Session, gateway: Gateway, *, subject: Participant, negoti
     body = message(
         "TransferRequestMessage",
         consumerPid=process.consumer_pid,
-        agreementId=negotiation.provider_pid,
+        # DSP names an agreement by its @id; a dsgw peer by the negotiation (its providerPid).
+        agreementId=(
+            (negotiation.document or {}).get("@id", negotiation.provider_pid)
+            if peer.kind == "dsp"
+            else negotiation.provider_pid
+        ),
         format="HTTP-PULL",
-        callbackAddress=_callback_address(gateway),
+        callbackAddress=_process_callback_address(gateway, peer, process),
     )
     return _send_step(
         session, gateway, process, peer, step="transfer", path="/transfers/request", body=body,
@@ -424,6 +581,64 @@ def pull(session: Session, gateway: Gateway, *, subject: Participant, consumer_p
 
 # -- the peer's callbacks on our processes ----------------------------------------------------
 
+# A "dsp" peer's transfer messages, by the states of ours they may come in (DSP's transfer
+# state machine, as the TCK checks it).
+_DSP_TRANSFER_FROM = {
+    "TransferStartMessage": ("REQUESTED", "SUSPENDED"),
+    "TransferSuspensionMessage": ("STARTED",),
+    "TransferCompletionMessage": ("STARTED",),
+    "TransferTerminationMessage": ("REQUESTED", "STARTED", "SUSPENDED"),
+}
+
+
+def _has_token(body: dict) -> bool:
+    address = body.get("dataAddress")
+    props = address.get("endpointProperties") if isinstance(address, dict) else None
+    return any(
+        isinstance(p, dict) and p.get("name") == "authorization"
+        for p in (props if isinstance(props, list) else [])
+    )
+
+
+_TRANSFER_MOVES = {  # the consumer's move: (DSP message, path at the peer, from, to)
+    "suspend": ("TransferSuspensionMessage", "suspension", ("STARTED",), "SUSPENDED"),
+    "complete": ("TransferCompletionMessage", "completion", ("STARTED",), "COMPLETED"),
+    "terminate": (
+        "TransferTerminationMessage", "termination", ("REQUESTED", "STARTED", "SUSPENDED"),
+        "TERMINATED",
+    ),
+}  # fmt: skip
+
+
+def transfer_move(
+    session: Session, gateway: Gateway, *, subject: Participant, consumer_pid: str, move: str
+):
+    """The consumer suspends, completes or terminates one of its federated transfers: the DSP
+    message to the peer (→ SUSPENDED, COMPLETED, TERMINATED)."""
+    type_, path, sources, target = _TRANSFER_MOVES[move]
+    process = service.get(session, consumer_pid, kind="transfer", viewer=subject)
+    if process.state not in sources or process.provider_pid is None:
+        raise conflict(
+            "transfer-state-conflict",
+            "Invalid transfer transition",
+            f"transfer {process.consumer_pid} is {process.state}: only a transfer the peer "
+            f"answered that is {' or '.join(sources)} can be told to {move}",
+            current_state=process.state,
+        )
+    peer = _admit(session, gateway, step=move, subject=subject, peer_id=process.peer_id)
+    members: dict[str, Any] = {}
+    if move != "complete":
+        members = {"code": f"consumer-{move}", "reason": [{"@value": f"the consumer's {move}"}]}
+    body = message(
+        type_, providerPid=process.provider_pid, consumerPid=process.consumer_pid, **members
+    )
+    return _send_step(
+        session, gateway, process, peer, step=move,
+        path=f"/transfers/{process.provider_pid}/{path}", body=body, before=target,
+        empty_ok=True,
+    )  # fmt: skip
+
+
 _TRANSFER_STATES = {
     "TransferStartMessage": "STARTED",
     "TransferSuspensionMessage": "SUSPENDED",
@@ -458,7 +673,39 @@ def negotiation_callback(
     process = service.for_peer(session, consumer_pid, kind="negotiation", peer=peer)
     _provider_pid(process, body)
     data: dict[str, Any] = {}
-    if kind == "ContractAgreementMessage":
+    if kind == "ContractAgreementMessage" and peer.kind == "dsp":
+        # A DSP connector's agreement: an ODRL Agreement (no dsgw contract to sign), after our
+        # request or our acceptance of its offer, never over an offer not yet accepted.
+        agreement = body.get("agreement")
+        if not isinstance(agreement, dict) or not isinstance(agreement.get("@id"), str):
+            raise Problem(
+                400, "dsp-invalid-message", "Invalid DSP message",
+                "a ContractAgreementMessage carries the agreement (an object with an @id)",
+            )  # fmt: skip
+        if process.state not in ("REQUESTED", "ACCEPTED"):
+            raise conflict(
+                "invalid-transition",
+                "Agreement out of turn",
+                f"negotiation {process.consumer_pid} is {process.state}: an agreement follows "
+                "the consumer's request or its acceptance of an offer",
+                current_state=process.state,
+            )
+        process.document, process.document_hash = agreement, content_hash(agreement)
+        process.state = "AGREED"
+        data = {"document_hash": process.document_hash, "agreement": agreement["@id"][:200]}
+    elif kind == "ContractOfferMessage":
+        if process.state != "REQUESTED":
+            raise conflict(
+                "invalid-transition",
+                "Offer out of turn",
+                f"negotiation {process.consumer_pid} is {process.state}: the peer offers after "
+                "the consumer's request (REQUESTED)",
+                current_state=process.state,
+            )
+        offer = body.get("offer")
+        process.state = "OFFERED"
+        data = {"offer": str(offer.get("@id"))[:200] if isinstance(offer, dict) else None}
+    elif kind == "ContractAgreementMessage":
         agreement = body.get("agreement")
         document = (
             _json_value(agreement.get(DSGW_TERMS + "contract"))
@@ -497,7 +744,21 @@ def negotiation_callback(
     else:  # an event: FINALIZED (or ACCEPTED, AGREED) as the peer names it
         event = body.get("eventType")
         if isinstance(event, str) and event.rsplit(":", 1)[-1] == "FINALIZED":
+            # FINALIZED follows the consumer's verification (VERIFIED), never comes before it.
+            if process.state not in ("VERIFIED", "FINALIZED"):
+                raise conflict(
+                    "invalid-transition",
+                    "Finalisation out of turn",
+                    f"negotiation {process.consumer_pid} is {process.state}: the peer finalises "
+                    "a verified agreement (VERIFIED)",
+                    current_state=process.state,
+                )
             process.state = "FINALIZED"
+        elif peer.kind == "dsp":
+            raise Problem(
+                400, "dsp-invalid-message", "Invalid DSP message",
+                f"a provider's event is FINALIZED, not {str(event)[:50]!r}",
+            )  # fmt: skip
     entry = service.step_entry(
         session, gateway, "federation.received", process, step=kind, state=process.state,
         peer_evidence=service.read_evidence(body.get(EVIDENCE)), **data,
@@ -514,7 +775,24 @@ def transfer_callback(
     process = service.for_peer(session, consumer_pid, kind="transfer", peer=peer)
     _provider_pid(process, body)
     data: dict[str, Any] = {}
-    if kind == "TransferStartMessage":
+    if peer.kind == "dsp":
+        allowed = _DSP_TRANSFER_FROM[kind]
+        if process.state not in allowed:
+            raise conflict(
+                "transfer-state-conflict",
+                "Transfer message out of turn",
+                f"transfer {process.consumer_pid} is {process.state}: a {kind} comes when it is "
+                f"{' or '.join(allowed)}",
+                current_state=process.state,
+            )
+    if kind == "TransferStartMessage" and peer.kind == "dsp" and not _has_token(body):
+        # A DSP connector may start a transfer without a token for us (a push, or its own
+        # scheme): recorded; a pull then has nothing to pull with and is refused.
+        address = body.get("dataAddress")
+        endpoint = address.get("endpoint") if isinstance(address, dict) else None
+        process.endpoint = endpoint[:2000] if isinstance(endpoint, str) else None
+        data = {"endpoint": process.endpoint, "token": False}
+    elif kind == "TransferStartMessage":
         address = body.get("dataAddress")
         props = address.get("endpointProperties") if isinstance(address, dict) else None
         named = {

@@ -47,6 +47,9 @@ class FederatedProcess(Base):
     endpoint: Mapped[str | None] = mapped_column(String(2000), default=None)
     token: Mapped[str | None] = mapped_column(String(4000), default=None)
     expires_at: Mapped[str | None] = mapped_column(String(40), default=None)
+    # At a "dsp" peer (no dsgw gateway): the SHA-256 (hex) of the key in the callback address
+    # our request gave the peer; its callbacks are authenticated by it (never stored itself).
+    callback_key_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -65,10 +68,25 @@ class NegotiationCreate(BaseModel):
 
 
 class Verification(BaseModel):
-    """The consumer's compact JWS over the agreement's contract document."""
+    """The consumer's compact JWS over the agreement's contract document (a dsgw peer's
+    agreement); none for a "dsp" peer's agreement, which carries no dsgw contract."""
 
     model_config = ConfigDict(extra="forbid")
-    signature: str = Field(min_length=1, max_length=4000, pattern=r"^[A-Za-z0-9_.-]+$")
+    signature: str | None = Field(None, min_length=1, max_length=4000, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class Initiate(BaseModel):
+    """A DSP consumer-side trigger (the DSP TCK's `negotiation.initiate.url` and
+    `transfer.initiate.url`): start a federated negotiation or transfer, for the caller, with the
+    registered peer whose DSP URL is `connectorAddress`."""
+
+    model_config = ConfigDict(extra="forbid")
+    connectorAddress: str = Field(max_length=2000, pattern=r"^https?://[^\s]+$")
+    providerId: str | None = Field(None, max_length=500, description="the provider's id (unused)")
+    offerId: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^\s]+$")
+    datasetId: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^\s]+$")
+    agreementId: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^\s]+$")
+    format: str | None = Field(None, min_length=1, max_length=100, pattern=r"^[^\s]+$")
 
 
 class TransferCreate(BaseModel):

@@ -22,6 +22,7 @@ def cmd_peer_add(args: argparse.Namespace) -> int:
     """Register a peer gateway from its id, DSP URL and keys (a JWKS file or a JWKS URL)."""
     body: dict[str, Any] = {
         "id": args.peer_id,
+        "kind": args.kind,
         "dsp_url": args.dsp_url,
         "participants": args.participant or [],
         "accounts": dict(a.split("=", 1) for a in args.account or [] if "=" in a),
@@ -37,7 +38,7 @@ def cmd_peer_add(args: argparse.Namespace) -> int:
     peer = _call(args, "POST", "/peers", json=body)
     if peer is None:
         return 1
-    kids = ", ".join(k.get("kid", "?") for k in peer["jwks"]["keys"])
+    kids = ", ".join(k.get("kid", "?") for k in peer["jwks"]["keys"]) or "none"
     acts_for = ", ".join(peer["participants"]) or "no participant"
     print(f"peer {peer['id']} is {peer['status']} (ledger entry {peer['ledger_seq']}); "
           f"keys {kids}; acts for {acts_for}")  # fmt: skip
@@ -78,7 +79,14 @@ def add_parsers(sub: Any) -> None:
     add = peer_sub.add_parser("add", help="register a peer gateway")
     add.add_argument("peer_id", help="the peer's issuer URL (its DSP participantId)")
     add.add_argument("--dsp-url", required=True, help="the peer's DSP base URL")
-    keys = add.add_mutually_exclusive_group(required=True)
+    add.add_argument(
+        "--kind",
+        choices=["dsgw", "dsp"],
+        default="dsgw",
+        help="dsgw: a dsgw gateway (give its keys); dsp: a DSP connector that is no dsgw gateway "
+        "(no keys: it only answers our federated processes, its callbacks carry their key)",
+    )
+    keys = add.add_mutually_exclusive_group()
     keys.add_argument("--jwks", help="a file with the peer's public Ed25519 JWKS")
     keys.add_argument("--jwks-url", help="where to fetch the peer's JWKS (once, now)")
     add.add_argument(

@@ -19,6 +19,9 @@ from gateway.core.types import Identifier
 from gateway.participants.models import JWKS
 
 PeerStatus = Literal["active", "suspended"]
+# "dsgw": a dsgw gateway (signed peer tokens); "dsp": a DSP connector that is no dsgw gateway
+# (no keys: its callbacks on our processes carry the callback key our request gave it).
+PeerKind = Literal["dsgw", "dsp"]
 # A peer's id is its issuer URL: an http(s) URL, no whitespace.
 PEER_ID_PATTERN = r"^https?://[^\s]{1,490}$"
 PEER_ID_MAX = 500
@@ -39,6 +42,7 @@ class Peer(Base):
     # here): the `participant_id` of the peer tokens this gateway signs when it acts for it.
     accounts: Mapped[dict] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(20), default="active")
+    kind: Mapped[str] = mapped_column(String(10), default="dsgw", server_default="dsgw")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -66,6 +70,13 @@ class PeerCreate(BaseModel):
     )
     dsp_url: str = Field(
         max_length=2000, pattern=r"^https?://[^\s]+$", description="the peer's DSP base URL"
+    )
+    kind: PeerKind = Field(
+        "dsgw",
+        description="dsgw: a dsgw gateway, authenticated by its signed peer tokens (jwks or "
+        "jwks_url required); dsp: a DSP connector that is no dsgw gateway (no keys; it only "
+        "answers this gateway's federated processes, and its callbacks carry the per-process "
+        "callback key this gateway's request gave it)",
     )
     jwks: JWKS | None = Field(None, description="the peer's Ed25519 public keys (RFC 7517)")
     jwks_url: str | None = Field(
@@ -96,6 +107,7 @@ class PeerStatusChange(BaseModel):
 
 class PeerRead(BaseModel):
     id: str
+    kind: str = "dsgw"
     dsp_url: str
     jwks: dict
     jwks_url: str | None

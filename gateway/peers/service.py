@@ -8,6 +8,8 @@ before, and `participant_id`: the participant of this gateway, whose home the pe
 acts for. specs/dsp.md (*Authentication*) is the contract.
 """
 
+import hashlib
+import hmac
 import math
 import re
 import secrets
@@ -98,15 +100,23 @@ def register(
     """Register a peer gateway (ledger entry `peer.registered`)."""
     if body.id.rstrip("/") == settings.issuer.rstrip("/"):
         raise unprocessable(f"{body.id} is this gateway's own issuer, not a peer")
-    if (body.jwks is None) == (body.jwks_url is None):
+    if body.kind == "dsp":
+        if body.jwks is not None or body.jwks_url is not None or body.participants:
+            raise unprocessable(
+                "a dsp peer (no dsgw gateway) has no keys and acts for no participant here: it "
+                "only answers this gateway's federated processes (give accounts only)"
+            )
+        jwks: dict[str, Any] = {"keys": []}
+    elif (body.jwks is None) == (body.jwks_url is None):
         raise unprocessable("give the peer's keys either inline (jwks) or as a jwks_url")
-    # Fetched before any database work: no transaction (on SQLite, the write turn) is held
-    # while a peer's server answers.
-    jwks = (
-        body.jwks.model_dump(exclude_none=True)
-        if body.jwks is not None
-        else fetch_jwks(settings, body.jwks_url or "")
-    )
+    else:
+        # Fetched before any database work: no transaction (on SQLite, the write turn) is
+        # held while a peer's server answers.
+        jwks = (
+            body.jwks.model_dump(exclude_none=True)
+            if body.jwks is not None
+            else fetch_jwks(settings, body.jwks_url or "")
+        )
     if session.get(Peer, body.id) is not None:
         raise conflict("peer-exists", "Peer already registered", f"peer {body.id} is registered")
     homes = {p: peer.id for peer in list_peers(session) for p in peer.participants}
@@ -126,7 +136,7 @@ def register(
             )
         if "admin" in found.roles:
             raise unprocessable(f"participant {participant_id} is an admin: no peer acts for it")
-    if not all(is_usable_jwk(k) for k in jwks["keys"]):
+    if body.kind == "dsgw" and not all(is_usable_jwk(k) for k in jwks["keys"]):
         raise unprocessable("every key of a peer's JWKS needs its kid (RFC 7517 §4.5)")
     for participant_id in body.accounts:
         found = session.get(Participant, participant_id)
@@ -138,6 +148,7 @@ def register(
     now = clock.now()
     peer = Peer(
         id=body.id,
+        kind=body.kind,
         dsp_url=body.dsp_url.rstrip("/"),
         jwks=jwks,
         jwks_url=body.jwks_url,
@@ -155,6 +166,7 @@ def register(
         type="peer.registered",
         data={
             "peer": peer.id,
+            "kind": peer.kind,
             "dsp_url": peer.dsp_url,
             "jwks": peer.jwks,
             "jwks_url": peer.jwks_url,
@@ -200,6 +212,7 @@ def to_read(peer: Peer, entry: Entry | None = None) -> PeerRead:
     """Return a peer's public record."""
     return PeerRead(
         id=peer.id,
+        kind=peer.kind or "dsgw",
         dsp_url=peer.dsp_url,
         jwks=peer.jwks,
         jwks_url=peer.jwks_url,
@@ -258,6 +271,8 @@ def authenticate(session: Session, settings: Settings, token: str, issuer: str) 
         raise Refusal("unknown-peer", claimed, "the token's issuer is not a registered peer")
     if peer.status != "active":
         raise Refusal("suspended-peer", claimed, f"peer {peer.id} is {peer.status}")
+    if peer.kind == "dsp":
+        raise Refusal("not-dsgw-peer", claimed, f"peer {peer.id} is a dsp peer: it signs no tokens")
     claims = _verified(peer, token, settings)
     _check_time(peer, claims)
     _use_jti(session, peer, claims)
@@ -274,6 +289,8 @@ def authenticate_gateway(session: Session, settings: Settings, token: str, issue
         raise Refusal("unknown-peer", claimed, "the token's issuer is not a registered peer")
     if peer.status != "active":
         raise Refusal("suspended-peer", claimed, f"peer {peer.id} is {peer.status}")
+    if peer.kind == "dsp":
+        raise Refusal("not-dsgw-peer", claimed, f"peer {peer.id} is a dsp peer: it signs no tokens")
     claims = _verified(peer, token, settings)
     _check_time(peer, claims)
     _use_jti(session, peer, claims)
@@ -431,3 +448,25 @@ def refused(refusal: Refusal) -> Problem:
         headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         refusal=refusal.reason,
     )
+
+
+# -- "dsp" peers (no dsgw gateway): the per-process callback key -----------------------------
+
+
+def new_callback_key() -> tuple[str, str]:
+    """Return (a fresh callback key, its SHA-256 hex): the key goes in the callback address of
+    one request to a "dsp" peer; only the hash is kept."""
+    key = secrets.token_urlsafe(32)
+    return key, callback_key_hash(key)
+
+
+def callback_key_hash(key: str) -> str:
+    """Return the SHA-256 (hex) of a callback key."""
+    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
+
+
+def callback_key_matches(key: str, expected_hash: str | None) -> bool:
+    """Whether `key` is the one whose hash is `expected_hash` (compared in constant time)."""
+    if not expected_hash:
+        return False
+    return hmac.compare_digest(callback_key_hash(key), expected_hash)

@@ -10,12 +10,17 @@
    acts as (its access token is the TCK's Authorization header);
 3. hands the TCK the fixture ids per test (`CAT_01_01_DATASETID`, `CN_01_01_OFFERID`, …) and
    runs every verification test of the TCK's packages;
+   For the consumer-side tests (CN_C, TP_C) it registers the TCK as a "dsp" peer, seeds (with
+   a stand-in at the TCK's address, before the TCK starts) the FINALIZED agreements the TP_C
+   tests name, points the TCK's initiate URLs at /federation/initiate/…, and plays the
+   consumer (Buyer) as it plays the merchant (Merchant);
 4. prints one line per test and the totals, and fails when a test fails that
    tests/tck/known-failing.txt does not list (each line there: test id, then why), or when a
    listed test passes (the list must then shrink).
 """
 
 import argparse
+import json
 import os
 import re
 import socket
@@ -25,6 +30,7 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -54,6 +60,35 @@ TRANSFER_MOVES = {  # test: {our state: the merchant's move}
     "TP_01_03": {"STARTED": "suspend", "SUSPENDED": "terminate"},
     "TP_01_05": {"STARTED": "terminate"},
 }
+# The TCK's consumer-side negotiation tests (the TCK is the provider; dsgw negotiates with it
+# for the consumer, through /federation): one dataset id each, and what the consumer does.
+CONSUMER_NEGOTIATION_TESTS = [
+    f"CN_C_0{g}_0{i}" for g, n in ((1, 4), (2, 6), (3, 6)) for i in range(1, n + 1)
+]
+CONSUMER_MOVES = {  # test: {our state: the consumer's move}
+    "CN_C_01_01": {"OFFERED": "accept", "AGREED": "verify"},
+    "CN_C_01_03": {"OFFERED": "terminate"},
+    "CN_C_01_04": {"AGREED": "verify"},
+    "CN_C_02_02": {"REQUESTED": "terminate"},
+    "CN_C_02_03": {"AGREED": "terminate"},
+    "CN_C_02_05": {"OFFERED": "accept"},
+    "CN_C_02_06": {"AGREED": "verify"},
+    "CN_C_03_04": {"OFFERED": "accept"},
+    "CN_C_03_05": {"OFFERED": "accept"},
+    "CN_C_03_06": {"OFFERED": "accept"},
+}
+# The consumer-side transfer tests: each runs under an agreement our consumer holds with the
+# TCK's address, seeded before the TCK starts (see StandIn), and what the consumer does.
+CONSUMER_TRANSFER_TESTS = [
+    f"TP_C_0{g}_0{i}" for g, n in ((1, 5), (2, 5), (3, 6)) for i in range(1, n + 1)
+]
+CONSUMER_TRANSFER_MOVES = {
+    "TP_C_02_01": {"STARTED": "terminate"},
+    "TP_C_02_02": {"STARTED": "complete"},
+    "TP_C_02_03": {"STARTED": "suspend", "SUSPENDED": "terminate"},
+    "TP_C_02_05": {"REQUESTED": "terminate"},
+}
+TCK_PARTICIPANT = "TCK_PARTICIPANT"  # the TCK's own participant id (its DspConstants)
 SETTLE = 1.0  # seconds a process stands before the merchant moves: its last message is out
 
 
@@ -187,8 +222,148 @@ class Merchant(threading.Thread):
                 self.errors.append(repr(exc))
 
 
+def consumer_dataset(test: str) -> str:
+    """The dataset id a consumer-side test negotiates (the TCK's provider takes any)."""
+    return f"tck-{test.lower().replace('_', '-')}"
+
+
+def register_tck_peer(world, callback: str) -> None:
+    """Register the TCK (the provider of the consumer tests) as a "dsp" peer at its callback
+    address, the consumer holding an account there: a DSP connector, no dsgw gateway."""
+    answer = world.admin.call(
+        "POST",
+        "/peers",
+        json={"id": callback, "kind": "dsp", "dsp_url": callback,
+              "accounts": {world.consumer.id: TCK_PARTICIPANT}},
+    )  # fmt: skip
+    if answer.status_code != 201:
+        sys.exit(f"tck: could not register the TCK as a peer: {answer.status_code} {answer.text}")
+
+
+class StandIn(ThreadingHTTPServer):
+    """A stand-in for the TCK's provider at the TCK's own address, before the TCK starts: it
+    answers the consumer's contract requests (providerPid `seed-<n>`) and verifications, so
+    that the harness can seed the FINALIZED agreements the transfer tests run under (the TCK
+    names an agreement by id and takes any; dsgw transfers only under one it holds)."""
+
+    def __init__(self, port: int) -> None:
+        self.requests: list[dict] = []
+        super().__init__(("127.0.0.1", port), _StandInHandler)
+
+
+class _StandInHandler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
+        raw = b""
+        if self.path.endswith("/negotiations/request"):
+            self.server.requests.append(body)
+            raw = json.dumps({
+                "@context": ["https://w3id.org/dspace/2025/1/context.jsonld"],
+                "@type": "ContractNegotiation", "state": "REQUESTED",
+                "providerPid": f"seed-{len(self.server.requests)}",
+                "consumerPid": body.get("consumerPid"),
+            }).encode()  # fmt: skip
+        self.send_response(201 if raw else 200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def seed_consumer_agreements(world, callback: str, port: int) -> dict[str, tuple[str, str]]:
+    """Negotiate, for the consumer, one FINALIZED agreement per consumer-side transfer test with
+    the TCK's address (the stand-in answering); return {test: (agreement id, consumer_pid)}."""
+    stand_in = StandIn(port)
+    threading.Thread(target=stand_in.serve_forever, daemon=True).start()
+    consumer, seeded = world.consumer, {}
+    try:
+        for test in CONSUMER_TRANSFER_TESTS:
+            made = consumer.call("POST", "/federation/initiate/negotiations", json={
+                "connectorAddress": callback, "offerId": f"seed-offer-{test.lower()}",
+                "datasetId": f"seed-{test.lower()}",
+            })  # fmt: skip
+            if made.status_code != 201:
+                sys.exit(f"tck: cannot seed {test}'s agreement: {made.status_code} {made.text}")
+            pid, address = made.json()["consumer_pid"], stand_in.requests[-1]["callbackAddress"]
+            provider_pid, agreement = made.json()["provider_pid"], f"agreement-{test.lower()}"
+            base = {"@context": ["https://w3id.org/dspace/2025/1/context.jsonld"],
+                    "providerPid": provider_pid, "consumerPid": pid}  # fmt: skip
+            steps = [
+                ("agreement", {**base, "@type": "ContractAgreementMessage",
+                               "agreement": {"@id": agreement, "@type": "Agreement"}}),
+                ("verify", None),
+                ("events", {**base, "@type": "ContractNegotiationEventMessage",
+                            "eventType": "FINALIZED"}),
+            ]  # fmt: skip
+            for path, body in steps:
+                if body is None:
+                    done = consumer.call(
+                        "POST", f"/federation/consumer/negotiations/{pid}/verify", json={}
+                    )
+                else:
+                    done = httpx.post(f"{address}/negotiations/{pid}/{path}", json=body, timeout=30)
+                if done.status_code != 200:
+                    sys.exit(f"tck: seeding {test} ({path}): {done.status_code} {done.text}")
+            seeded[test] = (agreement, pid)
+    finally:
+        stand_in.shutdown()
+        stand_in.server_close()
+    return seeded
+
+
+class Buyer(threading.Thread):
+    """The consumer's person: watches its federated negotiations (GET /federation/consumer/…)
+    and makes each consumer-side scenario's move through our API, as a dsgw consumer would."""
+
+    def __init__(self, world, seeded: dict[str, tuple[str, str]]) -> None:
+        super().__init__(daemon=True)
+        self.world = world
+        self.by_dataset = {consumer_dataset(t): t for t in CONSUMER_NEGOTIATION_TESTS}
+        self.by_negotiation = {pid: t for t, (_agreement, pid) in seeded.items()}
+        self.seen: dict[tuple[str, str], float] = {}
+        self.done: set[tuple[str, str]] = set()
+        self.stop = threading.Event()
+        self.errors: list[str] = []
+
+    def step(self) -> None:
+        consumer = self.world.consumer
+        for n in consumer.call("GET", "/federation/consumer/negotiations").json():
+            if not n["provider_pid"]:
+                continue
+            if n["kind"] == "negotiation":
+                test = self.by_dataset.get(n["dataset_id"] or "", "")
+                move = CONSUMER_MOVES.get(test, {}).get(n["state"])
+            else:
+                test = self.by_negotiation.get(n["negotiation_pid"] or "", "")
+                move = CONSUMER_TRANSFER_MOVES.get(test, {}).get(n["state"])
+            key = (n["consumer_pid"], n["state"])
+            first = self.seen.setdefault(key, time.monotonic())
+            if move is None or key in self.done or time.monotonic() - first < SETTLE:
+                continue
+            self.done.add(key)
+            path = f"/federation/consumer/{n['kind']}s/{n['consumer_pid']}/{move}"
+            answer = consumer.call("POST", path, json={} if move == "verify" else None)
+            if answer.status_code != 200:
+                self.errors.append(f"{path}: {answer.status_code} {answer.text[:200]}")
+
+    def run(self) -> None:
+        while not self.stop.wait(0.2):
+            try:
+                self.step()
+            except Exception as exc:  # noqa: BLE001 - reported at the end, never hidden
+                self.errors.append(repr(exc))
+
+
 def fixtures(
-    world, url: str, callback_port: int, offers: dict[str, str], agreements: dict[str, str]
+    world,
+    url: str,
+    callback_port: int,
+    offers: dict[str, str],
+    agreements: dict[str, str],
+    seeded: dict[str, tuple[str, str]],
 ) -> dict[str, str]:
     """Return the TCK's configuration: where the gateway is, who it is, and the seeded ids."""
     product = world.files  # a listed product with file delivery (transfers need it)
@@ -198,9 +373,12 @@ def fixtures(
         "dataspacetck.dsp.connector.http.base.url": url,
         "dataspacetck.dsp.connector.agent.id": url,
         # The consumer-side triggers (the TCK asks the connector to start a negotiation or a
-        # transfer as a consumer): dsgw has none yet, so the consumer tests are known failing.
-        "dataspacetck.dsp.connector.negotiation.initiate.url": f"{url}/dsp-tck/negotiations",
-        "dataspacetck.dsp.connector.transfer.initiate.url": f"{url}/dsp-tck/transfers",
+        # transfer as a consumer, with the TCK as the provider): our federation API, called
+        # with the consumer's token (the Authorization header below).
+        "dataspacetck.dsp.connector.negotiation.initiate.url": (
+            f"{url}/federation/initiate/negotiations"
+        ),
+        "dataspacetck.dsp.connector.transfer.initiate.url": f"{url}/federation/initiate/transfers",
         "dataspacetck.dsp.connector.http.headers.authorization": (
             f"Bearer {world.consumer.token()}"
         ),
@@ -215,6 +393,11 @@ def fixtures(
         props[f"{test}_DATASETID"] = world.negotiation_product["id"]
         props[f"{test}_OFFERID"] = offer
     for test, agreement in agreements.items():
+        props[f"{test}_AGREEMENTID"] = agreement
+        props[f"{test}_FORMAT"] = "HTTP-PULL"
+    for test in CONSUMER_NEGOTIATION_TESTS:
+        props[f"{test}_DATASETID"] = consumer_dataset(test)
+    for test, (agreement, _pid) in seeded.items():
         props[f"{test}_AGREEMENTID"] = agreement
         props[f"{test}_FORMAT"] = "HTTP-PULL"
     return props
@@ -272,9 +455,15 @@ def main() -> int:
             rows=ROWS,
         )  # fmt: skip
         offers, agreements = seed(world)
-        props = fixtures(world, url, _free_port(), offers, agreements)
+        callback_port = _free_port()
+        tck = f"http://127.0.0.1:{callback_port}"
+        register_tck_peer(world, tck)
+        seeded = seed_consumer_agreements(world, tck, callback_port)
+        props = fixtures(world, url, callback_port, offers, agreements, seeded)
         merchant = Merchant(world, offers, agreements)
         merchant.start()
+        buyer = Buyer(world, seeded)
+        buyer.start()
         props_file = state / "tck.properties"
         props_file.write_text(
             "".join(f"{k}={v}\n" for k, v in props.items()).replace("\\", "\\\\"),
@@ -283,9 +472,13 @@ def main() -> int:
         out = state / "tck-results.tsv"
         done = subprocess.run([*command, str(props_file), str(out)], cwd=state)
         merchant.stop.set()
+        buyer.stop.set()
         merchant.join(5)
+        buyer.join(5)
         for error in merchant.errors[:20]:
             print(f"tck: the merchant's move failed: {error}", file=sys.stderr)
+        for error in buyer.errors[:20]:
+            print(f"tck: the consumer's move failed: {error}", file=sys.stderr)
         if done.returncode != 0 or not out.exists():
             print(f"tck: the runner ended with exit {done.returncode}", file=sys.stderr)
             return 1
