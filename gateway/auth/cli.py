@@ -12,19 +12,16 @@ token on stdout. Without --as/--key it signs in as the platform admin with the s
 import argparse
 import json
 import sys
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
-from jwt.algorithms import OKPAlgorithm
 
+# The participant's own client signs the assertion the same way: one implementation of it.
+from gateway.client.auth import ASSERTION_TYPE
+from gateway.client.auth import client_assertion as assertion
 from ledger import LedgerError, Signer
 
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-ASSERTION_SECONDS = 60
 client_factory = httpx.Client  # tests hand in an in-process client
 
 
@@ -41,21 +38,6 @@ def read_key(args: argparse.Namespace) -> Signer:
         return Signer.from_jwk(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, LedgerError) as exc:
         raise SystemExit(f"dsgw: cannot read the private key {path}: {exc}") from None
-
-
-def assertion(key: Signer, participant_id: str, audience: str) -> str:
-    """Return an RFC 7523 client assertion of `participant_id`, signed with `key` (EdDSA)."""
-    now = int(time.time())
-    claims = {
-        "iss": participant_id,
-        "sub": participant_id,
-        "aud": audience,
-        "iat": now,
-        "exp": now + ASSERTION_SECONDS,
-        "jti": str(uuid.uuid4()),
-    }
-    private = OKPAlgorithm.from_jwk(key.private_jwk())
-    return jwt.encode(claims, private, algorithm="EdDSA", headers={"kid": key.kid})
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
