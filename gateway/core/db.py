@@ -56,6 +56,41 @@ SQLITE_TURN_SECONDS = 30.0  # then BEGIN IMMEDIATE waits in SQLite's busy handle
 
 SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
 
+# An execution option of a connection whose transaction only reads: on SQLite it runs outside
+# BEGIN IMMEDIATE and without the writer turn (a WAL reader waits for no writer), on
+# PostgreSQL in autocommit (no BEGIN and COMMIT round trips). See `read_alone`.
+READ_ALONE = "dsgw_read_alone"
+
+
+def read_alone(session: Session) -> bool:
+    """Make the session's next transaction a read that waits for no writer; return whether it
+    could (False when a transaction is already open: it is then used as it is).
+
+    For one statement that only reads, committed (`session.commit()`) right after it: SQLite
+    runs it on its own snapshot without the writer turn, so a request's first read never queues
+    behind the sequencer's batch (or behind other requests waiting for the turn); PostgreSQL
+    runs it in autocommit. Anything the session does after that commit is an ordinary
+    transaction again. A write in a read-alone transaction is refused (`_refuse_writes`).
+    """
+    if session.in_transaction():
+        return False
+    bind = session.get_bind()
+    options = {READ_ALONE: True}
+    if bind.dialect.name != "sqlite":
+        options["isolation_level"] = "AUTOCOMMIT"
+    session.connection(execution_options=options)
+    return True
+
+
+_READS = ("SELECT", "WITH", "PRAGMA")
+
+
+def _refuse_writes(conn, _cursor, statement: str, _params, _context, _many) -> None:
+    """Refuse a statement that writes in a read-alone transaction (a bug, never data)."""
+    alone = conn.get_execution_options().get(READ_ALONE)
+    if alone and not statement.lstrip()[:6].upper().startswith(_READS):
+        raise RuntimeError(f"a write in a read-alone transaction: {statement[:60]!r}")
+
 
 def secure_sqlite_files(url: str) -> None:
     """Create a SQLite database file owner-only if missing, and make it and its companions
@@ -115,6 +150,8 @@ def make_engine(url: str, *, timeouts: Mapping[str, float] | None = None) -> Eng
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):  # pragma: no cover - driver hook
+            if conn.get_execution_options().get(READ_ALONE):
+                return  # no BEGIN: the driver runs the read on a snapshot of its own
             record = conn.connection._connection_record
             if record is not None and not record.info.get(_TURN):
                 record.info[_TURN] = turn.acquire(timeout=SQLITE_TURN_SECONDS)
@@ -143,11 +180,14 @@ def make_engine(url: str, *, timeouts: Mapping[str, float] | None = None) -> Eng
         def _invalidated(_dbapi, record, _exception):  # pragma: no cover - pool hook
             _give_back(record)
 
+        event.listen(engine, "before_cursor_execute", _refuse_writes)
         return engine
     connect_args = {"options": pg_options(timeouts)} if timeouts else {}
-    return create_engine(
+    engine = create_engine(
         url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=connect_args
     )
+    event.listen(engine, "before_cursor_execute", _refuse_writes)
+    return engine
 
 
 def wait_for_database(engine: Engine, *, seconds: float) -> None:

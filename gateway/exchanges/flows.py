@@ -21,7 +21,7 @@ from gateway.authorisations.models import Authorisation
 from gateway.compute import flows as compute
 from gateway.context import Gateway
 from gateway.core import clock
-from gateway.core.db import fetch
+from gateway.core.db import fetch, read_alone
 from gateway.core.errors import Problem, not_found, unprocessable
 from gateway.core.hashing import content_hash
 from gateway.core.ids import new_id
@@ -733,9 +733,12 @@ def preload(session: Session, *, subject_id: str, contract_id: str) -> Preloaded
     the contract `contract_id` with its product, resource, authorisation, offer and embedded
     dataset. Decides nothing: the checks that follow (the token's participant, the consumer,
     the policy) are made on these rows exactly as on rows read one by one."""
+    alone = read_alone(session)  # a read that waits for no writer (SQLite: no turn)
     found = session.execute(
         _preload_statement(), {"preload_subject": subject_id, "preload_contract": contract_id}
     ).one_or_none()
+    if alone:
+        session.commit()  # the rows stay loaded (expire_on_commit is off)
     if found is None:
         return Preloaded(None, None, None)
     participant, contract, product, resource, authorisation, offer, dataset = found
