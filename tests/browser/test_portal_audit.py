@@ -266,6 +266,11 @@ def test_auditor_traces_a_contract_and_a_product_from_their_pages_as_dsgw_trace_
     assert "product.listed" in page.locator("#trace-steps").inner_text()
     page.set_viewport_size(PHONE)
     pages.shot(page, "trace-product-phone")
+    page.click('button.lang[data-lang="zh-CN"]')  # re-labelled in place, still signed in
+    page.wait_for_selector("#trace-steps li.step")
+    assert page.locator("h1").inner_text() == f"追溯:{product}"
+    assert "全部有效" in page.locator("#trace-checked").inner_text()
+    pages.shot(page, "trace-product-zh-phone")
 
 
 def test_a_consumer_sees_no_trace_link_and_the_ledger_refuses_it_the_trace(pages, world):
@@ -362,6 +367,10 @@ def test_auditor_verifies_checkpoints_and_a_consistency_proof_in_the_browser_and
     assert forged_root.hex() in page.locator("#consistency-verdict").inner_text()
     assert page.locator("#saved-differs").count() == 1
     pages.shot(page, "consistency-saved-checkpoint-forked")
+    page.click('button.lang[data-lang="zh-CN"]')
+    page.wait_for_selector("#checkpoints td.sig")
+    assert "已由" in page.locator("#checkpoints").inner_text()
+    pages.shot(page, "checkpoints-zh")
 
 
 def test_a_fresh_receipt_says_when_its_proof_is_due_and_fetches_it_once_a_checkpoint_covers_it(
