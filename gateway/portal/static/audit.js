@@ -5,7 +5,7 @@
 // (crypto.js), so the auditor trusts no server code for it.
 //
 // app.js hands in its page helpers (`ui`: h, svg, t, fill, show, facts, json, guarded,
-// needSignIn, download) so these pages look and behave as the others.
+// needSignIn) so these pages look and behave as the others.
 
 import * as api from "./api.js";
 import { checkConsistency, checkReceipt, hex, ledgerKeys, parseCheckpoint, verifyCheckpoint } from "./crypto.js";
