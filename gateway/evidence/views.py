@@ -176,6 +176,34 @@ def latest_checkpoint(session: Session = Depends(get_session)) -> LedgerCheckpoi
     return LedgerCheckpoint(**found)
 
 
+class CheckpointSchedule(BaseModel):
+    every: int = Field(description="a checkpoint is cut once this many entries follow the latest")
+    seconds: float = Field(
+        description="…or at the first append once the latest is this many seconds old; asking "
+        "for a receipt or an inclusion proof of an entry this old cuts one too"
+    )
+    latest_size: int = Field(description="the size of the latest checkpoint; 0 if none")
+    latest_time: str | None = Field(description="when the latest checkpoint was signed")
+
+
+@router.get("/checkpoints/schedule", response_model=CheckpointSchedule)
+def checkpoint_schedule(
+    session: Session = Depends(get_session), gateway: Gateway = Depends(get_gateway)
+) -> CheckpointSchedule:
+    """Return when the gateway cuts checkpoints, and the latest one's size and time (public).
+
+    An entry newer than the latest checkpoint has its inclusion proof at the latest `seconds`
+    after its own time: the receipt asked for then carries it.
+    """
+    found = ledger_store.latest_checkpoint(session.connection())
+    return CheckpointSchedule(
+        every=gateway.settings.checkpoint_every,
+        seconds=gateway.settings.checkpoint_seconds,
+        latest_size=found["size"] if found else 0,
+        latest_time=found["time"] if found else None,
+    )
+
+
 @router.get(
     "/checkpoints",
     response_model=list[LedgerCheckpoint],

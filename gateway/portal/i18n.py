@@ -306,3 +306,152 @@ def choose(asked: str | None, cookie: str | None) -> str:
         if candidate in STRINGS:
             return candidate
     return DEFAULT
+
+
+# -- the auditor's trace, entry inspector, checkpoints and consistency pages (audit.js) --------
+
+_AUDIT: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "trace.link": "追溯此对象的全部账本条目",
+        "trace.title": "追溯:{id}",
+        "trace.note": (
+            "账本中提到此编号的每一个条目,按顺序排列(与 dsgw trace 相同,来自 GET /ledger/entries);"
+            "每个条目的哈希与签名都在本浏览器中用网关公钥核验。"
+        ),
+        "trace.ident": "产品或合约编号",
+        "trace.go": "追溯",
+        "trace.plot": "条目在时间轴上的分布",
+        "trace.none": "{n} 个条目中没有提到 {id} 的。",
+        "trace.by": "操作者",
+        "trace.sig_ok": "哈希与签名已在浏览器中验证",
+        "trace.count": "条目数",
+        "trace.span": "时间范围",
+        "trace.types": "类型",
+        "trace.checked": "浏览器核验",
+        "trace.checked_ok": "{n} 个条目的哈希与签名全部有效",
+        "trace.checked_bad": "{n} 个条目核验失败",
+        "entry.title": "账本条目 {seq}",
+        "entry.check": "浏览器核验",
+        "entry.check_ok": "哈希(SHA-256)与签名(Ed25519)有效",
+        "entry.traces": "追溯其中的编号:",
+        "checkpoints.title": "签名检查点",
+        "checkpoints.note": "检查点列表与一致性证明(在浏览器中验证)",
+        "checkpoints.explain": (
+            "每个检查点是网关签名的 RFC 9162 树根(C2SP 格式)。签名在本浏览器中用"
+            " GET /ledger/keys 的公钥验证。"
+        ),
+        "checkpoints.none": "还没有检查点。",
+        "checkpoints.size": "大小",
+        "checkpoints.root": "树根",
+        "checkpoints.signature": "签名",
+        "checkpoints.signed_by": "已由 {kid} 签名",
+        "checkpoints.save": "保存",
+        "consistency.title": "一致性证明",
+        "consistency.note": (
+            "选择较早(旧)与较晚(新)的两个检查点,或粘贴您之前保存的检查点作为旧检查点;页面从 "
+            "GET /ledger/proofs/consistency 取回 RFC 9162 一致性证明,"
+            "并在本浏览器中验证两个检查点的签名和证明:新账本只在旧账本之后追加,未改写任何条目。"
+        ),
+        "consistency.old": "旧",
+        "consistency.new": "新",
+        "consistency.saved": "您保存的检查点(可选,作为旧检查点)",
+        "consistency.saved_placeholder": "dsgw.local/ledger\n1234\n…\n\n— dsgw.local/ledger …",
+        "consistency.fetch": "取回证明并验证",
+        "consistency.save": "保存证明",
+        "consistency.json": "一致性证明 JSON(可修改)",
+        "consistency.hashes": "证明哈希数",
+        "consistency.ok": "大小 {new} 的账本是大小 {old} 的账本的延续",
+        "consistency.pick": "请选择旧检查点和新检查点。",
+        "consistency.saved_newer": "您保存的检查点比所选的新检查点更新:请选择更新的检查点。",
+        "consistency.saved_differs": (
+            "网关现在的大小 {size} 检查点与您保存的不同:证明以您保存的为准。"
+        ),
+        "schedule.rule": (
+            "网关在最新检查点之后每 {every} 个条目、或最新检查点已超过 {seconds} 秒时的下一次写入时"
+            "生成检查点;对超过 {seconds} 秒的条目请求回执也会生成一个。"
+        ),
+        "schedule.latest": "最新检查点:大小 {size},签于 {time}。",
+        "schedule.never": "还没有检查点。",
+        "schedule.due": "此条目的包含证明最迟于 {time} 可取。",
+        "schedule.pending": (
+            "此回执尚无包含证明:还没有检查点覆盖这个条目。条目的哈希与签名已验证;"
+            "检查点生成后再次取回回执即可验证包含证明(页面到时会自动取回)。"
+        ),
+        "schedule.again": "再次取回回执",
+    },
+    "en": {
+        "trace.link": "Trace it through the ledger",
+        "trace.title": "Trace of {id}",
+        "trace.note": (
+            "Every ledger entry that names this id, in order (what dsgw trace prints, from GET "
+            "/ledger/entries); each entry's hash and signature checked in this browser with the "
+            "gateway's public keys."
+        ),
+        "trace.ident": "Product or contract id",
+        "trace.go": "Trace",
+        "trace.plot": "The entries on a time line",
+        "trace.none": "None of the {n} entries names {id}.",
+        "trace.by": "by",
+        "trace.sig_ok": "hash and signature verified in the browser",
+        "trace.count": "Entries",
+        "trace.span": "From — to",
+        "trace.types": "Types",
+        "trace.checked": "Checked in the browser",
+        "trace.checked_ok": "the hash and signature of all {n} entries hold",
+        "trace.checked_bad": "{n} entries failed",
+        "entry.title": "Ledger entry {seq}",
+        "entry.check": "Checked in the browser",
+        "entry.check_ok": "hash (SHA-256) and signature (Ed25519) hold",
+        "entry.traces": "Trace the ids it names:",
+        "checkpoints.title": "Signed checkpoints",
+        "checkpoints.note": "the checkpoints and a consistency proof, verified in the browser",
+        "checkpoints.explain": (
+            "Each checkpoint is an RFC 9162 tree head the gateway signed (a C2SP note). Its "
+            "signature is verified in this browser with the keys of GET /ledger/keys."
+        ),
+        "checkpoints.none": "No checkpoint yet.",
+        "checkpoints.size": "Size",
+        "checkpoints.root": "Root",
+        "checkpoints.signature": "Signature",
+        "checkpoints.signed_by": "signed by {kid}",
+        "checkpoints.save": "Save",
+        "consistency.title": "Consistency proof",
+        "consistency.note": (
+            "Pick an older (old) and a newer (new) checkpoint, or paste a checkpoint you saved "
+            "earlier as the old one; the page fetches the RFC 9162 consistency proof from GET "
+            "/ledger/proofs/consistency and verifies both checkpoints' signatures and the proof "
+            "here: the newer log only appends to the older, rewriting no entry."
+        ),
+        "consistency.old": "Old",
+        "consistency.new": "New",
+        "consistency.saved": "A checkpoint you saved (optional, as the old one)",
+        "consistency.saved_placeholder": "dsgw.local/ledger\n1234\n…\n\n— dsgw.local/ledger …",
+        "consistency.fetch": "Fetch the proof and verify it",
+        "consistency.save": "Save the proof",
+        "consistency.json": "Consistency proof JSON (edit it to see a tampered one fail)",
+        "consistency.hashes": "Proof hashes",
+        "consistency.ok": "the log of size {new} extends the log of size {old}",
+        "consistency.pick": "Pick an old and a new checkpoint.",
+        "consistency.saved_newer": "Your saved checkpoint is newer than the one picked as new.",
+        "consistency.saved_differs": (
+            "The gateway's checkpoint of size {size} now differs from the one you saved: the "
+            "proof is checked against yours."
+        ),
+        "schedule.rule": (
+            "The gateway cuts a checkpoint once {every} entries follow the latest, or at the "
+            "first append once the latest is {seconds} s old; asking for the receipt of an "
+            "entry {seconds} s old cuts one too."
+        ),
+        "schedule.latest": "Latest checkpoint: size {size}, signed at {time}.",
+        "schedule.never": "No checkpoint yet.",
+        "schedule.due": "This entry's inclusion proof is due by {time}.",
+        "schedule.pending": (
+            "This receipt has no inclusion proof yet: no checkpoint covers the entry. Its hash "
+            "and signature are verified; fetch the receipt again once a checkpoint is cut to "
+            "verify its inclusion (the page fetches it by itself when it is due)."
+        ),
+        "schedule.again": "Fetch the receipt again",
+    },
+}
+for _lang, _words in _AUDIT.items():
+    STRINGS[_lang].update(_words)

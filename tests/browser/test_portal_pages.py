@@ -61,7 +61,7 @@ def test_every_word_the_pages_ask_for_is_in_the_tables():
     from gateway.portal.i18n import STRINGS
 
     portal = Path(__file__).resolve().parents[2] / "gateway" / "portal"
-    script = (portal / "static" / "app.js").read_text(encoding="utf-8")
+    script = "\n".join(p.read_text(encoding="utf-8") for p in (portal / "static").glob("*.js"))
     shell = (portal / "templates" / "portal.html").read_text(encoding="utf-8")
     used = set(re.findall(r'(?<![\w.])t\("([a-z_.]+)"', script))
     used |= set(re.findall(r'data-t="([a-z_.]+)"', shell))

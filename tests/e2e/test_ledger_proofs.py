@@ -131,6 +131,17 @@ def test_consistency_proofs_between_checkpoints_verify_offline(world, tmp_path, 
     assert base64.b64decode(public.json()["note"].split("\n")[2]) == new.root
 
 
+def test_the_checkpoint_schedule_is_public_and_follows_the_latest_checkpoint(world, settings):
+    before = world.client.get("/ledger/checkpoints/schedule")  # no token
+    assert before.status_code == 200, before.text
+    assert before.json()["every"] == settings.checkpoint_every
+    assert before.json()["seconds"] == settings.checkpoint_seconds
+    cut = world.auditor.call("POST", "/ledger/checkpoints").json()
+    after = world.client.get("/ledger/checkpoints/schedule").json()
+    assert (after["latest_size"], after["latest_time"]) == (cut["size"], cut["time"])
+    assert (before.json()["latest_size"] == 0) is (before.json()["latest_time"] is None)
+
+
 def test_export_with_checkpoints_and_a_later_export_extends_it(world, settings, tmp_path, capsys):
     db = ["--database-url", settings.resolved_database_url]
     state = ["--state", str(settings.state_dir)]

@@ -3,6 +3,7 @@
 // comes from the public API (api.js); every element is built with the DOM (no HTML strings).
 
 import * as api from "./api.js";
+import * as audit from "./audit.js";
 import { canonicalJson, checkReceipt, hasEd25519, importPrivateJwk, ledgerKeys, signContract } from "./crypto.js";
 
 const STRINGS = JSON.parse(document.getElementById("dsgw-strings").textContent);
@@ -256,6 +257,7 @@ function product(id) {
       ), dims.length ? null : json(p.quality)),
       h("h2", {}, t("product.lineage")),
       h("div.card", {}, json(p.lineage)),
+      audit.traceLink(ui, p.id),
     );
   });
 }
@@ -340,6 +342,7 @@ function renderContract(box, c) {
     h("div.actions", {}, actions),
     out,
     h("details", {}, h("summary", {}, t("contract.document")), h("pre", { id: "contract-document" }, canonicalJson(c.document))),
+    audit.traceLink(ui, c.id),
   );
 }
 
@@ -381,11 +384,14 @@ async function pull(c, out) {
       h("div.scroll", {}, h("table", { id: "rows" }, h("tr", {}, columns.map((k) => h("th", {}, k))), x.rows.map((r) => h("tr", {}, columns.map((k) => h("td", {}, r[k])))))),
       h("div.actions", {},
         h("button", { id: "download", on: { click: () => download(`${x.exchange_id}.json`, x) } }, t("contract.download")),
-        h("button", { id: "verify-receipt", on: { click: () => guarded(receiptBox, async () => {
-          const receipt = await api.get(`/ledger/receipts/${seq}`);
-          fill(receiptBox, await verdict(receipt),
-            h("button", { id: "save-receipt", on: { click: () => download(`receipt-${seq}.json`, receipt) } }, t("exchange.save_receipt")));
-        }) } }, t("exchange.get_receipt")),
+        h("button", { id: "verify-receipt", on: { click: function check() {
+          return guarded(receiptBox, async () => {
+            const receipt = await api.get(`/ledger/receipts/${seq}`);
+            fill(receiptBox, await verdict(receipt),
+              h("button", { id: "save-receipt", on: { click: () => download(`receipt-${seq}.json`, receipt) } }, t("exchange.save_receipt")),
+              receipt.inclusion === null ? audit.proofPending(ui, receipt, check) : null);
+          });
+        } } }, t("exchange.get_receipt")),
       ),
       receiptBox,
     ));
@@ -476,6 +482,7 @@ function auditor() {
   const result = h("div", { id: "receipt-result" });
   show(
     h("h1", {}, t("auditor.title")),
+    audit.auditorLinks(ui),
     h("h2", {}, t("auditor.timeline")), plot,
     h("h2", {}, t("auditor.receipt")),
     h("section.card", {},
@@ -562,6 +569,9 @@ function disclosure(year) {
 
 // -- routing ----------------------------------------------------------------------------------
 
+// What the pages of other modules (audit.js) build with.
+const ui = { h, svg, t, fill, show, facts, json, guarded, needSignIn };
+
 function route() {
   const [path, query] = (location.hash.slice(1) || "/catalogue").split("?");
   const params = new URLSearchParams(query ?? "");
@@ -572,6 +582,9 @@ function route() {
     case "contracts": return contracts();
     case "contract": return contract(id);
     case "auditor": return auditor();
+    case "trace": return audit.trace(ui, id);
+    case "entry": return audit.entry(ui, id);
+    case "checkpoints": return audit.checkpoints(ui);
     case "disclosure": return disclosure(id);
     default: return catalogue(params);
   }

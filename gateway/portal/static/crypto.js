@@ -340,3 +340,117 @@ export async function checkReceipt(receipt, keys) {
   }
   return { seq: body.seq, hash: digest, kid, type: String(body.type), time: String(body.time), checkpointSize: size };
 }
+
+// -- consistency proofs (specs/ledger.md §10.3, §14), after ledger/merkle.py verify_consistency
+// and ledger/receipt.py check_consistency ------------------------------------------------------
+
+// Sizes are JSON-safe integers (< 2^53), beyond JavaScript's 32-bit bit operations.
+function powerOfTwo(x) {
+  let n = x;
+  while (n > 1 && n % 2 === 0) n /= 2;
+  return n === 1;
+}
+
+// RFC 9162 §2.1.4.2: that the tree (newSize, newRoot) extends (oldSize, oldRoot), or a
+// ReceiptError("consistency", …) saying what differed. Roots and proof hashes are 32-byte arrays.
+export async function verifyConsistency(oldSize, newSize, oldRoot, newRoot, proof) {
+  const fail = (expected, found) => new ReceiptError("consistency", expected, found);
+  if (!(Number.isSafeInteger(oldSize) && Number.isSafeInteger(newSize) && oldSize >= 0 && oldSize <= newSize)) {
+    throw fail(`old size <= ${newSize}`, oldSize);
+  }
+  for (const p of proof) {
+    if (!(p instanceof Uint8Array) || p.length !== 32) throw fail("32-byte hashes", `${p?.length ?? typeof p} bytes`);
+  }
+  if (oldSize === newSize) {
+    if (proof.length) throw fail("an empty proof between equal sizes", `${proof.length} hashes`);
+    if (!equal(oldRoot, newRoot)) throw fail(`one root for size ${oldSize}: ${hex(oldRoot)}`, hex(newRoot));
+    return;
+  }
+  if (oldSize === 0) {
+    if (proof.length) throw fail("an empty proof from the empty tree", `${proof.length} hashes`);
+    return;
+  }
+  if (!proof.length) throw fail("at least one hash", "none");
+  const path = [...proof];
+  // A power of two: the old tree is a perfect subtree, its root the first node.
+  if (powerOfTwo(oldSize)) path.unshift(oldRoot);
+  let fn = oldSize - 1;
+  let sn = newSize - 1;
+  const odd = (x) => x % 2 === 1;
+  const half = (x) => Math.floor(x / 2);
+  while (odd(fn)) {
+    fn = half(fn);
+    sn = half(sn);
+  }
+  let fr = path[0];
+  let sr = path[0];
+  for (const c of path.slice(1)) {
+    if (sn === 0) throw fail("fewer hashes", `${proof.length} hashes`);
+    if (odd(fn) || fn === sn) {
+      fr = await nodeHash(c, fr);
+      sr = await nodeHash(c, sr);
+      while (!odd(fn) && fn !== 0) {
+        fn = half(fn);
+        sn = half(sn);
+      }
+    } else {
+      sr = await nodeHash(sr, c);
+    }
+    fn = half(fn);
+    sn = half(sn);
+  }
+  if (sn !== 0) throw fail("more hashes", `${proof.length} hashes`);
+  if (!equal(fr, oldRoot)) {
+    throw fail(`old root ${hex(oldRoot)} (size ${oldSize})`, `root ${hex(fr)} rebuilt from the proof`);
+  }
+  if (!equal(sr, newRoot)) {
+    throw fail(`new root ${hex(newRoot)} (size ${newSize})`, `root ${hex(sr)} rebuilt from the proof`);
+  }
+}
+
+// Check a consistency proof as GET /ledger/proofs/consistency serves it ({old_checkpoint,
+// new_checkpoint, hashes, …}) with the ledger's keys: both notes signed (§11.2), one origin,
+// and the hashes joining the older root to the newer. Only the signed notes and the hashes are
+// trusted: old_size, new_size, old_root and new_root, when present, must agree with the notes.
+// Return {oldSize, newSize, oldRoot, newRoot, origin, oldKid, newKid}, or throw ReceiptError.
+export async function checkConsistency(proof, keys) {
+  const members = ["hashes", "new_checkpoint", "old_checkpoint"];
+  if (!proof || typeof proof !== "object" || Array.isArray(proof) || !members.every((m) => m in proof)) {
+    throw new ReceiptError("format", members.join(", "), kind(proof));
+  }
+  const notes = {};
+  for (const which of ["old", "new"]) {
+    try {
+      notes[which] = await verifyCheckpoint(proof[`${which}_checkpoint`], keys);
+    } catch (err) {
+      if (err instanceof ReceiptError) {
+        throw new ReceiptError("checkpoint", `${which} checkpoint: ${err.expected}`, err.found);
+      }
+      throw err;
+    }
+  }
+  const { old, new: fresh } = notes;
+  if (old.origin !== fresh.origin) throw new ReceiptError("consistency", `origin ${old.origin}`, fresh.origin);
+  for (const [name, value] of [["old_size", old.size], ["new_size", fresh.size], ["old_root", hex(old.root)], ["new_root", hex(fresh.root)]]) {
+    if (name in proof && proof[name] !== value) {
+      throw new ReceiptError("format", `${name} ${value} (the signed checkpoint's)`, proof[name]);
+    }
+  }
+  let hashes;
+  try {
+    if (!Array.isArray(proof.hashes)) throw new Error("not a list");
+    hashes = proof.hashes.map(fromHex);
+  } catch {
+    throw new ReceiptError("format", "hashes as hex strings", kind(proof.hashes));
+  }
+  await verifyConsistency(old.size, fresh.size, old.root, fresh.root, hashes);
+  return {
+    oldSize: old.size,
+    newSize: fresh.size,
+    oldRoot: hex(old.root),
+    newRoot: hex(fresh.root),
+    origin: old.origin,
+    oldKid: old.kid,
+    newKid: fresh.kid,
+  };
+}
