@@ -21,7 +21,11 @@ STATEMENT_FORMAT = "dsgw-statement/1"
 PARTIES = ("holder", "operator", "platform")  # the order that breaks ties of the split
 PLATFORM = "platform"  # the party id of the platform in statements and accounts
 OWING = ("consumer", "voucher_issuer")  # the roles of statement lines that owe
-USAGE_TYPES = ("exchange.delivered", "transfer.completed")
+# What is rated: every delivery, and every attempt of a transfer that sent bytes, completed or
+# not (a stream the consumer breaks off at 99 % has still delivered 99 %). `Books` rates a
+# transfer once: each attempt restarts from the first row, so an attempt bills only what it
+# sent beyond the transfer's earlier attempts (see `_transfer_usage`).
+USAGE_TYPES = ("exchange.delivered", "transfer.completed", "transfer.interrupted")
 CONTEXT_TYPES = (
     "authorisation.granted",
     "product.drafted",
@@ -284,6 +288,8 @@ class Books:
         self.ceilings: dict[str, list[dict]] = {}
         # authorisation -> the operator's income above its ceiling still to be deducted (fen)
         self.carry: dict[str, int] = {}
+        # transfer -> {calls, rows, bytes} already rated of its attempts (each one restarts)
+        self.transfers: dict[str, dict[str, int]] = {}
 
     def add(self, body: dict) -> None:
         """Take one entry body (entries must come in seq order)."""
@@ -307,10 +313,36 @@ class Books:
             self.pending.append(_Event(body["seq"], body["time"], data["contract"], "flat"))
         elif kind in USAGE_TYPES:
             usage = _usage_of(kind, data)
+            if usage is not None and kind != "exchange.delivered":
+                usage = self._transfer_usage(kind, data, usage, seq=body["seq"])
             if usage is not None:
                 self.pending.append(
                     _Event(body["seq"], body["time"], data["contract"], "usage", usage)
                 )
+
+    def _transfer_usage(
+        self, kind: str, data: dict, sent: dict[str, int], *, seq: int
+    ) -> dict[str, int] | None:
+        """Return what one attempt of a transfer adds to its rating, None when nothing.
+
+        Its one call is rated at its first attempt that sent anything, or at its completion;
+        its rows and bytes are those beyond the most any earlier attempt sent (an attempt
+        restarts from the first row: a resumed transfer is not rated twice for the same rows).
+        """
+        key = str(data.get("transfer") or f"entry {seq}")  # an entry without an id: its own
+        billed = self.transfers.setdefault(key, dict.fromkeys(sent, 0))
+        began = kind == "transfer.completed" or sent["rows"] > 0 or sent["bytes"] > 0
+        usage = {
+            "calls": 1 if began and not billed["calls"] else 0,
+            "rows": max(0, sent["rows"] - billed["rows"]),
+            "bytes": max(0, sent["bytes"] - billed["bytes"]),
+        }
+        if not any(usage.values()):
+            return None
+        for key in ("rows", "bytes"):
+            billed[key] = max(billed[key], sent[key])
+        billed["calls"] = max(billed["calls"], usage["calls"])
+        return usage
 
     def close(
         self, period: str, *, through_seq: int, terms_of: Callable[[str, str], dict | None]
@@ -552,7 +584,7 @@ def _usage_of(kind: str, data: dict) -> dict[str, int] | None:
     """Return what a delivery entry meters (None for one under no contract: open data)."""
     if data.get("contract") is None:
         return None
-    if kind == "transfer.completed":
+    if kind in ("transfer.completed", "transfer.interrupted"):
         return {
             "calls": 1,
             "rows": int(data.get("rows") or 0),

@@ -748,9 +748,12 @@ def finish(
             counts = {"rows": rows, "bytes": size, "sha256": digest, "format": transfer.format}
             if location or (current and transfer.location):
                 counts["location"] = location or transfer.location
-            transfer.metered_rows += rows
+            # Every attempt streams from the first row: what it adds to the metered rows is what
+            # it sent beyond the most an earlier attempt sent (the rows left the gateway once).
+            added = max(0, rows - transfer.metered_rows)
+            transfer.metered_rows += added
             if transfer.settled:  # terminated mid-stream: the rows still left, meter them
-                contract.rows_used += rows
+                contract.rows_used += added
             if not current:
                 _record(session, gateway, "transfer.interrupted", transfer, **counts,
                         state=transfer.state, attempt=generation,

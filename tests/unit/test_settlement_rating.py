@@ -458,3 +458,52 @@ def test_a_period_never_closed_does_not_match():
     signer = Signer.generate()
     [finding] = recompute(_closed_ledger(signer, rows=1)[:5], "2026-11", {})
     assert not finding.ok and "closed" in finding.what
+
+
+# --- transfers: every attempt rated, none twice ----------------------------------------------
+
+
+def _transfer_books(attempts: list[tuple[str, int, int]]) -> dict:
+    """Return November's one invoice for a contract whose one transfer made `attempts`
+    (entry type, rows, bytes), in order."""
+    bodies = _context(10**9, {"holder": 40, "operator": 50, "platform": 10})
+    bodies.append({"seq": 3, "time": "2026-11-02T00:00:00.000000Z", "type": "contract.finalized",
+                   "data": {"contract": "ctr_1", "offer": "off_1", "product": "prd_1",
+                            "consumer": "prt_c", "provider": "prt_o"}})  # fmt: skip
+    for n, (kind, rows, size) in enumerate(attempts):
+        bodies.append({"seq": 4 + n, "time": "2026-11-03T00:00:00.000000Z", "type": kind,
+                       "data": {"transfer": "trf_1", "contract": "ctr_1", "consumer": "prt_c",
+                                "provider": "prt_o", "rows": rows, "bytes": size,
+                                "sha256": "0" * 64, "format": "text/csv"}})  # fmt: skip
+    books = Books()
+    for body in bodies:
+        books.add(body)
+    close = books.close("2026-11", through_seq=len(bodies) + 1, terms_of=lambda c, o: TERMS)
+    (invoice,) = close.invoices
+    return invoice
+
+
+def test_a_stream_broken_off_is_rated_for_what_it_was_sent():
+    invoice = _transfer_books([("transfer.interrupted", 9_000, 3_000_000)])
+    assert (invoice["usage"]["calls"], invoice["usage"]["rows"]) == (1, 9_000)
+    assert invoice["usage"]["bytes"] == 3_000_000
+    assert invoice["usage"]["entries"] == [3, 4]  # the finalisation, the attempt
+
+
+def test_a_resumed_transfer_is_rated_once_for_its_rows():
+    invoice = _transfer_books(
+        [
+            ("transfer.interrupted", 400, 40_000),  # suspended mid-stream, then resumed
+            ("transfer.interrupted", 250, 25_000),  # a second attempt broken off earlier
+            ("transfer.completed", 1_000, 100_000),  # the whole data, from the first row
+        ]
+    )
+    assert invoice["usage"]["calls"] == 1
+    assert (invoice["usage"]["rows"], invoice["usage"]["bytes"]) == (1_000, 100_000)
+    assert invoice["usage"]["entries"] == [3, 4, 6]  # the second attempt added nothing
+
+
+def test_an_attempt_that_sent_nothing_is_not_rated_but_a_completion_of_no_rows_is_one_call():
+    invoice = _transfer_books([("transfer.interrupted", 0, 0), ("transfer.completed", 0, 0)])
+    assert (invoice["usage"]["calls"], invoice["usage"]["rows"]) == (1, 0)
+    assert invoice["usage"]["entries"] == [3, 5]
