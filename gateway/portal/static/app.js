@@ -3,6 +3,7 @@
 // comes from the public API (api.js); every element is built with the DOM (no HTML strings).
 
 import * as api from "./api.js";
+import { workPages } from "./work.js";
 import { canonicalJson, checkReceipt, hasEd25519, importPrivateJwk, ledgerKeys, signContract } from "./crypto.js";
 
 const STRINGS = JSON.parse(document.getElementById("dsgw-strings").textContent);
@@ -573,9 +574,12 @@ function route() {
     case "contract": return contract(id);
     case "auditor": return auditor();
     case "disclosure": return disclosure(id);
-    default: return catalogue(params);
+    default: return workPages[page] ? workPages[page](workUi, id, params) : catalogue(params);
   }
 }
+
+// What the work pages (work.js) borrow from this module.
+const workUi = { h, t, fill, show, guarded, problemBox, needSignIn, facts, json, termRows };
 
 window.addEventListener("hashchange", route);
 showSession();
