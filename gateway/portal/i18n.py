@@ -352,6 +352,7 @@ _WORK: dict[str, tuple[str, str]] = {
         "Every price must be within the authorisation's fee cap of {cap}; above it the gateway "
         "refuses and says why.",
     ),
+    "work.public_interest": ("公益产品(免费)", "Public interest (free)"),
     "work.product_name": ("产品名称", "Product name"),
     "work.description": ("说明", "Description"),
     "work.add_offer": ("再加一个报价", "Add an offer"),

@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -378,3 +379,18 @@ def test_the_admin_onboards_a_participant_suspends_and_reinstates_it_in_english_
     page.click(f"[data-reinstate='{product}']")
     expect(live).to_have_text("listed")
     pages.shot(page, "admin-en-phone")
+
+
+def test_every_word_the_work_pages_ask_for_is_in_both_tables():
+    from gateway.portal.i18n import STRINGS
+
+    script = (HERE.parents[1] / "gateway" / "portal" / "static" / "work.js").read_text("utf-8")
+    keys = set(re.findall(r'"((?:work|nav|product|contract|catalogue|offer|quality|verify)'
+                          r'\.[a-z_.]+)"', script))  # fmt: skip
+    # the keys made from an action's or a party's name (work.do.${a}, work.share.${k})
+    actions = "submit list reject suspend reinstate delist approve refuse revoke grant onboard"
+    keys |= {f"work.do.{a}" for a in (actions + " accept review publicise code").split()}
+    keys |= {f"work.share.{k}" for k in ("holder", "operator", "platform")}
+    assert len(keys) > 100
+    for table in STRINGS.values():
+        assert keys <= table.keys(), sorted(keys - table.keys())

@@ -28,10 +28,12 @@ function withReason(ui, out, label, work, attrs = {}) {
   return ui.h("span.actions", {}, reason, act(ui, out, label, () => work(reason.value.trim()), attrs));
 }
 
+// A table; on a phone each row becomes a block of labelled cells (portal.css, table.stack).
 function table(ui, id, heads, rows) {
-  return ui.h("div.card.scroll", {}, ui.h("table", { id },
-    ui.h("tr", {}, heads.map((k) => ui.h("th", {}, ui.t(k)))),
-    rows.map((r) => ui.h("tr", {}, r.map((v) => ui.h("td", {}, v))))));
+  const labels = heads.map((k) => ui.t(k));
+  return ui.h("div.card.scroll", {}, ui.h("table.stack", { id },
+    ui.h("tr", {}, labels.map((k) => ui.h("th", {}, k))),
+    rows.map((r) => ui.h("tr", {}, r.map((v, i) => ui.h("td", { "data-label": labels[i] }, v))))));
 }
 
 const tag = (ui, text, attrs = {}) => ui.h("span.tag", attrs, text);
@@ -72,7 +74,7 @@ function merchant(ui) {
         tag(ui, p.status, { "data-product-status": p.id }), p.allowed_next_states.join(", ")])));
   });
   ui.guarded(contracts, async () => {
-    const list = (await api.get("/contracts?limit=200")).filter((c) => c.provider_id === me);
+    const list = (await api.get("/contracts?role=provider&limit=200")).filter((c) => c.provider_id === me);
     ui.fill(contracts, list.length === 0 ? ui.h("p", {}, ui.t("work.none")) : table(ui, "provider-contracts",
       ["work.contract", "work.product", "work.consumer", "contract.state", "work.approval"],
       list.map((c) => [ui.h("a", { href: `#/contract/${c.id}` }, c.id), c.product_id, c.consumer_id, tag(ui, c.state),
@@ -143,7 +145,7 @@ function draft(ui, authorisationId) {
       } } },
         ui.h("div.filters", {}, ui.h("label", {}, ui.t("work.product_name"), name), ui.h("label", {}, ui.t("work.resource"), resource)),
         ui.h("label", {}, ui.t("work.description"), description),
-        ui.h("div.filters", {}, ui.h("span", {}, ui.t("catalogue.delivery")), modes, ui.h("label", {}, ui.t("catalogue.public_interest"), publicInterest)),
+        ui.h("div.filters", {}, ui.h("span", {}, ui.t("catalogue.delivery")), modes, ui.h("label", {}, ui.t("work.public_interest"), publicInterest)),
         offers,
         ui.h("div.actions", {},
           ui.h("button", { type: "button", id: "add-offer", on: { click: () => offers.append(offerBlock(ui, offers.children.length)) } }, ui.t("work.add_offer")),
@@ -276,7 +278,7 @@ function holder(ui) {
     ui.h("h2", {}, ui.t("work.grant")), grant,
   );
   const loadQueue = () => ui.guarded(queue, async () => {
-    const waiting = (await api.get("/contracts?limit=200")).filter((c) => c.holder_approval?.required && c.holder_approval.holder === me
+    const waiting = (await api.get("/contracts?role=holder&state=REQUESTED&limit=200")).filter((c) => c.holder_approval?.required && c.holder_approval.holder === me
       && !c.holder_approval.approved_at && c.state === "REQUESTED");
     const out = ui.h("div", { id: "approval-result" });
     ui.fill(queue, waiting.length === 0 ? ui.h("p", {}, ui.t("work.none")) : table(ui, "approvals",
