@@ -10,7 +10,7 @@ its products, reading it) or a sweep
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from gateway.authorisations.models import (
@@ -98,6 +98,19 @@ def grant(
     )
     commit(session)
     return authorisation, entry
+
+
+def list_for(
+    session: Session, *, viewer: Participant, offset: int, limit: int
+) -> list[Authorisation]:
+    """Return the authorisations `viewer` granted or was granted (every one to the admin and
+    auditors), oldest first."""
+    query = select(Authorisation).order_by(Authorisation.created_at, Authorisation.id)
+    if not {"admin", "auditor"} & set(viewer.roles):
+        query = query.where(
+            or_(Authorisation.holder_id == viewer.id, Authorisation.operator_id == viewer.id)
+        )
+    return list(session.execute(query.offset(offset).limit(limit)).scalars())
 
 
 def get(session: Session, authorisation_id: str, *, for_update: bool = False) -> Authorisation:

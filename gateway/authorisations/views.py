@@ -1,6 +1,6 @@
 """Authorisation routes: a holder authorises an operator."""
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy.orm import Session
 
 from gateway.auth.views import current_participant, require_role
@@ -13,7 +13,7 @@ from gateway.authorisations.models import (
 )
 from gateway.context import Gateway, get_gateway, get_session
 from gateway.core.errors import forbidden, problem_responses
-from gateway.core.types import ObjectId
+from gateway.core.types import MAX_OFFSET, ObjectId
 from gateway.participants.models import Participant
 
 router = APIRouter(prefix="/authorisations", tags=["authorisations"])
@@ -35,6 +35,20 @@ def grant_authorisation(
     require_role(me, "holder")
     authorisation, entry = service.grant(session, gateway.signer, body=body, holder_id=me.id)
     return service.to_read(authorisation, entry)
+
+
+@router.get("", response_model=list[AuthorisationRead], responses=problem_responses(401, 422))
+def list_authorisations(
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
+    limit: int = Query(100, ge=1, le=500),
+) -> list[AuthorisationRead]:
+    """Return the authorisations the caller granted (holder) or holds (operator), oldest first;
+    every one to the admin and auditors."""
+    return [
+        service.to_read(a) for a in service.list_for(session, viewer=me, offset=offset, limit=limit)
+    ]
 
 
 @router.get(

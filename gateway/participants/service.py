@@ -116,6 +116,16 @@ def register(
     return participant, entry
 
 
+def list_participants(
+    session: Session, *, status: str | None, offset: int, limit: int
+) -> list[Participant]:
+    """Return participants (in one status, if given), newest first."""
+    query = select(Participant).order_by(Participant.created_at.desc(), Participant.id)
+    if status is not None:
+        query = query.where(Participant.status == status)
+    return list(session.execute(query.offset(offset).limit(limit)).scalars())
+
+
 def get(session: Session, participant_id: str, *, for_update: bool = False) -> Participant:
     """Return the participant (locked for update when asked), else raise 404."""
     return fetch(session, Participant, participant_id, kind="participant", for_update=for_update)

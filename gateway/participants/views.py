@@ -1,14 +1,14 @@
 """Participant routes: onboarding by the platform admin, and look-up."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy.orm import Session
 
 from gateway.auth.views import current_participant, require_role
 from gateway.context import Gateway, get_gateway, get_session
-from gateway.core.errors import problem_responses
-from gateway.core.types import ObjectId
+from gateway.core.errors import forbidden, problem_responses
+from gateway.core.types import MAX_OFFSET, ObjectId
 from gateway.participants import service
 from gateway.participants.models import (
     KID_MAX,
@@ -40,6 +40,23 @@ def register_participant(
     require_role(me, "admin")
     participant, entry = service.register(session, gateway.signer, body=body, actor=me.id)
     return service.to_read(participant, entry)
+
+
+@router.get("", response_model=list[ParticipantRead], responses=problem_responses(401, 403, 422))
+def list_participants(
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    status: Literal["active", "suspended"] | None = Query(None, description="only this status"),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
+    limit: int = Query(100, ge=1, le=500),
+) -> list[ParticipantRead]:
+    """Return the participants, newest first (the platform admin and auditors)."""
+    if not {"admin", "auditor"} & set(me.roles):
+        raise forbidden("only the platform admin and auditors list participants")
+    return [
+        service.to_read(p)
+        for p in service.list_participants(session, status=status, offset=offset, limit=limit)
+    ]
 
 
 @router.get(

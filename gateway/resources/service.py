@@ -563,6 +563,16 @@ def list_registrations(
     return list(session.execute(query.limit(limit)).scalars())
 
 
+def list_resources(
+    session: Session, *, viewer: Participant, offset: int, limit: int
+) -> list[Resource]:
+    """Return the resources `viewer` holds (every one to the admin and auditors), oldest first."""
+    query = select(Resource).order_by(Resource.created_at, Resource.id)
+    if not _overseer(viewer):
+        query = query.where(Resource.holder_id == viewer.id)
+    return list(session.execute(query.offset(offset).limit(limit)).scalars())
+
+
 def get(session: Session, resource_id: str, *, for_update: bool = False) -> Resource:
     """Return the resource (locked for update when asked), else raise 404."""
     return fetch(session, Resource, resource_id, kind="resource", for_update=for_update)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from gateway.auth.views import current_participant, require_role
 from gateway.context import Gateway, get_gateway, get_session
 from gateway.core.errors import forbidden, not_found, problem_responses
-from gateway.core.types import ObjectId
+from gateway.core.types import MAX_OFFSET, ObjectId
 from gateway.participants.models import Participant
 from gateway.resources import service
 from gateway.resources.certificate import decode
@@ -48,6 +48,25 @@ def register_resource(
         session, gateway.signer, body=body, holder_id=me.id, gateway=gateway
     )
     return service.to_read(resource, entry, registration=registration, show_salt=True)
+
+
+@router.get("", response_model=list[ResourceRead], responses=problem_responses(401, 422))
+def list_resources(
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
+    limit: int = Query(100, ge=1, le=500),
+) -> list[ResourceRead]:
+    """Return the caller's own resources with their open registration, oldest first (every
+    resource to the admin and auditors; the dataset's salt to the holder and auditors)."""
+    return [
+        service.to_read(
+            r,
+            registration=service.open_registration(session, r.id),
+            show_salt=me.id == r.holder_id or "auditor" in me.roles,
+        )
+        for r in service.list_resources(session, viewer=me, offset=offset, limit=limit)
+    ]
 
 
 def _visible_resource(session: Session, resource_id: str, me: Participant):

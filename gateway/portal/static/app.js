@@ -4,6 +4,7 @@
 
 import * as api from "./api.js";
 import * as audit from "./audit.js";
+import { workPages } from "./work.js";
 import { canonicalJson, checkReceipt, hasEd25519, importPrivateJwk, ledgerKeys, signContract } from "./crypto.js";
 
 const STRINGS = JSON.parse(document.getElementById("dsgw-strings").textContent);
@@ -586,9 +587,12 @@ function route() {
     case "entry": return audit.entry(ui, id);
     case "checkpoints": return audit.checkpoints(ui);
     case "disclosure": return disclosure(id);
-    default: return catalogue(params);
+    default: return workPages[page] ? workPages[page](workUi, id, params) : catalogue(params);
   }
 }
+
+// What the work pages (work.js) borrow from this module.
+const workUi = { h, t, fill, show, guarded, problemBox, needSignIn, facts, json, termRows };
 
 window.addEventListener("hashchange", route);
 showSession();
