@@ -196,9 +196,9 @@ class Pages:
         return [e for e in self.errors if not any(p.search(e) for p in self.expected)]
 
 
-@pytest.fixture
-def pages(browser, world, request):
-    """Pages on the live gateway; the test fails on any console error it did not expect."""
+def open_pages(browser, world, request):
+    """Yield `Pages` on `world`'s gateway, screenshots under tests/browser/artifacts/<test>/;
+    then close them and fail the test on any console error it did not expect."""
     folder = _folder(request)
     print(f"\nscreenshots: {folder}")
     pages = Pages(browser, world, folder)
@@ -207,6 +207,12 @@ def pages(browser, world, request):
         context.close()
     unexpected = pages.unexpected_errors()
     assert not unexpected, f"console errors on the portal's pages: {unexpected}"
+
+
+@pytest.fixture
+def pages(browser, world, request):
+    """Pages on the live gateway; the test fails on any console error it did not expect."""
+    yield from open_pages(browser, world, request)
 
 
 def sign_in(page, participant: str, key: Path) -> None:

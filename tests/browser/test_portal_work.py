@@ -30,7 +30,7 @@ from gateway.client.api import Client
 from gateway.demo import random_uscc
 from gateway.participants.service import PLATFORM_ADMIN_ID
 from gateway.policy.opa_process import free_port
-from tests.browser.conftest import PHONE, Pages, World, _folder, sign_in
+from tests.browser.conftest import PHONE, World, open_pages, sign_in
 
 HERE = Path(__file__).resolve().parent
 
@@ -153,14 +153,7 @@ def _open(pages, world, path: str, role: str, **options):
 def work_pages(browser, work_world, request):
     """Pages on this file's gateway, as conftest's `pages`: the test fails on any console error
     it did not expect; screenshots are saved under tests/browser/artifacts/<test>/."""
-    folder = _folder(request)
-    print(f"\nscreenshots: {folder}")
-    pages = Pages(browser, work_world, folder)
-    yield pages
-    for context in pages.contexts:
-        context.close()
-    unexpected = pages.unexpected_errors()
-    assert not unexpected, f"console errors on the portal's pages: {unexpected}"
+    yield from open_pages(browser, work_world, request)
 
 
 def test_important_data_from_registration_to_a_signed_contract_through_each_roles_pages(
