@@ -19,6 +19,7 @@ from contracts import (
     contract_document,
     contract_hash,
     countersign,
+    countersign_by_message,
     verify_contract_signature,
 )
 from gateway.authorisations import service as authorisations
@@ -259,12 +260,18 @@ def verify(
         by=consumer.id,
         signature_hash=content_hash(jws),
     )
-    return _finalize(session, gateway, contract, jws)
-
-
-# What stands for the consumer's signature in the countersignature of a contract a DSP
-# connector verified by message (specs/dsp.md, "Verification by a DSP connector").
-CHANNEL_VERIFICATION = "dsp-verification:"
+    return _finalize(
+        session,
+        gateway,
+        contract,
+        countersign(
+            contract.document,
+            contract.provider_signature,
+            jws,
+            gateway.private_key,
+            kid=gateway.signer.kid,
+        ),
+    )
 
 
 def verify_by_channel(
@@ -282,8 +289,9 @@ def verify_by_channel(
     that signs no contracts), its message authenticated by the peer channel (the caller checks
     both). The message's digest stands for the consumer's signature: it is in the
     `contract.verified` entry (`verification_hash`, `verified_by: "dsp-message"`) and in the
-    gateway's countersignature (as `dsp-verification:<digest>` in place of the consumer's JWS);
-    the contract has no consumer signature."""
+    gateway's countersignature (`consumer_verification: "sha256:<digest>"` in place of the
+    consumer's JWS, contracts.countersign_by_message); the contract has no consumer
+    signature."""
     contract = get(session, contract_id, for_update=True, viewer=consumer)
     if contract.consumer_id != consumer.id:
         raise forbidden(f"only the consumer {contract.consumer_id} verifies contract {contract.id}")
@@ -298,20 +306,25 @@ def verify_by_channel(
         peer=peer_id,
         verification_hash=message_hash,
     )
-    return _finalize(session, gateway, contract, CHANNEL_VERIFICATION + message_hash)
+    return _finalize(
+        session,
+        gateway,
+        contract,
+        countersign_by_message(
+            contract.document,
+            contract.provider_signature,
+            message_hash,
+            gateway.private_key,
+            kid=gateway.signer.kid,
+        ),
+    )
 
 
 def _finalize(
-    session: Session, gateway: Gateway, contract: Contract, consumer_evidence: str
+    session: Session, gateway: Gateway, contract: Contract, gateway_signature: str
 ) -> tuple[Contract, Entry]:
     _transition(contract, ContractState.FINALIZED)
-    contract.gateway_signature = countersign(
-        contract.document,
-        contract.provider_signature,
-        consumer_evidence,
-        gateway.private_key,
-        kid=gateway.signer.kid,
-    )
+    contract.gateway_signature = gateway_signature
     entry = _record(
         session,
         gateway,
