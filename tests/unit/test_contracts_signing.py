@@ -359,9 +359,7 @@ def test_the_test_vector_in_the_spec_is_what_the_code_produces():
     assert payload == b64(canonical_bytes(vector))
 
 
-def test_a_countersignature_by_message_binds_the_verification_digest_instead_of_a_jws(
-    doc, signed
-):
+def test_a_countersignature_by_message_binds_the_verification_digest_instead_of_a_jws(doc, signed):
     digest = hashlib.sha256(b'{"@type": "ContractAgreementVerificationMessage"}').hexdigest()
     gateway = countersign_by_message(doc, signed, digest, GATEWAY, kid="gw#k1")
     payload = gateway.split(".")[1]
@@ -374,9 +372,7 @@ def test_a_countersignature_by_message_binds_the_verification_digest_instead_of_
     )
     verify_countersignature_by_message(gateway, doc, signed, digest, jwk(GATEWAY, "gw#k1"))
     with pytest.raises(ContractSignatureError):
-        verify_countersignature_by_message(
-            gateway, doc, signed, "0" * 64, jwk(GATEWAY, "gw#k1")
-        )
+        verify_countersignature_by_message(gateway, doc, signed, "0" * 64, jwk(GATEWAY, "gw#k1"))
 
 
 def test_a_countersignature_by_message_needs_the_providers_jws_over_the_document(doc):
