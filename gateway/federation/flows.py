@@ -426,7 +426,7 @@ def counter(
     return _send_step(
         session, gateway, process, peer, step="counter",
         path=f"/negotiations/{process.provider_pid}/request", body=body, before="REQUESTED",
-        offer=wanted,
+        empty_ok=True, offer=wanted,
     )  # fmt: skip
 
 

@@ -298,3 +298,30 @@ def test_a_consumers_completion_message_completes_a_started_transfer(world, gate
     assert data["transfer"] == pid and data["by"] == world.consumer.id
     again = _send(world, pid, "TransferCompletionMessage", "completion")
     assert again.status_code == 409
+
+
+def test_our_api_lets_the_merchant_start_a_requested_transfer_and_the_consumer_pull_it(
+    world, gateway
+):
+    deal = _provider_start_deal(world)
+    body = {"contract_id": deal["id"], "purpose": deal["purpose"]}
+    made = world.consumer.call("POST", "/transfers", json=body)
+    assert made.status_code == 201, made.text
+    transfer = made.json()
+    assert transfer["state"] == "REQUESTED" and transfer.get("data") is None
+    tid = transfer["id"]
+    assert world.consumer.call("POST", f"/transfers/{tid}/start").status_code == 403
+    assert world.consumer.call("POST", f"/transfers/{tid}/token").status_code == 409
+    started = world.merchant.call("POST", f"/transfers/{tid}/start")
+    assert started.status_code == 200, started.text
+    assert started.json()["state"] == "STARTED"
+    assert started.json().get("data") is None  # the data token is the consumer's alone
+    token = world.consumer.call("POST", f"/transfers/{tid}/token")
+    assert token.status_code == 200, token.text
+    data = token.json()["data"]
+    pulled = world.client.get(
+        data["endpoint"], headers={"Authorization": f"Bearer {data['token']}"}
+    )
+    assert pulled.status_code == 200
+    assert world.consumer.call("GET", f"/transfers/{tid}").json()["state"] == "COMPLETED"
+    assert world.merchant.call("POST", f"/transfers/{tid}/complete").status_code == 409
