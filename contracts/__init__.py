@@ -9,9 +9,11 @@ from contracts.errors import ContractError, ContractSignatureError, InvalidTrans
 from contracts.offer import Offer, to_odrl
 from contracts.signing import (
     countersign,
+    countersign_by_message,
     sign_contract,
     verify_contract_signature,
     verify_countersignature,
+    verify_countersignature_by_message,
 )
 from contracts.states import (
     TERMINAL_STATES,
@@ -36,10 +38,12 @@ __all__ = [
     "contract_document",
     "contract_hash",
     "countersign",
+    "countersign_by_message",
     "is_terminal",
     "rfc3339",
     "sign_contract",
     "to_odrl",
     "verify_contract_signature",
     "verify_countersignature",
+    "verify_countersignature_by_message",
 ]

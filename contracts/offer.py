@@ -8,12 +8,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StrictBool,
     StrictInt,
     StringConstraints,
     ValidationInfo,
     field_serializer,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -157,6 +159,12 @@ class Offer(BaseModel):
         description="the questions compute delivery answers (specs/compute.md); a product with "
         "compute delivery gets defaults derived from its resource when its offer declares none",
     )
+    transfer_start: Literal["consumer", "provider"] = Field(
+        "consumer",
+        description="who starts a transfer under the contract: consumer (default: decided at "
+        "once when the consumer requests it, STARTED or refused) or provider (it stays "
+        "REQUESTED until the merchant starts it, decided by OPA then)",
+    )
 
     @field_validator("term", mode="before")
     @classmethod
@@ -205,6 +213,15 @@ class Offer(BaseModel):
     @field_serializer("term")
     def _term_to_iso8601(self, value: timedelta) -> str:
         return format_duration(value)
+
+    @model_serializer(mode="wrap")
+    def _default_start_unwritten(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # The default start is left out: offers and contract documents without it read (and
+        # hash) exactly as they did before the setting existed.
+        dumped = handler(self)
+        if isinstance(dumped, dict) and dumped.get("transfer_start") == "consumer":
+            dumped.pop("transfer_start")
+        return dumped
 
 
 def _constraint(left: str, operator: str, right: Any, **extra: Any) -> dict[str, Any]:

@@ -200,6 +200,62 @@ def countersign(
     )
 
 
+def _countersigned_by_message(
+    doc: dict[str, Any], provider_jws: str, verification_hash: str
+) -> dict[str, Any]:
+    """Return what the gateway countersigns for a contract a DSP connector's consumer verified
+    by message: the provider's JWS (checked over `doc`) and the message's SHA-256 in place of
+    the consumer's JWS."""
+    wanted = canonical_bytes(doc)
+    if _split(provider_jws)[4] != wanted:
+        raise ContractSignatureError("expected the provider signature over this contract")
+    if not isinstance(verification_hash, str) or len(verification_hash) != 64:
+        raise ContractSignatureError(
+            f"expected the verification message's SHA-256 (64 hex digits), found "
+            f"{verification_hash!r}"
+        )
+    return {
+        "contract_hash": contract_hash(doc),
+        "provider_sig": provider_jws,
+        "consumer_verification": f"sha256:{verification_hash}",
+    }
+
+
+def countersign_by_message(
+    doc: dict[str, Any],
+    provider_jws: str,
+    verification_hash: str,
+    gateway_key: Ed25519PrivateKey,
+    *,
+    kid: str,
+) -> str:
+    """Return the gateway's JWS over the contract hash, the provider's signature and the
+    SHA-256 of the consumer's verification message (a DSP connector signs no contract)."""
+    return _sign(
+        _countersigned_by_message(doc, provider_jws, verification_hash),
+        gateway_key,
+        kid,
+        COUNTERSIGNATURE_TYP,
+    )
+
+
+def verify_countersignature_by_message(
+    jws: str,
+    doc: dict[str, Any],
+    provider_jws: str,
+    verification_hash: str,
+    public_jwk: dict[str, Any],
+) -> dict:
+    """Return the protected header of the gateway's valid countersignature of a contract
+    verified by message; raise otherwise."""
+    return _verify(
+        jws,
+        _countersigned_by_message(doc, provider_jws, verification_hash),
+        public_jwk,
+        COUNTERSIGNATURE_TYP,
+    )
+
+
 def verify_countersignature(
     jws: str,
     doc: dict[str, Any],

@@ -18,6 +18,7 @@ from contracts import ContractState
 from gateway.context import Gateway
 from gateway.core import clock
 from gateway.core.errors import Problem, conflict, not_found
+from gateway.core.hashing import content_hash
 from gateway.dataplane import egress
 from gateway.dsp import service
 from gateway.dsp.models import DspNegotiation, DspTransfer
@@ -194,16 +195,61 @@ def event(
     party: Participant,
     body: dict[str, Any],
 ) -> tuple[Contract, DspNegotiation]:
-    """A ContractNegotiationEventMessage from the consumer: ACCEPTED takes an offer the provider
-    made; dsgw providers make none (the catalogue offer is the offer), so it is refused."""
+    """A ContractNegotiationEventMessage from the consumer: ACCEPTED takes the offer the
+    provider made (OFFERED → ACCEPTED, negotiation.accept); any other event, or ACCEPTED on a
+    negotiation that is not OFFERED, is refused with 400."""
     contract, link = _negotiation(session, gateway, provider_pid, party)
     _same_process(link, body)
     kind = service.text(body, "eventType")
-    raise service.bad_message(
-        f"event {kind!r} does not apply: negotiation {contract.id} is "
-        f"{service.dsp_state(contract)}; the consumer sends ACCEPTED only on an OFFERED "
-        "negotiation, and a dsgw provider offers nothing beyond its catalogue offer"
-    )
+    accepted = kind is not None and kind.rsplit("/", 1)[-1].removeprefix("dspace:") == "ACCEPTED"
+    if not accepted or ContractState(contract.state) != ContractState.OFFERED:
+        raise service.bad_message(
+            f"event {kind!r} does not apply: negotiation {contract.id} is "
+            f"{service.dsp_state(contract)}; a consumer sends ACCEPTED on an OFFERED negotiation"
+        )
+    if party.id != contract.consumer_id:
+        raise not_found("negotiation", provider_pid)
+    contract, _entry = negotiation.accept(session, gateway, contract_id=contract.id, consumer=party)
+    return contract, link
+
+
+def counter_request(
+    session: Session,
+    gateway: Gateway,
+    *,
+    provider_pid: str,
+    party: Participant,
+    body: dict[str, Any],
+) -> tuple[Contract, DspNegotiation]:
+    """A ContractRequestMessage on an OFFERED negotiation: the consumer's counter-offer
+    (OFFERED → REQUESTED, negotiation.counter); refused with 400 in any other state."""
+    contract, link = _negotiation(session, gateway, provider_pid, party)
+    _same_process(link, body)
+    if party.id != contract.consumer_id:
+        raise not_found("negotiation", provider_pid)
+    if ContractState(contract.state) != ContractState.OFFERED:
+        raise service.bad_message(
+            f"negotiation {contract.id} is {service.dsp_state(contract)}: a consumer counters "
+            "an offer of the provider (OFFERED) only; wait for the provider's answer"
+        )
+    policy = body.get("offer")
+    offer_id = policy.get("@id") if isinstance(policy, dict) else None
+    if not isinstance(offer_id, str) or not offer_id or len(offer_id) > 200:
+        raise service.bad_message("offer: an ODRL Offer with an @id of at most 200 characters")
+    try:
+        contract, _entry = negotiation.counter(
+            session,
+            gateway,
+            contract_id=contract.id,
+            consumer=party,
+            offer_id=offer_id,
+            offer_hash=content_hash(policy),
+        )
+    except Problem as problem:
+        if problem.status == 422:
+            raise service.bad_message(problem.detail) from None
+        raise
+    return contract, link
 
 
 def verify(
@@ -213,9 +259,15 @@ def verify(
     provider_pid: str,
     party: Participant,
     body: dict[str, Any],
+    peer_token: bool = False,
 ) -> tuple[Contract, DspNegotiation]:
     """A ContractAgreementVerificationMessage: the consumer's signature over the agreement
-    (member `https://dsgw.dev/ns/dcat#signature`, a compact JWS) verifies our contract."""
+    (member `https://dsgw.dev/ns/dcat#signature`, a compact JWS) verifies our contract.
+
+    Without a signature, only a consumer that is a DSP connector (its home an active `kind:
+    dsp` peer, the message authenticated by this gateway's access token, not a peer token)
+    verifies by the message itself: its digest is recorded and stands for the signature
+    (negotiation.verify_by_channel). Anyone else is refused with 400, as before."""
     contract, link = _negotiation(session, gateway, provider_pid, party)
     _same_process(link, body)
     if ContractState(contract.state) != ContractState.AGREED:
@@ -224,6 +276,18 @@ def verify(
             "negotiation is verified"
         )
     jws = body.get(service.DSGW_TERMS + "signature")
+    if jws is None and not peer_token:
+        connector = peers.connector_home_of(session, party.id)
+        if connector is not None and party.id == contract.consumer_id:
+            contract, _entry = negotiation.verify_by_channel(
+                session,
+                gateway,
+                contract_id=contract.id,
+                consumer=party,
+                peer_id=connector.id,
+                message_hash=content_hash(body),
+            )
+            return contract, link
     if not isinstance(jws, str) or not jws:
         raise service.bad_message(
             "a dsgw agreement is a signed contract: the verification carries the consumer's "
@@ -309,6 +373,7 @@ TRANSFER_ACTIONS = {
     "TransferTerminationMessage": "terminate",
     "TransferSuspensionMessage": "suspend",
     "TransferStartMessage": "resume",
+    "TransferCompletionMessage": "complete",
 }
 
 
@@ -321,20 +386,14 @@ def transfer_message(
     body: dict[str, Any],
     kind: str,
 ) -> tuple[Transfer, DspTransfer, DataToken | None]:
-    """A consumer's termination, suspension or (re)start of a transfer: our transfer action
-    (a resume is decided by OPA again, and returns the pull's new token), recorded as our API
-    records it."""
+    """A consumer's termination, suspension, (re)start or completion of a transfer: our
+    transfer action (a resume is decided by OPA again, and returns the pull's new token; a
+    completion is taken on a STARTED transfer only), recorded as our API records it."""
     transfer, link = _transfer(session, provider_pid, party)
     consumer_pid = service.text(body, "consumerPid")
     if consumer_pid is not None and consumer_pid != link.consumer_pid:
         raise service.bad_message(
             f"consumerPid {consumer_pid!r} is not the process id of this transfer"
-        )
-    if kind == "TransferCompletionMessage":
-        raise service.bad_message(
-            f"transfer {transfer.id} is {transfer.state}: a dsgw transfer is COMPLETED by the "
-            "gateway when the data has been delivered (its receipt is the ledger entry "
-            "transfer.completed), not by a message"
         )
     reasons = body.get("reason")
     reason = "; ".join(str(r)[:100] for r in reasons) if isinstance(reasons, list) else ""
@@ -433,20 +492,46 @@ def provider_agree(
     return contract, link, service.agreement_message(contract, link.consumer_pid)
 
 
-def provider_terminate(
-    session: Session, gateway: Gateway, *, provider_pid: str, provider: Participant, reason: str
+def provider_offer(
+    session: Session,
+    gateway: Gateway,
+    *,
+    provider_pid: str,
+    provider: Participant,
+    offer_id: str | None,
 ) -> tuple[Contract, DspNegotiation, dict[str, Any]]:
-    """The merchant ends a DSP negotiation before FINALIZED (negotiation.act terminate); return
-    the ContractNegotiationTerminationMessage for the consumer."""
+    """The merchant answers a DSP request with an offer (negotiation.offer: REQUESTED →
+    OFFERED, one of the product's offers); return the ContractOfferMessage for the consumer."""
     contract, link = _negotiation(session, gateway, provider_pid, provider)
     if contract.provider_id != provider.id:
         raise not_found("negotiation", provider_pid)
-    if ContractState(contract.state) not in _TERMINABLE:
+    contract, _entry = negotiation.offer(
+        session, gateway, contract_id=contract.id, provider=provider, offer_id=offer_id
+    )
+    stored, _terms = products.get_offer(session, contract.offer_id)
+    body = service.offer_message(contract, link.consumer_pid, stored)
+    return contract, link, body
+
+
+# After FINALIZED the merchant ends a DSP agreement as the contract's offer allows (its
+# `termination`); the consumer is told by a ContractNegotiationTerminationMessage.
+_RUNNING = (ContractState.FINALIZED, ContractState.SUSPENDED)
+
+
+def provider_terminate(
+    session: Session, gateway: Gateway, *, provider_pid: str, provider: Participant, reason: str
+) -> tuple[Contract, DspNegotiation, dict[str, Any]]:
+    """The merchant ends a DSP negotiation (negotiation.act terminate: before FINALIZED, or
+    after it as the offer's `termination` allows); return the
+    ContractNegotiationTerminationMessage for the consumer."""
+    contract, link = _negotiation(session, gateway, provider_pid, provider)
+    if contract.provider_id != provider.id:
+        raise not_found("negotiation", provider_pid)
+    if ContractState(contract.state) not in (*_TERMINABLE, *_RUNNING):
         raise conflict(
             "invalid-transition",
             "Negotiation already ended",
-            f"negotiation {contract.id} is {contract.state}: a finalized contract is ended "
-            "through POST /contracts/{id}/terminate or /revoke",
+            f"negotiation {contract.id} is {contract.state}: it has ended",
         )
     contract, _entry = negotiation.act(
         session,
@@ -474,6 +559,8 @@ def provider_transfers(
 _PROVIDER_TRANSFER = {
     "suspend": ("TransferSuspensionMessage", "suspension"),
     "terminate": ("TransferTerminationMessage", "termination"),
+    "complete": ("TransferCompletionMessage", "completion"),
+    "start": ("TransferStartMessage", "start"),
 }
 
 
@@ -486,19 +573,29 @@ def provider_transfer_action(
     action: str,
     reason: str,
 ) -> tuple[Transfer, DspTransfer, str, dict[str, Any]]:
-    """The merchant suspends or terminates a DSP transfer (transfers.act, as our API does);
-    return the callback path and the message for the consumer."""
+    """The merchant starts (a REQUESTED transfer of a `transfer_start: provider` offer, or a
+    SUSPENDED one again: decided by OPA), suspends, completes or terminates a DSP transfer
+    (transfers.act, as our API does); return the callback path and the message for the
+    consumer (a start's TransferStartMessage carries the pull's endpoint and token)."""
     transfer, link = _transfer(session, provider_pid, provider)
     if transfer.provider_id != provider.id:
         raise not_found("transfer", provider_pid)
-    transfer, _data = transfers.act(
+    move = action
+    if action == "start":
+        move = "resume" if transfer.state == "SUSPENDED" else "start"
+    transfer, data = transfers.act(
         session,
         gateway,
         subject=provider,
         transfer_id=transfer.id,
-        action=action,
+        action=move,
         reason=reason or f"{action} by the provider",
     )
     kind, path = _PROVIDER_TRANSFER[action]
-    body = service.termination_message(kind, transfer.id, link.consumer_pid, reason)
+    if action == "start":
+        body = service.start_message(transfer, link.consumer_pid, data)
+    elif action == "complete":
+        body = service.completion_message(transfer, link.consumer_pid)
+    else:
+        body = service.termination_message(kind, transfer.id, link.consumer_pid, reason)
     return transfer, link, f"/transfers/{link.consumer_pid}/{path}", body

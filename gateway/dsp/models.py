@@ -9,11 +9,12 @@ per negotiation and per transfer.
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.core.db import Base
+from gateway.core.types import ID_MAX, ID_PATTERN
 
 DSP_CONTEXT = "https://w3id.org/dspace/2025/1/context.jsonld"
 DSPACE_NS = "https://w3id.org/dspace/2025/1/"
@@ -83,3 +84,15 @@ class DspNegotiationList(BaseModel):
 
 class DspTransferList(BaseModel):
     items: list[DspTransferRead]
+
+
+class ProviderOffer(BaseModel):
+    """The merchant's offer on a DSP negotiation: one of the product's own offers."""
+
+    model_config = ConfigDict(extra="forbid")
+    offer_id: str | None = Field(
+        None,
+        max_length=ID_MAX,
+        pattern=ID_PATTERN,
+        description="an offer of the negotiation's product (default: the one it stands on)",
+    )

@@ -275,3 +275,30 @@ def termination_message(type_: str, provider_pid: str, consumer_pid: str, reason
     if reason:
         body["reason"] = [reason]
     return body
+
+
+def offer_message(contract: Contract, consumer_pid: str, stored: ProductOffer) -> dict[str, Any]:
+    """Return the provider's ContractOfferMessage: the product offer the contract now stands
+    on, as an ODRL `Offer` with its target and parties."""
+    policy = odrl_offer(stored, target=contract.product_id)
+    policy["assigner"] = contract.provider_id
+    policy["assignee"] = contract.consumer_id
+    return message(
+        "ContractOfferMessage", providerPid=contract.id, consumerPid=consumer_pid, offer=policy
+    )
+
+
+def event_message(contract: Contract, consumer_pid: str, event_type: str) -> dict[str, Any]:
+    """Return a provider's ContractNegotiationEventMessage (FINALIZED once the gateway
+    countersigned the verified contract)."""
+    return message(
+        "ContractNegotiationEventMessage",
+        providerPid=contract.id,
+        consumerPid=consumer_pid,
+        eventType=event_type,
+    )
+
+
+def completion_message(transfer: Transfer, consumer_pid: str) -> dict[str, Any]:
+    """Return the provider's TransferCompletionMessage."""
+    return message("TransferCompletionMessage", providerPid=transfer.id, consumerPid=consumer_pid)

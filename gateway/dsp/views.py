@@ -27,6 +27,7 @@ from gateway.dsp.models import (
     DspNegotiationRead,
     DspTransferList,
     DspTransferRead,
+    ProviderOffer,
 )
 from gateway.federation import service as federation
 from gateway.negotiation.models import ContractAction, ContractSignature
@@ -268,13 +269,11 @@ def negotiation_counter_request(
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
 ) -> JSONResponse:
-    """A counter-offer (ContractRequestMessage on a negotiation): refused with 400, dsgw
-    providers take their catalogue offers as they are."""
-    service.expect_type(message, "ContractRequestMessage")
-    flows.get(session, gateway, provider_pid=pid, viewer=me)
-    raise service.bad_message(
-        "dsgw providers take no counter-offers: request a catalogue offer as it is"
-    )
+    """A counter-offer (ContractRequestMessage on an OFFERED negotiation): OFFERED →
+    REQUESTED, the provider answers it (offers again, agrees or terminates); 400 otherwise."""
+    body = service.expect_type(message, "ContractRequestMessage")
+    contract, link = flows.counter_request(session, gateway, provider_pid=pid, party=me, body=body)
+    return _json(service.negotiation(contract, link.consumer_pid))
 
 
 @negotiations.post("/{pid}/events", response_model=dict[str, Any])
@@ -285,10 +284,11 @@ def negotiation_event(
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
 ) -> JSONResponse:
-    """A ContractNegotiationEventMessage (ACCEPTED): refused unless it applies."""
+    """A ContractNegotiationEventMessage: ACCEPTED takes the provider's offer (OFFERED →
+    ACCEPTED); any other event is refused (400)."""
     body = service.expect_type(message, "ContractNegotiationEventMessage")
-    flows.event(session, gateway, provider_pid=pid, party=me, body=body)
-    return _json({}, status=200)  # pragma: no cover - flows.event refuses every event today
+    contract, link = flows.event(session, gateway, provider_pid=pid, party=me, body=body)
+    return _json(service.negotiation(contract, link.consumer_pid))
 
 
 @negotiations.post("/{pid}/agreement/verification", response_model=dict[str, Any])
@@ -301,11 +301,19 @@ def negotiation_verification(
     gateway: Gateway = Depends(get_gateway),
 ) -> JSONResponse:
     """A ContractAgreementVerificationMessage: the consumer's JWS verifies the contract
-    (AGREED → VERIFIED → FINALIZED)."""
+    (AGREED → VERIFIED → FINALIZED), or, from a DSP connector's consumer, the authenticated
+    message itself (specs/dsp.md); the FINALIZED event then goes to the consumer's callback."""
     body = service.expect_type(message, "ContractAgreementVerificationMessage")
-    contract, link = flows.verify(session, gateway, provider_pid=pid, party=me, body=body)
+    peer_token = getattr(request.state, "dsp_peer", None) is not None
+    contract, link = flows.verify(
+        session, gateway, provider_pid=pid, party=me, body=body, peer_token=peer_token
+    )
     reply = service.negotiation(contract, link.consumer_pid)
     _peer_step(request, session, gateway, me, body, reply, step="verify")
+    if not peer_token and contract.state == "FINALIZED":
+        event = service.event_message(contract, link.consumer_pid, "FINALIZED")
+        path = f"/negotiations/{link.consumer_pid}/events"
+        flows.notify(link.callback_address, path, event)
     return _json(reply)
 
 
@@ -394,8 +402,8 @@ _RESTART = "A consumer restarts a SUSPENDED transfer (decided by OPA again; the 
 _transfer_route("start", "TransferStartMessage", _RESTART + "in a TransferStartMessage).")
 _transfer_route("suspension", "TransferSuspensionMessage", "A consumer suspends a transfer.")
 _transfer_route("termination", "TransferTerminationMessage", "A consumer terminates a transfer.")
-_transfer_route("completion", "TransferCompletionMessage", "Refused: the gateway completes a "
-                "transfer when the data has been delivered.")  # fmt: skip
+_transfer_route("completion", "TransferCompletionMessage", "A consumer completes a STARTED "
+                "transfer (refused in any other state).")  # fmt: skip
 
 # -- our own API: the provider's side of DSP processes (problem+json, as every dsgw route) ----
 
@@ -464,6 +472,26 @@ def provider_agree(
     return _negotiation_read(contract, link)
 
 
+@provider.post("/negotiations/{pid}/offer", response_model=DspNegotiationRead, responses=_ERRORS)
+def provider_offer(
+    pid: ObjectId,
+    body: ProviderOffer | None = Body(None),
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> DspNegotiationRead:
+    """The merchant answers a DSP request with an offer (REQUESTED → OFFERED): one of the
+    product's offers (`offer_id`; by default the one requested), so it passed drafting's checks;
+    the ContractOfferMessage goes to the consumer's callback, which accepts, counters or ends."""
+    contract, link, message = flows.provider_offer(
+        session, gateway, provider_pid=pid, provider=me, offer_id=body.offer_id if body else None
+    )
+    path = f"/negotiations/{link.consumer_pid}/offers"
+    token = flows.callback_token(session, gateway, contract.consumer_id)
+    flows.notify(link.callback_address, path, message, token=token)
+    return _negotiation_read(contract, link)
+
+
 @provider.post(
     "/negotiations/{pid}/terminate", response_model=DspNegotiationRead, responses=_ERRORS
 )
@@ -526,14 +554,17 @@ def provider_transfers(
 @provider.post("/transfers/{pid}/{action}", response_model=DspTransferRead, responses=_ERRORS)
 def provider_transfer_action(
     pid: ObjectId,
-    action: Literal["suspend", "terminate"],
+    action: Literal["start", "suspend", "complete", "terminate"],
     body: TransferAction | None = Body(None),
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
     gateway: Gateway = Depends(get_gateway),
 ) -> DspTransferRead:
-    """The merchant suspends or terminates a DSP transfer (as POST /transfers/{id}/{action});
-    the TransferSuspensionMessage or TransferTerminationMessage goes to the consumer."""
+    """The merchant moves a DSP transfer: `start` (a REQUESTED transfer of an offer with
+    `transfer_start: provider`, or a SUSPENDED one again; decided by OPA, a revoked contract
+    does not start), `suspend`, `complete` or `terminate`; the TransferStartMessage (with the
+    pull's endpoint and token), TransferSuspensionMessage, TransferCompletionMessage or
+    TransferTerminationMessage goes to the consumer's callback."""
     transfer, link, path, message = flows.provider_transfer_action(
         session,
         gateway,

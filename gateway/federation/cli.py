@@ -124,8 +124,38 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_counter(args: argparse.Namespace) -> int:
+    """Counter a peer's offer on an OFFERED federated negotiation (→ REQUESTED)."""
+    body = {"offer_id": args.offer} if args.offer else None
+    found = _call(args, "POST", f"/federation/consumer/negotiations/{args.pid}/counter", json=body)
+    if found is None:
+        return 1
+    print(_line(found))
+    return 0
+
+
+def cmd_offer(args: argparse.Namespace) -> int:
+    """The merchant answers a DSP consumer's request with one of the product's offers."""
+    body = {"offer_id": args.offer} if args.offer else None
+    found = _call(args, "POST", f"/federation/negotiations/{args.pid}/offer", json=body)
+    if found is None:
+        return 1
+    print(f"{found['provider_pid']}  {found['state']}  offer {found['offer_id']}")
+    return 0
+
+
+def cmd_move(args: argparse.Namespace) -> int:
+    """The merchant starts, suspends, completes or terminates a DSP consumer's transfer."""
+    found = _call(args, "POST", f"/federation/transfers/{args.pid}/{args.action}")
+    if found is None:
+        return 1
+    print(f"{found['provider_pid']}  {found['state']}")
+    return 0
+
+
 def add_parsers(sub: Any) -> None:
-    """Add `federation catalogue|negotiate|list|verify|transfer|pull` to the sub-commands."""
+    """Add `federation catalogue|negotiate|list|verify|transfer|pull|counter|offer|move` to
+    the sub-commands."""
     from gateway.products.cli import _connection
 
     fed = sub.add_parser("federation", help="use a peer gateway's products through this one")
@@ -155,3 +185,17 @@ def add_parsers(sub: Any) -> None:
             step.add_argument("--out", help="write the data here (default: stdout)")
         _connection(step)
         step.set_defaults(func=func)
+    for name, func, what in (
+        ("counter", cmd_counter, "counter a peer's offer (OFFERED) with a request of your own"),
+        ("offer", cmd_offer, "merchant: answer a DSP consumer's request with a product offer"),
+    ):
+        step = fed_sub.add_parser(name, help=what)
+        step.add_argument("pid", help="the negotiation (fng_… yours, ctr_… the merchant's)")
+        step.add_argument("--offer", help="the offer's id (default: the one requested)")
+        _connection(step)
+        step.set_defaults(func=func)
+    move = fed_sub.add_parser("move", help="merchant: move a DSP consumer's transfer")
+    move.add_argument("pid", help="the transfer id (trf_…)")
+    move.add_argument("action", choices=["start", "suspend", "complete", "terminate"])
+    _connection(move)
+    move.set_defaults(func=cmd_move)

@@ -381,6 +381,55 @@ def accept(session: Session, gateway: Gateway, *, subject: Participant, consumer
     )  # fmt: skip
 
 
+def counter(
+    session: Session,
+    gateway: Gateway,
+    *,
+    subject: Participant,
+    consumer_pid: str,
+    offer_id: str | None = None,
+):
+    """The consumer answers the peer's offer (an OFFERED negotiation) with a request of its own:
+    a ContractRequestMessage on the negotiation (→ REQUESTED; the peer offers again, agrees or
+    terminates), for `offer_id` (by default the offer it first requested)."""
+    process = service.get(session, consumer_pid, kind="negotiation", viewer=subject)
+    if process.state != "OFFERED" or process.provider_pid is None:
+        raise conflict(
+            "invalid-transition",
+            "No offer to counter",
+            f"negotiation {process.consumer_pid} is {process.state}: only an OFFERED "
+            "negotiation (the peer's offer received) is countered",
+            current_state=process.state,
+        )
+    peer = _admit(session, gateway, step="counter", subject=subject, peer_id=process.peer_id)
+    wanted = offer_id or process.offer_id
+    offer: dict[str, Any] = {"@id": wanted, "@type": "Offer", "permission": [{"action": "use"}]}
+    if process.dataset_id is not None:
+        offer["target"] = process.dataset_id
+    if process.purpose is not None:
+        offer["permission"] = [
+            {
+                "action": "use",
+                "constraint": [
+                    {"leftOperand": "odrl:purpose", "operator": "eq",
+                     "rightOperand": process.purpose}
+                ],
+            }
+        ]  # fmt: skip
+    body = message(
+        "ContractRequestMessage",
+        providerPid=process.provider_pid,
+        consumerPid=process.consumer_pid,
+        offer=offer,
+    )
+    process.offer_id = wanted
+    return _send_step(
+        session, gateway, process, peer, step="counter",
+        path=f"/negotiations/{process.provider_pid}/request", body=body, before="REQUESTED",
+        empty_ok=True, offer=wanted,
+    )  # fmt: skip
+
+
 _FINAL = ("FINALIZED", "TERMINATED", "FAILED", "COMPLETED")
 
 

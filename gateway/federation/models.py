@@ -75,6 +75,19 @@ class Verification(BaseModel):
     signature: str | None = Field(None, min_length=1, max_length=4000, pattern=r"^[A-Za-z0-9_.-]+$")
 
 
+class CounterOffer(BaseModel):
+    """The offer the consumer asks for instead of the peer's (its id in the peer's catalogue)."""
+
+    model_config = ConfigDict(extra="forbid")
+    offer_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00-\x1f]+$",
+        description="an offer id of the peer's (default: the offer first requested)",
+    )
+
+
 class Initiate(BaseModel):
     """A DSP consumer-side trigger (the DSP TCK's `negotiation.initiate.url` and
     `transfer.initiate.url`): start a federated negotiation or transfer, for the caller, with the

@@ -8,7 +8,7 @@
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlalchemy.orm import Session
 
@@ -21,6 +21,7 @@ from gateway.dsp.models import PATH, message
 from gateway.dsp.views import _json, _route_class, dsp_message
 from gateway.federation import flows, service
 from gateway.federation.models import (
+    CounterOffer,
     FederatedCatalogue,
     FederatedProcess,
     Initiate,
@@ -120,6 +121,25 @@ def federated_accept(
     """Accept the peer's offer on an OFFERED negotiation (ContractNegotiationEventMessage
     ACCEPTED; the peer's agreement follows)."""
     process, entry = flows.accept(session, gateway, subject=me, consumer_pid=pid)
+    return service.to_read(process, entry)
+
+
+@router.post(
+    "/consumer/negotiations/{pid}/counter", response_model=ProcessRead, responses=_ERRORS
+)  # fmt: skip
+def federated_counter(
+    pid: ObjectId,
+    body: CounterOffer | None = Body(None),
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> ProcessRead:
+    """Counter the peer's offer on an OFFERED negotiation: a ContractRequestMessage for
+    `offer_id` (by default the offer first requested) goes to the peer (→ REQUESTED; the peer
+    offers again, agrees or terminates)."""
+    process, entry = flows.counter(
+        session, gateway, subject=me, consumer_pid=pid, offer_id=body.offer_id if body else None
+    )
     return service.to_read(process, entry)
 
 

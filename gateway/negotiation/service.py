@@ -19,6 +19,7 @@ from contracts import (
     contract_document,
     contract_hash,
     countersign,
+    countersign_by_message,
     verify_contract_signature,
 )
 from gateway.authorisations import service as authorisations
@@ -33,6 +34,7 @@ from gateway.negotiation.models import Contract, ContractRead, ContractRequest
 from gateway.participants.models import Participant
 from gateway.products import catalogue
 from gateway.products import service as products
+from gateway.products.models import ProductOffer
 from gateway.resources import service as resources
 from ledger import Entry
 
@@ -258,14 +260,71 @@ def verify(
         by=consumer.id,
         signature_hash=content_hash(jws),
     )
-    _transition(contract, ContractState.FINALIZED)
-    contract.gateway_signature = countersign(
-        contract.document,
-        contract.provider_signature,
-        jws,
-        gateway.private_key,
-        kid=gateway.signer.kid,
+    return _finalize(
+        session,
+        gateway,
+        contract,
+        countersign(
+            contract.document,
+            contract.provider_signature,
+            jws,
+            gateway.private_key,
+            kid=gateway.signer.kid,
+        ),
     )
+
+
+def verify_by_channel(
+    session: Session,
+    gateway: Gateway,
+    *,
+    contract_id: str,
+    consumer: Participant,
+    peer_id: str,
+    message_hash: str,
+) -> tuple[Contract, Entry]:
+    """A DSP connector's consumer verifies by message: AGREED → VERIFIED → FINALIZED.
+
+    Only for a consumer whose home is a registered, active `kind: dsp` peer (a DSP connector
+    that signs no contracts), its message authenticated by the peer channel (the caller checks
+    both). The message's digest stands for the consumer's signature: it is in the
+    `contract.verified` entry (`verification_hash`, `verified_by: "dsp-message"`) and in the
+    gateway's countersignature (`consumer_verification: "sha256:<digest>"` in place of the
+    consumer's JWS, contracts.countersign_by_message); the contract has no consumer
+    signature."""
+    contract = get(session, contract_id, for_update=True, viewer=consumer)
+    if contract.consumer_id != consumer.id:
+        raise forbidden(f"only the consumer {contract.consumer_id} verifies contract {contract.id}")
+    _transition(contract, ContractState.VERIFIED)
+    _record(
+        session,
+        gateway,
+        contract,
+        "contract.verified",
+        by=consumer.id,
+        verified_by="dsp-message",
+        peer=peer_id,
+        verification_hash=message_hash,
+    )
+    return _finalize(
+        session,
+        gateway,
+        contract,
+        countersign_by_message(
+            contract.document,
+            contract.provider_signature,
+            message_hash,
+            gateway.private_key,
+            kid=gateway.signer.kid,
+        ),
+    )
+
+
+def _finalize(
+    session: Session, gateway: Gateway, contract: Contract, gateway_signature: str
+) -> tuple[Contract, Entry]:
+    _transition(contract, ContractState.FINALIZED)
+    contract.gateway_signature = gateway_signature
     entry = _record(
         session,
         gateway,
@@ -275,6 +334,131 @@ def verify(
         not_before=clock.rfc3339(clock.as_utc(contract.not_before)),
         not_after=clock.rfc3339(clock.as_utc(contract.not_after)),
         gateway_signature_hash=content_hash(contract.gateway_signature),
+    )
+    commit(session)
+    return contract, entry
+
+
+def _rebase(session: Session, gateway: Gateway, contract: Contract, offer_id: str) -> None:
+    """Put the contract on another offer of its product: its document is made anew on that
+    offer's terms (the period starts now); raise 422 when the offer is no offer of the product,
+    is not offered to the consumer's region, or does not allow the contract's purpose."""
+    try:
+        stored, offer = products.get_offer(session, offer_id)
+    except Problem:
+        raise unprocessable(
+            f"offer {offer_id!r} is not an offer of product {contract.product_id}"
+        ) from None
+    if stored.product_id != contract.product_id:
+        raise unprocessable(
+            f"offer {offer_id} is an offer of product {stored.product_id}, not of "
+            f"{contract.product_id}: a negotiation stays on its product"
+        )
+    consumer = session.get(Participant, contract.consumer_id)
+    if consumer is None or not catalogue.may_request(offer.region, consumer):
+        raise unprocessable(
+            f"offer {stored.id} restricts use to region {offer.region}: it is not offered to "
+            f"consumer {contract.consumer_id}"
+        )
+    if contract.purpose not in offer.purposes:
+        raise unprocessable(
+            f"offer {stored.id} does not allow purpose {contract.purpose!r} (it allows "
+            f"{offer.purposes})"
+        )
+    now = clock.now()
+    contract.offer_id = stored.id
+    contract.document = contract_document(
+        contract_id=contract.id,
+        offer_id=stored.id,
+        offer=offer,
+        product_id=contract.product_id,
+        provider=contract.provider_id,
+        consumer=contract.consumer_id,
+        purpose=contract.purpose,
+        not_before=now,
+        not_after=now + offer.term,
+        gateway=gateway.settings.issuer,
+    )
+    contract.document_hash = contract_hash(contract.document)
+    contract.not_before, contract.not_after = now, now + offer.term
+
+
+def offer(
+    session: Session,
+    gateway: Gateway,
+    *,
+    contract_id: str,
+    provider: Participant,
+    offer_id: str | None = None,
+) -> tuple[Contract, Entry]:
+    """The provider answers a REQUESTED contract with an offer: REQUESTED → OFFERED.
+
+    The offer is one of the product's own offers (`offer_id`; by default the one the contract
+    stands on), so every offer a merchant makes passed the checks of drafting (price within
+    the authorisation's fee cap, fields, region); the contract's document is made anew on it."""
+    contract = _load(session, gateway, contract_id, provider)
+    if contract.provider_id != provider.id:
+        raise forbidden(f"only the provider {contract.provider_id} offers on {contract.id}")
+    _transition(contract, ContractState.OFFERED)
+    if offer_id is not None and offer_id != contract.offer_id:
+        _rebase(session, gateway, contract, offer_id)
+    entry = _record(session, gateway, contract, "contract.offered", by=provider.id)
+    commit(session)
+    return contract, entry
+
+
+def accept(
+    session: Session, gateway: Gateway, *, contract_id: str, consumer: Participant
+) -> tuple[Contract, Entry]:
+    """The consumer accepts the provider's offer: OFFERED → ACCEPTED (the provider agrees next)."""
+    contract = _load(session, gateway, contract_id, consumer)
+    if contract.consumer_id != consumer.id:
+        raise forbidden(f"only the consumer {contract.consumer_id} accepts contract {contract.id}")
+    _transition(contract, ContractState.ACCEPTED)
+    entry = _record(session, gateway, contract, "contract.accepted", by=consumer.id)
+    commit(session)
+    return contract, entry
+
+
+# A counter-offer names an offer of at most this many characters (it is kept on the ledger).
+MAX_COUNTER_OFFER_ID = 200
+
+
+def counter(
+    session: Session,
+    gateway: Gateway,
+    *,
+    contract_id: str,
+    consumer: Participant,
+    offer_id: str,
+    offer_hash: str,
+) -> tuple[Contract, Entry]:
+    """The consumer answers the provider's offer with a request of its own: OFFERED →
+    REQUESTED (the provider offers again, agrees or terminates).
+
+    A counter-offer that names another offer of the product puts the contract on it (its
+    document anew); any other terms are recorded (`requested_offer`, `offer_hash`: the
+    digest of the policy the consumer sent) and the contract keeps the terms the provider
+    offered: the provider's next move answers them."""
+    contract = _load(session, gateway, contract_id, consumer)
+    if contract.consumer_id != consumer.id:
+        raise forbidden(f"only the consumer {contract.consumer_id} counters on {contract.id}")
+    if len(offer_id) > MAX_COUNTER_OFFER_ID:
+        raise unprocessable(f"offer id: at most {MAX_COUNTER_OFFER_ID} characters")
+    _transition(contract, ContractState.REQUESTED)
+    stored = session.get(ProductOffer, offer_id)
+    rebased = stored is not None and stored.product_id == contract.product_id
+    if rebased and offer_id != contract.offer_id:
+        _rebase(session, gateway, contract, offer_id)
+    entry = _record(
+        session,
+        gateway,
+        contract,
+        "contract.counter_requested",
+        by=consumer.id,
+        requested_offer=offer_id,
+        offer_hash=offer_hash,
+        adopted=rebased,
     )
     commit(session)
     return contract, entry

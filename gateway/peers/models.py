@@ -74,9 +74,10 @@ class PeerCreate(BaseModel):
     kind: PeerKind = Field(
         "dsgw",
         description="dsgw: a dsgw gateway, authenticated by its signed peer tokens (jwks or "
-        "jwks_url required); dsp: a DSP connector that is no dsgw gateway (no keys; it only "
-        "answers this gateway's federated processes, and its callbacks carry the per-process "
-        "callback key this gateway's request gave it)",
+        "jwks_url required); dsp: a DSP connector that is no dsgw gateway (no keys; its "
+        "callbacks on our federated processes carry the per-process callback key this "
+        "gateway's request gave it; its participants here, if any, authenticate with this "
+        "gateway's access tokens and verify DSP agreements by message, specs/dsp.md)",
     )
     jwks: JWKS | None = Field(None, description="the peer's Ed25519 public keys (RFC 7517)")
     jwks_url: str | None = Field(
@@ -90,7 +91,8 @@ class PeerCreate(BaseModel):
         default=[],
         max_length=1000,
         description="ids of participants registered here whose home is this peer: the ones its "
-        "tokens may act for",
+        "tokens may act for (a dsgw peer), or the consumers that are this DSP connector (a dsp "
+        "peer)",
     )
     accounts: dict[Identifier, Identifier] = Field(
         default={},

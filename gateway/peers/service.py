@@ -101,10 +101,10 @@ def register(
     if body.id.rstrip("/") == settings.issuer.rstrip("/"):
         raise unprocessable(f"{body.id} is this gateway's own issuer, not a peer")
     if body.kind == "dsp":
-        if body.jwks is not None or body.jwks_url is not None or body.participants:
+        if body.jwks is not None or body.jwks_url is not None:
             raise unprocessable(
-                "a dsp peer (no dsgw gateway) has no keys and acts for no participant here: it "
-                "only answers this gateway's federated processes (give accounts only)"
+                "a dsp peer (no dsgw gateway) has no keys: it signs no peer tokens (its "
+                "participants here, if any, authenticate with this gateway's own access tokens)"
             )
         jwks: dict[str, Any] = {"keys": []}
     elif (body.jwks is None) == (body.jwks_url is None):
@@ -298,8 +298,30 @@ def authenticate_gateway(session: Session, settings: Settings, token: str, issue
 
 
 def home_of(session: Session, participant_id: str) -> Peer | None:
-    """Return the peer whose participant `participant_id` is (its home gateway), or None."""
-    return next((p for p in list_peers(session) if participant_id in p.participants), None)
+    """Return the peer gateway (`kind: dsgw`) whose participant `participant_id` is (its home
+    gateway), or None."""
+    return next(
+        (
+            p
+            for p in list_peers(session)
+            if participant_id in p.participants and (p.kind or "dsgw") == "dsgw"
+        ),
+        None,
+    )
+
+
+def connector_home_of(session: Session, participant_id: str) -> Peer | None:
+    """Return the registered, active DSP connector (`kind: dsp` peer) whose participant
+    `participant_id` is, or None: such a consumer verifies a DSP agreement by its
+    authenticated verification message, not by a JWS (specs/dsp.md)."""
+    return next(
+        (
+            p
+            for p in list_peers(session)
+            if participant_id in p.participants and p.kind == "dsp" and p.status == "active"
+        ),
+        None,
+    )
 
 
 def sign_token(

@@ -263,7 +263,11 @@ def _start_once(
         created_at=now,
         updated_at=now,
     )
-    service.advance(transfer, "start")
+    # An offer whose transfers the provider starts (`transfer_start: provider`): the transfer
+    # is decided and its quota held now, and stays REQUESTED until the merchant starts it.
+    waits = offer.transfer_start == "provider"
+    if not waits:
+        service.advance(transfer, "start")
     session.add(transfer)
     contract.rows_used += reserved or 0
     contract.calls_used += 1  # each transfer once, whatever its resumes
@@ -271,9 +275,9 @@ def _start_once(
     entry = _record(
         session,
         gateway,
-        "transfer.started",
+        "transfer.requested" if waits else "transfer.started",
         transfer,
-        previous_state="REQUESTED",
+        **({"awaiting": "provider"} if waits else {"previous_state": "REQUESTED"}),
         decision=decision_id,
         product=product.id,
         resource=resource.id,
@@ -301,6 +305,11 @@ def _start_once(
         rows=0,
         entry=entry,
     )
+    if waits:
+        if address is not None:  # held in memory until the provider starts the push
+            with _SINKS_LOCK:
+                _SINKS[transfer.id] = address
+        return transfer, None
     if address is not None:
         _start_push(gateway, transfer, address)
         return transfer, None
@@ -361,6 +370,18 @@ def act(
     contract, transfer = _lock_pair(session, transfer_id)
     if action == "resume":
         return _resume(session, gateway, subject=subject, contract=contract, transfer=transfer)
+    if action == "start":
+        if subject.id != transfer.provider_id:
+            raise Problem(
+                403, "forbidden", "Not allowed",
+                f"only the provider {transfer.provider_id} starts a REQUESTED transfer",
+            )  # fmt: skip
+        return _resume(
+            session, gateway, subject=subject, contract=contract, transfer=transfer, action="start"
+        )
+    if action == "complete":
+        return _complete(session, gateway, subject=subject, contract=contract, transfer=transfer,
+                         reason=reason)  # fmt: skip
     before = service.advance(transfer, action)
     extra: dict[str, Any] = {"by": subject.id, "previous_state": before}
     if reason:
@@ -377,6 +398,40 @@ def act(
     return transfer, None
 
 
+def _complete(
+    session: Session,
+    gateway: Gateway,
+    *,
+    subject: Participant,
+    contract: Contract,
+    transfer: Transfer,
+    reason: str,
+) -> tuple[Transfer, DataToken | None]:
+    """A party declares a STARTED transfer complete (DSP's TransferCompletionMessage, either
+    side): → COMPLETED, what was delivered metered and the rest of the hold released;
+    `transfer.marked_completed` records who did and what had been delivered. Refused (409)
+    in any other state, and while a pull is being delivered (its stream's end completes it)."""
+    if transfer.streaming:
+        raise conflict(
+            "transfer-state-conflict",
+            "Transfer state conflict",
+            f"transfer {transfer.id} is being delivered: its stream's end completes it",
+            current_state=transfer.state,
+        )
+    before = service.advance(transfer, "complete")
+    released = _settle(contract, transfer)
+    _drop_sink(transfer.id)
+    _record(
+        session, gateway, "transfer.marked_completed", transfer,
+        by=subject.id, previous_state=before, reason=reason or f"completed by {subject.id}",
+        rows=transfer.rows, bytes=transfer.bytes, metered_rows=transfer.metered_rows,
+        released_rows=released,
+    )  # fmt: skip
+    commit(session)
+    _moved(transfer.id)
+    return transfer, None
+
+
 def _resume(
     session: Session,
     gateway: Gateway,
@@ -384,11 +439,16 @@ def _resume(
     subject: Participant,
     contract: Contract,
     transfer: Transfer,
+    action: str = "resume",
 ) -> tuple[Transfer, DataToken | None]:
     """Re-decide a suspended transfer with OPA; start it again, or record the denial (it stays
-    SUSPENDED). Its own reservation and call are not counted against it twice."""
-    if transfer.state != "SUSPENDED":
-        raise service.state_conflict(transfer, "resume")
+    SUSPENDED). Its own reservation and call are not counted against it twice.
+
+    `action="start"`: the provider starts a REQUESTED transfer (its offer's `transfer_start:
+    provider`), decided again by OPA in the same way (`transfer.started`, by the provider);
+    a denial leaves it REQUESTED."""
+    if transfer.state != ("REQUESTED" if action == "start" else "SUSPENDED"):
+        raise service.state_conflict(transfer, action)
     if transfer.type == "push" and _sink(transfer.id) is None:
         raise conflict(
             "transfer-sink-gone",
@@ -435,19 +495,20 @@ def _resume(
         delivery="file",
         deny_as={
             "entry_type": "transfer.denied",
-            "extra": {"transfer": transfer.id, "resume_by": subject.id, **described},
+            "extra": {"transfer": transfer.id, f"{action}_by": subject.id, **described},
         },
     )
     result = decision.model_dump(mode="json")
     transfer.obligations = result["obligations"]
     transfer.decision_id = decision_id
-    transfer.token_generation += 1
+    if action == "resume":
+        transfer.token_generation += 1
     transfer.streaming = False
-    before = service.advance(transfer, "resume")
+    before = service.advance(transfer, action)
     entry = _record(
         session,
         gateway,
-        "transfer.resumed",
+        "transfer.resumed" if action == "resume" else "transfer.started",
         transfer,
         by=subject.id,
         previous_state=before,

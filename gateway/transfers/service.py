@@ -32,7 +32,7 @@ MACHINE = StateMachine(
     },
 )
 # What a party may ask through the API (the others are the gateway's own moves).
-PARTY_ACTIONS = ("suspend", "resume", "terminate")
+PARTY_ACTIONS = ("start", "suspend", "resume", "complete", "terminate")
 
 
 def advance(transfer: Transfer, action: str) -> str:

@@ -136,11 +136,17 @@ def _action(action: str):
             action=action,
             reason=body.reason if body is not None else "",
         )
+        if action == "start":  # the data token is the consumer's: POST …/token gives it
+            token = None
         return service.to_read(session, transfer, data=token)
 
     move.__name__ = f"{action}_transfer"
     move.__doc__ = {
+        "start": "The provider starts a REQUESTED transfer (an offer with transfer_start: "
+        "provider), decided again by OPA; the consumer then gets its token (POST …/token).",
         "suspend": "Suspend a started transfer (consumer or provider): its data stops.",
+        "complete": "Declare a started transfer complete (consumer or provider; not while a "
+        "pull is being delivered): the rest of its hold is released.",
         "resume": "Resume a suspended transfer, decided again by OPA (a pull gets a new token).",
         "terminate": "Terminate a transfer (consumer or provider); its unused quota is released.",
     }[action]

@@ -2,7 +2,7 @@
 # title: Federation, consumer side
 # description: >-
 #   Decides whether this gateway may act at a peer gateway (over DSP) for one of its own
-#   participants: read the peer's catalogue, negotiate, accept an offer, verify, terminate,
+#   participants: read the peer's catalogue, negotiate, accept or counter an offer, verify, terminate,
 #   transfer, suspend or complete a transfer, or pull. The subject must be active and a consumer, the peer active, and the
 #   subject must have an account there (the participant id the peer knows it by). specs/dsp.md, Consumer side.
 # schemas:
@@ -12,7 +12,7 @@
 #       properties:
 #         now: {type: string}
 #         action: {type: string}
-#         step: {type: string, enum: [catalogue, negotiate, accept, verify, terminate, transfer, suspend, complete, pull]}
+#         step: {type: string, enum: [catalogue, negotiate, accept, counter, verify, terminate, transfer, suspend, complete, pull]}
 #         subject:
 #           type: object
 #           required: [id, status, roles]

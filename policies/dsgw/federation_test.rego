@@ -39,3 +39,9 @@ test_another_action_is_input_invalid if {
 	not d.allow
 	codes(d) == {"INPUT_INVALID"}
 }
+
+test_a_counter_offer_is_decided_as_every_step if {
+	federation.decision.allow with input as object.union(ok, {"step": "counter"})
+	d := federation.decision with input as object.union(ok, {"step": "counter", "peer": {"id": "https://a.example", "status": "suspended", "account": "prt_x"}})
+	codes(d) == {"PEER_INACTIVE"}
+}

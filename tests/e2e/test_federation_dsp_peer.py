@@ -144,6 +144,35 @@ def test_a_dsp_peer_offers_the_consumer_accepts_then_agreement_verification_and_
     assert state.status_code == 200 and state.json()["state"] == "FINALIZED", state.text
 
 
+def test_the_consumer_counters_a_dsp_peers_offer_once_and_the_peer_may_offer_again(
+    gateway_and_provider, tmp_path
+):
+    side, provider = gateway_and_provider
+    consumer, process, callback = _setup(side, provider)
+    pid = process["consumer_pid"]
+    path = f"/federation/consumer/negotiations/{pid}"
+    # Nothing to counter before the peer offered.
+    assert consumer.call("POST", f"{path}/counter").status_code == 409
+    offer = {"@id": "offer-ds-1", "@type": "Offer", "target": "ds-1"}
+    assert _post(callback, "offers", "ContractOfferMessage", pid, offer=offer).status_code == 200
+    countered = consumer.call("POST", f"{path}/counter", json={"offer_id": "offer-ds-2"})
+    assert countered.status_code == 200, countered.text
+    assert countered.json()["state"] == "REQUESTED"
+    (request,) = provider.bodies("/negotiations/prov-1/request")
+    assert request["@type"] == "ContractRequestMessage"
+    assert (request["providerPid"], request["consumerPid"]) == ("prov-1", pid)
+    assert request["offer"]["@id"] == "offer-ds-2" and request["offer"]["target"] == "ds-1"
+    exported = entries(side.export(tmp_path / "export"))
+    sent = [e["data"] for e in exported if e["type"] == "federation.sent"]
+    assert sent[-1]["step"] == "counter" and sent[-1]["offer"] == "offer-ds-2"
+    # Once countered, only the peer moves: a second counter is refused here, unsent.
+    assert consumer.call("POST", f"{path}/counter").status_code == 409
+    assert len(provider.bodies("/negotiations/prov-1/request")) == 1
+    again = _post(callback, "offers", "ContractOfferMessage", pid, offer=offer)
+    assert again.status_code == 200, again.text
+    assert consumer.call("GET", path).json()["state"] == "OFFERED"
+
+
 def test_a_callback_without_the_process_key_is_refused_and_recorded(gateway_and_provider, tmp_path):
     side, provider = gateway_and_provider
     consumer, process, callback = _setup(side, provider)

@@ -13,7 +13,7 @@
    For the consumer-side tests (CN_C, TP_C) it registers the TCK as a "dsp" peer, seeds (with
    a stand-in at the TCK's address, before the TCK starts) the FINALIZED agreements the TP_C
    tests name, points the TCK's initiate URLs at /federation/initiate/…, and plays the
-   consumer (Buyer) as it plays the merchant (Merchant);
+   consumer (Buyer) as it plays the merchant (Seller);
 4. prints one line per test and the totals, and fails when a test fails that
    tests/tck/known-failing.txt does not list (each line there: test id, then why), or when a
    listed test passes (the list must then shrink).
@@ -52,14 +52,34 @@ NEGOTIATION_TESTS = [f"CN_0{g}_0{i}" for g, n in ((1, 4), (2, 7), (3, 4)) for i 
 # Each transfer test gets an agreement of its own: a contract negotiated to FINALIZED.
 TRANSFER_TESTS = [f"TP_0{g}_0{i}" for g, n in ((1, 5), (2, 5), (3, 6)) for i in range(1, n + 1)]
 # What the provider (the merchant, through our own API) does in each scenario, as a person at
-# the merchant would: agree to or end a negotiation, suspend or end a transfer.
-AGREE = {"CN_01_04", "CN_02_03", "CN_02_07", "CN_03_01"}
-END_NEGOTIATION = {"CN_02_01"}
-TRANSFER_MOVES = {  # test: {our state: the merchant's move}
-    "TP_01_01": {"STARTED": "terminate"},
-    "TP_01_03": {"STARTED": "suspend", "SUSPENDED": "terminate"},
-    "TP_01_05": {"STARTED": "terminate"},
+# the merchant would, in order: (our state it waits for, its move). A negotiation's moves are
+# offer, agree, terminate; a transfer's start, suspend, complete, terminate.
+NEGOTIATION_MOVES = {
+    "CN_01_01": [("REQUESTED", "offer")],
+    "CN_01_02": [("REQUESTED", "offer"), ("REQUESTED", "terminate")],
+    "CN_01_03": [("REQUESTED", "offer"), ("ACCEPTED", "agree")],
+    "CN_01_04": [("REQUESTED", "agree")],
+    "CN_02_01": [("REQUESTED", "terminate")],
+    "CN_02_03": [("REQUESTED", "agree")],
+    "CN_02_04": [("REQUESTED", "offer")],
+    "CN_02_05": [("REQUESTED", "offer"), ("OFFERED", "terminate")],
+    "CN_02_06": [("REQUESTED", "offer"), ("ACCEPTED", "terminate")],
+    "CN_02_07": [("REQUESTED", "agree"), ("FINALIZED", "terminate")],
+    "CN_03_01": [("REQUESTED", "agree")],
+    "CN_03_02": [("REQUESTED", "offer")],
+    "CN_03_03": [("REQUESTED", "offer")],
+    "CN_03_04": [("REQUESTED", "offer")],
 }
+TRANSFER_MOVES = {
+    "TP_01_01": [("STARTED", "terminate")],
+    "TP_01_02": [("STARTED", "complete")],
+    "TP_01_03": [("STARTED", "suspend"), ("SUSPENDED", "terminate")],
+    "TP_01_04": [("STARTED", "suspend"), ("SUSPENDED", "start"), ("STARTED", "complete")],
+    "TP_01_05": [("STARTED", "terminate")],
+}
+# The transfer tests whose transfer stays REQUESTED (the merchant never starts it): their
+# agreements are on an offer whose transfers the provider starts (`transfer_start: provider`).
+PROVIDER_STARTS = {"TP_02_05", "TP_03_01", "TP_03_02"}
 # The TCK's consumer-side negotiation tests (the TCK is the provider; dsgw negotiates with it
 # for the consumer, through /federation): one dataset id each, and what the consumer does.
 CONSUMER_NEGOTIATION_TESTS = [
@@ -67,6 +87,7 @@ CONSUMER_NEGOTIATION_TESTS = [
 ]
 CONSUMER_MOVES = {  # test: {our state: the consumer's move}
     "CN_C_01_01": {"OFFERED": "accept", "AGREED": "verify"},
+    "CN_C_01_02": {"OFFERED": "counter"},
     "CN_C_01_03": {"OFFERED": "terminate"},
     "CN_C_01_04": {"AGREED": "verify"},
     "CN_C_02_02": {"REQUESTED": "terminate"},
@@ -156,63 +177,77 @@ def serving(state: Path):
 
 
 def seed(world) -> tuple[dict[str, str], dict[str, str]]:
-    """Publish a product with one offer per negotiation test and negotiate one FINALIZED
-    contract per transfer test; return ({test: offer id}, {test: contract id})."""
+    """Publish a product with one offer per negotiation test (and one whose transfers the
+    provider starts) and negotiate one FINALIZED contract per transfer test; return
+    ({test: offer id}, {test: contract id})."""
     product = world.publish(
         resource=world.files_resource,
-        offers=[{**OFFER, "price_fen": 100 + i} for i in range(len(NEGOTIATION_TESTS))],
+        offers=[
+            *({**OFFER, "price_fen": 100 + i} for i in range(len(NEGOTIATION_TESTS))),
+            {**OFFER, "price_fen": 99, "transfer_start": "provider"},
+        ],
         name="DSP negotiation fixtures",
         authorisation_id=world.files_resource["authorisation_id"],
         delivery_modes=["api", "file"],
     )
-    offers = dict(zip(NEGOTIATION_TESTS, (o["id"] for o in product["offers"]), strict=True))
+    ids = [o["id"] for o in product["offers"]]
+    offers = dict(zip(NEGOTIATION_TESTS, ids[:-1], strict=True))
     world.negotiation_product = product
-    agreements = {t: world.contract(world.files["offers"][0]["id"])["id"] for t in TRANSFER_TESTS}
+    agreements = {
+        t: world.contract(ids[-1] if t in PROVIDER_STARTS else world.files["offers"][0]["id"])["id"]
+        for t in TRANSFER_TESTS
+    }
     return offers, agreements
 
 
-class Merchant(threading.Thread):
+class Seller(threading.Thread):
     """The provider's person at the merchant: watches its DSP inbox (GET /federation/…) and
-    makes each scenario's move through our API, as anyone at a dsgw merchant would."""
+    makes each scenario's moves through our API, in order, as anyone at a dsgw merchant would
+    (a move waits until its process has stood SETTLE seconds in the state it answers)."""
 
     def __init__(self, world, offers: dict[str, str], agreements: dict[str, str]) -> None:
         super().__init__(daemon=True)
         self.world = world
         self.by_offer = {o: t for t, o in offers.items()}
         self.by_contract = {c: t for t, c in agreements.items()}
+        self.tests: dict[str, str] = {}  # provider pid: test (a counter-offer may move offers)
+        self.next: dict[str, int] = {}  # provider pid: index of its next move
         self.seen: dict[tuple[str, str], float] = {}
-        self.done: set[tuple[str, str]] = set()
         self.stop = threading.Event()
         self.errors: list[str] = []
 
-    def _due(self, pid: str, state: str) -> bool:
-        first = self.seen.setdefault((pid, state), time.monotonic())
-        return (pid, state) not in self.done and time.monotonic() - first >= SETTLE
+    def _due(self, pid: str, state: str, moves: list[tuple[str, str]]) -> str | None:
+        """Return the process's next move when it is due in `state`, else None."""
+        index = self.next.get(pid, 0)
+        if index >= len(moves) or moves[index][0] != state:
+            return None
+        first = self.seen.setdefault((pid, f"{state}#{index}"), time.monotonic())
+        if time.monotonic() - first < SETTLE:
+            return None
+        self.next[pid] = index + 1
+        return moves[index][1]
 
-    def _move(self, pid: str, state: str, path: str, **body) -> None:
-        self.done.add((pid, state))
+    def _move(self, path: str, **body) -> None:
         answer = self.world.merchant.call("POST", path, json=body or None)
         if answer.status_code != 200:
             self.errors.append(f"{path}: {answer.status_code} {answer.text[:200]}")
 
     def step(self) -> None:
         merchant = self.world.merchant
-        for n in merchant.call("GET", "/federation/negotiations?state=REQUESTED").json()["items"]:
-            test = self.by_offer.get(n["offer_id"])
-            if test not in AGREE | END_NEGOTIATION or not self._due(n["provider_pid"], "R"):
-                continue
+        for n in merchant.call("GET", "/federation/negotiations").json()["items"]:
             pid = n["provider_pid"]
-            if test in AGREE:
+            test = self.tests.setdefault(pid, self.by_offer.get(n["offer_id"], ""))
+            move = self._due(pid, n["state"], NEGOTIATION_MOVES.get(test, []))
+            if move == "agree":
                 signature = merchant.sign(n["document"])
-                self._move(pid, "R", f"/federation/negotiations/{pid}/agree", signature=signature)
-            else:
-                self._move(pid, "R", f"/federation/negotiations/{pid}/terminate")
+                self._move(f"/federation/negotiations/{pid}/agree", signature=signature)
+            elif move is not None:
+                self._move(f"/federation/negotiations/{pid}/{move}")
         for t in merchant.call("GET", "/federation/transfers").json()["items"]:
-            moves = TRANSFER_MOVES.get(self.by_contract.get(t["contract_id"], ""), {})
-            move = moves.get(t["state"])
-            if move and self._due(t["provider_pid"], t["state"]):
-                pid = t["provider_pid"]
-                self._move(pid, t["state"], f"/federation/transfers/{pid}/{move}")
+            moves = TRANSFER_MOVES.get(self.by_contract.get(t["contract_id"], ""), [])
+            move = self._due(t["provider_pid"], t["state"], moves)
+            if move is not None:
+                self._move(f"/federation/transfers/{t['provider_pid']}/{move}")
 
     def run(self) -> None:
         while not self.stop.wait(0.2):
@@ -228,13 +263,16 @@ def consumer_dataset(test: str) -> str:
 
 
 def register_tck_peer(world, callback: str) -> None:
-    """Register the TCK (the provider of the consumer tests) as a "dsp" peer at its callback
-    address, the consumer holding an account there: a DSP connector, no dsgw gateway."""
+    """Register the TCK as a "dsp" peer at its callback address: a DSP connector, no dsgw
+    gateway. It is the provider of the consumer tests (the consumer holds an account there)
+    and, in the provider tests, the consumer itself (its participant here, whose access token
+    the TCK sends): so it verifies agreements by message, as DSP connectors do."""
     answer = world.admin.call(
         "POST",
         "/peers",
         json={"id": callback, "kind": "dsp", "dsp_url": callback,
-              "accounts": {world.consumer.id: TCK_PARTICIPANT}},
+              "accounts": {world.consumer.id: TCK_PARTICIPANT},
+              "participants": [world.consumer.id]},
     )  # fmt: skip
     if answer.status_code != 201:
         sys.exit(f"tck: could not register the TCK as a peer: {answer.status_code} {answer.text}")
@@ -460,7 +498,7 @@ def main() -> int:
         register_tck_peer(world, tck)
         seeded = seed_consumer_agreements(world, tck, callback_port)
         props = fixtures(world, url, callback_port, offers, agreements, seeded)
-        merchant = Merchant(world, offers, agreements)
+        merchant = Seller(world, offers, agreements)
         merchant.start()
         buyer = Buyer(world, seeded)
         buyer.start()

@@ -265,9 +265,21 @@ def test_schema_check_refuses_documents_that_break_it(path, value, error):
 
 def test_schema_offer_properties_match_the_offer_model():
     assert set(SCHEMA["$defs"]["offer"]["properties"]) == set(Offer.model_fields)
-    # compute and price are omitted when null, so documents without them sign as they always did.
+    # compute and price are omitted when null, and transfer_start when it is the default
+    # (consumer), so documents without them sign as they always did.
     assert set(SCHEMA["$defs"]["offer"]["required"]) == set(Offer.model_fields) - {
         "compute",
         "price",
+        "transfer_start",
     }
     assert set(SCHEMA["required"]) == set(make_doc())
+
+
+def test_the_default_transfer_start_is_left_out_so_documents_sign_as_before():
+    plain = make_doc()
+    assert "transfer_start" not in plain["offer"]
+    explicit = make_doc(Offer.model_validate({**plain["offer"], "transfer_start": "consumer"}))
+    assert contract_hash(explicit) == contract_hash(plain)
+    started = make_doc(Offer.model_validate({**plain["offer"], "transfer_start": "provider"}))
+    assert started["offer"]["transfer_start"] == "provider"
+    assert schema_errors(started, SCHEMA) == []

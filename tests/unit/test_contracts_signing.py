@@ -22,9 +22,11 @@ from contracts import (
     contract_document,
     contract_hash,
     countersign,
+    countersign_by_message,
     sign_contract,
     verify_contract_signature,
     verify_countersignature,
+    verify_countersignature_by_message,
 )
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
@@ -355,3 +357,29 @@ def test_the_test_vector_in_the_spec_is_what_the_code_produces():
     assert f"`{header}`" in spec
     assert f"`{signature}`" in spec
     assert payload == b64(canonical_bytes(vector))
+
+
+def test_a_countersignature_by_message_binds_the_verification_digest_instead_of_a_jws(doc, signed):
+    digest = hashlib.sha256(b'{"@type": "ContractAgreementVerificationMessage"}').hexdigest()
+    gateway = countersign_by_message(doc, signed, digest, GATEWAY, kid="gw#k1")
+    payload = gateway.split(".")[1]
+    assert base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)) == canonical_bytes(
+        {
+            "contract_hash": contract_hash(doc),
+            "provider_sig": signed,
+            "consumer_verification": f"sha256:{digest}",
+        }
+    )
+    verify_countersignature_by_message(gateway, doc, signed, digest, jwk(GATEWAY, "gw#k1"))
+    with pytest.raises(ContractSignatureError):
+        verify_countersignature_by_message(gateway, doc, signed, "0" * 64, jwk(GATEWAY, "gw#k1"))
+
+
+def test_a_countersignature_by_message_needs_the_providers_jws_over_the_document(doc):
+    other = copy.deepcopy(doc)
+    other["purpose"] = "credit-scoring"
+    elsewhere = sign_contract(other, PROVIDER, kid="prov#k1")
+    with pytest.raises(ContractSignatureError, match="provider signature"):
+        countersign_by_message(doc, elsewhere, "a" * 64, GATEWAY, kid="gw#k1")
+    with pytest.raises(ContractSignatureError, match="SHA-256"):
+        countersign_by_message(doc, sign_contract(doc, PROVIDER, kid="k"), "x", GATEWAY, kid="k")
