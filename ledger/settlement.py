@@ -28,9 +28,11 @@ CONTEXT_TYPES = (
     "contract.finalized",
     "voucher.issued",
     "settlement.ceiling-set",
+    "settlement.refund",
 )
 SETTLEMENT_TYPES = (
     "settlement.invoice",
+    "settlement.credit-note",
     "settlement.statement",
     "voucher.redeemed",
     "voucher.expired",
@@ -85,6 +87,20 @@ def split(amount: int, shares: dict[str, int]) -> dict[str, int]:
     for party in order[:left]:
         parts[party] += 1
     return {party: parts[party] for party in PARTIES if party in parts}
+
+
+def apportion(amount: int, weights: dict[str, int]) -> dict[str, int]:
+    """Split `amount` fen in proportion to non-negative integer `weights` (per role, summing to
+    more than 0) with the largest-remainder rule of `split` (ties: holder, operator, platform)."""
+    whole = sum(weights.values())
+    if whole <= 0 or any(w < 0 for w in weights.values()):
+        raise SettlementError(f"expected weights adding up to more than 0, found {weights}")
+    parts = {role: amount * w // whole for role, w in weights.items()}
+    left = amount - sum(parts.values())
+    order = sorted(weights, key=lambda r: (-(amount * weights[r] % whole), PARTIES.index(r)))
+    for role in order[:left]:
+        parts[role] += 1
+    return {role: parts[role] for role in PARTIES if role in parts}
 
 
 def rate(terms: dict, usage: dict[str, int], *, flat: int) -> list[dict]:
@@ -233,10 +249,13 @@ class Close:
     ceilings: list[dict] = field(default_factory=list)
     """Per authorisation under a ceiling (or with a carry): the carry in, what was deducted,
     the operator's income, the excess over the ceiling and the carry out (specs §10)."""
+    credit_notes: list[dict] = field(default_factory=list)
+    """The data of its `settlement.credit-note` entries: one per refund recorded since the last
+    close (specs §11), in the refunds' seq order."""
 
     def summary(self, statement_hashes: dict[str, str]) -> dict:
         """Return the data of the period's `settlement.closed` entry."""
-        postings = [p for inv in self.invoices for p in inv["journal"]]
+        postings = [p for doc in (*self.invoices, *self.credit_notes) for p in doc["journal"]]
         return {
             "period": self.period,
             "start": self.start,
@@ -251,7 +270,9 @@ class Close:
                 }
                 for s in self.statements
             ],
+            "credit_notes": [c["credit_note"] for c in self.credit_notes],
             "invoiced_fen": sum(inv["total_fen"] for inv in self.invoices),
+            "refunded_fen": sum(c["amount_fen"] for c in self.credit_notes),
             "vouchers_fen": sum(r["amount_fen"] for r in self.redemptions),
             "ceiling_deducted_fen": sum(c["deducted_fen"] for c in self.ceilings),
             "ceiling_carried_fen": sum(c["carried_out_fen"] for c in self.ceilings),
@@ -266,6 +287,60 @@ def statement_id(period: str, party: str) -> str:
 
 def invoice_id(period: str, contract: str) -> str:
     return f"inv_{period}_{contract}"
+
+
+def credit_note_id(period: str, refund: str) -> str:
+    return f"crn_{period}_{refund}"
+
+
+def credit_journal(
+    note: str,
+    *,
+    consumer: str,
+    contract: str,
+    amount: int,
+    consumer_fen: int,
+    vouchers: list[dict],
+    shares: dict,
+) -> list:
+    """Return the balanced postings of a credit note, the mirror of an invoice's: the contract's
+    revenue against the consumer's receivable and each voucher issuer's part given back, then
+    each party's payable (its part of the reversal; a negative part is a credit) against that
+    revenue."""
+    revenue = f"revenue:{contract}"
+    owed = [{"account": f"receivable:{consumer}", "debit_fen": 0, "credit_fen": consumer_fen}]
+    return [
+        {
+            "posting": f"{note}/refund",
+            "lines": [
+                {"account": revenue, "debit_fen": amount, "credit_fen": 0},
+                *(owed if consumer_fen else []),
+                *(
+                    {
+                        "account": f"voucher_receivable:{v['issuer']}",
+                        "debit_fen": 0,
+                        "credit_fen": v["amount_fen"],
+                    }
+                    for v in vouchers
+                ),
+            ],
+        },  # fmt: skip
+        {
+            "posting": f"{note}/reversal",
+            "lines": [
+                *(
+                    {
+                        "account": f"payable:{role}:{share['party']}",
+                        "debit_fen": max(0, share["amount_fen"]),
+                        "credit_fen": max(0, -share["amount_fen"]),
+                    }
+                    for role, share in shares.items()
+                    if share["amount_fen"]
+                ),
+                {"account": revenue, "debit_fen": 0, "credit_fen": amount},
+            ],
+        },  # fmt: skip
+    ]
 
 
 class Books:
@@ -284,6 +359,11 @@ class Books:
         self.ceilings: dict[str, list[dict]] = {}
         # authorisation -> the operator's income above its ceiling still to be deducted (fen)
         self.carry: dict[str, int] = {}
+        # invoice id -> what a refund needs of it (closed invoices), and the refunds recorded
+        # since the last close (their credit notes are the next close's)
+        self.invoices: dict[str, dict] = {}
+        self.refunds: list[dict] = []
+        self.rejected: list[int] = []  # seqs of settlement.refund entries that refund nothing
 
     def add(self, body: dict) -> None:
         """Take one entry body (entries must come in seq order)."""
@@ -305,6 +385,20 @@ class Books:
         elif kind == "contract.finalized":
             self.contracts[data["contract"]] = data
             self.pending.append(_Event(body["seq"], body["time"], data["contract"], "flat"))
+        elif kind == "settlement.refund":
+            invoice = self.invoices.get(data.get("invoice"))
+            amount = data.get("amount_fen")
+            if (
+                invoice is None
+                or invoice["contract"] != data.get("contract")
+                or not isinstance(amount, int)
+                or isinstance(amount, bool)
+                or not 0 < amount <= invoice["total_fen"] - invoice["refunded_fen"]
+            ):
+                self.rejected.append(body["seq"])  # the gateway never records one: tampering
+                return
+            invoice["refunded_fen"] += amount
+            self.refunds.append({**data, "seq": body["seq"]})
         elif kind in USAGE_TYPES:
             usage = _usage_of(kind, data)
             if usage is not None:
@@ -334,6 +428,19 @@ class Books:
             for contract, events in sorted(by_contract.items())
         ]  # fmt: skip
         ceilings = self._carry(period, through_seq, invoices, budget)
+        due_refunds = [r for r in self.refunds if r["seq"] <= through_seq]
+        self.refunds = [r for r in self.refunds if r["seq"] > through_seq]
+        credit_notes = [self._credit_note(period, refund) for refund in due_refunds]
+        for inv in invoices:
+            if inv["total_fen"] > 0:  # what a refund of it needs
+                self.invoices[inv["invoice"]] = {
+                    "contract": inv["contract"], "consumer": inv["consumer"],
+                    "provider": inv["provider"], "authorisation": inv["authorisation"],
+                    "total_fen": inv["total_fen"], "vouchers": inv["vouchers"],
+                    "shares": {r: {"party": x["party"], "amount_fen": x["amount_fen"]}
+                               for r, x in inv["shares"].items()},
+                    "refunded_fen": 0, "credited_fen": 0, "returned": {},
+                }  # fmt: skip
         expiries = []
         for ident, v in sorted(self.vouchers.items()):
             if v["seq"] <= through_seq and not v["done"] and v["not_after"] <= end:
@@ -350,12 +457,60 @@ class Books:
             end=end,
             through_seq=through_seq,
             invoices=invoices,
-            statements=_statements(period, start, end, invoices, ceilings),
+            statements=_statements(period, start, end, invoices, ceilings, credit_notes),
             settled=sorted(e.seq for e in due),
             redemptions=redemptions,
             expiries=expiries,
             ceilings=ceilings,
+            credit_notes=credit_notes,
         )
+
+    def _credit_note(self, period: str, refund: dict) -> dict:
+        """Return the credit note of a refund: the invoice's split reversed by the largest
+        remainder rule (on the invoice's shares, over what its refunds add up to, so that a full
+        refund reverses the split exactly and no party gives back more than it got); the voucher
+        parts go back to their issuers first, the latest redeemed first, the rest to the
+        consumer."""
+        inv = self.invoices[refund["invoice"]]
+        amount = int(refund["amount_fen"])
+        weights = {role: s["amount_fen"] for role, s in inv["shares"].items()}
+        before, after = inv["credited_fen"], inv["credited_fen"] + amount
+        was, now = apportion(before, weights), apportion(after, weights)
+        inv["credited_fen"] = after
+        left, returned = amount, []
+        for v in reversed(inv["vouchers"]):
+            part = min(v["amount_fen"] - inv["returned"].get(v["voucher"], 0), left)
+            if part > 0:
+                inv["returned"][v["voucher"]] = inv["returned"].get(v["voucher"], 0) + part
+                left -= part
+                returned.append({"voucher": v["voucher"], "issuer": v["issuer"],
+                                 "amount_fen": part})  # fmt: skip
+        self.charged[inv["contract"]] = self.charged.get(inv["contract"], 0) - amount
+        shares = {
+            role: {"party": inv["shares"][role]["party"], "amount_fen": now[role] - was[role]}
+            for role in now
+        }
+        note = credit_note_id(period, refund["refund"])
+        return {
+            "credit_note": note,
+            "period": period,
+            "refund": refund["refund"],
+            "refund_seq": refund["seq"],
+            "invoice": refund["invoice"],
+            "contract": inv["contract"],
+            "consumer": inv["consumer"],
+            "provider": inv["provider"],
+            "authorisation": inv["authorisation"],
+            "amount_fen": amount,
+            "vouchers": returned,
+            "voucher_fen": amount - left,
+            "consumer_fen": left,
+            "shares": shares,
+            "journal": credit_journal(
+                note, consumer=inv["consumer"], contract=inv["contract"], amount=amount,
+                consumer_fen=left, vouchers=returned, shares=shares,
+            ),
+        }  # fmt: skip
 
     def ceiling_of(self, authorisation: str, period: str, through_seq: int) -> dict | None:
         """Return the `settlement.ceiling-set` that rules the period: the latest (by seq, at or
@@ -385,7 +540,8 @@ class Books:
             ruling = self.ceiling_of(ident, period, through_seq)
             carried_in = self.carry.get(ident, 0)
             earned = income.get(ident, 0)
-            ceiling = int(ruling["ceiling_fen"]) if ruling is not None else None
+            removed = ruling is None or ruling["ceiling_fen"] is None  # none set, or removed
+            ceiling = None if removed else int(ruling["ceiling_fen"])
             excess = max(0, earned - ceiling) if ceiling is not None else 0
             left = budget.get(ident, 0)
             if not (carried_in or earned or excess):
@@ -569,7 +725,12 @@ def _usage_of(kind: str, data: dict) -> dict[str, int] | None:
 
 
 def _statements(
-    period: str, start: str, end: str, invoices: list[dict], ceilings: list[dict] = ()
+    period: str,
+    start: str,
+    end: str,
+    invoices: list[dict],
+    ceilings: list[dict] = (),
+    credit_notes: list[dict] = (),
 ) -> list[dict]:
     """Return one statement per party: what it owes (consumer) and earns (shares); an operator
     under a ceiling also gets its `ceilings` (the excess carried, the carry deducted)."""
@@ -592,6 +753,22 @@ def _statements(
             lines.setdefault(share["party"], []).append(
                 {"invoice": inv["invoice"], "contract": inv["contract"], "role": role,
                  "amount_fen": share["amount_fen"]}
+            )  # fmt: skip
+    for note in credit_notes:  # after the invoices: what each gives back, as negative lines
+        ident, contract = note["credit_note"], note["contract"]
+        lines.setdefault(note["consumer"], []).append(
+            {"invoice": ident, "contract": contract, "role": "consumer",
+             "amount_fen": -note["consumer_fen"]}
+        )  # fmt: skip
+        for v in note["vouchers"]:
+            lines.setdefault(v["issuer"], []).append(
+                {"invoice": ident, "contract": contract, "role": "voucher_issuer",
+                 "amount_fen": -v["amount_fen"]}
+            )  # fmt: skip
+        for role, share in note["shares"].items():
+            lines.setdefault(share["party"], []).append(
+                {"invoice": ident, "contract": contract, "role": role,
+                 "amount_fen": -share["amount_fen"]}
             )  # fmt: skip
     return [
         {
@@ -720,16 +897,18 @@ def replay(bodies: Iterable[dict], *, period: str | None = None, keys: dict | No
             )
             book.setdefault(kind, []).append((body["seq"], data))
             continue
-        if kind in ("settlement.invoice", "settlement.statement"):
+        if kind in ("settlement.invoice", "settlement.statement", "settlement.credit-note"):
             if kind == "settlement.invoice":
                 key, ident, per = "invoices", data.get("invoice"), data.get("period")
+            elif kind == "settlement.credit-note":
+                key, ident, per = "credit_notes", data.get("credit_note"), data.get("period")
             else:
                 doc = data.get("statement") if isinstance(data.get("statement"), dict) else {}
                 key, ident, per = "statements", doc.get("statement"), doc.get("period")
             book = recorded.setdefault(
                 str(per), {"invoices": {}, "statements": {}, "first": body["seq"]}
             )
-            book[key][ident] = (body["seq"], data)
+            book.setdefault(key, {})[ident] = (body["seq"], data)
             continue
         if kind != "settlement.closed":
             books.add(body)
@@ -792,6 +971,14 @@ def _check_close(books: Books, body: dict, book: dict, keys: dict[str, Any]) -> 
         findings.append(
             Finding(f"invoice {ident}", False, "no such invoice (no usage)", "an invoice")
         )
+    notes = book.get("credit_notes", {})
+    for note in expected.credit_notes:
+        findings.extend(_compare_credit_note(note, notes.pop(note["credit_note"], None)))
+    for ident in sorted(notes):
+        findings.append(
+            Finding(f"credit note {ident}", False, "no such credit note (no valid refund)",
+                    "a credit note")
+        )  # fmt: skip
     hashes = {}
     for stm in expected.statements:
         hashes[stm["statement"]] = content_hash(stm)
@@ -814,7 +1001,7 @@ def _check_close(books: Books, body: dict, book: dict, keys: dict[str, Any]) -> 
         findings.append(
             Finding(f"close {period} {key}", data.get(key) == value, value, data.get(key))
         )
-    postings = [p for inv in expected.invoices for p in inv["journal"]]
+    postings = [p for doc in (*expected.invoices, *expected.credit_notes) for p in doc["journal"]]
     findings.append(
         Finding(
             f"close {period} journal balanced", not unbalanced(postings), [], unbalanced(postings)
@@ -844,6 +1031,17 @@ def _compare_invoice(expected: dict, recorded: tuple[int, dict] | None) -> list[
             Finding(f"{name} {key}", found.get(key) == expected[key], expected[key], found.get(key))
         )
     return out
+
+
+def _compare_credit_note(expected: dict, recorded: tuple[int, dict] | None) -> list[Finding]:
+    name = f"credit note {expected['credit_note']} (refund {expected['refund']})"
+    if recorded is None:
+        return [Finding(name, False, "a credit-note entry", "none")]
+    seq, found = recorded
+    return [
+        Finding(f"{name} (entry {seq}) {key}", found.get(key) == value, value, found.get(key))
+        for key, value in expected.items()
+    ]
 
 
 def _compare_statement(
