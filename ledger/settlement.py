@@ -10,7 +10,8 @@ never imports `gateway`.
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -221,13 +222,11 @@ def unbalanced(postings: Iterable[dict]) -> list[str]:
     ]
 
 
-@dataclass
-class _Event:
-    seq: int
-    time: str
-    contract: str
-    kind: str  # "flat" or "usage"
-    usage: dict[str, int] = field(default_factory=dict)
+_NEVER = 2**63  # the horizon of an event that no recorded close can settle
+
+
+def _bucket() -> dict:
+    return {"calls": 0, "rows": 0, "bytes": 0, "queries": 0, "finalised": 0, "entries": []}
 
 
 @dataclass
@@ -350,7 +349,13 @@ class Books:
         self.authorisations: dict[str, dict] = {}
         self.products: dict[str, dict] = {}
         self.contracts: dict[str, dict] = {}
-        self.pending: list[_Event] = []
+        # The usage and finalisations not settled yet, summed per (contract, month of their
+        # time, horizon): the horizon is the through_seq of the first recorded close that may
+        # settle them (0: any close; an auditor's replay knows the closes ahead, the gateway
+        # only feeds entries up to the close it makes). Memory grows with contracts × months,
+        # not with the number of deliveries.
+        self.pending: dict[tuple[str, str, int], dict] = {}
+        self.horizon: list[int] = []  # the recorded closes' through_seqs, ascending
         self.charged: dict[str, int] = {}  # per contract, over its life (the fee cap)
         self.closed: dict[str, dict] = {}  # period -> its settlement.closed data
         self.vouchers: dict[str, dict] = {}  # id -> its voucher.issued data, seq and balance
@@ -364,6 +369,28 @@ class Books:
         self.invoices: dict[str, dict] = {}
         self.refunds: list[dict] = []
         self.rejected: list[int] = []  # seqs of settlement.refund entries that refund nothing
+
+    _STATE = (
+        "authorisations", "products", "contracts", "charged", "vouchers", "last_period",
+        "ceilings", "carry", "invoices", "refunds", "rejected",
+    )  # fmt: skip
+
+    def to_state(self) -> dict:
+        """Return the books as JSON-ready data (what a gateway keeps after a close, so that the
+        next close reads only the entries after it instead of the whole ledger again)."""
+        return {
+            **{name: getattr(self, name) for name in self._STATE},
+            "pending": [[*key, bucket] for key, bucket in self.pending.items()],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Books":
+        """Return the books `to_state` saved (the horizon is empty: a gateway's close)."""
+        books = cls()
+        for name in cls._STATE:
+            setattr(books, name, state[name])
+        books.pending = {(c, m, limit): b for c, m, limit, b in state["pending"]}
+        return books
 
     def add(self, body: dict) -> None:
         """Take one entry body (entries must come in seq order)."""
@@ -384,7 +411,9 @@ class Books:
             }  # fmt: skip
         elif kind == "contract.finalized":
             self.contracts[data["contract"]] = data
-            self.pending.append(_Event(body["seq"], body["time"], data["contract"], "flat"))
+            bucket = self._bucket(data["contract"], body)
+            bucket["finalised"] += 1
+            bucket["entries"].append(body["seq"])
         elif kind == "settlement.refund":
             invoice = self.invoices.get(data.get("invoice"))
             amount = data.get("amount_fen")
@@ -402,9 +431,20 @@ class Books:
         elif kind in USAGE_TYPES:
             usage = _usage_of(kind, data)
             if usage is not None:
-                self.pending.append(
-                    _Event(body["seq"], body["time"], data["contract"], "usage", usage)
-                )
+                bucket = self._bucket(data["contract"], body)
+                for metric, amount in usage.items():
+                    bucket[metric] += amount
+                bucket["entries"].append(body["seq"])
+
+    def _bucket(self, contract: str, body: dict) -> dict:
+        """Return the pending sums that an event of `contract` at `body`'s time adds to."""
+        at = bisect_left(self.horizon, body["seq"])
+        limit = (self.horizon[at] if at < len(self.horizon) else _NEVER) if self.horizon else 0
+        key = (contract, str(body["time"])[:7], limit)
+        bucket = self.pending.get(key)
+        if bucket is None:
+            bucket = self.pending[key] = _bucket()
+        return bucket
 
     def close(
         self, period: str, *, through_seq: int, terms_of: Callable[[str, str], dict | None]
@@ -413,11 +453,13 @@ class Books:
         the period's end (usage recorded after an earlier close included), rated under the
         terms `terms_of(contract, offer)` gives. Marks those events settled."""
         start, end = period_bounds(period)
-        due = [e for e in self.pending if e.seq <= through_seq and e.time < end]
-        self.pending = [e for e in self.pending if not (e.seq <= through_seq and e.time < end)]
-        by_contract: dict[str, list[_Event]] = {}
-        for event in due:
-            by_contract.setdefault(event.contract, []).append(event)
+        by_contract: dict[str, dict] = {}
+        for key in [k for k in self.pending if k[2] <= through_seq and k[1] <= period]:
+            bucket = self.pending.pop(key)
+            into = by_contract.setdefault(key[0], _bucket())
+            for metric in ("calls", "rows", "bytes", "queries", "finalised"):
+                into[metric] += bucket[metric]
+            into["entries"].extend(bucket["entries"])
         redemptions: list[dict] = []
         budget = dict(self.carry)  # what is left to deduct of each authorisation's carry
         invoices = [
@@ -458,7 +500,7 @@ class Books:
             through_seq=through_seq,
             invoices=invoices,
             statements=_statements(period, start, end, invoices, ceilings, credit_notes),
-            settled=sorted(e.seq for e in due),
+            settled=sorted(seq for b in by_contract.values() for seq in b["entries"]),
             redemptions=redemptions,
             expiries=expiries,
             ceilings=ceilings,
@@ -595,7 +637,7 @@ class Books:
         self,
         period: str,
         contract_id: str,
-        events: list[_Event],
+        events: dict,
         terms_of: Callable[[str, str], dict | None],
         *,
         vouchers: tuple,
@@ -618,11 +660,8 @@ class Books:
                 f"hash {hashes.get(contract['offer'])}, found "
                 f"{content_hash(terms) if terms is not None else 'none'}"
             )
-        usage = {metric: 0 for metric in PER_UNIT}
-        for event in events:
-            for metric, amount in event.usage.items():
-                usage[metric] += amount
-        flat = sum(1 for e in events if e.kind == "flat")
+        usage = {metric: events[metric] for metric in PER_UNIT}
+        flat = events["finalised"]
         free = bool(product.get("public_interest"))
         lines = [] if free else rate(terms, usage, flat=flat)
         subtotal = sum(line["amount_fen"] for line in lines)
@@ -668,7 +707,7 @@ class Books:
             "public_interest": free,
             "terms_hash": content_hash(terms),
             "terms": terms,
-            "usage": {**usage, "finalised": flat, "entries": sorted(e.seq for e in events)},
+            "usage": {**usage, "finalised": flat, "entries": sorted(events["entries"])},
             "lines": lines,
             "subtotal_fen": subtotal,
             "fee_cap_fen": cap,
@@ -847,6 +886,62 @@ class SettlementReport:
         }
 
 
+def iter_bodies(folder: Path, findings: list[Finding]) -> Iterator[dict]:
+    """Yield the entry bodies of an export's entries.jsonl in its order (seq order), one line
+    at a time; a line that does not parse is a finding, not a body."""
+    with (folder / "entries.jsonl").open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                body = json.loads(raw)["body"]
+                _ = (body["seq"], body["time"], body["type"], body["data"])
+            except (ValueError, KeyError, TypeError):
+                findings.append(
+                    Finding(f"entry line {n} readable", False, "an entry", "unreadable")
+                )
+                continue
+            yield body
+
+
+def _settlement_bodies(folder: Path) -> Iterator[dict]:
+    """Yield the bodies of the export's settlement entries only (a cheap first pass)."""
+    with (folder / "entries.jsonl").open("rb") as f:
+        for raw in f:
+            if b'"type":"settlement.' in raw or b'"type":"voucher.' in raw:
+                try:
+                    body = json.loads(raw)["body"]
+                    _ = (body["seq"], body["type"], body["data"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+                yield body
+
+
+def _period_of(kind: str, data: dict) -> str:
+    """Return the period a settlement entry belongs to (the close that records it)."""
+    if kind == "voucher.redeemed":
+        return str(str(data.get("invoice", "inv_"))[4:11])
+    if kind == "settlement.statement":
+        doc = data.get("statement") if isinstance(data.get("statement"), dict) else {}
+        return str(doc.get("period"))
+    return str(data.get("period"))
+
+
+def horizon_of(bodies: Iterable[dict]) -> list[int]:
+    """Return, ascending, the through_seq each recorded close settles up to (as `replay`
+    reads it: one not below the close's first entry counts as the entry before it)."""
+    first: dict[str, int] = {}
+    out = set()
+    for body in bodies:
+        kind, data = body["type"], body["data"]
+        if kind == "settlement.closed":
+            start = min(first.pop(str(data.get("period")), body["seq"]), body["seq"])
+            through = data.get("through_seq")
+            ok = isinstance(through, int) and not isinstance(through, bool) and through < start
+            out.add(through if ok else start - 1)
+        elif kind in SETTLEMENT_TYPES or kind == "voucher.expired":
+            first.setdefault(_period_of(kind, data), body["seq"])
+    return sorted(out)
+
+
 def read_bodies(folder: Path) -> tuple[list[dict], list[Finding]]:
     """Return the entry bodies of an export's entries.jsonl (lines that do not parse are
     findings, not bodies), without checking chain or signatures: `ledger.verify_export` does."""
@@ -875,16 +970,28 @@ def _keys(folder: Path) -> dict[str, Any]:
         return {}
 
 
-def replay(bodies: Iterable[dict], *, period: str | None = None, keys: dict | None = None):
+def replay(
+    bodies: Iterable[dict],
+    *,
+    period: str | None = None,
+    keys: dict | None = None,
+    horizon: list[int] | None = None,
+):
     """Read the bodies in seq order, recomputing each recorded close (under the terms its own
     invoices carry) as it comes; stop after `period`'s close. Return the books as they then
     stand, and the findings: every line of `period`'s close, one for any earlier close that does
-    not recompute, and one when `period` has no close."""
+    not recompute, and one when `period` has no close. Without `horizon` (the closes'
+    through_seqs, `horizon_of`) the bodies are a list, sorted here; with it, any iterable in seq
+    order, read once (an export streamed line by line)."""
     books = Books()
+    if horizon is None:
+        bodies = sorted(bodies, key=lambda b: b["seq"])
+        horizon = horizon_of(bodies)
+    books.horizon = horizon
     recorded: dict[str, dict] = {}
     findings: list[Finding] = []
     seen_close = False
-    for body in sorted(bodies, key=lambda b: b["seq"]):
+    for body in bodies:
         kind, data = body["type"], body["data"]
         if kind in ("voucher.redeemed", "voucher.expired"):
             per = (
@@ -1104,7 +1211,11 @@ def verify_settlement(folder: Path, period: str) -> SettlementReport:
         return SettlementReport(
             period, [Finding("ledger export readable", False, "an export", str(exc))]
         )
-    bodies, unreadable = read_bodies(folder)
+    unreadable: list[Finding] = []
+    horizon = horizon_of(_settlement_bodies(folder))
+    _, found = replay(
+        iter_bodies(folder, unreadable), period=period, keys=_keys(folder), horizon=horizon
+    )
     findings.extend(unreadable)
-    findings.extend(recompute(bodies, period, _keys(folder)))
+    findings.extend(found)
     return SettlementReport(period, findings)

@@ -1,7 +1,9 @@
 """Period close: metering → rating → invoices, split, journal and signed statements, on the
 ledger; reading them back. The arithmetic is `ledger.settlement` (what an auditor re-runs)."""
 
+import copy
 import json
+from collections.abc import Iterator
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -36,8 +38,11 @@ from gateway.settlement.models import (
 from gateway.transfers.models import Transfer
 from ledger import store as ledger_store
 from ledger.settlement import (
+    CONTEXT_TYPES,
     PLATFORM,
     RELEVANT_TYPES,
+    USAGE_TYPES,
+    Books,
     SettlementError,
     period_bounds,
     replay,
@@ -88,7 +93,7 @@ def close(session: Session, gateway: Gateway, *, period: str, by: Participant) -
         return _read(session.get(SettlementPeriod, period), already=True)
     conn = session.connection()
     through, _ = ledger_store.head(conn)
-    books, _ = replay(_bodies(session, through))
+    books = _books(session, period, through)
 
     def terms_of(_contract: str, offer_id: str) -> dict | None:
         offer = session.get(ProductOffer, offer_id)
@@ -147,19 +152,63 @@ def close(session: Session, gateway: Gateway, *, period: str, by: Participant) -
     summary = result.summary(hashes)
     entry = record(session, gateway.signer, type="settlement.closed", data={**summary, "by": by.id})
     row.through_seq, row.ledger_seq, row.summary = through, entry.seq, summary
+    session.add(
+        SettlementDocument(
+            id=f"books_{period}",
+            period=period,
+            kind="books",
+            readers=[],
+            body=books.to_state(),
+            ledger_seq=entry.seq,
+        )
+    )  # fmt: skip: the state the next close starts from
     commit(session)
     return _read(row, already=False)
 
 
-def _bodies(session: Session, through: int) -> list[dict]:
-    """Return the bodies of the entries settlement reads, up to seq `through`."""
+_BATCH = 10_000  # entries read per query by a close
+
+
+def _bodies(
+    session: Session, through: int, *, after: int = 0, types: tuple = RELEVANT_TYPES
+) -> Iterator[dict]:
+    """Yield, in seq order, the bodies of the entries of `types` with after < seq <= through,
+    `_BATCH` per query (keyset on seq, the ledger's primary key): memory stays flat."""
     table = ledger_store.ledger_entries
-    rows = session.execute(
-        select(table.c.body)
-        .where(table.c.type.in_(RELEVANT_TYPES), table.c.seq <= through)
-        .order_by(table.c.seq)
-    )
-    return [json.loads(body) for (body,) in rows]
+    cursor = after
+    while True:
+        rows = session.execute(
+            select(table.c.seq, table.c.body)
+            .where(table.c.type.in_(types), table.c.seq > cursor, table.c.seq <= through)
+            .order_by(table.c.seq)
+            .limit(_BATCH)
+        ).all()
+        for _, body in rows:
+            yield json.loads(body)
+        if len(rows) < _BATCH:
+            return
+        cursor = int(rows[-1][0])
+
+
+def _books(session: Session, period: str, through: int) -> Books:
+    """Return the settlement books up to seq `through`: the state the last close kept, fed the
+    entries after its `through_seq` (a close reads each entry once, not the whole ledger every
+    period); from the start of the ledger for the first close, or when the last close kept no
+    state (closed before it did: its earlier closes are recomputed)."""
+    last = session.scalars(
+        select(SettlementPeriod)
+        .where(SettlementPeriod.period < period)
+        .order_by(SettlementPeriod.period.desc())
+        .limit(1)
+    ).first()
+    kept = session.get(SettlementDocument, f"books_{last.period}") if last else None
+    if last is not None and kept is None:
+        return replay(list(_bodies(session, through)))[0]
+    books = Books.from_state(copy.deepcopy(kept.body)) if kept is not None else Books()
+    after = last.through_seq if last is not None else 0
+    for body in _bodies(session, through, after=after, types=(*USAGE_TYPES, *CONTEXT_TYPES)):
+        books.add(body)
+    return books
 
 
 def _read(row: SettlementPeriod, *, already: bool) -> PeriodRead:
