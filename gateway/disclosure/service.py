@@ -229,7 +229,8 @@ def build(session: Session, *, year: int, publisher: str) -> Disclosure:
 
 
 def _yuan(fen: int) -> str:
-    return f"¥{fen // 100:,}.{fen % 100:02d}"
+    sign, fen = ("-", -fen) if fen < 0 else ("", fen)  # a credit note's lines are negative
+    return f"{sign}¥{fen // 100:,}.{fen % 100:02d}"
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:

@@ -274,7 +274,8 @@ def render_html(statement: StatementRead) -> str:
     s = statement.statement
 
     def yuan(fen: int) -> str:
-        return f"¥{fen // 100:,}.{fen % 100:02d}"
+        sign, fen = ("-", -fen) if fen < 0 else ("", fen)  # a credit note's lines are negative
+        return f"{sign}¥{fen // 100:,}.{fen % 100:02d}"
 
     rows = "".join(
         f"<tr><td>{escape(x.invoice)}</td><td>{escape(x.contract)}</td><td>{escape(x.role)}</td>"

@@ -56,6 +56,11 @@ def test_a_merchant_refunds_part_of_a_closed_invoice_and_the_next_close_credits_
     lines = holder.json()["statement"]["lines"]
     assert {"invoice": note_id, "contract": contract["id"], "role": "holder",
             "amount_fen": -58} in lines  # fmt: skip
+    page = world.holder.call(
+        "GET", f"/settlement/statements/stm_2026-12_{world.holder.id}",
+        headers={"Accept": "text/html"},
+    )  # fmt: skip
+    assert "-¥0.58" in page.text  # a negative line reads as one
     consumer = world.consumer.call(
         "GET", f"/settlement/statements/stm_2026-12_{world.consumer.id}"
     ).json()["statement"]
