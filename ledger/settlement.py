@@ -10,7 +10,8 @@ never imports `gateway`.
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,11 @@ CONTEXT_TYPES = (
     "contract.finalized",
     "voucher.issued",
     "settlement.ceiling-set",
+    "settlement.refund",
 )
 SETTLEMENT_TYPES = (
     "settlement.invoice",
+    "settlement.credit-note",
     "settlement.statement",
     "voucher.redeemed",
     "voucher.expired",
@@ -89,6 +92,20 @@ def split(amount: int, shares: dict[str, int]) -> dict[str, int]:
     for party in order[:left]:
         parts[party] += 1
     return {party: parts[party] for party in PARTIES if party in parts}
+
+
+def apportion(amount: int, weights: dict[str, int]) -> dict[str, int]:
+    """Split `amount` fen in proportion to non-negative integer `weights` (per role, summing to
+    more than 0) with the largest-remainder rule of `split` (ties: holder, operator, platform)."""
+    whole = sum(weights.values())
+    if whole <= 0 or any(w < 0 for w in weights.values()):
+        raise SettlementError(f"expected weights adding up to more than 0, found {weights}")
+    parts = {role: amount * w // whole for role, w in weights.items()}
+    left = amount - sum(parts.values())
+    order = sorted(weights, key=lambda r: (-(amount * weights[r] % whole), PARTIES.index(r)))
+    for role in order[:left]:
+        parts[role] += 1
+    return {role: parts[role] for role in PARTIES if role in parts}
 
 
 def rate(terms: dict, usage: dict[str, int], *, flat: int) -> list[dict]:
@@ -209,13 +226,11 @@ def unbalanced(postings: Iterable[dict]) -> list[str]:
     ]
 
 
-@dataclass
-class _Event:
-    seq: int
-    time: str
-    contract: str
-    kind: str  # "flat" or "usage"
-    usage: dict[str, int] = field(default_factory=dict)
+_NEVER = 2**63  # the horizon of an event that no recorded close can settle
+
+
+def _bucket() -> dict:
+    return {"calls": 0, "rows": 0, "bytes": 0, "queries": 0, "finalised": 0, "entries": []}
 
 
 @dataclass
@@ -237,10 +252,13 @@ class Close:
     ceilings: list[dict] = field(default_factory=list)
     """Per authorisation under a ceiling (or with a carry): the carry in, what was deducted,
     the operator's income, the excess over the ceiling and the carry out (specs §10)."""
+    credit_notes: list[dict] = field(default_factory=list)
+    """The data of its `settlement.credit-note` entries: one per refund recorded since the last
+    close (specs §11), in the refunds' seq order."""
 
     def summary(self, statement_hashes: dict[str, str]) -> dict:
         """Return the data of the period's `settlement.closed` entry."""
-        postings = [p for inv in self.invoices for p in inv["journal"]]
+        postings = [p for doc in (*self.invoices, *self.credit_notes) for p in doc["journal"]]
         return {
             "period": self.period,
             "start": self.start,
@@ -255,7 +273,9 @@ class Close:
                 }
                 for s in self.statements
             ],
+            "credit_notes": [c["credit_note"] for c in self.credit_notes],
             "invoiced_fen": sum(inv["total_fen"] for inv in self.invoices),
+            "refunded_fen": sum(c["amount_fen"] for c in self.credit_notes),
             "vouchers_fen": sum(r["amount_fen"] for r in self.redemptions),
             "ceiling_deducted_fen": sum(c["deducted_fen"] for c in self.ceilings),
             "ceiling_carried_fen": sum(c["carried_out_fen"] for c in self.ceilings),
@@ -272,6 +292,60 @@ def invoice_id(period: str, contract: str) -> str:
     return f"inv_{period}_{contract}"
 
 
+def credit_note_id(period: str, refund: str) -> str:
+    return f"crn_{period}_{refund}"
+
+
+def credit_journal(
+    note: str,
+    *,
+    consumer: str,
+    contract: str,
+    amount: int,
+    consumer_fen: int,
+    vouchers: list[dict],
+    shares: dict,
+) -> list:
+    """Return the balanced postings of a credit note, the mirror of an invoice's: the contract's
+    revenue against the consumer's receivable and each voucher issuer's part given back, then
+    each party's payable (its part of the reversal; a negative part is a credit) against that
+    revenue."""
+    revenue = f"revenue:{contract}"
+    owed = [{"account": f"receivable:{consumer}", "debit_fen": 0, "credit_fen": consumer_fen}]
+    return [
+        {
+            "posting": f"{note}/refund",
+            "lines": [
+                {"account": revenue, "debit_fen": amount, "credit_fen": 0},
+                *(owed if consumer_fen else []),
+                *(
+                    {
+                        "account": f"voucher_receivable:{v['issuer']}",
+                        "debit_fen": 0,
+                        "credit_fen": v["amount_fen"],
+                    }
+                    for v in vouchers
+                ),
+            ],
+        },  # fmt: skip
+        {
+            "posting": f"{note}/reversal",
+            "lines": [
+                *(
+                    {
+                        "account": f"payable:{role}:{share['party']}",
+                        "debit_fen": max(0, share["amount_fen"]),
+                        "credit_fen": max(0, -share["amount_fen"]),
+                    }
+                    for role, share in shares.items()
+                    if share["amount_fen"]
+                ),
+                {"account": revenue, "debit_fen": 0, "credit_fen": amount},
+            ],
+        },  # fmt: skip
+    ]
+
+
 class Books:
     """The settlement state that the ledger's entries build up, read in `seq` order."""
 
@@ -279,7 +353,13 @@ class Books:
         self.authorisations: dict[str, dict] = {}
         self.products: dict[str, dict] = {}
         self.contracts: dict[str, dict] = {}
-        self.pending: list[_Event] = []
+        # The usage and finalisations not settled yet, summed per (contract, month of their
+        # time, horizon): the horizon is the through_seq of the first recorded close that may
+        # settle them (0: any close; an auditor's replay knows the closes ahead, the gateway
+        # only feeds entries up to the close it makes). Memory grows with contracts × months,
+        # not with the number of deliveries.
+        self.pending: dict[tuple[str, str, int], dict] = {}
+        self.horizon: list[int] = []  # the recorded closes' through_seqs, ascending
         self.charged: dict[str, int] = {}  # per contract, over its life (the fee cap)
         self.closed: dict[str, dict] = {}  # period -> its settlement.closed data
         self.vouchers: dict[str, dict] = {}  # id -> its voucher.issued data, seq and balance
@@ -290,6 +370,34 @@ class Books:
         self.carry: dict[str, int] = {}
         # transfer -> {calls, rows, bytes} already rated of its attempts (each one restarts)
         self.transfers: dict[str, dict[str, int]] = {}
+        # invoice id -> what a refund needs of it (closed invoices), and the refunds recorded
+        # since the last close (their credit notes are the next close's)
+        self.invoices: dict[str, dict] = {}
+        self.refunds: list[dict] = []
+        self.rejected: list[int] = []  # seqs of settlement.refund entries that refund nothing
+
+    _STATE = (
+        "authorisations", "products", "contracts", "charged", "vouchers", "last_period",
+        "ceilings", "carry", "invoices", "refunds", "rejected", "transfers",
+    )  # fmt: skip
+
+    def to_state(self) -> dict:
+        """Return the books as JSON-ready data (what a gateway keeps after a close, so that the
+        next close reads only the entries after it instead of the whole ledger again)."""
+        return {
+            **{name: getattr(self, name) for name in self._STATE},
+            "pending": [[*key, bucket] for key, bucket in self.pending.items()],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Books":
+        """Return the books `to_state` saved (the horizon is empty: a gateway's close)."""
+        books = cls()
+        for name in cls._STATE:
+            if name in state:  # a state kept before a member was added keeps its default
+                setattr(books, name, state[name])
+        books.pending = {(c, m, limit): b for c, m, limit, b in state["pending"]}
+        return books
 
     def add(self, body: dict) -> None:
         """Take one entry body (entries must come in seq order)."""
@@ -310,15 +418,42 @@ class Books:
             }  # fmt: skip
         elif kind == "contract.finalized":
             self.contracts[data["contract"]] = data
-            self.pending.append(_Event(body["seq"], body["time"], data["contract"], "flat"))
+            bucket = self._bucket(data["contract"], body)
+            bucket["finalised"] += 1
+            bucket["entries"].append(body["seq"])
+        elif kind == "settlement.refund":
+            invoice = self.invoices.get(data.get("invoice"))
+            amount = data.get("amount_fen")
+            if (
+                invoice is None
+                or invoice["contract"] != data.get("contract")
+                or not isinstance(amount, int)
+                or isinstance(amount, bool)
+                or not 0 < amount <= invoice["total_fen"] - invoice["refunded_fen"]
+            ):
+                self.rejected.append(body["seq"])  # the gateway never records one: tampering
+                return
+            invoice["refunded_fen"] += amount
+            self.refunds.append({**data, "seq": body["seq"]})
         elif kind in USAGE_TYPES:
             usage = _usage_of(kind, data)
             if usage is not None and kind != "exchange.delivered":
                 usage = self._transfer_usage(kind, data, usage, seq=body["seq"])
             if usage is not None:
-                self.pending.append(
-                    _Event(body["seq"], body["time"], data["contract"], "usage", usage)
-                )
+                bucket = self._bucket(data["contract"], body)
+                for metric, amount in usage.items():
+                    bucket[metric] += amount
+                bucket["entries"].append(body["seq"])
+
+    def _bucket(self, contract: str, body: dict) -> dict:
+        """Return the pending sums that an event of `contract` at `body`'s time adds to."""
+        at = bisect_left(self.horizon, body["seq"])
+        limit = (self.horizon[at] if at < len(self.horizon) else _NEVER) if self.horizon else 0
+        key = (contract, str(body["time"])[:7], limit)
+        bucket = self.pending.get(key)
+        if bucket is None:
+            bucket = self.pending[key] = _bucket()
+        return bucket
 
     def _transfer_usage(
         self, kind: str, data: dict, sent: dict[str, int], *, seq: int
@@ -351,11 +486,13 @@ class Books:
         the period's end (usage recorded after an earlier close included), rated under the
         terms `terms_of(contract, offer)` gives. Marks those events settled."""
         start, end = period_bounds(period)
-        due = [e for e in self.pending if e.seq <= through_seq and e.time < end]
-        self.pending = [e for e in self.pending if not (e.seq <= through_seq and e.time < end)]
-        by_contract: dict[str, list[_Event]] = {}
-        for event in due:
-            by_contract.setdefault(event.contract, []).append(event)
+        by_contract: dict[str, dict] = {}
+        for key in [k for k in self.pending if k[2] <= through_seq and k[1] <= period]:
+            bucket = self.pending.pop(key)
+            into = by_contract.setdefault(key[0], _bucket())
+            for metric in ("calls", "rows", "bytes", "queries", "finalised"):
+                into[metric] += bucket[metric]
+            into["entries"].extend(bucket["entries"])
         redemptions: list[dict] = []
         budget = dict(self.carry)  # what is left to deduct of each authorisation's carry
         invoices = [
@@ -366,6 +503,19 @@ class Books:
             for contract, events in sorted(by_contract.items())
         ]  # fmt: skip
         ceilings = self._carry(period, through_seq, invoices, budget)
+        due_refunds = [r for r in self.refunds if r["seq"] <= through_seq]
+        self.refunds = [r for r in self.refunds if r["seq"] > through_seq]
+        credit_notes = [self._credit_note(period, refund) for refund in due_refunds]
+        for inv in invoices:
+            if inv["total_fen"] > 0:  # what a refund of it needs
+                self.invoices[inv["invoice"]] = {
+                    "contract": inv["contract"], "consumer": inv["consumer"],
+                    "provider": inv["provider"], "authorisation": inv["authorisation"],
+                    "total_fen": inv["total_fen"], "vouchers": inv["vouchers"],
+                    "shares": {r: {"party": x["party"], "amount_fen": x["amount_fen"]}
+                               for r, x in inv["shares"].items()},
+                    "refunded_fen": 0, "credited_fen": 0, "returned": {},
+                }  # fmt: skip
         expiries = []
         for ident, v in sorted(self.vouchers.items()):
             if v["seq"] <= through_seq and not v["done"] and v["not_after"] <= end:
@@ -382,12 +532,60 @@ class Books:
             end=end,
             through_seq=through_seq,
             invoices=invoices,
-            statements=_statements(period, start, end, invoices, ceilings),
-            settled=sorted(e.seq for e in due),
+            statements=_statements(period, start, end, invoices, ceilings, credit_notes),
+            settled=sorted(seq for b in by_contract.values() for seq in b["entries"]),
             redemptions=redemptions,
             expiries=expiries,
             ceilings=ceilings,
+            credit_notes=credit_notes,
         )
+
+    def _credit_note(self, period: str, refund: dict) -> dict:
+        """Return the credit note of a refund: the invoice's split reversed by the largest
+        remainder rule (on the invoice's shares, over what its refunds add up to, so that a full
+        refund reverses the split exactly and no party gives back more than it got); the voucher
+        parts go back to their issuers first, the latest redeemed first, the rest to the
+        consumer."""
+        inv = self.invoices[refund["invoice"]]
+        amount = int(refund["amount_fen"])
+        weights = {role: s["amount_fen"] for role, s in inv["shares"].items()}
+        before, after = inv["credited_fen"], inv["credited_fen"] + amount
+        was, now = apportion(before, weights), apportion(after, weights)
+        inv["credited_fen"] = after
+        left, returned = amount, []
+        for v in reversed(inv["vouchers"]):
+            part = min(v["amount_fen"] - inv["returned"].get(v["voucher"], 0), left)
+            if part > 0:
+                inv["returned"][v["voucher"]] = inv["returned"].get(v["voucher"], 0) + part
+                left -= part
+                returned.append({"voucher": v["voucher"], "issuer": v["issuer"],
+                                 "amount_fen": part})  # fmt: skip
+        self.charged[inv["contract"]] = self.charged.get(inv["contract"], 0) - amount
+        shares = {
+            role: {"party": inv["shares"][role]["party"], "amount_fen": now[role] - was[role]}
+            for role in now
+        }
+        note = credit_note_id(period, refund["refund"])
+        return {
+            "credit_note": note,
+            "period": period,
+            "refund": refund["refund"],
+            "refund_seq": refund["seq"],
+            "invoice": refund["invoice"],
+            "contract": inv["contract"],
+            "consumer": inv["consumer"],
+            "provider": inv["provider"],
+            "authorisation": inv["authorisation"],
+            "amount_fen": amount,
+            "vouchers": returned,
+            "voucher_fen": amount - left,
+            "consumer_fen": left,
+            "shares": shares,
+            "journal": credit_journal(
+                note, consumer=inv["consumer"], contract=inv["contract"], amount=amount,
+                consumer_fen=left, vouchers=returned, shares=shares,
+            ),
+        }  # fmt: skip
 
     def ceiling_of(self, authorisation: str, period: str, through_seq: int) -> dict | None:
         """Return the `settlement.ceiling-set` that rules the period: the latest (by seq, at or
@@ -417,7 +615,8 @@ class Books:
             ruling = self.ceiling_of(ident, period, through_seq)
             carried_in = self.carry.get(ident, 0)
             earned = income.get(ident, 0)
-            ceiling = int(ruling["ceiling_fen"]) if ruling is not None else None
+            removed = ruling is None or ruling["ceiling_fen"] is None  # none set, or removed
+            ceiling = None if removed else int(ruling["ceiling_fen"])
             excess = max(0, earned - ceiling) if ceiling is not None else 0
             left = budget.get(ident, 0)
             if not (carried_in or earned or excess):
@@ -471,7 +670,7 @@ class Books:
         self,
         period: str,
         contract_id: str,
-        events: list[_Event],
+        events: dict,
         terms_of: Callable[[str, str], dict | None],
         *,
         vouchers: tuple,
@@ -494,11 +693,8 @@ class Books:
                 f"hash {hashes.get(contract['offer'])}, found "
                 f"{content_hash(terms) if terms is not None else 'none'}"
             )
-        usage = {metric: 0 for metric in PER_UNIT}
-        for event in events:
-            for metric, amount in event.usage.items():
-                usage[metric] += amount
-        flat = sum(1 for e in events if e.kind == "flat")
+        usage = {metric: events[metric] for metric in PER_UNIT}
+        flat = events["finalised"]
         free = bool(product.get("public_interest"))
         lines = [] if free else rate(terms, usage, flat=flat)
         subtotal = sum(line["amount_fen"] for line in lines)
@@ -544,7 +740,7 @@ class Books:
             "public_interest": free,
             "terms_hash": content_hash(terms),
             "terms": terms,
-            "usage": {**usage, "finalised": flat, "entries": sorted(e.seq for e in events)},
+            "usage": {**usage, "finalised": flat, "entries": sorted(events["entries"])},
             "lines": lines,
             "subtotal_fen": subtotal,
             "fee_cap_fen": cap,
@@ -601,7 +797,12 @@ def _usage_of(kind: str, data: dict) -> dict[str, int] | None:
 
 
 def _statements(
-    period: str, start: str, end: str, invoices: list[dict], ceilings: list[dict] = ()
+    period: str,
+    start: str,
+    end: str,
+    invoices: list[dict],
+    ceilings: list[dict] = (),
+    credit_notes: list[dict] = (),
 ) -> list[dict]:
     """Return one statement per party: what it owes (consumer) and earns (shares); an operator
     under a ceiling also gets its `ceilings` (the excess carried, the carry deducted)."""
@@ -624,6 +825,22 @@ def _statements(
             lines.setdefault(share["party"], []).append(
                 {"invoice": inv["invoice"], "contract": inv["contract"], "role": role,
                  "amount_fen": share["amount_fen"]}
+            )  # fmt: skip
+    for note in credit_notes:  # after the invoices: what each gives back, as negative lines
+        ident, contract = note["credit_note"], note["contract"]
+        lines.setdefault(note["consumer"], []).append(
+            {"invoice": ident, "contract": contract, "role": "consumer",
+             "amount_fen": -note["consumer_fen"]}
+        )  # fmt: skip
+        for v in note["vouchers"]:
+            lines.setdefault(v["issuer"], []).append(
+                {"invoice": ident, "contract": contract, "role": "voucher_issuer",
+                 "amount_fen": -v["amount_fen"]}
+            )  # fmt: skip
+        for role, share in note["shares"].items():
+            lines.setdefault(share["party"], []).append(
+                {"invoice": ident, "contract": contract, "role": role,
+                 "amount_fen": -share["amount_fen"]}
             )  # fmt: skip
     return [
         {
@@ -702,6 +919,62 @@ class SettlementReport:
         }
 
 
+def iter_bodies(folder: Path, findings: list[Finding]) -> Iterator[dict]:
+    """Yield the entry bodies of an export's entries.jsonl in its order (seq order), one line
+    at a time; a line that does not parse is a finding, not a body."""
+    with (folder / "entries.jsonl").open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                body = json.loads(raw)["body"]
+                _ = (body["seq"], body["time"], body["type"], body["data"])
+            except (ValueError, KeyError, TypeError):
+                findings.append(
+                    Finding(f"entry line {n} readable", False, "an entry", "unreadable")
+                )
+                continue
+            yield body
+
+
+def _settlement_bodies(folder: Path) -> Iterator[dict]:
+    """Yield the bodies of the export's settlement entries only (a cheap first pass)."""
+    with (folder / "entries.jsonl").open("rb") as f:
+        for raw in f:
+            if b'"type":"settlement.' in raw or b'"type":"voucher.' in raw:
+                try:
+                    body = json.loads(raw)["body"]
+                    _ = (body["seq"], body["type"], body["data"])
+                except (ValueError, KeyError, TypeError):
+                    continue
+                yield body
+
+
+def _period_of(kind: str, data: dict) -> str:
+    """Return the period a settlement entry belongs to (the close that records it)."""
+    if kind == "voucher.redeemed":
+        return str(str(data.get("invoice", "inv_"))[4:11])
+    if kind == "settlement.statement":
+        doc = data.get("statement") if isinstance(data.get("statement"), dict) else {}
+        return str(doc.get("period"))
+    return str(data.get("period"))
+
+
+def horizon_of(bodies: Iterable[dict]) -> list[int]:
+    """Return, ascending, the through_seq each recorded close settles up to (as `replay`
+    reads it: one not below the close's first entry counts as the entry before it)."""
+    first: dict[str, int] = {}
+    out = set()
+    for body in bodies:
+        kind, data = body["type"], body["data"]
+        if kind == "settlement.closed":
+            start = min(first.pop(str(data.get("period")), body["seq"]), body["seq"])
+            through = data.get("through_seq")
+            ok = isinstance(through, int) and not isinstance(through, bool) and through < start
+            out.add(through if ok else start - 1)
+        elif kind in SETTLEMENT_TYPES or kind == "voucher.expired":
+            first.setdefault(_period_of(kind, data), body["seq"])
+    return sorted(out)
+
+
 def read_bodies(folder: Path) -> tuple[list[dict], list[Finding]]:
     """Return the entry bodies of an export's entries.jsonl (lines that do not parse are
     findings, not bodies), without checking chain or signatures: `ledger.verify_export` does."""
@@ -730,16 +1003,28 @@ def _keys(folder: Path) -> dict[str, Any]:
         return {}
 
 
-def replay(bodies: Iterable[dict], *, period: str | None = None, keys: dict | None = None):
+def replay(
+    bodies: Iterable[dict],
+    *,
+    period: str | None = None,
+    keys: dict | None = None,
+    horizon: list[int] | None = None,
+):
     """Read the bodies in seq order, recomputing each recorded close (under the terms its own
     invoices carry) as it comes; stop after `period`'s close. Return the books as they then
     stand, and the findings: every line of `period`'s close, one for any earlier close that does
-    not recompute, and one when `period` has no close."""
+    not recompute, and one when `period` has no close. Without `horizon` (the closes'
+    through_seqs, `horizon_of`) the bodies are a list, sorted here; with it, any iterable in seq
+    order, read once (an export streamed line by line)."""
     books = Books()
+    if horizon is None:
+        bodies = sorted(bodies, key=lambda b: b["seq"])
+        horizon = horizon_of(bodies)
+    books.horizon = horizon
     recorded: dict[str, dict] = {}
     findings: list[Finding] = []
     seen_close = False
-    for body in sorted(bodies, key=lambda b: b["seq"]):
+    for body in bodies:
         kind, data = body["type"], body["data"]
         if kind in ("voucher.redeemed", "voucher.expired"):
             per = (
@@ -752,16 +1037,18 @@ def replay(bodies: Iterable[dict], *, period: str | None = None, keys: dict | No
             )
             book.setdefault(kind, []).append((body["seq"], data))
             continue
-        if kind in ("settlement.invoice", "settlement.statement"):
+        if kind in ("settlement.invoice", "settlement.statement", "settlement.credit-note"):
             if kind == "settlement.invoice":
                 key, ident, per = "invoices", data.get("invoice"), data.get("period")
+            elif kind == "settlement.credit-note":
+                key, ident, per = "credit_notes", data.get("credit_note"), data.get("period")
             else:
                 doc = data.get("statement") if isinstance(data.get("statement"), dict) else {}
                 key, ident, per = "statements", doc.get("statement"), doc.get("period")
             book = recorded.setdefault(
                 str(per), {"invoices": {}, "statements": {}, "first": body["seq"]}
             )
-            book[key][ident] = (body["seq"], data)
+            book.setdefault(key, {})[ident] = (body["seq"], data)
             continue
         if kind != "settlement.closed":
             books.add(body)
@@ -824,6 +1111,14 @@ def _check_close(books: Books, body: dict, book: dict, keys: dict[str, Any]) -> 
         findings.append(
             Finding(f"invoice {ident}", False, "no such invoice (no usage)", "an invoice")
         )
+    notes = book.get("credit_notes", {})
+    for note in expected.credit_notes:
+        findings.extend(_compare_credit_note(note, notes.pop(note["credit_note"], None)))
+    for ident in sorted(notes):
+        findings.append(
+            Finding(f"credit note {ident}", False, "no such credit note (no valid refund)",
+                    "a credit note")
+        )  # fmt: skip
     hashes = {}
     for stm in expected.statements:
         hashes[stm["statement"]] = content_hash(stm)
@@ -846,7 +1141,7 @@ def _check_close(books: Books, body: dict, book: dict, keys: dict[str, Any]) -> 
         findings.append(
             Finding(f"close {period} {key}", data.get(key) == value, value, data.get(key))
         )
-    postings = [p for inv in expected.invoices for p in inv["journal"]]
+    postings = [p for doc in (*expected.invoices, *expected.credit_notes) for p in doc["journal"]]
     findings.append(
         Finding(
             f"close {period} journal balanced", not unbalanced(postings), [], unbalanced(postings)
@@ -876,6 +1171,17 @@ def _compare_invoice(expected: dict, recorded: tuple[int, dict] | None) -> list[
             Finding(f"{name} {key}", found.get(key) == expected[key], expected[key], found.get(key))
         )
     return out
+
+
+def _compare_credit_note(expected: dict, recorded: tuple[int, dict] | None) -> list[Finding]:
+    name = f"credit note {expected['credit_note']} (refund {expected['refund']})"
+    if recorded is None:
+        return [Finding(name, False, "a credit-note entry", "none")]
+    seq, found = recorded
+    return [
+        Finding(f"{name} (entry {seq}) {key}", found.get(key) == value, value, found.get(key))
+        for key, value in expected.items()
+    ]
 
 
 def _compare_statement(
@@ -938,7 +1244,11 @@ def verify_settlement(folder: Path, period: str) -> SettlementReport:
         return SettlementReport(
             period, [Finding("ledger export readable", False, "an export", str(exc))]
         )
-    bodies, unreadable = read_bodies(folder)
+    unreadable: list[Finding] = []
+    horizon = horizon_of(_settlement_bodies(folder))
+    _, found = replay(
+        iter_bodies(folder, unreadable), period=period, keys=_keys(folder), horizon=horizon
+    )
     findings.extend(unreadable)
-    findings.extend(recompute(bodies, period, _keys(folder)))
+    findings.extend(found)
     return SettlementReport(period, findings)

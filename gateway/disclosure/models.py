@@ -35,12 +35,35 @@ class DisclosedAuthorisation(BaseModel):
 
 
 class Fees(BaseModel):
-    """What was actually charged in the year: finalised contracts' prices, and exchanges."""
+    """What was actually charged in the year, from the settlement's closed periods of the year
+    (invoices, vouchers, refunds); and, as before, the contracts finalised and the exchanges."""
 
     contracts: int = Field(description="contracts finalised (countersigned) in the year")
-    contract_fees_fen: int = Field(description="sum of those contracts' prices, integer fen")
+    contract_fees_fen: int = Field(
+        description="sum of those contracts' flat prices (the contract price, not what was "
+        "charged: see charged_fen)"
+    )
     exchanges: int = Field(description="exchanges allowed and delivered in the year")
     rows_delivered: int
+    invoices: int = Field(0, description="invoices of the year's closed periods")
+    charged_fen: int = Field(
+        0, description="the actual fees: the invoices' totals in the year's closed periods"
+    )
+    voucher_fen: int = Field(0, description="of which data vouchers (数据券) paid")
+    refunded_fen: int = Field(0, description="credit notes of the year's closed periods")
+    net_fen: int = Field(0, description="charged_fen less refunded_fen")
+
+
+class SettlementCoverage(BaseModel):
+    """Which periods of the year the settlement has closed: the fees above are theirs."""
+
+    closed_periods: list[str] = Field(description="the year's closed months, YYYY-MM")
+    open_periods: list[str] = Field(description="the year's months not closed (yet)")
+    complete: bool = Field(
+        description="true once the year's December is closed: every usage of the year is then "
+        "settled (a close settles all usage before its end not settled earlier)"
+    )
+    publish_by: str = Field(description="the disclosure is due by the end of March next year")
 
 
 class DisclosedProduct(BaseModel):
@@ -65,3 +88,6 @@ class Disclosure(BaseModel):
     authorisations: list[DisclosedAuthorisation]
     products: list[DisclosedProduct]
     totals: dict[str, int]
+    settlement: SettlementCoverage | None = Field(
+        None, description="the closed periods the fees come from (added with issue 12)"
+    )

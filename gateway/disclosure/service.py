@@ -1,5 +1,6 @@
 """The yearly disclosure: every authorisation in force and every product listed in a year,
-with the fees actually charged (finalised contracts' prices) and the exchanges delivered.
+with the fees actually charged (from the settlement's closed periods of the year: invoices,
+vouchers, refunds), the contracts finalised and the exchanges delivered.
 
 It reads only what the other services wrote; it changes nothing and records nothing.
 """
@@ -20,12 +21,14 @@ from gateway.disclosure.models import (
     Disclosure,
     Fees,
     Party,
+    SettlementCoverage,
 )
 from gateway.exchanges.models import Decision
 from gateway.negotiation.models import Contract
 from gateway.participants.models import Participant
 from gateway.products.models import Product, ProductOffer
 from gateway.resources.models import Resource
+from gateway.settlement.models import SettlementDocument, SettlementPeriod
 from ledger import parse_rfc3339
 from ledger import store as ledger_store
 
@@ -67,6 +70,48 @@ def _fees(session: Session, product_id: str, start: datetime, end: datetime) -> 
         exchanges=int(exchanges),
         rows_delivered=int(rows),
     )
+
+
+def _settled(session: Session, year: int) -> tuple[SettlementCoverage, dict[str, dict[str, int]]]:
+    """Return which months of the year are closed, and per product what their invoices charged
+    (`invoices`, `charged_fen`, `voucher_fen`) and their credit notes refunded."""
+    months = [f"{year:04d}-{m:02d}" for m in range(1, 13)]
+    closed = list(
+        session.scalars(
+            select(SettlementPeriod.period)
+            .where(SettlementPeriod.period.in_(months))
+            .order_by(SettlementPeriod.period)
+        )
+    )
+    coverage = SettlementCoverage(
+        closed_periods=closed,
+        open_periods=[m for m in months if m not in closed],
+        complete=months[-1] in closed,
+        publish_by=f"{year + 1:04d}-03-31",
+    )
+    fees: dict[str, dict[str, int]] = {}
+    docs = session.scalars(
+        select(SettlementDocument)
+        .where(
+            SettlementDocument.kind.in_(("invoice", "credit-note")),
+            SettlementDocument.period.in_(closed),
+        )
+        .order_by(SettlementDocument.id)
+    )
+    for doc in docs:
+        body = doc.body
+        if doc.kind == "invoice":
+            f = fees.setdefault(body["product"], {})
+            f["invoices"] = f.get("invoices", 0) + 1
+            f["charged_fen"] = f.get("charged_fen", 0) + int(body["total_fen"])
+            f["voucher_fen"] = f.get("voucher_fen", 0) + int(body.get("voucher_fen", 0))
+        else:
+            invoice = session.get(SettlementDocument, body["invoice"])
+            f = fees.setdefault(invoice.body["product"], {})
+            f["refunded_fen"] = f.get("refunded_fen", 0) + int(body["amount_fen"])
+    for f in fees.values():
+        f["net_fen"] = f.get("charged_fen", 0) - f.get("refunded_fen", 0)
+    return coverage, fees
 
 
 # The product moves that enter or leave the state `listed` (gateway/products/states.py).
@@ -139,6 +184,7 @@ def build(session: Session, *, year: int, publisher: str) -> Disclosure:
     products = session.execute(
         select(Product).where(Product.id.in_(list(listed))).order_by(Product.created_at, Product.id)
     ).scalars()
+    coverage, settled = _settled(session, year)
     disclosed_products = []
     for p in products:
         offers = session.execute(
@@ -156,7 +202,7 @@ def build(session: Session, *, year: int, publisher: str) -> Disclosure:
                 status=p.status,
                 listed_at=listed[p.id],
                 offer_prices_fen=[int(o.terms.get("price_fen", 0)) for o in offers],
-                fees=_fees(session, p.id, start, end),
+                fees=_fees(session, p.id, start, end).model_copy(update=settled.get(p.id, {})),
             )
         )
     return Disclosure(
@@ -173,12 +219,18 @@ def build(session: Session, *, year: int, publisher: str) -> Disclosure:
             "contract_fees_fen": sum(p.fees.contract_fees_fen for p in disclosed_products),
             "exchanges": sum(p.fees.exchanges for p in disclosed_products),
             "rows_delivered": sum(p.fees.rows_delivered for p in disclosed_products),
+            **{
+                key: sum(getattr(p.fees, key) for p in disclosed_products)
+                for key in ("charged_fen", "voucher_fen", "refunded_fen", "net_fen")
+            },
         },
+        settlement=coverage,
     )
 
 
 def _yuan(fen: int) -> str:
-    return f"¥{fen // 100:,}.{fen % 100:02d}"
+    sign, fen = ("-", -fen) if fen < 0 else ("", fen)  # a credit note's lines are negative
+    return f"{sign}¥{fen // 100:,}.{fen % 100:02d}"
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -238,7 +290,10 @@ def render_html(disclosure: Disclosure) -> str:
             "Status",
             "Offer prices",
             "Contracts",
-            "Fees charged",
+            "Contract prices",
+            "Charged (closed periods)",
+            "Vouchers",
+            "Refunds",
             "Exchanges",
             "Rows",
         ],
@@ -253,6 +308,9 @@ def render_html(disclosure: Disclosure) -> str:
                 ", ".join(_yuan(x) for x in p.offer_prices_fen),
                 p.fees.contracts,
                 _yuan(p.fees.contract_fees_fen),
+                _yuan(p.fees.charged_fen),
+                _yuan(p.fees.voucher_fen),
+                _yuan(p.fees.refunded_fen),
                 p.fees.exchanges,
                 p.fees.rows_delivered,
             ]
@@ -260,6 +318,13 @@ def render_html(disclosure: Disclosure) -> str:
         ],
     )
     t = d.totals
+    cover = d.settlement
+    closed = ", ".join(cover.closed_periods) or "none"
+    state = (
+        "complete: December is closed"
+        if cover.complete
+        else f"not complete until {d.year}-12 is closed (due by {cover.publish_by})"
+    )
     return f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <title>数据授权运营年度公开 {d.year} — disclosure {d.year}</title>
@@ -272,8 +337,12 @@ Period {clock.rfc3339(d.period["from"])} to {clock.rfc3339(d.period["until"])} (
 The same data as JSON: <a href="/disclosure/{d.year}">/disclosure/{d.year}</a>.</p>
 <h2>Totals</h2>
 <p>{t["authorisations"]} authorisations, {t["products"]} products, {t["contracts"]} contracts
-finalised, fees charged {_yuan(t["contract_fees_fen"])}, {t["exchanges"]} exchanges,
+finalised (contract prices {_yuan(t["contract_fees_fen"])}), fees charged
+{_yuan(t["charged_fen"])} (vouchers {_yuan(t["voucher_fen"])}, refunds
+{_yuan(t["refunded_fen"])}, net {_yuan(t["net_fen"])}), {t["exchanges"]} exchanges,
 {t["rows_delivered"]} rows delivered.</p>
+<p>Fees charged are the settlement's: the invoices and credit notes of the closed periods of
+{d.year} ({html.escape(closed)}); the report is {html.escape(state)}.</p>
 <h2>授权运营协议 · Authorisations</h2>
 {authorisations}
 <h2>数据产品与实际收费 · Products and actual fees</h2>

@@ -1,6 +1,7 @@
-"""`dsgw settlement close|show|statement|verify`: close a month, read it, and recompute it.
+"""`dsgw settlement close|show|statement|refund|verify`: close a month, read it, refund part of
+an invoice, and recompute it.
 
-`close`, `show` and `statement` call a running gateway as one participant (by default the
+`close`, `show`, `statement` and `refund` call a running gateway as one participant (by default the
 platform admin), like `dsgw product`; `verify` needs no gateway: it recomputes every statement of
 a period from an exported ledger (`dsgw ledger export`) with `ledger.settlement` alone.
 """
@@ -53,6 +54,27 @@ def cmd_statement(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_refund(args: argparse.Namespace) -> int:
+    """Refund a consumer part of a closed invoice (as the contract's merchant or the admin)."""
+    from gateway.products.cli import _call
+
+    target = {"invoice_id": args.invoice} if args.invoice else {"delivery_id": args.delivery}
+    body = {"contract_id": args.contract, **target, "amount_fen": args.amount_fen,
+            "reason": args.reason}  # fmt: skip
+    result = _call(args, "POST", "/settlement/refunds", json=body)
+    if result is None:
+        return 1
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        return 0
+    print(
+        f"refund {result['id']}: {result['amount_fen']} fen of {result['invoice_id']} "
+        f"(ledger entry {result['ledger_seq']}); {result['refundable_fen']} fen left to "
+        "refund; its credit note comes with the next close"
+    )
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """Recompute a period from an export: 0 when every line matches, 1 when one does not, 2
     when the period or the export cannot be read."""
@@ -80,7 +102,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    """Add `settlement close|show|statement|verify` to the `dsgw` sub-commands."""
+    """Add `settlement close|show|statement|refund|verify` to the `dsgw` sub-commands."""
     from gateway.products.cli import _connection
 
     settlement = sub.add_parser("settlement", help="close a month, read it, recompute it")
@@ -98,6 +120,18 @@ def add_parsers(sub: Any) -> None:
     statement.add_argument("statement_id")
     _connection(statement)
     statement.set_defaults(func=cmd_statement)
+    refund = verbs.add_parser(
+        "refund", help="refund a consumer part of a closed invoice (the merchant, the admin)"
+    )
+    refund.add_argument("--contract", required=True, help="the contract, ctr_…")
+    what = refund.add_mutually_exclusive_group(required=True)
+    what.add_argument("--invoice", help="the closed invoice, inv_<period>_<contract>")
+    what.add_argument("--delivery", help="or the exchange (dec_…) or transfer (trf_…) it settled")
+    refund.add_argument("--amount-fen", type=int, required=True, help="integer fen, > 0")
+    refund.add_argument("--reason", required=True, help="why: bad data, an outage, …")
+    refund.add_argument("--json", action="store_true")
+    _connection(refund)
+    refund.set_defaults(func=cmd_refund)
     verify = verbs.add_parser(
         "verify", help="recompute every statement of a period from an exported ledger"
     )

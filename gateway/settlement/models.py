@@ -23,6 +23,13 @@ AuthorisationIdParam = Annotated[
 ]
 DOCUMENT_ID_PATTERN = r"^(inv|stm)_[0-9]{4}-[0-9]{2}_[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 DocumentIdParam = Annotated[str, Path(min_length=1, max_length=100, pattern=DOCUMENT_ID_PATTERN)]
+CREDIT_NOTE_ID_PATTERN = r"^crn_[0-9]{4}-[0-9]{2}_rfd_[A-Za-z0-9_-]{1,60}$"
+CreditNoteIdParam = Annotated[
+    str, Path(min_length=1, max_length=100, pattern=CREDIT_NOTE_ID_PATTERN)
+]
+RefundIdParam = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=r"^rfd_[A-Za-z0-9_-]{1,60}$")
+]
 
 
 class SettlementPeriod(Base):
@@ -100,11 +107,78 @@ class VoucherIssue(BaseModel):
         return self
 
 
-class CeilingSet(BaseModel):
-    """The holder's ceiling on the operator's income per period under an authorisation."""
+class RefundRequest(BaseModel):
+    """A refund to a consumer of part of a closed invoice: named directly, or through a
+    delivery (an exchange `dec_…` or a transfer `trf_…`) the invoice settled."""
 
     model_config = ConfigDict(extra="forbid")
-    ceiling_fen: Fen = Field(description="the most the operator may earn per period, in fen")
+    contract_id: Identifier
+    invoice_id: str | None = Field(
+        None, min_length=1, max_length=100, pattern=DOCUMENT_ID_PATTERN,
+        description="the closed invoice (inv_<period>_<contract>) to refund part of",
+    )  # fmt: skip
+    delivery_id: str | None = Field(
+        None, min_length=5, max_length=64, pattern=r"^(dec|trf)_[A-Za-z0-9_-]{1,60}$",
+        description="or the exchange (dec_…) or transfer (trf_…) whose invoice is refunded",
+    )  # fmt: skip
+    amount_fen: Fen = Field(gt=0, description="at most what the invoice charged, net of refunds")
+    reason: ShortText = Field(description="why: bad data, an outage, …")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "RefundRequest":
+        if (self.invoice_id is None) == (self.delivery_id is None):
+            raise ValueError("name exactly one of invoice_id and delivery_id")
+        return self
+
+
+class RefundRead(BaseModel):
+    """A refund as its `settlement.refund` entry records it; its credit note is the next
+    close's (null until then)."""
+
+    id: str
+    invoice_id: str
+    contract_id: str
+    consumer_id: str
+    provider_id: str
+    delivery_id: str | None
+    amount_fen: int
+    reason: str
+    by: str
+    refundable_fen: int = Field(description="what is left of the invoice's charge to refund")
+    credit_note_id: str | None
+    ledger_seq: int = Field(description="the seq of its settlement.refund entry")
+
+
+class CreditNoteRead(BaseModel):
+    """A refund's credit note (the close after the refund): the invoice's split reversed, the
+    voucher parts back to their issuers, the rest to the consumer, and its journal."""
+
+    credit_note: str
+    period: str
+    refund: str
+    refund_seq: int
+    invoice: str
+    contract: str
+    consumer: str
+    provider: str
+    authorisation: str
+    amount_fen: int
+    vouchers: list[dict] = Field(description="voucher parts given back: voucher, issuer, fen")
+    voucher_fen: int
+    consumer_fen: int = Field(description="what goes back to the consumer")
+    shares: dict = Field(description="per role, what the party gives back (party, amount_fen)")
+    journal: list[dict]
+    ledger_seq: int
+
+
+class CeilingSet(BaseModel):
+    """The holder's ceiling on the operator's income per period under an authorisation; null
+    removes it from `from_period` on."""
+
+    model_config = ConfigDict(extra="forbid")
+    ceiling_fen: Fen | None = Field(
+        description="the most the operator may earn per period, in fen; null: no ceiling"
+    )
     from_period: str | None = Field(
         None,
         min_length=7,
@@ -121,7 +195,7 @@ class CeilingRead(BaseModel):
     authorisation_id: str
     holder_id: str
     operator_id: str
-    ceiling_fen: int
+    ceiling_fen: int | None = Field(description="null: the ceiling is removed")
     from_period: str
     ledger_seq: int = Field(description="the seq of its settlement.ceiling-set entry")
 
@@ -142,7 +216,7 @@ class VoucherRead(BaseModel):
 
 
 class StatementLine(BaseModel):
-    invoice: str
+    invoice: str = Field(description="the invoice, or the credit note (crn_…, negative amounts)")
     contract: str
     role: str = Field(description="consumer (owes), or holder, operator, platform (earns)")
     amount_fen: int
@@ -217,8 +291,12 @@ class PeriodRead(BaseModel):
     end: str
     through_seq: int = Field(description="the last ledger entry the close could settle")
     invoices: list[str]
+    credit_notes: list[str] = Field(
+        default_factory=list, description="the credit notes of the refunds it settled"
+    )
     statements: list[dict]
     invoiced_fen: int
+    refunded_fen: int = Field(0, description="the sum of its credit notes")
     vouchers_fen: int = 0
     ceiling_deducted_fen: int = 0
     ceiling_carried_fen: int = Field(0, description="carried as a deduction into the next period")

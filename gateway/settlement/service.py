@@ -1,9 +1,11 @@
 """Period close: metering → rating → invoices, split, journal and signed statements, on the
 ledger; reading them back. The arithmetic is `ledger.settlement` (what an auditor re-runs)."""
 
+import copy
 import json
+from collections.abc import Iterator
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -13,13 +15,19 @@ from gateway.core import clock
 from gateway.core.errors import Problem, conflict, forbidden, not_found, unprocessable
 from gateway.core.ids import new_id
 from gateway.evidence.service import commit, record
+from gateway.exchanges.models import Decision
+from gateway.negotiation.models import Contract
 from gateway.participants.models import Participant
+from gateway.policy.client import PolicyError
 from gateway.products.models import ProductOffer
 from gateway.settlement.models import (
     CeilingRead,
     CeilingSet,
+    CreditNoteRead,
     InvoiceRead,
     PeriodRead,
+    RefundRead,
+    RefundRequest,
     SettlementDocument,
     SettlementPeriod,
     StatementRead,
@@ -27,10 +35,14 @@ from gateway.settlement.models import (
     VoucherIssue,
     VoucherRead,
 )
+from gateway.transfers.models import Transfer
 from ledger import store as ledger_store
 from ledger.settlement import (
+    CONTEXT_TYPES,
     PLATFORM,
     RELEVANT_TYPES,
+    USAGE_TYPES,
+    Books,
     SettlementError,
     period_bounds,
     replay,
@@ -38,6 +50,7 @@ from ledger.settlement import (
 )
 
 READERS = ("admin", "auditor")  # roles that read every period, invoice and statement
+POLICY_PACKAGE = "dsgw.settlement"  # policies/dsgw/settlement.rego: who may refund what
 
 
 def close(session: Session, gateway: Gateway, *, period: str, by: Participant) -> PeriodRead:
@@ -80,7 +93,7 @@ def close(session: Session, gateway: Gateway, *, period: str, by: Participant) -
         return _read(session.get(SettlementPeriod, period), already=True)
     conn = session.connection()
     through, _ = ledger_store.head(conn)
-    books, _ = replay(_bodies(session, through))
+    books = _books(session, period, through)
 
     def terms_of(_contract: str, offer_id: str) -> dict | None:
         offer = session.get(ProductOffer, offer_id)
@@ -102,6 +115,19 @@ def close(session: Session, gateway: Gateway, *, period: str, by: Participant) -
             SettlementDocument(
                 id=invoice["invoice"], period=period, kind="invoice", readers=readers,
                 body=invoice, ledger_seq=entry.seq,
+            )
+        )  # fmt: skip
+    for note in result.credit_notes:
+        entry = record(session, gateway.signer, type="settlement.credit-note", data=note)
+        readers = sorted(
+            {note["consumer"], note["provider"]}
+            | {v["issuer"] for v in note["vouchers"]}
+            | {s["party"] for s in note["shares"].values()} - {PLATFORM}
+        )
+        session.add(
+            SettlementDocument(
+                id=note["credit_note"], period=period, kind="credit-note", readers=readers,
+                body=note, ledger_seq=entry.seq,
             )
         )  # fmt: skip
     for statement in result.statements:
@@ -126,19 +152,68 @@ def close(session: Session, gateway: Gateway, *, period: str, by: Participant) -
     summary = result.summary(hashes)
     entry = record(session, gateway.signer, type="settlement.closed", data={**summary, "by": by.id})
     row.through_seq, row.ledger_seq, row.summary = through, entry.seq, summary
+    session.add(
+        SettlementDocument(
+            id=f"books_{period}",
+            period=period,
+            kind="books",
+            readers=[],
+            body=books.to_state(),
+            ledger_seq=entry.seq,
+        )
+    )  # fmt: skip: the state the next close starts from
     commit(session)
     return _read(row, already=False)
 
 
-def _bodies(session: Session, through: int) -> list[dict]:
-    """Return the bodies of the entries settlement reads, up to seq `through`."""
+_BATCH = 10_000  # entries read per query by a close
+
+
+def _bodies(
+    session: Session, through: int, *, after: int = 0, types: tuple = RELEVANT_TYPES
+) -> Iterator[dict]:
+    """Yield, in seq order, the bodies of the entries of `types` with after < seq <= through,
+    `_BATCH` per query (keyset on seq, the ledger's primary key): memory stays flat. The type
+    is compared through lower() (types are lower-case) so that no engine picks the type index
+    and sorts every matching entry of the ledger for each batch: the seq range is read in
+    order, once."""
     table = ledger_store.ledger_entries
-    rows = session.execute(
-        select(table.c.body)
-        .where(table.c.type.in_(RELEVANT_TYPES), table.c.seq <= through)
-        .order_by(table.c.seq)
-    )
-    return [json.loads(body) for (body,) in rows]
+    cursor = after
+    while True:
+        rows = session.execute(
+            select(table.c.seq, table.c.body)
+            .where(
+                func.lower(table.c.type).in_(types), table.c.seq > cursor, table.c.seq <= through
+            )
+            .order_by(table.c.seq)
+            .limit(_BATCH)
+        ).all()
+        for _, body in rows:
+            yield json.loads(body)
+        if len(rows) < _BATCH:
+            return
+        cursor = int(rows[-1][0])
+
+
+def _books(session: Session, period: str, through: int) -> Books:
+    """Return the settlement books up to seq `through`: the state the last close kept, fed the
+    entries after its `through_seq` (a close reads each entry once, not the whole ledger every
+    period); from the start of the ledger for the first close, or when the last close kept no
+    state (closed before it did: its earlier closes are recomputed)."""
+    last = session.scalars(
+        select(SettlementPeriod)
+        .where(SettlementPeriod.period < period)
+        .order_by(SettlementPeriod.period.desc())
+        .limit(1)
+    ).first()
+    kept = session.get(SettlementDocument, f"books_{last.period}") if last else None
+    if last is not None and kept is None:
+        return replay(list(_bodies(session, through)))[0]
+    books = Books.from_state(copy.deepcopy(kept.body)) if kept is not None else Books()
+    after = last.through_seq if last is not None else 0
+    for body in _bodies(session, through, after=after, types=(*USAGE_TYPES, *CONTEXT_TYPES)):
+        books.add(body)
+    return books
 
 
 def _read(row: SettlementPeriod, *, already: bool) -> PeriodRead:
@@ -146,6 +221,7 @@ def _read(row: SettlementPeriod, *, already: bool) -> PeriodRead:
     return PeriodRead(
         period=row.period, start=s["start"], end=s["end"], through_seq=row.through_seq,
         invoices=s["invoices"], statements=s["statements"], invoiced_fen=s["invoiced_fen"],
+        credit_notes=s.get("credit_notes", []), refunded_fen=s.get("refunded_fen", 0),
         vouchers_fen=s.get("vouchers_fen", 0),
         ceiling_deducted_fen=s.get("ceiling_deducted_fen", 0),
         ceiling_carried_fen=s.get("ceiling_carried_fen", 0),
@@ -198,7 +274,8 @@ def render_html(statement: StatementRead) -> str:
     s = statement.statement
 
     def yuan(fen: int) -> str:
-        return f"¥{fen // 100:,}.{fen % 100:02d}"
+        sign, fen = ("-", -fen) if fen < 0 else ("", fen)  # a credit note's lines are negative
+        return f"{sign}¥{fen // 100:,}.{fen % 100:02d}"
 
     rows = "".join(
         f"<tr><td>{escape(x.invoice)}</td><td>{escape(x.contract)}</td><td>{escape(x.role)}</td>"
@@ -342,3 +419,203 @@ def get_voucher(session: Session, *, voucher_id: str, viewer: Participant) -> Vo
     ):
         raise not_found("voucher", voucher_id)
     return _voucher_read(voucher)
+
+
+# --- refunds (specs/settlement.md §11) ---------------------------------------------------------
+
+# The status and problem of each reason the policy gives against a refund, most telling first.
+_REFUSALS = {
+    "UNKNOWN_CONTRACT": (404, "unknown-contract", "Unknown contract"),
+    "NOT_THE_MERCHANT": (403, "not-the-merchant", "Not the contract's merchant"),
+    "SUBJECT_INACTIVE": (403, "forbidden", "Participant not active"),
+    "NOT_INVOICED": (409, "not-invoiced", "Nothing charged yet"),
+    "OVER_REFUND": (409, "over-refund", "Refund above the charge"),
+    "AMOUNT_INVALID": (422, "invalid-request", "Refund amount invalid"),
+}
+
+
+def _refunded(session: Session, invoice: SettlementDocument) -> int:
+    """Return the fen refunded so far of a closed invoice (its refunds' sum)."""
+    docs = session.scalars(
+        select(SettlementDocument).where(
+            SettlementDocument.kind == "refund", SettlementDocument.period == invoice.period
+        )
+    )
+    return sum(int(d.body["amount_fen"]) for d in docs if d.body["invoice"] == invoice.id)
+
+
+def _delivery_seq(session: Session, contract: Contract, delivery_id: str) -> int | None:
+    """Return the seq of the ledger entry of a delivery under the contract (an exchange's
+    `exchange.delivered`, a transfer's `transfer.completed`), None if there is none."""
+    if delivery_id.startswith("dec_"):
+        decision = session.get(Decision, delivery_id)
+        ok = decision is not None and decision.allow and decision.contract_id == contract.id
+        return decision.ledger_seq if ok else None
+    transfer = session.get(Transfer, delivery_id)
+    ok = transfer is not None and transfer.contract_id == contract.id
+    return transfer.completed_seq if ok else None
+
+
+def _invoice_of(
+    session: Session, contract: Contract, body: RefundRequest
+) -> tuple[SettlementDocument | None, int | None]:
+    """Return the closed invoice the refund is of (None: none, so nothing was charged yet) and
+    the delivery's seq when it names one; raise 404 for a delivery the contract never had."""
+    if body.invoice_id is not None:
+        doc = session.get(SettlementDocument, body.invoice_id, with_for_update=True)
+        ok = doc is not None and doc.kind == "invoice" and doc.body["contract"] == contract.id
+        return (doc if ok else None), None
+    seq = _delivery_seq(session, contract, body.delivery_id)
+    if seq is None:
+        raise not_found("delivery", body.delivery_id)
+    docs = session.scalars(
+        select(SettlementDocument).where(
+            SettlementDocument.kind == "invoice",
+            SettlementDocument.id.like(f"inv\\_%\\_{contract.id}", escape="\\"),
+        )
+    )
+    for doc in docs:
+        if doc.body["contract"] == contract.id and seq in doc.body["usage"]["entries"]:
+            return session.get(SettlementDocument, doc.id, with_for_update=True), seq
+    return None, seq
+
+
+def _refund_refused(
+    session: Session,
+    gateway: Gateway,
+    *,
+    body: RefundRequest,
+    by: Participant,
+    problem: Problem,
+    reasons: list[str],
+) -> Problem:
+    """Record a refused refund (`settlement.refund-refused`, committed); return the problem."""
+    session.rollback()
+    record(
+        session,
+        gateway.signer,
+        type="settlement.refund-refused",
+        data={
+            "by": by.id,
+            "contract": body.contract_id,
+            "invoice": body.invoice_id,
+            "delivery": body.delivery_id,
+            "amount_fen": body.amount_fen,
+            "problem": problem.slug,
+            "status": problem.status,
+            "reasons": reasons,
+        },
+    )
+    commit(session)
+    return problem
+
+
+def refund(
+    session: Session, gateway: Gateway, *, body: RefundRequest, by: Participant
+) -> RefundRead:
+    """Refund a consumer part of a closed invoice (the contract's merchant or the admin, as the
+    policy decides; never more than the invoice charged net of earlier refunds): the entry
+    `settlement.refund`, whose credit note the next close records. A refusal is recorded
+    (`settlement.refund-refused`) and is a problem: 404 unknown contract or delivery, 403 not
+    the merchant, 409 not invoiced or over-refund."""
+    contract = session.get(Contract, body.contract_id)
+    try:
+        invoice, seq = _invoice_of(session, contract, body) if contract else (None, None)
+    except Problem as problem:
+        raise _refund_refused(
+            session, gateway, body=body, by=by, problem=problem, reasons=["UNKNOWN_DELIVERY"]
+        ) from None
+    refunded = _refunded(session, invoice) if invoice is not None else 0
+    policy_input = {
+        "now": clock.rfc3339(clock.now()),
+        "action": "refund",
+        "actor": {"id": by.id, "status": by.status, "roles": list(by.roles)},
+        "contract": (
+            {"id": contract.id, "provider": contract.provider_id, "consumer": contract.consumer_id}
+            if contract is not None
+            else None
+        ),
+        "invoice": (
+            {
+                "id": invoice.id,
+                "total_fen": int(invoice.body["total_fen"]),
+                "refunded_fen": refunded,
+            }
+            if invoice is not None
+            else None
+        ),  # fmt: skip
+        "amount_fen": body.amount_fen,
+    }
+    try:
+        decision = gateway.policy.decide(policy_input, package=POLICY_PACKAGE)
+    except PolicyError as exc:
+        session.rollback()
+        raise Problem(
+            503, "policy-unavailable", "Policy decision unavailable", str(exc)[:500]
+        ) from None
+    if not decision.allow:
+        codes = [r.code for r in decision.reasons]
+        first = next((c for c in _REFUSALS if c in codes), None)
+        status, slug, title = _REFUSALS.get(first, (403, "forbidden", "Refund refused"))
+        detail = "; ".join(r.detail for r in decision.reasons)[:1000]
+        problem = Problem(status, slug, title, detail, reasons=codes)
+        raise _refund_refused(session, gateway, body=body, by=by, problem=problem, reasons=codes)
+    refund_id = new_id("rfd")
+    data = {
+        "refund": refund_id,
+        "invoice": invoice.id,
+        "period": invoice.period,
+        "contract": contract.id,
+        "consumer": contract.consumer_id,
+        "provider": contract.provider_id,
+        "delivery": body.delivery_id,
+        "delivery_seq": seq,
+        "amount_fen": body.amount_fen,
+        "reason": body.reason,
+        "by": by.id,
+    }
+    entry = record(session, gateway.signer, type="settlement.refund", data=data)
+    doc = SettlementDocument(
+        id=refund_id, period=invoice.period, kind="refund",
+        readers=sorted({contract.consumer_id, contract.provider_id}), body=data,
+        ledger_seq=entry.seq,
+    )  # fmt: skip
+    session.add(doc)
+    commit(session)
+    return _refund_read(
+        session, doc, left=int(invoice.body["total_fen"]) - refunded - body.amount_fen
+    )
+
+
+def _refund_read(
+    session: Session, doc: SettlementDocument, *, left: int | None = None
+) -> RefundRead:
+    d = doc.body
+    if left is None:
+        invoice = session.get(SettlementDocument, d["invoice"])
+        left = int(invoice.body["total_fen"]) - _refunded(session, invoice)
+    note = session.scalars(
+        select(SettlementDocument.id).where(
+            SettlementDocument.kind == "credit-note",
+            SettlementDocument.id.like(f"crn\\_%\\_{doc.id}", escape="\\"),
+        )
+    ).first()
+    return RefundRead(
+        id=doc.id, invoice_id=d["invoice"], contract_id=d["contract"], consumer_id=d["consumer"],
+        provider_id=d["provider"], delivery_id=d["delivery"], amount_fen=d["amount_fen"],
+        reason=d["reason"], by=d["by"], refundable_fen=left, credit_note_id=note,
+        ledger_seq=doc.ledger_seq,
+    )  # fmt: skip
+
+
+def get_refund(session: Session, *, refund_id: str, viewer: Participant) -> RefundRead:
+    """Return a refund to its contract's parties, admin and auditors; else 404."""
+    return _refund_read(session, _document(session, refund_id, "refund", viewer))
+
+
+def get_credit_note(
+    session: Session, *, credit_note_id: str, viewer: Participant
+) -> CreditNoteRead:
+    """Return a credit note to the parties it names, admin and auditors; else 404."""
+    doc = _document(session, credit_note_id, "credit-note", viewer)
+    return CreditNoteRead(**doc.body, ledger_seq=doc.ledger_seq)

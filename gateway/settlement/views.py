@@ -13,10 +13,15 @@ from gateway.settlement.models import (
     AuthorisationIdParam,
     CeilingRead,
     CeilingSet,
+    CreditNoteIdParam,
+    CreditNoteRead,
     DocumentIdParam,
     InvoiceRead,
     PeriodParam,
     PeriodRead,
+    RefundIdParam,
+    RefundRead,
+    RefundRequest,
     StatementRead,
     VoucherIdParam,
     VoucherIssue,
@@ -136,3 +141,47 @@ def get_voucher(
 ) -> VoucherRead:
     """Return a voucher with its balance (its issuer, its enterprise, admin, auditors)."""
     return service.get_voucher(session, voucher_id=voucher_id, viewer=me)
+
+
+@router.post(
+    "/refunds",
+    status_code=201,
+    response_model=RefundRead,
+    responses=problem_responses(401, 403, 404, 409, 422, 503),
+)
+def refund(
+    body: RefundRequest,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> RefundRead:
+    """Refund a consumer part of a closed invoice, or of the invoice a delivery was settled in
+    (the contract's merchant or the admin, as the policy decides; never more than was charged
+    net of earlier refunds). The next close records its credit note (specs/settlement.md §11)."""
+    return service.refund(session, gateway, body=body, by=me)
+
+
+@router.get(
+    "/refunds/{refund_id}", response_model=RefundRead, responses=problem_responses(401, 404, 422)
+)
+def get_refund(
+    refund_id: RefundIdParam,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+) -> RefundRead:
+    """Return a refund (its contract's parties, admin, auditors) and its credit note's id."""
+    return service.get_refund(session, refund_id=refund_id, viewer=me)
+
+
+@router.get(
+    "/credit-notes/{credit_note_id}",
+    response_model=CreditNoteRead,
+    responses=problem_responses(401, 404, 422),
+)
+def get_credit_note(
+    credit_note_id: CreditNoteIdParam,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+) -> CreditNoteRead:
+    """Return a credit note (the parties it names, admin, auditors)."""
+    return service.get_credit_note(session, credit_note_id=credit_note_id, viewer=me)

@@ -37,6 +37,12 @@ def test_disclosure_lists_authorisations_products_and_actual_fees(world, client)
         "contract_fees_fen": OFFER["price_fen"],
         "exchanges": 1,
         "rows_delivered": 5,
+        # from the settlement: no period of the year is closed yet
+        "invoices": 0,
+        "charged_fen": 0,
+        "voucher_fen": 0,
+        "refunded_fen": 0,
+        "net_fen": 0,
     }
     assert products[world.core_product["id"]]["fees"]["contracts"] == 0
     assert body["totals"]["contract_fees_fen"] == OFFER["price_fen"]

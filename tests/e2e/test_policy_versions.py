@@ -99,6 +99,8 @@ def test_every_decision_carries_the_bundle_version_of_the_policies_files(client,
         "policies/dsgw/federation_test.rego",
         "policies/dsgw/grading_matrix_test.rego",
         "policies/dsgw/masking_test.rego",
+        "policies/dsgw/settlement.rego",
+        "policies/dsgw/settlement_test.rego",
     ]
     contract = world.contract(world.product["offers"][0]["id"])
     allowed = world.pull(contract["id"])

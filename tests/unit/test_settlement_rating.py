@@ -1,12 +1,15 @@
 """ledger.settlement: the split adds up, each price model rates as specs/settlement.md says,
 and the books balance for any sequence of usage and closes (hypothesis)."""
 
+import json
+
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from ledger import Signer
 from ledger.settlement import (
+    OWING,
     Books,
     SettlementError,
     balances,
@@ -171,10 +174,9 @@ events = st.lists(
             st.integers(-30, 60),
             st.sampled_from([None, ["general"], ["important"]]),
         ),
-        st.tuples(
-            st.just("close"),
-        ),
+        st.tuples(st.just("close")),
         st.tuples(st.just("ceiling"), st.integers(0, 3000), st.booleans()),
+        st.tuples(st.just("refund"), st.integers(0, 30), st.integers(1, 3000)),
     ),
     max_size=60,
 )
@@ -188,8 +190,10 @@ events = st.lists(
 )
 def test_the_books_balance_and_every_usage_is_settled_once_for_any_sequence(steps, cap, cuts):
     """Any sequence of finalisations, deliveries, vouchers, ceilings (set by the holder, or by
-    someone else: ignored), days passing and closes. What the operator keeps, less the carry it
-    still owes, is exactly the sum over the periods of its income capped by their ceilings."""
+    someone else: ignored), refunds of closed invoices (within or above what is left of them),
+    days passing and closes. What the operator keeps, less the carry it still owes, is exactly
+    the sum over the periods of its income capped by their ceilings; a refund never takes back
+    more than an invoice charged, from the consumer, a voucher's issuer or a party."""
     low, high = sorted(cuts)
     shares = {"holder": low, "operator": high - low, "platform": 100 - high}
     books, seq, day, month = Books(), 2, 0, 0
@@ -202,11 +206,30 @@ def test_the_books_balance_and_every_usage_is_settled_once_for_any_sequence(step
     charged: dict[str, int] = {}
     issued: dict[str, int] = {}
     redeemed: dict[str, int] = {}
-    operator_kept, capped_income = 0, 0
+    operator_kept, capped_income, operator_returned = 0, 0, 0
     ruling: int | None = None  # the ceiling of the next period closed
-    for step in steps:
+    invoices: dict[str, dict] = {}  # closed invoices with a total above 0
+    asked: dict[str, int] = {}  # per invoice, the refunds recorded (valid ones)
+    back: dict[str, dict[str, int]] = {}  # per invoice and party or voucher, what went back
+    refunds_left: set[str] = set()  # refunds recorded, credit note still to come
+    rejected = 0
+    for step in [*steps, ("close",)]:  # a last close credits the refunds after the others
         seq += 1
-        if step[0] == "ceiling":
+        if step[0] == "refund":
+            _, which, amount = step
+            if not invoices:
+                continue
+            invoice = invoices[sorted(invoices)[which % len(invoices)]]
+            books.add({"seq": seq, "time": _time(day), "type": "settlement.refund", "data": {
+                "refund": f"rfd_{seq}", "invoice": invoice["invoice"],
+                "contract": invoice["contract"], "amount_fen": amount}})  # fmt: skip
+            if asked.get(invoice["invoice"], 0) + amount <= invoice["total_fen"]:
+                asked[invoice["invoice"]] = asked.get(invoice["invoice"], 0) + amount
+                refunds_left.add(f"rfd_{seq}")
+            else:
+                rejected += 1  # an over-refund never gets a credit note
+                assert books.rejected[-1] == seq
+        elif step[0] == "ceiling":
             _, ceiling, by_holder = step
             following = f"{2026 + month // 12}-{month % 12 + 1:02d}"
             data = {
@@ -288,8 +311,33 @@ def test_the_books_balance_and_every_usage_is_settled_once_for_any_sequence(step
                 postings.extend(invoice["journal"])
                 assert invoice["voucher_fen"] <= invoice["total_fen"]
                 assert invoice["consumer_due_fen"] == invoice["total_fen"] - invoice["voucher_fen"]
+                if invoice["total_fen"] > 0:
+                    invoices[invoice["invoice"]] = invoice
+            for note in close.credit_notes:
+                refunds_left.remove(note["refund"])
+                invoice = invoices[note["invoice"]]
+                amount = note["amount_fen"]
+                assert sum(s["amount_fen"] for s in note["shares"].values()) == amount
+                assert note["voucher_fen"] + note["consumer_fen"] == amount
+                assert note["consumer_fen"] >= 0
+                gone = back.setdefault(note["invoice"], {})
+                for v in note["vouchers"]:
+                    gone[v["voucher"]] = gone.get(v["voucher"], 0) + v["amount_fen"]
+                for role, share in note["shares"].items():
+                    gone[role] = gone.get(role, 0) + share["amount_fen"]
+                for v in invoice["vouchers"]:  # a voucher part goes back at most once
+                    assert 0 <= gone.get(v["voucher"], 0) <= v["amount_fen"]
+                for role, share in invoice["shares"].items():  # no party gives back more
+                    assert 0 <= gone[role] <= share["amount_fen"]
+                if sum(gone[r] for r in invoice["shares"]) == invoice["total_fen"]:
+                    assert all(gone[r] == s["amount_fen"] for r, s in invoice["shares"].items())
+                charged[note["contract"]] -= amount
+                operator_returned += note["shares"]["operator"]["amount_fen"]
+                postings.extend(note["journal"])
             for statement in close.statements:
-                assert statement["owes_fen"] >= 0 and statement["earns_fen"] >= 0
+                lines = [x for x in statement["lines"] if not x["invoice"].startswith("crn_")]
+                assert sum(x["amount_fen"] for x in lines if x["role"] in OWING) >= 0
+                assert sum(x["amount_fen"] for x in lines if x["role"] not in OWING) >= 0
     assert len(settled) == len(set(settled))  # nothing settled twice
     assert set(settled) <= usage_seqs
     assert unbalanced(postings) == []
@@ -300,7 +348,9 @@ def test_the_books_balance_and_every_usage_is_settled_once_for_any_sequence(step
     )
     payable = -sum(v for k, v in books_after.items() if k.startswith("payable:"))
     assert receivable == payable == sum(charged.values())
-    assert all(total <= cap for total in charged.values())  # the fee cap, over a contract's life
+    assert all(0 <= total <= cap for total in charged.values())  # the fee cap, net of refunds
+    assert len(books.rejected) == rejected and {r["refund"] for r in books.refunds} == refunds_left
+    assert 0 <= operator_returned <= operator_kept
     # Nothing the operator earns above a ceiling is kept once the carry has been deducted.
     assert operator_kept - books.carry.get("auz_1", 0) == capped_income
 
@@ -386,6 +436,117 @@ def test_nothing_the_operator_earns_above_its_ceiling_is_kept_once_the_carry_is_
                 assert carried_in == 0 and (ruling is None or income == 0)
     assert unbalanced(postings) == []
     assert kept - books.carry.get("auz_1", 0) == capped
+
+
+_round = st.tuples(
+    st.lists(st.tuples(st.just("use"), st.integers(0, 2), st.integers(0, 5000)), max_size=4),
+    st.lists(st.tuples(st.just("voucher"), st.integers(1, 2000), st.integers(1, 100)), max_size=2),
+    st.lists(st.tuples(st.just("refund"), st.integers(0, 30), st.integers(1, 2000)), max_size=4),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rounds=st.lists(_round, min_size=1, max_size=6),
+    cuts=st.lists(st.integers(0, 100), min_size=2, max_size=2),
+    ceiling=st.one_of(st.none(), st.integers(0, 1000)),
+)
+def test_a_refund_reverses_at_most_what_was_charged_and_the_books_balance(rounds, cuts, ceiling):
+    """Any sequence of usage, vouchers, refunds of closed invoices (within or above what is left
+    of them) and closes, under a ceiling or none: each credit note splits its amount between
+    the parties (none gives back more than its share of the invoice; a full refund reverses the
+    split exactly), gives the voucher parts back before the consumer's, and balances; over-refunds
+    get no credit note; receivables equal payables equal what was charged net of refunds."""
+    low, high = sorted(cuts)
+    shares = {"holder": low, "operator": high - low, "platform": 100 - high}
+    books = Books()
+    for body in _context(10**9, shares):
+        books.add(body)
+    for n in range(3):
+        books.add({"seq": 3 + n, "time": _time(0), "type": "contract.finalized", "data": {
+            "contract": f"ctr_{n}", "offer": "off_1", "product": "prd_1",
+            "consumer": "prt_c", "provider": "prt_o"}})  # fmt: skip
+    if ceiling is not None:
+        books.add({"seq": 6, "time": _time(0), "type": "settlement.ceiling-set", "data": {
+            "authorisation": "auz_1", "holder": "prt_h", "operator": "prt_o",
+            "ceiling_fen": ceiling, "from_period": "2026-01"}})  # fmt: skip
+    seq, month, postings, charged = 6, 0, [], 0
+    invoices: dict[str, dict] = {}
+    asked: dict[str, int] = {}
+    back: dict[str, dict[str, int]] = {}
+    credited = 0
+    steps = [step for uses, vouchers, refunds in rounds
+             for step in (*uses, *vouchers, *refunds, ("close",))]  # fmt: skip
+    for step in [*steps, ("close",)]:
+        seq += 1
+        if step[0] == "use":
+            books.add({"seq": seq, "time": _time(0), "type": "exchange.delivered", "data": {
+                "contract": f"ctr_{step[1]}", "delivery": "api", "rows": step[2]}})  # fmt: skip
+        elif step[0] == "voucher":
+            books.add({"seq": seq, "time": _time(0), "type": "voucher.issued", "data": {
+                "voucher": f"vch_{seq}", "issuer": "prt_gov", "enterprise": "prt_c",
+                "amount_fen": step[1], "not_before": _time(0), "not_after": _time(400),
+                "grades": None, "domains": None, "max_share_percent": step[2]}})  # fmt: skip
+        elif step[0] == "refund":
+            if not invoices:
+                continue
+            invoice = invoices[sorted(invoices)[step[1] % len(invoices)]]
+            books.add({"seq": seq, "time": _time(0), "type": "settlement.refund", "data": {
+                "refund": f"rfd_{seq}", "invoice": invoice["invoice"],
+                "contract": invoice["contract"], "amount_fen": step[2]}})  # fmt: skip
+            left = invoice["total_fen"] - asked.get(invoice["invoice"], 0)
+            if step[2] <= left:
+                asked[invoice["invoice"]] = asked.get(invoice["invoice"], 0) + step[2]
+            else:
+                assert books.rejected[-1] == seq  # an over-refund gets no credit note
+        else:
+            period = f"{2026 + month // 12}-{month % 12 + 1:02d}"
+            month += 1
+            close = books.close(period, through_seq=seq - 1, terms_of=lambda c, o: TERMS)
+            # As a gateway does, go on from the state the close keeps (JSON and back).
+            books = Books.from_state(json.loads(json.dumps(books.to_state())))
+            for invoice in close.invoices:
+                charged += invoice["total_fen"]
+                postings.extend(invoice["journal"])
+                if invoice["total_fen"] > 0:
+                    invoices[invoice["invoice"]] = invoice
+            event(f"credit notes: {min(len(close.credit_notes), 2)}")
+            for note in close.credit_notes:
+                invoice, amount = invoices[note["invoice"]], note["amount_fen"]
+                assert sum(s["amount_fen"] for s in note["shares"].values()) == amount
+                assert note["voucher_fen"] + note["consumer_fen"] == amount
+                assert note["voucher_fen"] == sum(v["amount_fen"] for v in note["vouchers"])
+                gone = back.setdefault(note["invoice"], {})
+                for v in note["vouchers"]:
+                    gone[v["voucher"]] = gone.get(v["voucher"], 0) + v["amount_fen"]
+                gone["consumer"] = gone.get("consumer", 0) + note["consumer_fen"]
+                for role, share in note["shares"].items():
+                    gone[role] = gone.get(role, 0) + share["amount_fen"]
+                covered = sum(v["amount_fen"] for v in invoice["vouchers"])
+                # The voucher parts go back first: the consumer only once they all have.
+                refunded = sum(gone[r] for r in invoice["shares"])
+                assert gone["consumer"] == max(0, refunded - covered)
+                for v in invoice["vouchers"]:
+                    assert 0 <= gone.get(v["voucher"], 0) <= v["amount_fen"]
+                for role, share in invoice["shares"].items():
+                    assert 0 <= gone[role] <= share["amount_fen"]
+                if sum(gone[r] for r in invoice["shares"]) == invoice["total_fen"]:
+                    assert all(gone[r] == s["amount_fen"] for r, s in invoice["shares"].items())
+                credited += amount
+                postings.extend(note["journal"])
+            statement_lines = [x for s in close.statements for x in s["lines"]]
+            assert sum(-x["amount_fen"] for x in statement_lines
+                       if x["invoice"].startswith("crn_") and x["role"] in OWING) == sum(
+                n["amount_fen"] for n in close.credit_notes)  # fmt: skip
+    assert credited == sum(asked.values())  # every valid refund credited by the last close
+    assert unbalanced(postings) == []
+    books_after = balances(postings)
+    assert all(v == 0 for k, v in books_after.items() if k.startswith("revenue:"))
+    receivable = sum(
+        v for k, v in books_after.items() if k.startswith(("receivable:", "voucher_receivable:"))
+    )
+    payable = -sum(v for k, v in books_after.items() if k.startswith("payable:"))
+    assert receivable == payable == charged - credited
 
 
 # --- the auditor's recomputation -------------------------------------------------------------
@@ -507,3 +668,89 @@ def test_an_attempt_that_sent_nothing_is_not_rated_but_a_completion_of_no_rows_i
     invoice = _transfer_books([("transfer.interrupted", 0, 0), ("transfer.completed", 0, 0)])
     assert (invoice["usage"]["calls"], invoice["usage"]["rows"]) == (1, 0)
     assert invoice["usage"]["entries"] == [3, 5]
+
+
+def _refunded_ledger(signer, amount: int) -> list[dict]:
+    """November closed (as `_closed_ledger`), a refund of `amount` fen of its invoice, and
+    December closed with the refund's credit note."""
+    bodies = _closed_ledger(signer, rows=40)
+    books = Books()
+    for body in bodies:
+        if body["type"] not in ("settlement.invoice", "settlement.statement", "settlement.closed"):
+            books.add(body)
+    books.close("2026-11", through_seq=5, terms_of=lambda c, o: TERMS)
+    seq = bodies[-1]["seq"] + 1
+    refund = {"seq": seq, "time": "2026-12-02T00:00:00.000000Z", "type": "settlement.refund",
+              "data": {"refund": "rfd_1", "invoice": "inv_2026-11_ctr_1", "contract": "ctr_1",
+                       "amount_fen": amount}}  # fmt: skip
+    bodies.append(refund)
+    books.add(refund)
+    close = books.close("2026-12", through_seq=seq, terms_of=lambda c, o: TERMS)
+    hashes = {}
+    for note in close.credit_notes:
+        seq += 1
+        bodies.append({"seq": seq, "time": "2027-01-01T00:00:00.000000Z",
+                       "type": "settlement.credit-note", "data": note})  # fmt: skip
+    for statement in close.statements:
+        seq += 1
+        data = sign_statement(statement, signer.sign, signer.kid)
+        hashes[statement["statement"]] = data["hash"]
+        bodies.append({"seq": seq, "time": "2027-01-01T00:00:00.000000Z",
+                       "type": "settlement.statement", "data": data})  # fmt: skip
+    bodies.append({"seq": seq + 1, "time": "2027-01-01T00:00:00.000000Z",
+                   "type": "settlement.closed", "data": close.summary(hashes)})  # fmt: skip
+    return bodies
+
+
+def test_a_refund_is_credited_in_the_next_close_and_recomputes():
+    signer = Signer.generate()
+    bodies = _refunded_ledger(signer, 100)
+    [note] = [b["data"] for b in bodies if b["type"] == "settlement.credit-note"]
+    assert note["amount_fen"] == 100 and note["credit_note"] == "crn_2026-12_rfd_1"
+    assert note["consumer_fen"] == 100 and note["vouchers"] == []
+    # 100 fen back in proportion to the invoice's shares (40/50/10), by the largest remainder
+    assert {r: s["amount_fen"] for r, s in note["shares"].items()} == {
+        "holder": 40, "operator": 50, "platform": 10,
+    }  # fmt: skip
+    findings = recompute(bodies, "2026-12", {signer.kid: signer.public_key()})
+    assert findings and all(f.ok for f in findings), [str(f) for f in findings if not f.ok]
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda d: d.update(amount_fen=d["amount_fen"] + 1), "amount_fen"),
+        (lambda d: d.update(amount_fen=10**9), "no such credit note"),  # above the charge
+        (lambda d: d.update(invoice="inv_2026-10_ctr_1"), "no such credit note"),
+    ],
+)
+def test_a_tampered_refund_is_a_named_mismatch(change, named):
+    signer = Signer.generate()
+    bodies = _refunded_ledger(signer, 100)
+    change(next(b for b in bodies if b["type"] == "settlement.refund")["data"])
+    findings = recompute(bodies, "2026-12", {signer.kid: signer.public_key()})
+    bad = [str(f) for f in findings if not f.ok]
+    assert bad and any(named in line and "credit note" in line for line in bad), bad
+
+
+def test_a_transfer_resumed_after_a_close_is_rated_only_for_what_is_new_from_the_kept_books():
+    bodies = _context(10**9, {"holder": 40, "operator": 50, "platform": 10})
+    bodies.append({"seq": 3, "time": "2026-11-02T00:00:00.000000Z", "type": "contract.finalized",
+                   "data": {"contract": "ctr_1", "offer": "off_1", "product": "prd_1",
+                            "consumer": "prt_c", "provider": "prt_o"}})  # fmt: skip
+    attempt = {"transfer": "trf_1", "contract": "ctr_1", "consumer": "prt_c", "provider": "prt_o"}
+    bodies.append({"seq": 4, "time": "2026-11-30T23:00:00.000000Z",
+                   "type": "transfer.interrupted",
+                   "data": {**attempt, "rows": 600, "bytes": 6_000}})  # fmt: skip
+    books = Books()
+    for body in bodies:
+        books.add(body)
+    november = books.close("2026-11", through_seq=4, terms_of=lambda c, o: TERMS)
+    assert november.invoices[0]["usage"]["rows"] == 600
+    # The gateway keeps the books after a close as JSON, and the next close starts from them.
+    kept = Books.from_state(json.loads(json.dumps(books.to_state())))
+    kept.add({"seq": 5, "time": "2026-12-01T01:00:00.000000Z", "type": "transfer.completed",
+              "data": {**attempt, "rows": 1_000, "bytes": 10_000}})  # fmt: skip
+    december = kept.close("2026-12", through_seq=5, terms_of=lambda c, o: TERMS)
+    usage = december.invoices[0]["usage"]
+    assert (usage["calls"], usage["rows"], usage["bytes"]) == (0, 400, 4_000)
