@@ -614,6 +614,18 @@ for _lang, _words in _AUDIT.items():
 # The consumer's compute queries on a contract page (static/compute.js), in one block:
 # key -> (zh-CN, en).
 _COMPUTE: dict[str, tuple[str, str]] = {
+    "offer.compute": ("计算条款", "Compute terms"),
+    "compute.rule.plaintext": ("可分组、可筛选、可聚合", "group, filter and aggregate"),
+    "compute.rule.group_key": ("可分组、可筛选", "group and filter"),
+    "compute.rule.aggregate": ("仅可聚合", "aggregate only"),
+    "compute.rule.never": ("不可读取", "never read"),
+    "compute.bins": ("分箱", "bins"),
+    "compute.row": ("每行", "each row"),
+    "compute.limits": (
+        "隐私单位:{subject},每个主体至多 {k} 行;每次查询至多 {keys} 个分组字段、{filters} 个筛选",
+        "privacy unit: {subject}, at most {k} rows each; at most {keys} group keys and "
+        "{filters} filters a query",
+    ),
     "compute.title": ("隐私计算查询(数据可用不可见)", "Compute query (the rows never leave)"),
     "compute.note": (
         "只能按报价声明的聚合、分组与筛选提问;"

@@ -142,6 +142,8 @@ def test_consumer_runs_compute_queries_sees_the_budget_go_down_and_a_refusal_in_
     assert keys.evaluate_all("els => els.map(e => e.value)") == ["district"]
     filters = page.locator("#compute-filter option").all_inner_texts()
     assert filters == ["不筛选", *(f"district = {d}" for d in DISTRICTS)]
+    # The offer's compute terms read in words on the contract page.
+    assert "district: 可分组、可筛选 (海淀/朝阳/东城)" in page.locator("#view").inner_text()
     pages.shot(page, "compute-form-zh")
 
     # First query: count and mean minutes per district.

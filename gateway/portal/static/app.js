@@ -220,11 +220,13 @@ function termRows(terms) {
     purposes: "offer.purposes", term: "offer.term", quota_rows: "offer.rows", quota_calls: "offer.calls",
     price_fen: "offer.price", fields: "offer.fields", termination: "offer.termination",
     region: "offer.region", onward_transfer: "offer.onward_transfer", lawful_basis: "offer.lawful_basis",
+    compute: "offer.compute",
   };
   return Object.entries(terms).filter(([, v]) => v !== null && !(Array.isArray(v) && v.length === 0)).map(([k, v]) => {
     let shown = Array.isArray(v) ? v.join(", ") : typeof v === "object" ? JSON.stringify(v) : String(v);
     if (k === "price_fen") shown = `¥${(v / 100).toFixed(2)}`;
     if (k === "term") shown = duration(v);
+    if (k === "compute") shown = compute.termsText(v, t);
     if (typeof v === "boolean") shown = v ? t("yes") : t("no");
     return [labels[k] ? t(labels[k]) : k, shown];
   });

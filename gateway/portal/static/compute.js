@@ -22,6 +22,24 @@ export function offersCompute(c) {
   return Boolean(c.document?.offer?.compute);
 }
 
+// An offer's compute terms in words: the aggregates, then each column with its rule and what it
+// declares (values, ranges, bounds, bins), the subject and the per-query limits.
+export function termsText(terms, t) {
+  const cols = Object.entries(terms.columns ?? {}).map(([name, col]) => {
+    const parts = [];
+    if (col.values) parts.push(col.values.join("/"));
+    if (col.ranges) parts.push(col.ranges.map((r) => `[${r[0]}, ${r[1]})`).join(" "));
+    if (col.lower != null && col.upper != null) parts.push(`[${col.lower}, ${col.upper}]`);
+    if (col.bins) parts.push(`${t("compute.bins")} ${col.bins.join(", ")}`);
+    return `${name}: ${t(`compute.rule.${col.rule}`)}${parts.length ? ` (${parts.join("; ")})` : ""}`;
+  });
+  return [
+    (terms.aggregates ?? []).map((op) => t(`compute.op.${op}`)).join(", "),
+    ...cols,
+    t("compute.limits", { subject: terms.subject ?? t("compute.row"), k: terms.max_rows_per_subject ?? 1, keys: terms.max_group_keys ?? 2, filters: terms.max_filters ?? 2 }),
+  ].join(" · ");
+}
+
 const NEEDS = { sum: "bounds", mean: "bounds", quantile: "bins", histogram: "bins" };
 
 function columnsFor(terms, op) {
@@ -69,7 +87,8 @@ function refusal(ui, err) {
   const { h, t } = ui;
   const reasons = [].concat(err?.problem?.reasons ?? []).filter((r) => r && typeof r === "object");
   if (!reasons.length) return ui.problemBox(err);
-  const bare = new api.ApiProblem(err.status, { ...err.problem, reasons: undefined });
+  // The problem's detail is its reasons' details joined: shown once, with each reason.
+  const bare = new api.ApiProblem(err.status, { ...err.problem, reasons: undefined, detail: undefined });
   return h("div", { id: "compute-refusal" }, ui.problemBox(bare), h("ul.reasons", {}, reasons.map((r) => {
     const known = `compute.reason.${r.code}`;
     const words = ui.hasWord(known) ? t(known) : null;
