@@ -610,3 +610,108 @@ _AUDIT: dict[str, dict[str, str]] = {
 }
 for _lang, _words in _AUDIT.items():
     STRINGS[_lang].update(_words)
+
+# The consumer's compute queries on a contract page (static/compute.js), in one block:
+# key -> (zh-CN, en).
+_COMPUTE: dict[str, tuple[str, str]] = {
+    "offer.compute": ("计算条款", "Compute terms"),
+    "compute.rule.plaintext": ("可分组、可筛选、可聚合", "group, filter and aggregate"),
+    "compute.rule.group_key": ("可分组、可筛选", "group and filter"),
+    "compute.rule.aggregate": ("仅可聚合", "aggregate only"),
+    "compute.rule.never": ("不可读取", "never read"),
+    "compute.bins": ("分箱", "bins"),
+    "compute.row": ("每行", "each row"),
+    "compute.limits": (
+        "隐私单位:{subject},每个主体至多 {k} 行;每次查询至多 {keys} 个分组字段、{filters} 个筛选",
+        "privacy unit: {subject}, at most {k} rows each; at most {keys} group keys and "
+        "{filters} filters a query",
+    ),
+    "compute.title": ("隐私计算查询(数据可用不可见)", "Compute query (the rows never leave)"),
+    "compute.note": (
+        "只能按报价声明的聚合、分组与筛选提问;"
+        "每个结果都加了差分隐私噪声,每次查询都消耗隐私预算 ε。",
+        "Only the aggregates, groups and filters the offer declares can be asked; every result "
+        "carries differential-privacy noise, and every query spends privacy budget ε.",
+    ),
+    "compute.budget_last": (
+        "剩余隐私预算(本次登录中最近一次查询的答复):",
+        "Privacy budget left (from this sign-in's latest reply):",
+    ),
+    "compute.budget_unknown": (
+        "剩余隐私预算在第一次查询的答复中显示(网关没有单独查询预算的接口)。",
+        "The privacy budget left is shown with the first reply (the gateway has no route that "
+        "reports it before a query).",
+    ),
+    "compute.budget_of": (
+        "剩余 ε {remaining}(已用 {spent} / 共 {budget})",
+        "ε {remaining} left ({spent} spent of {budget})",
+    ),
+    "compute.budget_contract": ("本合约的预算", "Budget of this contract"),
+    "compute.budget_subject": (
+        "本使用方在该资源上的预算(所有合约合计)",
+        "Budget of this consumer on this resource (all its contracts)",
+    ),
+    "compute.none": ("不选", "None"),
+    "compute.count": ("计数(不同主体数)", "Count (distinct subjects)"),
+    "compute.aggregate": ("另一项聚合", "Another aggregate"),
+    "compute.op.count": ("计数", "count"),
+    "compute.op.sum": ("求和", "sum"),
+    "compute.op.mean": ("平均值", "mean"),
+    "compute.op.quantile": ("分位数", "quantile"),
+    "compute.op.histogram": ("直方图", "histogram"),
+    "compute.field": ("字段", "Field"),
+    "compute.quantiles": ("分位点(如 0.25, 0.5)", "Quantiles (e.g. 0.25, 0.5)"),
+    "compute.group_by": ("分组", "Group by"),
+    "compute.filter": ("筛选", "Filter"),
+    "compute.no_filter": ("不筛选", "No filter"),
+    "compute.run": ("提交查询", "Run the query"),
+    "compute.results": ("含噪声的结果", "Noisy results"),
+    "compute.empty": (
+        "没有可公布的分组:每个分组的含噪主体数都不足 {min}。",
+        "No group can be released: each group's noisy subject count is below {min}.",
+    ),
+    "compute.threshold": (
+        "只公布含噪主体数不少于 {min} 的分组;未公布的分组不留痕迹。",
+        "Only groups whose noisy subject count is at least {min} are released; the others "
+        "leave no trace.",
+    ),
+    "compute.privacy": ("隐私账目", "Privacy account"),
+    "compute.eps_spent": ("本次消耗 ε", "ε spent by this query"),
+    "compute.eps_per_query": ("每次查询 ε", "ε per query"),
+    "compute.noise": ("噪声与误差界", "Noise and error bounds"),
+    "compute.measure": ("度量", "Measure"),
+    "compute.mechanism": ("机制", "Mechanism"),
+    "compute.epsilon": ("ε", "ε"),
+    "compute.scale": ("噪声尺度 b", "Noise scale b"),
+    "compute.error": ("95% 误差界", "95 % error bound"),
+    "compute.mech.laplace": ("拉普拉斯(连续)", "Laplace (continuous)"),
+    "compute.mech.discrete_laplace": ("离散拉普拉斯", "discrete Laplace"),
+    "compute.error_note": (
+        "噪声绝对值以 95% 的概率小于误差界(b · ln 20)。",
+        "The noise stays within the error bound (b · ln 20) with probability 0.95.",
+    ),
+    "compute.reason.PRIVACY_BUDGET_EXHAUSTED": (
+        "隐私预算已用尽:再答复一次就会超出本合约或本使用方在该资源上的 ε 预算,"
+        "网关拒绝了查询,没有消耗 ε。",
+        "The privacy budget is spent: one more answer would exceed the ε budget of this "
+        "contract or of this consumer on the resource, so the gateway refused it and spent "
+        "nothing.",
+    ),
+    "compute.reason.COLUMN_RULE_VIOLATED": (
+        "该列的规则不允许这样使用(例如对只能聚合的列分组,或读取禁止的列)。",
+        "A column's rule does not allow this use (grouping on an aggregate-only column, or "
+        "reading a column that is never read).",
+    ),
+    "compute.reason.COMPUTE_NOT_DECLARED": (
+        "报价的计算条款没有声明这一项(聚合、字段边界、分组值或筛选)。",
+        "The offer's compute terms do not declare this (the aggregate, a field's bounds, a key's "
+        "values or the filter).",
+    ),
+    "compute.reason.COMPUTE_FAILED": (
+        "计算引擎未能完成查询,没有消耗 ε;稍后再试。",
+        "The compute engine could not finish the query and spent nothing; try again later.",
+    ),
+}
+for _key, (_zh, _en) in _COMPUTE.items():
+    STRINGS["zh-CN"][_key] = _zh
+    STRINGS["en"][_key] = _en

@@ -4,6 +4,7 @@
 
 import * as api from "./api.js";
 import * as audit from "./audit.js";
+import * as compute from "./compute.js";
 import { workPages } from "./work.js";
 import { canonicalJson, checkReceipt, hasEd25519, importPrivateJwk, ledgerKeys, signContract } from "./crypto.js";
 
@@ -139,6 +140,7 @@ form.addEventListener("submit", async (event) => {
 document.getElementById("signout").addEventListener("click", () => {
   api.signOut();
   myContracts.clear();
+  compute.forget();
   lastExchange = null;
   showSession();
   route();
@@ -218,11 +220,13 @@ function termRows(terms) {
     purposes: "offer.purposes", term: "offer.term", quota_rows: "offer.rows", quota_calls: "offer.calls",
     price_fen: "offer.price", fields: "offer.fields", termination: "offer.termination",
     region: "offer.region", onward_transfer: "offer.onward_transfer", lawful_basis: "offer.lawful_basis",
+    compute: "offer.compute",
   };
   return Object.entries(terms).filter(([, v]) => v !== null && !(Array.isArray(v) && v.length === 0)).map(([k, v]) => {
     let shown = Array.isArray(v) ? v.join(", ") : typeof v === "object" ? JSON.stringify(v) : String(v);
     if (k === "price_fen") shown = `¥${(v / 100).toFixed(2)}`;
     if (k === "term") shown = duration(v);
+    if (k === "compute") shown = compute.termsText(v, t);
     if (typeof v === "boolean") shown = v ? t("yes") : t("no");
     return [labels[k] ? t(labels[k]) : k, shown];
   });
@@ -325,6 +329,8 @@ function renderContract(box, c) {
   if (me.participant === c.consumer_id && c.state === "FINALIZED") {
     actions.push(h("button", { id: "pull", on: { click: () => pull(c, out) } }, t("contract.pull")));
   }
+  const computing = me.participant === c.consumer_id && c.state === "FINALIZED" && compute.offersCompute(c)
+    ? compute.computePanel(computeUi, c) : null;
   fill(box, 
     h("h1", {}, `${t("contract.title")} ${c.id}`),
     h("div.card", {}, facts([
@@ -342,6 +348,7 @@ function renderContract(box, c) {
     h("div.card", {}, facts(termRows(c.document.offer ?? {}))),
     h("div.actions", {}, actions),
     out,
+    computing,
     h("details", {}, h("summary", {}, t("contract.document")), h("pre", { id: "contract-document" }, canonicalJson(c.document))),
     audit.traceLink(ui, c.id),
   );
@@ -362,16 +369,40 @@ function download(name, value) {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
+// Show the contract's usage afresh (after an exchange), when its page is still shown.
+function refreshUsage(c) {
+  api.get(`/contracts/${encodeURIComponent(c.id)}`).then((fresh) => {
+    const usage = document.getElementById("contract-usage");
+    if (usage) usage.textContent = usageText(fresh);
+  }, () => {});
+}
+
+// An exchange's download and receipt buttons and the receipt's verdict (a pull's, a compute's).
+function receiptSection(x) {
+  const receiptBox = h("div", { id: "receipt-check" });
+  const seq = x.receipt?.seq;
+  return [
+    h("div.actions", {},
+      h("button", { id: "download", on: { click: () => download(`${x.exchange_id}.json`, x) } }, t("contract.download")),
+      h("button", { id: "verify-receipt", on: { click: function check() {
+        return guarded(receiptBox, async () => {
+          const receipt = await api.get(`/ledger/receipts/${seq}`);
+          fill(receiptBox, await verdict(receipt),
+            h("button", { id: "save-receipt", on: { click: () => download(`receipt-${seq}.json`, receipt) } }, t("exchange.save_receipt")),
+            receipt.inclusion === null ? audit.proofPending(ui, receipt, check) : null);
+        });
+      } } }, t("exchange.get_receipt")),
+    ),
+    receiptBox,
+  ];
+}
+
 async function pull(c, out) {
   await guarded(out, async () => {
     const x = await api.post("/exchanges", { contract_id: c.id, purpose: c.purpose, delivery: "api" });
     lastExchange = x;
-    api.get(`/contracts/${encodeURIComponent(c.id)}`).then((fresh) => {
-      const usage = document.getElementById("contract-usage");
-      if (usage) usage.textContent = usageText(fresh);
-    }, () => {});
+    refreshUsage(c);
     const columns = x.fields ?? Object.keys(x.rows[0] ?? {});
-    const receiptBox = h("div", { id: "receipt-check" });
     const seq = x.receipt?.seq;
     fill(out, h("section.card", { id: "exchange" },
       h("h2", {}, t("exchange.title")),
@@ -383,18 +414,7 @@ async function pull(c, out) {
         [t("exchange.receipt"), h("code", { id: "receipt-seq" }, `seq ${seq}`)],
       ]),
       h("div.scroll", {}, h("table", { id: "rows" }, h("tr", {}, columns.map((k) => h("th", {}, k))), x.rows.map((r) => h("tr", {}, columns.map((k) => h("td", {}, r[k])))))),
-      h("div.actions", {},
-        h("button", { id: "download", on: { click: () => download(`${x.exchange_id}.json`, x) } }, t("contract.download")),
-        h("button", { id: "verify-receipt", on: { click: function check() {
-          return guarded(receiptBox, async () => {
-            const receipt = await api.get(`/ledger/receipts/${seq}`);
-            fill(receiptBox, await verdict(receipt),
-              h("button", { id: "save-receipt", on: { click: () => download(`receipt-${seq}.json`, receipt) } }, t("exchange.save_receipt")),
-              receipt.inclusion === null ? audit.proofPending(ui, receipt, check) : null);
-          });
-        } } }, t("exchange.get_receipt")),
-      ),
-      receiptBox,
+      receiptSection(x),
     ));
   });
 }
@@ -593,6 +613,9 @@ function route() {
 
 // What the work pages (work.js) borrow from this module.
 const workUi = { h, t, fill, show, guarded, problemBox, needSignIn, facts, json, termRows };
+// What the compute form (compute.js) borrows: the receipt check is the pull's.
+const hasWord = (key) => key in STRINGS[lang] || key in STRINGS.en;
+const computeUi = { h, t, fill, facts, guarded, problemBox, receiptSection, refreshUsage, hasWord };
 
 window.addEventListener("hashchange", route);
 showSession();
