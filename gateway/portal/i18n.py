@@ -455,6 +455,33 @@ for _key, (_zh, _en) in _WORK.items():
     STRINGS["en"][_key] = _en
 
 
+# -- the public catalogue of open data (opendata.js) -----------------------------------------
+
+_OPEN: dict[str, tuple[str, str]] = {
+    "nav.open_data": ("开放数据目录", "Open data"),
+    "open.title": ("开放数据目录", "Open data catalogue"),
+    "open.intro": (
+        "公共数据（L1，无个人信息）：无需合约，任何已认证的参与方均可调用获取；浏览无需登录。",
+        "Public data (L1, no personal information): any authenticated participant pulls it "
+        "without a contract; browsing needs no sign-in.",
+    ),
+    "open.none": ("没有符合条件的开放数据。", "No open data matches."),
+    "open.signin": (
+        "登录后可直接获取数据并核验回执。",
+        "Sign in to pull the data and check its receipt.",
+    ),
+    "open.merchant": ("运营方", "Merchant"),
+    "open.fields": ("字段", "Fields"),
+    "open.endpoint": ("开放数据接口", "Open-data endpoint"),
+    "open.purpose": ("用途", "Purpose"),
+    "open.limit": ("行数", "Rows"),
+    "open.pull": ("获取数据", "Pull data"),
+}
+for _key, (_zh, _en) in _OPEN.items():
+    STRINGS["zh-CN"][_key] = _zh
+    STRINGS["en"][_key] = _en
+
+
 def choose(asked: str | None, cookie: str | None) -> str:
     """Return the language to show: the one asked for, else the cookie's, else zh-CN."""
     for candidate in (asked, cookie):

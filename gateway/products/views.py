@@ -13,6 +13,7 @@ from gateway.core.errors import not_found, problem_responses
 from gateway.core.types import MAX_OFFSET, ObjectId
 from gateway.participants.models import Participant
 from gateway.products import catalogue as cat
+from gateway.products import open_data as od
 from gateway.products import service
 from gateway.products.models import (
     TEXT,
@@ -175,4 +176,48 @@ def catalogue(
     base = gateway.settings.issuer.rstrip("/")
     return JSONResponse(
         cat.to_dcat(base, query, total, page, offers), media_type="application/ld+json"
+    )
+
+
+@router.get(
+    "/open-data",
+    response_model=dict[str, Any],
+    responses={
+        200: {
+            "description": "A DCAT 3 dcat:Catalog of the open-data products in JSON-LD",
+            "content": {"application/ld+json": {}},
+        },
+        **problem_responses(422),
+    },
+)
+def open_data_catalogue(
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+    q: str | None = Query(
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=TEXT,
+        description="text in name or description",
+    ),
+    domain: str | None = Query(
+        None,
+        max_length=100,
+        pattern=TEXT,
+        description="industry domain; 'environment' also finds 'environment/…'",
+    ),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
+    limit: int = Query(50, ge=1, le=200),
+) -> JSONResponse:
+    """Return the open-data products (listed, every offer open: L1 public data, no personal
+    information, as the policy judged it) as a DCAT 3 catalogue (JSON-LD), public (no token):
+    newest first, paginated (`total`, `offset`, `limit`, `next`), searchable by free text and
+    domain. Each dataset names its fields, its merchant and the open-data endpoint
+    `POST /open-data/{product_id}/exchanges`, which any authenticated participant calls without
+    a contract."""
+    query = od.OpenQuery(q=q, domain=domain, offset=offset, limit=limit)
+    total, page, offers, merchants = od.search(session, query)
+    base = gateway.settings.issuer.rstrip("/")
+    return JSONResponse(
+        od.to_dcat(base, query, total, page, offers, merchants), media_type="application/ld+json"
     )

@@ -128,3 +128,11 @@ def test_rate_limit_configuration_is_checked():
     for bad in ("exchanges", "teleport=5/minute", "default=lots"):
         with pytest.raises(ValueError, match="rate limits"):
             parse_rate_limits(bad)
+
+
+def test_the_public_open_data_catalogue_is_limited_per_source_address(app):
+    scraper = _client(app, "192.0.2.70")
+    statuses = [scraper.get("/open-data").status_code for _ in range(30)]
+    assert set(statuses) == {200}  # no token needed
+    _assert_limited(scraper.get("/open-data"))
+    assert _client(app, "192.0.2.71").get("/open-data").status_code == 200

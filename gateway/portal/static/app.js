@@ -6,6 +6,7 @@ import * as api from "./api.js";
 import * as audit from "./audit.js";
 import * as compute from "./compute.js";
 import { workPages } from "./work.js";
+import { openData } from "./opendata.js";
 import { canonicalJson, checkReceipt, hasEd25519, importPrivateJwk, ledgerKeys, signContract } from "./crypto.js";
 
 const STRINGS = JSON.parse(document.getElementById("dsgw-strings").textContent);
@@ -607,6 +608,7 @@ function route() {
     case "entry": return audit.entry(ui, id);
     case "checkpoints": return audit.checkpoints(ui);
     case "disclosure": return disclosure(id);
+    case "open-data": return openData({ ...workUi, verdict, download }, params);
     default: return workPages[page] ? workPages[page](workUi, id, params) : catalogue(params);
   }
 }

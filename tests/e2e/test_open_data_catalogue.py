@@ -1,0 +1,137 @@
+"""The public catalogue of open data (`GET /open-data`): listed products whose every offer the
+policy found open, for anyone without a token, paginated and searchable."""
+
+import pytest
+
+from tests.e2e.world import OFFER, build_world
+
+STATIONS = [{"station": f"站点{i}", "pm25": 30 + i} for i in range(5)]
+
+
+@pytest.fixture
+def world(client, settings):
+    world = build_world(client, settings.state_dir)
+    air = world.add_resource(
+        name="air quality",
+        domain="environment/air",
+        grade="general",
+        level="L1",
+        fields=[{"name": "station"}, {"name": "pm25"}],
+        rows=STATIONS,
+    )
+    world.open = [
+        world.publish(
+            resource=air,
+            offers=[{**OFFER, "price_fen": 0}],
+            name=f"air quality {i}",
+            description="hourly PM2.5 by station",
+            authorisation_id=air["authorisation_id"],
+            delivery_modes=["api", "file"],
+        )
+        for i in range(3)
+    ]
+    # The same open data, drafted but never listed.
+    draft = world.merchant.call(
+        "POST",
+        "/products",
+        json={
+            "name": "air quality draft",
+            "resource_id": air["id"],
+            "authorisation_id": air["authorisation_id"],
+            "delivery_modes": ["api"],
+            "offers": [OFFER],
+        },
+    )
+    assert draft.status_code == 201, draft.text
+    world.draft = draft.json()
+    # L1 general, but with a personal field: not open.
+    people = world.add_resource(
+        name="station staff",
+        domain="environment",
+        grade="general",
+        level="L1",
+        fields=[{"name": "station"}, {"name": "phone", "personal": True}],
+        rows=[{"station": "站点0", "phone": "13800000000"}],
+    )
+    world.personal = world.publish(
+        resource=people,
+        offers=[OFFER],
+        name="station staff",
+        authorisation_id=people["authorisation_id"],
+    )
+    return world
+
+
+def _ids(body: dict) -> list[str]:
+    return [d["dct:identifier"] for d in body["dcat:dataset"]]
+
+
+def test_open_product_is_listed_without_a_token_with_its_fields_merchant_and_endpoint(
+    world, client
+):
+    response = client.get("/open-data")  # no Authorization header
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/ld+json")
+    body = response.json()
+    assert body["@type"] == "dcat:Catalog" and body["total"] == 3
+    assert _ids(body) == [p["id"] for p in reversed(world.open)]  # newest first
+    dataset = body["dcat:dataset"][0]
+    assert dataset["dct:title"] == "air quality 2"
+    assert dataset["dct:description"] == "hourly PM2.5 by station"
+    assert dataset["dcat:theme"] == "environment/air"
+    assert dataset["dsgw:openData"] is True
+    assert dataset["dsgw:fields"] == ["pm25", "station"]
+    assert dataset["dsgw:merchant"]["dct:identifier"] == world.merchant.id
+    assert dataset["dsgw:merchant"]["foaf:name"] == "merchant"
+    assert dataset["dsgw:openDataEndpoint"]["@id"].endswith(
+        f"/open-data/{world.open[2]['id']}/exchanges"
+    )
+
+
+def test_not_open_personal_and_unlisted_products_are_left_out(world, client):
+    ids = _ids(client.get("/open-data", params={"limit": 200}).json())
+    assert world.product["id"] not in ids  # general L3, personal fields
+    assert world.core_product["id"] not in ids
+    assert world.personal["id"] not in ids  # L1, but a personal field
+    assert world.draft["id"] not in ids  # open data, not listed
+    delisted = world.merchant.call("POST", f"/products/{world.open[0]['id']}/delist")
+    assert delisted.status_code == 200, delisted.text
+    assert world.open[0]["id"] not in _ids(client.get("/open-data").json())
+
+
+def test_open_data_is_searched_by_free_text_and_domain(world, client):
+    assert _ids(client.get("/open-data", params={"q": "QUALITY 1"}).json()) == [world.open[1]["id"]]
+    assert client.get("/open-data", params={"q": "credit"}).json()["total"] == 0
+    assert client.get("/open-data", params={"domain": "environment"}).json()["total"] == 3
+    assert client.get("/open-data", params={"domain": "environ"}).json()["total"] == 0
+
+
+def test_open_data_is_paged_with_total_and_next(world, client):
+    first = client.get("/open-data", params={"limit": 2}).json()
+    assert first["total"] == 3 and len(first["dcat:dataset"]) == 2
+    assert first["next"].endswith("/open-data?offset=2&limit=2")
+    second = client.get("/open-data", params={"offset": 2, "limit": 2}).json()
+    assert _ids(second) == [world.open[0]["id"]] and second["next"] is None
+    assert _ids(first) + _ids(second) == [p["id"] for p in reversed(world.open)]
+    beyond = client.get("/open-data", params={"offset": 10}).json()
+    assert beyond["dcat:dataset"] == [] and beyond["total"] == 3
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 201},
+        {"offset": -1},
+        {"offset": 1_000_001},
+        {"limit": "many"},
+        {"q": ""},
+        {"q": "x" * 201},
+        {"q": "a\x00b"},
+        {"domain": "d" * 101},
+    ],
+)
+def test_bad_paging_or_search_is_a_422_problem(world, client, params):
+    response = client.get("/open-data", params=params)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
