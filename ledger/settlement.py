@@ -284,6 +284,11 @@ class Close:
         }
 
 
+# Members of `settlement.closed` that closes recorded before refunds existed do not carry;
+# such a close matches when the recomputation has nothing for them either.
+BEFORE_REFUNDS: dict[str, Any] = {"credit_notes": [], "refunded_fen": 0}
+
+
 def statement_id(period: str, party: str) -> str:
     return f"stm_{period}_{party}"
 
@@ -1138,6 +1143,8 @@ def _check_close(books: Books, body: dict, book: dict, keys: dict[str, Any]) -> 
             findings.append(Finding(f"{kind} (entry {seq})", False, "no such entry", entry_data))
     summary = expected.summary(hashes)
     for key, value in summary.items():
+        if key in BEFORE_REFUNDS and key not in data and value == BEFORE_REFUNDS[key]:
+            continue  # a close recorded before refunds existed, and none is due in it
         findings.append(
             Finding(f"close {period} {key}", data.get(key) == value, value, data.get(key))
         )

@@ -592,6 +592,18 @@ def test_a_recorded_close_recomputes_line_by_line():
     assert findings and all(f.ok for f in findings), [str(f) for f in findings if not f.ok]
 
 
+def test_a_close_recorded_before_refunds_existed_still_recomputes():
+    signer = Signer.generate()
+    bodies = _closed_ledger(signer, rows=40)
+    closed = next(b for b in bodies if b["type"] == "settlement.closed")["data"]
+    del closed["credit_notes"], closed["refunded_fen"]  # as a close made before refunds
+    findings = recompute(bodies, "2026-11", {signer.kid: signer.public_key()})
+    assert findings and all(f.ok for f in findings), [str(f) for f in findings if not f.ok]
+    closed["refunded_fen"] = 5  # but a member it does carry must match
+    findings = recompute(bodies, "2026-11", {signer.kid: signer.public_key()})
+    assert [f.what for f in findings if not f.ok] == ["close 2026-11 refunded_fen"]
+
+
 @pytest.mark.parametrize(
     ("where", "change", "named"),
     [
