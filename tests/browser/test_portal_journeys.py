@@ -185,6 +185,10 @@ def test_the_yearly_disclosure_is_public_and_problems_read_as_messages(pages, wo
     assert "居民信用核验" in page.locator("#disclosure-products").inner_text()
     assert "市大数据局" in page.locator("#disclosure-authorisations").inner_text()
     assert "合约数" in page.locator("#disclosure-totals").inner_text()
+    # the fees actually charged come from the settlement, which says which months it covers
+    assert "实际收费" in page.locator("#disclosure-totals").inner_text()
+    covered = page.locator("#disclosure-settlement").inner_text()
+    assert "已结算月份" in covered and "全年已结算" in covered and "公开截止日" in covered
     pages.shot(page, "disclosure-zh")
 
     sign_in(page, world.ids["CONSUMER"], world.key("consumer"))

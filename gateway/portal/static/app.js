@@ -567,7 +567,8 @@ function disclosure(year) {
     const name = (x) => (x && typeof x === "object" ? x.name ?? x.id : x) ?? "—";
     const table = (id, heads, rows) => h("div.card.scroll", {}, h("table", { id },
       h("tr", {}, heads.map((k) => h("th", {}, t(k)))), rows.map((r) => h("tr", {}, r.map((v) => h("td", {}, v))))));
-    const known = new Set(["year", "generated_at", "publisher", "period", "authorisations", "products", "totals"]);
+    const known = new Set(["year", "generated_at", "publisher", "period", "authorisations", "products", "totals", "settlement"]);
+    const months = (list) => (Array.isArray(list) && list.length ? list.join(", ") : "—");
     fill(box,
       h("div.card", {}, facts([
         [t("disclosure.year"), d.year],
@@ -575,6 +576,12 @@ function disclosure(year) {
         [t("disclosure.publisher"), d.publisher],
         [t("disclosure.generated_at"), d.generated_at],
       ])),
+      d.settlement ? [h("h2", {}, t("disclosure.settlement")), h("div.card", { id: "disclosure-settlement" }, facts([
+        [t("disclosure.closed_periods"), months(d.settlement.closed_periods)],
+        [t("disclosure.open_periods"), months(d.settlement.open_periods)],
+        [t("disclosure.complete"), d.settlement.complete ? t("yes") : t("no")],
+        [t("disclosure.publish_by"), d.settlement.publish_by],
+      ]))] : null,
       d.totals ? [h("h2", {}, t("disclosure.totals")), h("div.card", { id: "disclosure-totals" },
         facts(Object.entries(d.totals).map(([k, v]) => [STRINGS[lang][`disclosure.total.${k}`] ?? k, k.endsWith("_fen") ? `¥${(v / 100).toFixed(2)}` : v])))] : null,
       Array.isArray(d.authorisations) ? [h("h2", {}, t("disclosure.authorisations")), table("disclosure-authorisations",
