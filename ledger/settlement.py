@@ -983,19 +983,8 @@ def horizon_of(bodies: Iterable[dict]) -> list[int]:
 def read_bodies(folder: Path) -> tuple[list[dict], list[Finding]]:
     """Return the entry bodies of an export's entries.jsonl (lines that do not parse are
     findings, not bodies), without checking chain or signatures: `ledger.verify_export` does."""
-    bodies, findings = [], []
-    with (folder / "entries.jsonl").open("rb") as f:
-        for n, raw in enumerate(f, 1):
-            try:
-                body = json.loads(raw)["body"]
-                _ = (body["seq"], body["time"], body["type"], body["data"])
-            except (ValueError, KeyError, TypeError):
-                findings.append(
-                    Finding(f"entry line {n} readable", False, "an entry", "unreadable")
-                )
-                continue
-            bodies.append(body)
-    return bodies, findings
+    findings: list[Finding] = []
+    return list(iter_bodies(folder, findings)), findings
 
 
 def _keys(folder: Path) -> dict[str, Any]:
