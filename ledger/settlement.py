@@ -980,13 +980,6 @@ def horizon_of(bodies: Iterable[dict]) -> list[int]:
     return sorted(out)
 
 
-def read_bodies(folder: Path) -> tuple[list[dict], list[Finding]]:
-    """Return the entry bodies of an export's entries.jsonl (lines that do not parse are
-    findings, not bodies), without checking chain or signatures: `ledger.verify_export` does."""
-    findings: list[Finding] = []
-    return list(iter_bodies(folder, findings)), findings
-
-
 def _keys(folder: Path) -> dict[str, Any]:
     from ledger.keys import jwk_thumbprint, public_key_from_jwk
 
