@@ -13,6 +13,7 @@ import hashlib
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from contracts.document import contract_hash
@@ -21,6 +22,7 @@ from gateway.context import Gateway
 from gateway.core.errors import Problem, conflict
 from gateway.core.hashing import content_hash
 from gateway.dsp.models import DSGW_TERMS, PATH, message
+from gateway.dsp.service import bad_message
 from gateway.evidence.service import commit, record
 from gateway.federation import service
 from gateway.federation.models import FederatedProcess, NegotiationCreate
@@ -463,8 +465,6 @@ def terminate(session: Session, gateway: Gateway, *, subject: Participant, consu
 def _dsp_peer_at(session: Session, gateway: Gateway, subject: Participant, address: str) -> str:
     """Return the id of the registered peer whose DSP URL is `address` (an initiate trigger
     names the peer so); else record the refusal and raise 404."""
-    from sqlalchemy import select
-
     wanted = address.rstrip("/")
     found = session.scalars(select(Peer.id).where(Peer.dsp_url == wanted)).first()
     if found is None:
@@ -494,8 +494,6 @@ def initiate_transfer(
     agreement `agreement_id` of the peer at `address`, which must be one of the caller's
     FINALIZED federated negotiations there (this gateway transfers only under an agreement it
     holds); else 409, recorded."""
-    from sqlalchemy import select
-
     peer_id = _dsp_peer_at(session, gateway, subject, address)
     candidates = session.scalars(
         select(FederatedProcess).where(
@@ -702,11 +700,8 @@ def _provider_pid(process: FederatedProcess, body: dict[str, Any]) -> None:
         if process.provider_pid is None:
             process.provider_pid = pid[:200]
         elif process.provider_pid != pid:
-            raise Problem(
-                400,
-                "dsp-invalid-message",
-                "Invalid DSP message",
-                f"providerPid {pid[:200]!r} is not the peer's id of process {process.consumer_pid}",
+            raise bad_message(
+                f"providerPid {pid[:200]!r} is not the peer's id of process {process.consumer_pid}"
             )
 
 
@@ -727,10 +722,9 @@ def negotiation_callback(
         # request or our acceptance of its offer, never over an offer not yet accepted.
         agreement = body.get("agreement")
         if not isinstance(agreement, dict) or not isinstance(agreement.get("@id"), str):
-            raise Problem(
-                400, "dsp-invalid-message", "Invalid DSP message",
-                "a ContractAgreementMessage carries the agreement (an object with an @id)",
-            )  # fmt: skip
+            raise bad_message(
+                "a ContractAgreementMessage carries the agreement (an object with an @id)"
+            )
         if process.state not in ("REQUESTED", "ACCEPTED"):
             raise conflict(
                 "invalid-transition",
@@ -762,12 +756,7 @@ def negotiation_callback(
             else None
         )
         if not isinstance(document, dict):
-            raise Problem(
-                400,
-                "dsp-invalid-message",
-                "Invalid DSP message",
-                f"the agreement carries no contract document ({DSGW_TERMS}contract)",
-            )
+            raise bad_message(f"the agreement carries no contract document ({DSGW_TERMS}contract)")
         if process.state not in ("REQUESTED", "AGREED"):
             raise conflict(
                 "invalid-transition",
@@ -776,12 +765,9 @@ def negotiation_callback(
             )
         ours, theirs = contract_hash(document), agreement.get(DSGW_TERMS + "documentHash")
         if theirs is not None and theirs != ours:
-            raise Problem(
-                400,
-                "dsp-invalid-message",
-                "Invalid DSP message",
+            raise bad_message(
                 f"the agreement's documentHash {str(theirs)[:100]!r} is not the hash of its "
-                f"contract document ({ours})",
+                f"contract document ({ours})"
             )
         process.document, process.document_hash = document, ours
         signature = agreement.get(DSGW_TERMS + "providerSignature")
@@ -804,10 +790,7 @@ def negotiation_callback(
                 )
             process.state = "FINALIZED"
         elif peer.kind == "dsp":
-            raise Problem(
-                400, "dsp-invalid-message", "Invalid DSP message",
-                f"a provider's event is FINALIZED, not {str(event)[:50]!r}",
-            )  # fmt: skip
+            raise bad_message(f"a provider's event is FINALIZED, not {str(event)[:50]!r}")
     entry = service.step_entry(
         session, gateway, "federation.received", process, step=kind, state=process.state,
         peer_evidence=service.read_evidence(body.get(EVIDENCE)), **data,
@@ -852,15 +835,13 @@ def transfer_callback(
         endpoint = address.get("endpoint") if isinstance(address, dict) else None
         token = named.get("authorization")
         if not (isinstance(endpoint, str) and endpoint.startswith(("http://", "https://"))):
-            raise Problem(
-                400, "dsp-invalid-message", "Invalid DSP message",
-                "a TransferStartMessage for a pull carries a dataAddress with an http(s) endpoint",
-            )  # fmt: skip
+            raise bad_message(
+                "a TransferStartMessage for a pull carries a dataAddress with an http(s) endpoint"
+            )
         if not isinstance(token, str) or not token or len(token) > 4000:
-            raise Problem(
-                400, "dsp-invalid-message", "Invalid DSP message",
-                "the dataAddress carries the bearer token (endpointProperties authorization)",
-            )  # fmt: skip
+            raise bad_message(
+                "the dataAddress carries the bearer token (endpointProperties authorization)"
+            )
         process.endpoint, process.token = endpoint[:2000], token
         expires = named.get("expiresAt")
         process.expires_at = str(expires)[:40] if expires is not None else None

@@ -364,10 +364,7 @@ def _negotiation_callback(path: str, kind: str, keyed: bool) -> None:
     ):
         dsp.expect_type(body, kind)
         if kind == "ContractOfferMessage" and peer.kind != "dsp":
-            raise Problem(
-                400, "dsp-invalid-message", "Invalid DSP message",
-                "a dsgw peer makes no offers beyond its catalogue's",
-            )  # fmt: skip
+            raise dsp.bad_message("a dsgw peer makes no offers beyond its catalogue's")
         flows.negotiation_callback(
             session, gateway, peer=peer, consumer_pid=consumer_pid, kind=kind, body=body
         )

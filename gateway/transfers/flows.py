@@ -31,7 +31,7 @@ from gateway.authorisations import service as authorisations
 from gateway.context import Gateway
 from gateway.core import clock
 from gateway.core.db import session_scope
-from gateway.core.errors import Problem, conflict, unprocessable
+from gateway.core.errors import Problem, conflict, forbidden, unprocessable
 from gateway.core.hashing import content_hash
 from gateway.core.ids import new_id
 from gateway.dataplane import (
@@ -372,10 +372,7 @@ def act(
         return _resume(session, gateway, subject=subject, contract=contract, transfer=transfer)
     if action == "start":
         if subject.id != transfer.provider_id:
-            raise Problem(
-                403, "forbidden", "Not allowed",
-                f"only the provider {transfer.provider_id} starts a REQUESTED transfer",
-            )  # fmt: skip
+            raise forbidden(f"only the provider {transfer.provider_id} starts a REQUESTED transfer")
         return _resume(
             session, gateway, subject=subject, contract=contract, transfer=transfer, action="start"
         )
