@@ -3,11 +3,14 @@
 one bash session, in a fresh folder, against a `dsgw serve` started there as `./deploy/run.sh`
 would start it.
 
-Two things differ from a newcomer's machine, and only these: the gateway listens on a free port
-instead of 8080 (`127.0.0.1:8080` in the blocks becomes that port) and `/tmp/` becomes a folder
-of the test's own.
+Three things differ from a newcomer's machine, and only these: the gateway listens on a free port
+instead of 8080 (`127.0.0.1:8080` in the blocks becomes that port), `/tmp/` becomes a folder of
+the test's own, and the holder's database of *pointing a resource at its own database*
+(`db.bureau.example:5432`) is a database `open` of the suite's PostgreSQL cluster, with the
+README's table `public.residents` and role `dsgw_reader`.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -54,7 +57,8 @@ def test_the_readme_marks_the_walkthrough_in_the_order_a_newcomer_needs():
     "sqlite" not in os.environ.get("DSGW_TEST_DATABASES", "sqlite"),
     reason="the walkthrough runs on the embedded default, SQLite",
 )
-def test_the_readme_walkthrough_runs_as_written(tmp_path):
+def test_the_readme_walkthrough_runs_as_written(tmp_path, pg_cluster):
+    bureau = _bureau_database(pg_cluster)
     work, scratch = tmp_path / "work", tmp_path / "tmp"
     work.mkdir()
     scratch.mkdir()
@@ -82,8 +86,10 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
                 pass
             time.sleep(0.2)
         script = "\n".join(walkthrough_blocks(README.read_text(encoding="utf-8")))
-        script = script.replace("127.0.0.1:8080", f"127.0.0.1:{port}").replace(
-            "/tmp/", f"{scratch}/"
+        script = (
+            script.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+            .replace("/tmp/", f"{scratch}/")
+            .replace("db.bureau.example:5432", bureau)
         )
         run = subprocess.run(
             ["bash", "-c", "set -eu\n" + script],
@@ -120,3 +126,40 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
     assert re.search(r"OK: entry \d+ \(exchange\.delivered", out)  # the receipt of $SEQ
     assert "OK: registration reg_" in out  # the certificate of $REG
     assert "extends OLD" in out
+    # The holder's resource at its own database: opened before the 201, the password in no reply.
+    at = out.rfind('{"id":"res_', 0, out.find(f"@{bureau}/open"))
+    assert at >= 0, out
+    registered, _end = json.JSONDecoder().raw_decode(out, at)
+    assert registered["data_address"] == {
+        "type": "sql",
+        "url": f"postgresql://dsgw_reader@{bureau}/open",
+        "table": "public.residents",
+        "columns": None,
+        "order_by": None,
+    }
+    assert registered["status"] == "registering" and registered["row_count"] is None
+    assert "reader role's password" not in out and "secret" not in registered["data_address"]
+
+
+def _bureau_database(pg_cluster) -> str:
+    """Make the README's holder database (`open`: table public.residents, role dsgw_reader) on
+    the suite's cluster; return its host:port, which stands for db.bureau.example:5432."""
+    import psycopg
+
+    pg_cluster.drop_database("open")  # a rerun in the same session starts afresh
+    pg_cluster.create_database("open")
+    with psycopg.connect(
+        host=pg_cluster.host, port=pg_cluster.port, user="postgres", dbname="open", autocommit=True
+    ) as conn:
+        conn.execute(
+            "CREATE TABLE public.residents (name text, phone text, id_card text, "
+            "district text, score double precision)"
+        )
+        conn.execute(
+            "INSERT INTO public.residents VALUES ('张三', '13812345678', '110101199003077777', "
+            "'海淀', 88.5), ('李四', '13987654321', '110101198805051234', '朝阳', 91.0)"
+        )
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'dsgw_reader'").fetchone():
+            conn.execute("CREATE ROLE dsgw_reader LOGIN PASSWORD 'the reader role''s password'")
+        conn.execute("GRANT SELECT ON public.residents TO dsgw_reader")
+    return f"{pg_cluster.host}:{pg_cluster.port}"
