@@ -92,7 +92,7 @@ step "ruff check gateway contracts ledger tests"
 workers="${DSGW_TEST_WORKERS:-2}"
 step "pytest (DSGW_TEST_DATABASES=sqlite,postgresql, $workers workers)"
 rc=0
-DSGW_TEST_DATABASES=sqlite,postgresql .venv/bin/python -m pytest -n "$workers" --dist loadfile --durations=15 "$@" || rc=$?
+DSGW_TEST_DATABASES=sqlite,postgresql .venv/bin/python -m pytest -n "$workers" --dist loadfile --durations=15 --file-durations=25 "$@" || rc=$?
 if [ "$rc" -eq 5 ]; then
     dsgw_die "pytest collected no tests (exit 5): that counts as a failure"
 elif [ "$rc" -ne 0 ]; then

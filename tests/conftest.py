@@ -73,3 +73,41 @@ def gateway(settings: Settings):
 def client(gateway) -> TestClient:
     with TestClient(create_app(gateway=gateway), base_url=BASE_URL) as test_client:
         yield test_client
+
+
+# -- where the suite's time goes ----------------------------------------------------------------
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--file-durations",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print the N test files that took longest (set-up, calls and tear-down added up, "
+        "module and session fixtures included), and each worker's busy time",
+    )
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    top = config.getoption("--file-durations")
+    if not top:
+        return
+    files: dict[str, float] = {}
+    workers: dict[str, float] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) not in ("setup", "call", "teardown"):
+                continue
+            path = report.nodeid.split("::", 1)[0]
+            files[path] = files.get(path, 0.0) + report.duration
+            node = getattr(report, "node", None)
+            worker = getattr(getattr(node, "gateway", None), "id", None) or "main"
+            workers[worker] = workers.get(worker, 0.0) + report.duration
+    if not files:
+        return
+    terminalreporter.write_sep("=", f"slowest {min(top, len(files))} test files")
+    for path, seconds in sorted(files.items(), key=lambda kv: -kv[1])[:top]:
+        terminalreporter.write_line(f"{seconds:8.1f}s {path}")
+    busy = ", ".join(f"{w} {s:.0f} s" for w, s in sorted(workers.items()))
+    terminalreporter.write_line(f"all files: {sum(files.values()):.0f} s; busy per worker: {busy}")
