@@ -1,6 +1,8 @@
 """The policy decision point: OPA, asked through opa-python-client; any doubt is a denial."""
 
 import hashlib
+import json
+import re
 import threading
 import time
 from typing import Any
@@ -87,6 +89,36 @@ class _OpaClient(OpaClient):
         return self._session
 
 
+# A module of OPA's listing begins so; the same keys in the same order are no other object of it.
+_MODULE_START = re.compile(r'\{"id":(?=")')
+_DECODER = json.JSONDecoder()
+
+
+def listed_modules(body: bytes) -> dict[str, str]:
+    """Return {id: text} of the modules of a `GET /v1/policies` reply, reading only those.
+
+    Each module is written `{"id":"…","raw":"…","ast":{…}}` (OPA's struct order); a quote
+    inside a string is always escaped, and no object of a syntax tree has a "raw" key (some
+    begin with "id"), so the scan takes a module only where an object begins with those three
+    keys, and decodes two strings there (tests/e2e/test_policy_versions.py checks the premise
+    against the real OPA). A reply of any other shape is
+    decoded in full. Raises ValueError (or KeyError, TypeError) when it is not a listing.
+    """
+    text = body.decode("utf-8")
+    found: dict[str, str] = {}
+    if text.startswith('{"result":['):
+        for match in _MODULE_START.finditer(text):
+            ident, at = _DECODER.raw_decode(text, match.end())
+            if not text.startswith(',"raw":"', at):
+                continue  # an object of a syntax tree that begins with "id"
+            raw, at = _DECODER.raw_decode(text, at + 7)
+            if text.startswith(',"ast":', at):
+                found[ident] = raw
+    if found or text.startswith('{"result":[]'):
+        return found
+    return {m["id"]: m["raw"] for m in json.loads(text)["result"]}
+
+
 class PolicyClient:
     """Asks OPA for exchange decisions."""
 
@@ -147,17 +179,22 @@ class PolicyClient:
             raise PolicyUndefined(f"the policy returned a malformed decision: {exc}") from exc
 
     def served_modules(self) -> dict[str, str]:
-        """Return {module id: SHA-256 of its text} for every module OPA serves, or raise."""
+        """Return {module id: SHA-256 of its text} for every module OPA serves, or raise.
+
+        The listing carries every module's syntax tree (about 1 MB of JSON: some 150 ms of
+        decoding with the GIL held, which every request thread would wait out), in an order
+        that changes from one listing to the next; only each module's id and text are read
+        (`listed_modules`), the trees are skipped."""
         try:
             response = self._client.transport.get(f"{self.url}/v1/policies", timeout=self.timeout)
             response.raise_for_status()
-            modules = response.json()["result"]
-            return {
-                _module_name(m["id"]): hashlib.sha256(m["raw"].encode("utf-8")).hexdigest()
-                for m in modules
-            }
+            listed = listed_modules(response.content)
         except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
             raise PolicyUnavailable(f"OPA at {self.url} did not list its policies: {exc}") from exc
+        return {
+            _module_name(ident): hashlib.sha256(raw.encode("utf-8")).hexdigest()
+            for ident, raw in listed.items()
+        }
 
     def version(self, *, max_age: float | None = None) -> tuple[str | None, dict[str, str]]:
         """Return the bundle version OPA serves and its modules, re-read at most every TTL.

@@ -1,8 +1,9 @@
 """The policy version watcher: reads the version OPA serves off the request path.
 
-A thread lists OPA's policies (`PolicyClient.version`, some 600 KB of JSON with their syntax
-trees) every `policy_version_ttl` seconds (default 10), and at once when a file of the policy
-folder OPA was started on (the gateway's own `policies/`, which OPA watches) changes: that folder
+A thread lists OPA's policies (`PolicyClient.version`, about 1 MB of JSON with their syntax
+trees, of which only the modules' ids and texts are read) every
+`policy_version_ttl` seconds (default 10), and at once when a file of the policy folder OPA was
+started on (the gateway's own `policies/`, which OPA watches) changes: that folder
 is checked every `FILE_CHECK_SECONDS` by the files' sizes and modification times, a few stat
 calls, and OPA is asked again every `FILE_CHECK_SECONDS` until its version matches the
 files' or `SETTLE_SECONDS` have passed (OPA reloads a changed file by itself, within moments).

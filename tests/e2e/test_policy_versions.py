@@ -334,3 +334,27 @@ def test_the_watcher_reads_a_policy_changed_on_disk_without_any_request(settings
         activated = _entries(gw, ACTIVATED)
         assert [e.data["version"] for e in activated][-2:] == [old, new]
         assert activated[-1].seq < denied.json()["ledger_seq"]
+
+
+def test_the_listing_of_opas_policies_is_read_without_decoding_the_syntax_trees(
+    opa_server, tmp_path, monkeypatch
+):
+    import json
+
+    from gateway.policy import transport
+    from gateway.policy.client import PolicyClient, listed_modules
+
+    policy = PolicyClient(opa_server.url, timeout=10.0)
+    try:
+        reply = policy._client.transport.get(f"{opa_server.url}/v1/policies", timeout=10.0)
+        body = reply.content
+        full = {m["id"]: m["raw"] for m in json.loads(body)["result"]}
+        assert len(full) >= 10 and listed_modules(body) == full
+        assert body.count(b'{"id":') > len(full)  # syntax-tree objects that begin with "id" too
+        assert body.count(b'"raw":') == len(full)  # and none has a "raw" key: the scan's premise
+        monkeypatch.setattr(transport.Response, "json", lambda self: pytest.fail("decoded"))
+        served = policy.served_modules()
+        assert policy.version(max_age=0)[0] == bundle_version_of_dir(POLICIES_DIR)
+    finally:
+        policy.close()
+    assert len(served) == len(full)
