@@ -76,6 +76,48 @@ def client(gateway) -> TestClient:
 
 
 # -- where the suite's time goes ----------------------------------------------------------------
+# Each phase is timed on CLOCK_MONOTONIC read through clock_gettime, which freezegun does not
+# replace (pytest's own durations are garbage for tests that freeze the clock).
+
+
+def _wall() -> float:
+    import time
+
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
+def _timed(item, phase):
+    started = _wall()
+    try:
+        yield
+    finally:
+        item.stash.setdefault(_PHASES, {})[phase] = _wall() - started
+
+
+_PHASES = pytest.StashKey[dict]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    yield from _timed(item, "setup")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    yield from _timed(item, "call")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item):
+    yield from _timed(item, "teardown")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    seconds = item.stash.get(_PHASES, {}).get(call.when)
+    if seconds is not None:
+        outcome.get_result().user_properties.append(("wall_seconds", seconds))
 
 
 def pytest_addoption(parser):
@@ -99,11 +141,14 @@ def pytest_terminal_summary(terminalreporter, config):
         for report in reports:
             if getattr(report, "when", None) not in ("setup", "call", "teardown"):
                 continue
+            seconds = dict(getattr(report, "user_properties", ())).get("wall_seconds")
+            if seconds is None:
+                continue
             path = report.nodeid.split("::", 1)[0]
-            files[path] = files.get(path, 0.0) + report.duration
+            files[path] = files.get(path, 0.0) + seconds
             node = getattr(report, "node", None)
             worker = getattr(getattr(node, "gateway", None), "id", None) or "main"
-            workers[worker] = workers.get(worker, 0.0) + report.duration
+            workers[worker] = workers.get(worker, 0.0) + seconds
     if not files:
         return
     terminalreporter.write_sep("=", f"slowest {min(top, len(files))} test files")
