@@ -1,9 +1,13 @@
 """GET /settlement/statements: a party lists its own signed statements, the admin and auditors
 every one, newest period first, paged by offset and limit like the other lists."""
 
+import json
+
 import pytest
 from freezegun import freeze_time
 
+from gateway.cli import main as dsgw
+from gateway.products import cli as lifecycle_cli
 from tests.e2e.world import PURPOSE, build_world
 
 PRICED = {"purposes": [PURPOSE], "term": "P90D", "price_fen": 1000, "price": {"per_call_fen": 7}}
@@ -100,3 +104,28 @@ def test_a_malformed_page_or_filter_is_a_422_problem(two_months, query):
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["type"].startswith("urn:dsgw:problem:")
+
+
+def test_the_statements_command_lists_a_merchants_own_across_pages(
+    two_months, settings, monkeypatch, client, capsys
+):
+    world = two_months
+    monkeypatch.setattr(lifecycle_cli, "client_factory", lambda **_: client)
+    monkeypatch.setattr("gateway.settlement.cli.STATEMENTS_PAGE", 1)  # a page per statement
+    key = settings.state_dir / "merchant.jwk"
+    key.write_text(json.dumps(world.merchant.key.private_jwk()))
+    common = ["--state", str(settings.state_dir), "settlement", "statements", "--url",
+              "http://localhost", "--as", world.merchant.id, "--key", str(key)]  # fmt: skip
+    capsys.readouterr()
+    assert dsgw([*common, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [s["id"] for s in listed] == [
+        f"stm_2026-12_{world.merchant.id}",
+        f"stm_2026-11_{world.merchant.id}",
+    ]
+    assert dsgw([*common, "--period", "2026-11"]) == 0
+    printed = capsys.readouterr()
+    assert printed.out.startswith(f"stm_2026-11_{world.merchant.id}  2026-11  owes 0 fen")
+    assert "1 statement(s)" in printed.err
+    assert dsgw([*common, "--period", "2026-13"]) == 1
+    assert "HTTP 422" in capsys.readouterr().err
