@@ -129,3 +129,18 @@ def test_the_statements_command_lists_a_merchants_own_across_pages(
     assert "1 statement(s)" in printed.err
     assert dsgw([*common, "--period", "2026-13"]) == 1
     assert "HTTP 422" in capsys.readouterr().err
+
+
+def test_the_python_client_pages_through_its_statements(two_months, client):
+    from gateway.client import Client
+
+    world = two_months
+    key = world.holder.key
+    with Client("http://localhost", world.holder.id, key, http=client) as mine:
+        first = mine.statements(limit=1)
+        rest = mine.statements(limit=1, offset=1)
+        assert [s["period"] for s in first + rest] == ["2026-12", "2026-11"]
+        assert mine.statements(limit=1, offset=2) == []
+        whole = mine.statement(rest[0]["id"])
+        assert whole["statement"]["party"] == world.holder.id
+        assert whole["ledger_seq"] == rest[0]["ledger_seq"]
