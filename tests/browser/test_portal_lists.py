@@ -30,14 +30,16 @@ def _every(client: Client, path: str, limit: int) -> list[dict]:
     return found
 
 
-def _pages_asked(requests: list[str], route: str) -> list[tuple[int, int]]:
-    """Return the (offset, limit) of each request the page made for the list at `route`."""
+def _pages_asked(requests: list[str], route: str) -> list[tuple[int, int | str]]:
+    """Return the (offset, limit) of each request the page made for the list at `route`
+    (offset 0 and limit "none" when it sent none)."""
     asked = []
     for url in requests:
         parts = urlsplit(url)
         if parts.path == route:
             query = parse_qs(parts.query)
-            asked.append((int(query["offset"][0]), int(query["limit"][0])))
+            offset, limit = query.get("offset", ["0"])[0], query.get("limit", ["none"])[0]
+            asked.append((int(offset), int(limit) if limit.isdigit() else limit))
     return asked
 
 
