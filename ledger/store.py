@@ -538,11 +538,15 @@ def covering_checkpoint(conn: Connection, seq: int) -> dict | None:
     return None if row is None else _checkpoint(row)
 
 
-def iter_checkpoints(conn: Connection, upto: int | None = None) -> Iterator[dict]:
-    """Yield the checkpoints in size order (those of size <= upto when given)."""
+def iter_checkpoints(
+    conn: Connection, upto: int | None = None, *, offset: int = 0, limit: int | None = None
+) -> Iterator[dict]:
+    """Yield the checkpoints in size order (those of size <= upto when given), skipping the
+    first `offset` and at most `limit` of them when given."""
     query = select(*_CHECKPOINT_COLUMNS).order_by(ledger_checkpoints.c.size)
     if upto is not None:
         query = query.where(ledger_checkpoints.c.size <= upto)
+    query = query.offset(offset).limit(limit)
     for row in conn.execute(query):
         yield _checkpoint(row)
 

@@ -246,6 +246,27 @@ class Client:
             "GET", "/contracts", params={k: v for k, v in params.items() if v is not None}
         )
 
+    def statements(
+        self,
+        *,
+        period: str | None = None,
+        party: str | None = None,
+        offset: int | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Return a page of the statements I may read (my own; every one to the admin and
+        auditors), newest period first; open one whole with `statement(id)`."""
+        params = {"period": period, "party": party, "offset": offset, "limit": limit}
+        return self._json(
+            "GET",
+            "/settlement/statements",
+            params={k: v for k, v in params.items() if v is not None},
+        )
+
+    def statement(self, statement_id: str) -> dict[str, Any]:
+        """Return a signed statement: the statement, its hash, signature, kid and ledger seq."""
+        return self._json("GET", f"/settlement/statements/{statement_id}")
+
     def signature(self, contract: dict[str, Any] | str) -> str:
         """Return my compact JWS (EdDSA) over the contract's canonical document."""
         if isinstance(contract, str):

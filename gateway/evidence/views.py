@@ -8,6 +8,7 @@ from gateway.auth.views import current_participant, require_role
 from gateway.context import Gateway, get_gateway, get_session
 from gateway.core import clock
 from gateway.core.errors import Problem, not_found, problem_responses
+from gateway.core.types import MAX_OFFSET
 from gateway.evidence.service import cut_checkpoint_now
 from gateway.participants.models import Participant
 from ledger import parse_rfc3339
@@ -207,14 +208,18 @@ def checkpoint_schedule(
 @router.get(
     "/checkpoints",
     response_model=list[LedgerCheckpoint],
-    responses=problem_responses(401, 403),
+    responses=problem_responses(401, 403, 422),
 )
 def list_checkpoints(
-    me: Participant = Depends(current_participant), session: Session = Depends(get_session)
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
+    limit: int = Query(100, ge=1, le=1000),
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
 ) -> list[LedgerCheckpoint]:
-    """Return every signed checkpoint, oldest first (auditors, admins)."""
+    """Return the signed checkpoints, oldest first, `limit` from `offset` (auditors, admins)."""
     require_role(me, "auditor", "admin")
-    return [LedgerCheckpoint(**cp) for cp in ledger_store.iter_checkpoints(session.connection())]
+    found = ledger_store.iter_checkpoints(session.connection(), offset=offset, limit=limit)
+    return [LedgerCheckpoint(**cp) for cp in found]
 
 
 @router.post(

@@ -341,6 +341,7 @@ _WORK: dict[str, tuple[str, str]] = {
         "A statement exists once its month has been closed.",
     ),
     "work.open_statement": ("查看结算单", "Open the statement"),
+    "work.no_statements": ("暂无结算单。", "No statements yet."),
     "work.authorisation": ("授权", "Authorisation"),
     "work.holder_id": ("持有方", "Holder"),
     "work.operator": ("运营方", "Operator"),

@@ -547,7 +547,7 @@ def resource_visible(session: Session, resource: Resource, participant: Particip
 
 
 def list_registrations(
-    session: Session, *, state: str | None, limit: int, viewer: Participant
+    session: Session, *, state: str | None, offset: int, limit: int, viewer: Participant
 ) -> list[Registration]:
     """Return the registrations `viewer` may see (in one state, if given), newest first."""
     query = select(Registration).order_by(Registration.updated_at.desc(), Registration.id)
@@ -560,7 +560,7 @@ def list_registrations(
                 Registration.applicant_id == viewer.id,
             )
         )
-    return list(session.execute(query.limit(limit)).scalars())
+    return list(session.execute(query.offset(offset).limit(limit)).scalars())
 
 
 def list_resources(

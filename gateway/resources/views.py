@@ -150,6 +150,7 @@ def apply_later_registration(
 def list_registrations(
     state: Literal["applied", "accepted", "reviewed", "publicised", "coded", "rejected"]
     | None = Query(None, description="only registrations in this state, e.g. publicised"),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     limit: int = Query(100, ge=1, le=500),
     me: Participant = Depends(current_participant),
     session: Session = Depends(get_session),
@@ -160,7 +161,9 @@ def list_registrations(
     the platform admin and auditors."""
     return [
         service.registration_read(r)
-        for r in service.list_registrations(session, state=state, limit=limit, viewer=me)
+        for r in service.list_registrations(
+            session, state=state, offset=offset, limit=limit, viewer=me
+        )
     ]
 
 

@@ -1,9 +1,10 @@
-"""`dsgw settlement close|show|statement|refund|verify`: close a month, read it, refund part of
-an invoice, and recompute it.
+"""`dsgw settlement close|show|statements|statement|refund|verify`: close a month, read it,
+list and read statements, refund part of an invoice, and recompute it.
 
-`close`, `show`, `statement` and `refund` call a running gateway as one participant (by default the
-platform admin), like `dsgw product`; `verify` needs no gateway: it recomputes every statement of
-a period from an exported ledger (`dsgw ledger export`) with `ledger.settlement` alone.
+`close`, `show`, `statements`, `statement` and `refund` call a running gateway as one participant
+(by default the platform admin), like `dsgw product`; `verify` needs no gateway: it recomputes
+every statement of a period from an exported ledger (`dsgw ledger export`) with
+`ledger.settlement` alone.
 """
 
 import argparse
@@ -51,6 +52,36 @@ def cmd_statement(args: argparse.Namespace) -> int:
     if result is None:
         return 1
     print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+STATEMENTS_PAGE = 200  # the largest `limit` of GET /settlement/statements
+
+
+def cmd_statements(args: argparse.Namespace) -> int:
+    """List the statements the participant may read (its own; every one to the admin and
+    auditors), newest period first, every page of them: one line each, or JSON."""
+    from gateway.products.cli import _call
+
+    found: list[dict] = []
+    while True:
+        params = {"offset": len(found), "limit": STATEMENTS_PAGE}
+        params |= {k: v for k, v in (("period", args.period), ("party", args.party)) if v}
+        page = _call(args, "GET", "/settlement/statements", params=params)
+        if page is None:
+            return 1
+        found += page
+        if len(page) < STATEMENTS_PAGE:
+            break
+    if args.json:
+        print(json.dumps(found, indent=2, ensure_ascii=False))
+        return 0
+    for s in found:
+        print(
+            f"{s['id']}  {s['period']}  owes {s['owes_fen']} fen  earns {s['earns_fen']} fen  "
+            f"(ledger entry {s['ledger_seq']})"
+        )
+    print(f"{len(found)} statement(s)", file=sys.stderr)
     return 0
 
 
@@ -102,7 +133,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    """Add `settlement close|show|statement|refund|verify` to the `dsgw` sub-commands."""
+    """Add `settlement close|show|statements|statement|refund|verify` to the `dsgw` commands."""
     from gateway.products.cli import _connection
 
     settlement = sub.add_parser("settlement", help="close a month, read it, recompute it")
@@ -116,6 +147,14 @@ def add_parsers(sub: Any) -> None:
     show.add_argument("--period", required=True, help="the month, YYYY-MM")
     _connection(show)
     show.set_defaults(func=cmd_show)
+    statements = verbs.add_parser(
+        "statements", help="list the statements you may read, newest period first"
+    )
+    statements.add_argument("--period", help="only this month, YYYY-MM")
+    statements.add_argument("--party", help="only this party's (the admin, auditors)")
+    statements.add_argument("--json", action="store_true")
+    _connection(statements)
+    statements.set_defaults(func=cmd_statements)
     statement = verbs.add_parser("statement", help="print a signed statement")
     statement.add_argument("statement_id")
     _connection(statement)

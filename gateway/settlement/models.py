@@ -15,6 +15,8 @@ PERIOD_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 PeriodParam = Annotated[
     str, Path(min_length=7, max_length=7, pattern=PERIOD_PATTERN, description="month, YYYY-MM")
 ]
+# Where the party begins in a statement's id, stm_<YYYY-MM>_<party> (1-based, as SQL's substr).
+STATEMENT_PARTY_AT = len("stm_2026-01_") + 1
 VoucherIdParam = Annotated[
     str, Path(min_length=1, max_length=64, pattern=r"^vch_[A-Za-z0-9_-]{1,60}$")
 ]
@@ -247,6 +249,17 @@ class StatementRead(BaseModel):
     sig: str = Field(description="base64url Ed25519 signature of the JCS of `statement`")
     kid: str
     ledger_seq: int
+
+
+class StatementSummary(BaseModel):
+    """A statement as a list shows it: open it whole at GET /settlement/statements/{id}."""
+
+    id: str = Field(description="stm_<period>_<party>")
+    party: str
+    period: str
+    owes_fen: int = Field(description="what the party owes (negative after refunds exceed it)")
+    earns_fen: int = Field(description="what the party earns (negative after refunds exceed it)")
+    ledger_seq: int = Field(description="the seq of its settlement.statement entry")
 
 
 class InvoiceRead(BaseModel):

@@ -21,6 +21,7 @@ from gateway.participants.models import Participant
 from gateway.policy.client import PolicyError
 from gateway.products.models import ProductOffer
 from gateway.settlement.models import (
+    STATEMENT_PARTY_AT,
     CeilingRead,
     CeilingSet,
     CreditNoteRead,
@@ -31,6 +32,7 @@ from gateway.settlement.models import (
     SettlementDocument,
     SettlementPeriod,
     StatementRead,
+    StatementSummary,
     Voucher,
     VoucherIssue,
     VoucherRead,
@@ -265,6 +267,41 @@ def get_statement(session: Session, *, statement_id: str, viewer: Participant) -
     """Return a statement to its party, admin and auditors."""
     doc = _document(session, statement_id, "statement", viewer)
     return StatementRead(**doc.body, ledger_seq=doc.ledger_seq)
+
+
+def list_statements(
+    session: Session,
+    *,
+    viewer: Participant,
+    period: str | None,
+    party: str | None,
+    offset: int,
+    limit: int,
+) -> list[StatementSummary]:
+    """Return the statements `viewer` may read (its own; every one to the admin and auditors),
+    of one period or party if given, newest period first, parties in id order within one."""
+    query = select(SettlementDocument).where(SettlementDocument.kind == "statement")
+    if period is not None:
+        query = query.where(SettlementDocument.period == period)
+    if not set(READERS) & set(viewer.roles):
+        if party not in (None, viewer.id):
+            return []  # a party reads its own statements only: another's list is empty
+        party = viewer.id
+    if party is not None:
+        # the party is the id's tail (stm_<period>_<party>), its only reader besides READERS
+        query = query.where(func.substr(SettlementDocument.id, STATEMENT_PARTY_AT) == party)
+    query = query.order_by(SettlementDocument.period.desc(), SettlementDocument.id)
+    return [
+        StatementSummary(
+            id=doc.id,
+            party=doc.body["statement"]["party"],
+            period=doc.period,
+            owes_fen=doc.body["statement"]["owes_fen"],
+            earns_fen=doc.body["statement"]["earns_fen"],
+            ledger_seq=doc.ledger_seq,
+        )  # fmt: skip
+        for doc in session.execute(query.offset(offset).limit(limit)).scalars()
+    ]
 
 
 def render_html(statement: StatementRead) -> str:

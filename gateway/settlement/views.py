@@ -1,15 +1,19 @@
 """Settlement routes: close a period (admin), read periods, invoices and signed statements."""
 
-from fastapi import APIRouter, Depends, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
 from gateway.auth.views import current_participant
 from gateway.context import Gateway, get_gateway, get_session
 from gateway.core.errors import problem_responses
+from gateway.core.types import ID_MAX, ID_PATTERN, MAX_OFFSET
 from gateway.participants.models import Participant
 from gateway.settlement import service
 from gateway.settlement.models import (
+    PERIOD_PATTERN,
     AuthorisationIdParam,
     CeilingRead,
     CeilingSet,
@@ -23,6 +27,7 @@ from gateway.settlement.models import (
     RefundRead,
     RefundRequest,
     StatementRead,
+    StatementSummary,
     VoucherIdParam,
     VoucherIssue,
     VoucherRead,
@@ -71,6 +76,31 @@ def get_invoice(
 ) -> InvoiceRead:
     """Return an invoice (its contract's parties, the split's parties, admin, auditors)."""
     return service.get_invoice(session, invoice_id=invoice_id, viewer=me)
+
+
+@router.get(
+    "/statements",
+    response_model=list[StatementSummary],
+    responses=problem_responses(401, 422),
+)
+def list_statements(
+    period: Annotated[
+        str | None, Query(pattern=PERIOD_PATTERN, description="only this month, YYYY-MM")
+    ] = None,
+    party: Annotated[
+        str | None,
+        Query(max_length=ID_MAX, pattern=ID_PATTERN, description="only this party's"),
+    ] = None,
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
+    limit: int = Query(50, ge=1, le=200),
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+) -> list[StatementSummary]:
+    """Return the signed statements of closed periods, newest period first: a party its own,
+    the admin and auditors every one (`?period=`, `?party=` narrow it)."""
+    return service.list_statements(
+        session, viewer=me, period=period, party=party, offset=offset, limit=limit
+    )
 
 
 @router.get(

@@ -320,6 +320,42 @@ def test_the_merchant_reads_prints_and_verifies_its_signed_statement_and_a_tampe
     assert problem.get_attribute("data-problem-type") == "urn:dsgw:problem:not-found"
 
 
+def test_the_merchant_and_holder_pages_list_their_own_statements_each_a_link_to_it(
+    work_pages, work_world
+):
+    pages, world = work_pages, work_world
+    period = world.ids["PERIOD"]
+    for role in ("merchant", "holder"):
+        me = world.ids[role.upper()]
+        with Client(world.url, me, world.key(role)) as client:
+            listed = client._json("GET", "/settlement/statements")
+        assert [s["id"] for s in listed] == [f"stm_{period}_{me}"]  # its own, and only that
+        page = _open(pages, world, "/portal/?page_size=1#/" + role, role)
+        rows = page.locator("#statement-list tr:has(td)")
+        expect(rows).to_have_count(1)
+        earns = listed[0]["earns_fen"]
+        expect(rows).to_contain_text(period)
+        expect(rows).to_contain_text(f"¥{earns // 100:,}.{earns % 100:02d}")
+        expect(page.locator("#statement-period")).to_be_visible()  # a month by its field, too
+        pages.shot(page, f"{role}-statements")
+        page.click(f"[data-statement='stm_{period}_{me}']")
+        page.wait_for_selector("#statement-hash")
+        assert page.locator("#statement-hash").inner_text() == _statement_hash(world, role, me)
+        expect(page.locator("#statement-earns")).to_have_text(
+            f"¥{earns // 100:,}.{earns % 100:02d}"
+        )
+    # the consumer owes, and the API lists its statement to it alone
+    with Client(world.url, world.ids["CONSUMER"], world.key("consumer")) as consumer:
+        listed = consumer._json("GET", "/settlement/statements")
+        assert listed and {s["party"] for s in listed} == {world.ids["CONSUMER"]}
+
+
+def _statement_hash(world, role: str, me: str) -> str:
+    """Return the hash of `me`'s statement of the closed month, read through the API."""
+    with Client(world.url, me, world.key(role)) as client:
+        return client._json("GET", f"/settlement/statements/stm_{world.ids['PERIOD']}_{me}")["hash"]
+
+
 def test_the_admin_onboards_a_participant_suspends_and_reinstates_it_in_english_on_a_phone(
     work_pages, work_world, tmp_path
 ):

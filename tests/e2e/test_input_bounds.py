@@ -152,6 +152,11 @@ def test_fee_caps_beyond_exact_integers_are_refused(world, fee):
         ("/products", {"limit": str(2**63)}),
         ("/ledger/entries", {"start": str(2**63)}),
         ("/registrations", {"limit": str(2**64)}),
+        ("/registrations", {"offset": str(2**63)}),
+        ("/ledger/checkpoints", {"offset": str(2**63)}),
+        ("/ledger/checkpoints", {"limit": str(2**63)}),
+        ("/settlement/statements", {"offset": str(2**63)}),
+        ("/settlement/statements", {"limit": str(2**64)}),
     ],
 )
 def test_paging_beyond_any_table_is_refused(world, path, params):

@@ -58,3 +58,42 @@ def test_the_admin_lists_participants_by_status_and_others_are_refused(world):
     assert refused.status_code == 403
     assert refused.json()["type"] == "urn:dsgw:problem:forbidden"
     assert world.admin.call("GET", "/participants?status=pending").status_code == 422
+
+
+def _every_page(party, path: str, size: int) -> list[dict]:
+    """Return every item of a list fetched `size` at a time, as the portal does."""
+    items: list[dict] = []
+    for _ in range(100):  # a route that ignored `offset` would never end
+        joiner = "&" if "?" in path else "?"
+        page = party.call("GET", f"{path}{joiner}offset={len(items)}&limit={size}")
+        assert page.status_code == 200, page.text
+        items += page.json()
+        if len(page.json()) < size:
+            break
+    return items
+
+
+def test_registrations_page_by_offset_and_the_pages_add_up_to_the_list(world):
+    every = world.admin.call("GET", "/registrations").json()
+    assert len(every) >= 2
+    assert _every_page(world.admin, "/registrations", 1) == every
+    assert _ids(world.admin.call("GET", "/registrations?offset=1&limit=1")) == [every[1]["id"]]
+    assert world.admin.call("GET", "/registrations?offset=-1").status_code == 422
+
+
+def test_checkpoints_page_by_offset_oldest_first_and_the_pages_add_up(world):
+    for n in range(3):
+        register_party(world.admin, f"party {n}", ["consumer"])  # a new entry to checkpoint
+        cut = world.auditor.call("POST", "/ledger/checkpoints")
+        assert cut.status_code == 201, cut.text
+    every = world.auditor.call("GET", "/ledger/checkpoints").json()
+    assert len(every) >= 3
+    sizes = [cp["size"] for cp in every]
+    assert sizes == sorted(sizes)
+    assert _every_page(world.auditor, "/ledger/checkpoints", 2) == every
+    second = world.auditor.call("GET", "/ledger/checkpoints?offset=1&limit=1").json()
+    assert second == [every[1]]
+    for bad in ("offset=-1", "offset=x", "limit=0", "limit=1001"):
+        refused = world.auditor.call("GET", f"/ledger/checkpoints?{bad}")
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["type"].startswith("urn:dsgw:problem:")

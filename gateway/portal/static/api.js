@@ -63,6 +63,29 @@ export async function call(method, path, { body, auth = true, headers = {} } = {
 export const get = (path, opts) => call("GET", path, opts);
 export const post = (path, body, opts = {}) => call("POST", path, { ...opts, body });
 
+// The API's lists page by `offset` and `limit` (each route its own largest `limit`); a page
+// shorter than `limit` is the last. The portal's own address may ask for smaller pages
+// (`/portal/?page_size=2`), so that paging is seen to work on a small gateway.
+const askedPageSize = Number.parseInt(new URLSearchParams(location.search).get("page_size") ?? "", 10);
+
+// Every item of the list at `path` (which may carry its own filters), fetched page by page up
+// to the last. An item that a newer one pushed onto the next page is kept once (by its id).
+export async function all(path, { limit = 100 } = {}) {
+  const size = askedPageSize > 0 ? Math.min(limit, askedPageSize) : limit;
+  const joiner = path.includes("?") ? "&" : "?";
+  const items = [];
+  const seen = new Set();
+  for (let offset = 0; ; ) {
+    const page = await get(`${path}${joiner}offset=${offset}&limit=${size}`);
+    for (const item of page) {
+      if (item.id === undefined || !seen.has(item.id)) items.push(item);
+      if (item.id !== undefined) seen.add(item.id);
+    }
+    offset += page.length;
+    if (page.length < size) return items;
+  }
+}
+
 function claimsOf(token) {
   try {
     const part = token.split(".")[1].replaceAll("-", "+").replaceAll("_", "/");

@@ -296,7 +296,7 @@ function contracts() {
   );
   // GET /contracts: the caller's own contracts (every one for an auditor), newest first.
   guarded(list, async () => {
-    const found = await api.get("/contracts?limit=200");
+    const found = await api.all("/contracts", { limit: 200 });
     for (const c of found) myContracts.set(c.id, { product: c.product_id, state: c.state });
     fill(list, found.length === 0 ? h("p", {}, t("contracts.none")) : h("div.card.scroll", {}, h("table", { id: "my-contracts" },
       found.map((c) => h("tr", {}, h("td", {}, h("a", { href: `#/contract/${c.id}` }, c.id)), h("td", {}, c.product_id),

@@ -303,7 +303,7 @@ export function checkpoints(ui) {
 
   function render() {
     guarded(list, async () => {
-      const [cps, k] = await Promise.all([api.get("/ledger/checkpoints"), publishedKeys()]);
+      const [cps, k] = await Promise.all([api.all("/ledger/checkpoints", { limit: 1000 }), publishedKeys()]);
       keys = k;
       if (cps.length === 0) return fill(list, h("p", { id: "checkpoints-none" }, t("checkpoints.none")));
       const verdicts = await Promise.all(cps.map((cp) => checkpointVerdict(cp, keys)));

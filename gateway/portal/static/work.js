@@ -46,40 +46,56 @@ function merchant(ui) {
   const auths = ui.h("div", { id: "merchant-authorisations" });
   const products = ui.h("div", { id: "merchant-products" });
   const contracts = ui.h("div", { id: "merchant-contracts" });
-  const period = ui.h("input", { name: "period", id: "statement-period", value: lastMonth(), pattern: "\\d{4}-\\d{2}", required: true });
   ui.show(
     ui.h("h1", {}, ui.t("work.merchant")),
     ui.h("h2", {}, ui.t("work.my_authorisations")), auths,
     ui.h("h2", {}, ui.t("work.my_products")), products,
     ui.h("h2", {}, ui.t("work.contracts_on_mine")), contracts,
-    ui.h("h2", {}, ui.t("work.statements")),
-    ui.h("form.filters.card", { id: "statement-form", on: { submit: (e) => {
-      e.preventDefault();
-      location.hash = `#/statement/stm_${period.value.trim()}_${me}`;
-    } } }, ui.h("label", {}, ui.t("work.period"), period), ui.h("button", { type: "submit" }, ui.t("work.open_statement")),
-    ui.h("span.hint", {}, ui.t("work.statement_note"))),
+    statements(ui, me),
   );
   ui.guarded(auths, async () => {
-    const mine = (await api.get("/authorisations")).filter((a) => a.operator_id === me);
+    const mine = (await api.all("/authorisations", { limit: 500 })).filter((a) => a.operator_id === me);
     ui.fill(auths, mine.length === 0 ? ui.h("p", {}, ui.t("work.none")) : table(ui, "authorisation-list",
       ["work.authorisation", "work.holder_id", "work.resources", "work.fee_cap", "product.status", "work.actions"],
       mine.map((a) => [a.id, a.holder_id, a.resource_ids.join(", "), yuan(a.fee_cap_fen), tag(ui, a.status),
         a.status === "active" ? ui.h("a", { href: `#/draft/${a.id}`, "data-draft": a.id }, ui.t("work.draft")) : "—"])));
   });
   ui.guarded(products, async () => {
-    const list = await api.get("/products?limit=200");
+    const list = await api.all("/products", { limit: 200 });
     ui.fill(products, list.length === 0 ? ui.h("p", {}, ui.t("work.none")) : table(ui, "product-list",
       ["work.product", "product.grade", "product.status", "work.next"],
       list.map((p) => [ui.h("a", { href: `#/work-product/${p.id}` }, p.name), [p.grade, p.level].filter(Boolean).join(" / "),
         tag(ui, p.status, { "data-product-status": p.id }), p.allowed_next_states.join(", ")])));
   });
   ui.guarded(contracts, async () => {
-    const list = (await api.get("/contracts?role=provider&limit=200")).filter((c) => c.provider_id === me);
+    const list = (await api.all("/contracts?role=provider", { limit: 200 })).filter((c) => c.provider_id === me);
     ui.fill(contracts, list.length === 0 ? ui.h("p", {}, ui.t("work.none")) : table(ui, "provider-contracts",
       ["work.contract", "work.product", "work.consumer", "contract.state", "work.approval"],
       list.map((c) => [ui.h("a", { href: `#/contract/${c.id}` }, c.id), c.product_id, c.consumer_id, tag(ui, c.state),
         c.holder_approval?.required ? (c.holder_approval.approved_at ? ui.t("work.approved") : ui.t("work.awaiting_holder")) : "—"])));
   });
+}
+
+// A party's signed statements (GET /settlement/statements: its own, newest month first), each
+// a link to its page; and the period field, to open one by its month.
+function statements(ui, me) {
+  const list = ui.h("div", { id: "statements" });
+  const period = ui.h("input", { name: "period", id: "statement-period", value: lastMonth(), pattern: "\\d{4}-\\d{2}", required: true });
+  ui.guarded(list, async () => {
+    const found = await api.all("/settlement/statements", { limit: 200 });
+    ui.fill(list, found.length === 0 ? ui.h("p", { id: "statements-none" }, ui.t("work.no_statements")) : table(ui, "statement-list",
+      ["work.statement", "work.period", "work.owes", "work.earns", "work.ledger_entry"],
+      found.map((st) => [ui.h("a", { href: `#/statement/${st.id}`, "data-statement": st.id }, st.id), st.period,
+        yuan(st.owes_fen), yuan(st.earns_fen), String(st.ledger_seq)])));
+  });
+  return [
+    ui.h("h2", {}, ui.t("work.statements")), list,
+    ui.h("form.filters.card", { id: "statement-form", on: { submit: (e) => {
+      e.preventDefault();
+      location.hash = `#/statement/stm_${period.value.trim()}_${me}`;
+    } } }, ui.h("label", {}, ui.t("work.period"), period), ui.h("button", { type: "submit" }, ui.t("work.open_statement")),
+    ui.h("span.hint", {}, ui.t("work.statement_note"))),
+  ];
 }
 
 function offerBlock(ui, n) {
@@ -276,9 +292,10 @@ function holder(ui) {
     ui.h("h2", {}, ui.t("work.approval_queue")), ui.h("p.hint", {}, ui.t("work.approval_note")), queue,
     ui.h("h2", {}, ui.t("work.my_authorisations")), auths,
     ui.h("h2", {}, ui.t("work.grant")), grant,
+    statements(ui, me),
   );
   const loadQueue = () => ui.guarded(queue, async () => {
-    const waiting = (await api.get("/contracts?role=holder&state=REQUESTED&limit=200")).filter((c) => c.holder_approval?.required && c.holder_approval.holder === me
+    const waiting = (await api.all("/contracts?role=holder&state=REQUESTED", { limit: 200 })).filter((c) => c.holder_approval?.required && c.holder_approval.holder === me
       && !c.holder_approval.approved_at && c.state === "REQUESTED");
     const out = ui.h("div", { id: "approval-result" });
     ui.fill(queue, waiting.length === 0 ? ui.h("p", {}, ui.t("work.none")) : table(ui, "approvals",
@@ -288,7 +305,7 @@ function holder(ui) {
           withReason(ui, out, ui.t("work.do.refuse"), async (reason) => { await api.post(`/contracts/${c.id}/refuse`, { reason }); loadQueue(); }, { "data-refuse": c.id }))])), out);
   });
   const loadAuths = () => ui.guarded(auths, async () => {
-    const mine = (await api.get("/authorisations")).filter((a) => a.holder_id === me);
+    const mine = (await api.all("/authorisations", { limit: 500 })).filter((a) => a.holder_id === me);
     const out = ui.h("div", { id: "revoke-result" });
     ui.fill(auths, mine.length === 0 ? ui.h("p", {}, ui.t("work.none")) : table(ui, "authorisation-list",
       ["work.authorisation", "work.operator", "work.resources", "work.fee_cap", "contract.period", "product.status", "work.actions"],
@@ -300,7 +317,7 @@ function holder(ui) {
         }, { "data-revoke": a.id }) : "—"])), out);
   });
   ui.guarded(resources, async () => {
-    const list = await api.get("/resources");
+    const list = await api.all("/resources", { limit: 500 });
     ui.fill(resources, list.length === 0 ? ui.h("p", {}, ui.t("work.none")) : table(ui, "resource-list",
       ["work.resource", "product.grade", "product.status", "work.code", "work.registration"],
       list.map((r) => [ui.h("a", { href: `#/resource/${r.id}` }, r.name), [r.grade, r.level].filter(Boolean).join(" / "), tag(ui, r.status),
@@ -393,7 +410,7 @@ function admin(ui) {
   );
   const loadPeople = () => ui.guarded(people, async () => {
     const out = ui.h("div", { id: "participant-result" });
-    const list = await api.get("/participants?limit=500");
+    const list = await api.all("/participants", { limit: 500 });
     ui.fill(people, table(ui, "participant-list", ["work.participant", "work.name", "work.roles", "product.status", "work.actions"],
       list.map((p) => [p.id, p.name, p.roles.join(", "), tag(ui, p.status, { "data-participant-status": p.id }),
         p.allowed_actions.map((a) => withReason(ui, out, ui.t(`work.do.${a}`), async (reason) => {
@@ -403,7 +420,7 @@ function admin(ui) {
   });
   const loadRegs = () => ui.guarded(regs, async () => {
     const out = ui.h("div", { id: "registration-result" });
-    const open = (await api.get("/registrations?limit=500")).filter((g) => !["coded", "rejected"].includes(g.state));
+    const open = (await api.all("/registrations", { limit: 500 })).filter((g) => !["coded", "rejected"].includes(g.state));
     ui.fill(regs, open.length === 0 ? ui.h("p", {}, ui.t("work.none")) : table(ui, "registrations", ["work.registration", "work.resource", "work.kind", "product.status", "work.publicity", "work.actions"],
       open.map((g) => {
         const window = ui.h("input", { type: "number", min: 0, name: "window", value: 1, "aria-label": ui.t("work.window"), title: ui.t("work.window") });
@@ -420,7 +437,7 @@ function admin(ui) {
   const loadProducts = () => {
     ui.guarded(products, async () => {
       const out = ui.h("div", { id: "review-result" });
-      const list = await api.get("/products?status=review&limit=200");
+      const list = await api.all("/products?status=review", { limit: 200 });
       ui.fill(products, list.length === 0 ? ui.h("p", {}, ui.t("work.none")) : table(ui, "review-list", ["work.product", "product.merchant", "product.grade", "work.actions"],
         list.map((p) => [ui.h("a", { href: `#/work-product/${p.id}` }, p.name), p.merchant_id, [p.grade, p.level].filter(Boolean).join(" / "),
           ui.h("span.actions", {}, act(ui, out, ui.t("work.do.list"), async () => { await api.post(`/products/${p.id}/list`, {}); loadProducts(); }, { "data-list": p.id }),
@@ -428,7 +445,7 @@ function admin(ui) {
     });
     ui.guarded(listed, async () => {
       const out = ui.h("div", { id: "suspend-result" });
-      const list = [...(await api.get("/products?status=listed&limit=200")), ...(await api.get("/products?status=suspended&limit=200"))];
+      const list = [...(await api.all("/products?status=listed", { limit: 200 })), ...(await api.all("/products?status=suspended", { limit: 200 }))];
       ui.fill(listed, list.length === 0 ? ui.h("p", {}, ui.t("work.none")) : table(ui, "live-list", ["work.product", "product.merchant", "product.status", "work.actions"],
         list.map((p) => [ui.h("a", { href: `#/work-product/${p.id}` }, p.name), p.merchant_id, tag(ui, p.status, { "data-product-status": p.id }),
           withReason(ui, out, ui.t(p.status === "listed" ? "work.do.suspend" : "work.do.reinstate"), async (reason) => {
