@@ -684,11 +684,16 @@ _COMPUTE: dict[str, tuple[str, str]] = {
         "剩余隐私预算(本次登录中最近一次查询的答复):",
         "Privacy budget left (from this sign-in's latest reply):",
     ),
-    "compute.budget_unknown": (
-        "剩余隐私预算在第一次查询的答复中显示(网关没有单独查询预算的接口)。",
-        "The privacy budget left is shown with the first reply (the gateway has no route that "
-        "reports it before a query).",
+    "compute.budget_now": (
+        "剩余隐私预算(由策略按条款允许的最严格查询给出,查询前即可查看):",
+        "Privacy budget left (set by the policy for the strictest query the terms allow, "
+        "shown before any query):",
     ),
+    "compute.budget_unreadable": (
+        "暂时无法读取剩余隐私预算:",
+        "The privacy budget left could not be read:",
+    ),
+    "compute.queries_left": ("还可查询次数", "Queries left"),
     "compute.budget_of": (
         "剩余 ε {remaining}(已用 {spent} / 共 {budget})",
         "ε {remaining} left ({spent} spent of {budget})",
