@@ -501,6 +501,24 @@ for _key, (_zh, _en) in _OPEN.items():
     STRINGS["zh-CN"][_key] = _zh
     STRINGS["en"][_key] = _en
 
+# -- a product's page for a visitor who has not signed in (opendata.js: publicProduct) --------
+
+_PUBLIC_PRODUCT: dict[str, tuple[str, str]] = {
+    "open.product_public": (
+        "未登录：这里只显示开放数据目录已公开的内容。",
+        "Not signed in: this page shows only what the open-data catalogue publishes.",
+    ),
+    "open.signin_to_request": ("登录后申请", "Sign in to request"),
+    "open.product_signin": (
+        "这个产品只向已登录的参与方展示（未登录时只能查看开放数据）。请先登录。",
+        "This product is shown to signed-in participants only (without signing in, only open "
+        "data can be viewed). Sign in first.",
+    ),
+}
+for _key, (_zh, _en) in _PUBLIC_PRODUCT.items():
+    STRINGS["zh-CN"][_key] = _zh
+    STRINGS["en"][_key] = _en
+
 
 def choose(asked: str | None, cookie: str | None) -> str:
     """Return the language to show: the one asked for, else the cookie's, else zh-CN."""

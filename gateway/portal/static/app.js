@@ -6,7 +6,7 @@ import * as api from "./api.js";
 import * as audit from "./audit.js";
 import * as compute from "./compute.js";
 import { workPages } from "./work.js";
-import { openData } from "./opendata.js";
+import { openData, publicProduct } from "./opendata.js";
 import { canonicalJson, checkReceipt, hasEd25519, importPrivateJwk, ledgerKeys, signContract } from "./crypto.js";
 
 const STRINGS = JSON.parse(document.getElementById("dsgw-strings").textContent);
@@ -236,7 +236,8 @@ function termRows(terms) {
 }
 
 function product(id) {
-  if (needSignIn()) return;
+  // A visitor who has not signed in sees what the open-data catalogue publishes (opendata.js).
+  if (!api.current()) return publicProduct(workUi, id);
   const box = h("div");
   show(box);
   guarded(box, async () => {
