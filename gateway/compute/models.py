@@ -85,3 +85,21 @@ class PrivacyRead(BaseModel):
     )
     min_group_size: int
     noise: list[NoiseRead]
+
+
+class BudgetRead(BaseModel):
+    """The privacy budget a compute query under a contract would spend from, read before it is
+    asked: the strictest query the terms declare (every readable column) judged by the policy."""
+
+    contract_id: str
+    consumer_id: str
+    resource_id: str
+    epsilon_per_query: float = Field(description="ε one query of the strictest tier spends")
+    contract: dict[str, float] = Field(description="{spent, budget, remaining} under the contract")
+    subject_resource: dict[str, float] = Field(
+        description="{spent, budget, remaining} for the consumer on this resource, all contracts"
+    )
+    queries_left: int = Field(description="queries of ε per query that both budgets still allow")
+    fields: list[str] = Field(
+        description="the columns the strictest declared query reads: the ones the policy judged"
+    )

@@ -79,6 +79,12 @@ def default_terms(
     return ComputeTerms(aggregates=list(AGGREGATE_OPS) if numeric else ["count"], columns=columns)
 
 
+def readable_columns(terms: ComputeTerms) -> list[str]:
+    """Return every column a declared query may read (grouped on, filtered on or aggregated):
+    all but `never`, in the terms' order. A query reading all of them is the strictest."""
+    return [name for name, column in terms.columns.items() if column.rule != "never"]
+
+
 def query_document(request: Any) -> dict[str, Any]:
     """Return the query as the policy sees it: aggregates, group keys, filters."""
     return {

@@ -7,6 +7,8 @@ from sqlalchemy.orm import Session
 
 from contracts import ContractState
 from gateway.auth.views import current_participant
+from gateway.compute import flows as compute
+from gateway.compute.models import BudgetRead
 from gateway.context import Gateway, get_gateway, get_session
 from gateway.core.errors import problem_responses
 from gateway.core.types import MAX_OFFSET, ObjectId
@@ -142,3 +144,22 @@ def get_contract(
     its term is shown (and recorded, once) as EXPIRED. For anyone else it does not exist (404)."""
     service.get(session, contract_id, viewer=me)
     return service.to_read(service.current(session, gateway, contract_id))
+
+
+@router.get(
+    "/{contract_id}/privacy-budget",
+    response_model=BudgetRead,
+    responses=problem_responses(401, 404, 409, 503),
+)
+def get_privacy_budget(
+    contract_id: ObjectId,
+    me: Participant = Depends(current_participant),
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> BudgetRead:
+    """Return a compute contract's privacy budget before (or between) its queries: ε spent,
+    budget and remaining under the contract and for its consumer on the resource, as the policy
+    sets them for the strictest query its terms declare (specs/compute.md). To the contract's
+    parties, its data holder, auditors and admins; 404 for anyone else; 409 without compute
+    terms; 503 when the policy engine cannot answer (no figure is guessed)."""
+    return compute.privacy_budget(session, gateway, contract_id=contract_id, viewer=me)

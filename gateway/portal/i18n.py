@@ -502,6 +502,24 @@ for _key, (_zh, _en) in _OPEN.items():
     STRINGS["zh-CN"][_key] = _zh
     STRINGS["en"][_key] = _en
 
+# -- a product's page for a visitor who has not signed in (opendata.js: publicProduct) --------
+
+_PUBLIC_PRODUCT: dict[str, tuple[str, str]] = {
+    "open.product_public": (
+        "未登录：这里只显示开放数据目录已公开的内容。",
+        "Not signed in: this page shows only what the open-data catalogue publishes.",
+    ),
+    "open.signin_to_request": ("登录后申请", "Sign in to request"),
+    "open.product_signin": (
+        "这个产品只向已登录的参与方展示（未登录时只能查看开放数据）。请先登录。",
+        "This product is shown to signed-in participants only (without signing in, only open "
+        "data can be viewed). Sign in first.",
+    ),
+}
+for _key, (_zh, _en) in _PUBLIC_PRODUCT.items():
+    STRINGS["zh-CN"][_key] = _zh
+    STRINGS["en"][_key] = _en
+
 
 def choose(asked: str | None, cookie: str | None) -> str:
     """Return the language to show: the one asked for, else the cookie's, else zh-CN."""
@@ -685,11 +703,16 @@ _COMPUTE: dict[str, tuple[str, str]] = {
         "剩余隐私预算(本次登录中最近一次查询的答复):",
         "Privacy budget left (from this sign-in's latest reply):",
     ),
-    "compute.budget_unknown": (
-        "剩余隐私预算在第一次查询的答复中显示(网关没有单独查询预算的接口)。",
-        "The privacy budget left is shown with the first reply (the gateway has no route that "
-        "reports it before a query).",
+    "compute.budget_now": (
+        "剩余隐私预算(由策略按条款允许的最严格查询给出,查询前即可查看):",
+        "Privacy budget left (set by the policy for the strictest query the terms allow, "
+        "shown before any query):",
     ),
+    "compute.budget_unreadable": (
+        "暂时无法读取剩余隐私预算:",
+        "The privacy budget left could not be read:",
+    ),
+    "compute.queries_left": ("还可查询次数", "Queries left"),
     "compute.budget_of": (
         "剩余 ε {remaining}(已用 {spent} / 共 {budget})",
         "ε {remaining} left ({spent} spent of {budget})",

@@ -86,11 +86,49 @@ def search(
     return len(open_products), page, {p.id: offers[p.id] for p in page}, names
 
 
+def one(
+    session: Session, product_id: str
+) -> tuple[Product, list[ProductOffer], dict[str, str]] | None:
+    """Return (the product, its offers, its merchant's name by id) when the open-data catalogue
+    lists it (listed, general L1, every offer open: the tests `search` makes), else None: a
+    draft, a product in review, suspended or delisted, or one that is not open."""
+    product = session.get(Product, product_id)
+    if (
+        product is None
+        or product.status != ProductState.LISTED.value
+        or (product.grade, product.level) != ("general", "L1")
+    ):
+        return None
+    offers = service.offers_of(session, product.id)
+    if not service.is_open(offers):
+        return None
+    name = session.execute(
+        select(Participant.name).where(Participant.id == product.merchant_id)
+    ).scalar_one_or_none()
+    return product, offers, {product.merchant_id: name or product.merchant_id}
+
+
 def fields_of(offers: list[ProductOffer]) -> list[str]:
     """Return the fields the policy exposes through the product's offers (sorted)."""
     return sorted(
         {f for o in offers for e in (o.exposure or {}).values() for f in e.get("fields", [])}
     )
+
+
+def dataset(
+    base: str, product: Product, offers: list[ProductOffer], merchants: dict[str, str]
+) -> dict[str, Any]:
+    """Return an open product as the open-data catalogue shows it: the catalogue's
+    `dcat:Dataset` with its fields, its merchant and its open-data endpoint."""
+    out = catalogue._dataset(base, product, offers)
+    out["dsgw:fields"] = fields_of(offers)
+    out["dsgw:merchant"] = {
+        "@id": f"{base}/participants/{product.merchant_id}",
+        "dct:identifier": product.merchant_id,
+        "foaf:name": merchants.get(product.merchant_id, product.merchant_id),
+    }
+    out["dsgw:openDataEndpoint"] = {"@id": f"{base}/open-data/{product.id}/exchanges"}
+    return out
 
 
 def to_dcat(
@@ -103,17 +141,7 @@ def to_dcat(
 ) -> dict[str, Any]:
     """Return the page as a DCAT 3 `dcat:Catalog` in JSON-LD, with paging links."""
     following = query.offset + len(page)
-    datasets = []
-    for product in page:
-        dataset = catalogue._dataset(base, product, offers[product.id])
-        dataset["dsgw:fields"] = fields_of(offers[product.id])
-        dataset["dsgw:merchant"] = {
-            "@id": f"{base}/participants/{product.merchant_id}",
-            "dct:identifier": product.merchant_id,
-            "foaf:name": merchants.get(product.merchant_id, product.merchant_id),
-        }
-        dataset["dsgw:openDataEndpoint"] = {"@id": f"{base}/open-data/{product.id}/exchanges"}
-        datasets.append(dataset)
+    datasets = [dataset(base, product, offers[product.id], merchants) for product in page]
     return {
         "@context": catalogue.CONTEXT,
         "@id": f"{base}/open-data",

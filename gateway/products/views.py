@@ -221,3 +221,32 @@ def open_data_catalogue(
     return JSONResponse(
         od.to_dcat(base, query, total, page, offers, merchants), media_type="application/ld+json"
     )
+
+
+@router.get(
+    "/open-data/{product_id}",
+    response_model=dict[str, Any],
+    responses={
+        200: {
+            "description": "One open-data product as a DCAT 3 dcat:Dataset in JSON-LD",
+            "content": {"application/ld+json": {}},
+        },
+        **problem_responses(404, 422),
+    },
+)
+def open_data_product(
+    product_id: ObjectId,
+    session: Session = Depends(get_session),
+    gateway: Gateway = Depends(get_gateway),
+) -> JSONResponse:
+    """Return one product of the open-data catalogue, public (no token): exactly the
+    `dcat:Dataset` that `GET /open-data` lists for it, nothing more. Any product that catalogue
+    does not list (a draft, one in review, suspended or delisted, or one not open) is 404, as an
+    unknown id: what is not public data is not told to a visitor, not even that it exists."""
+    found = od.one(session, product_id)
+    if found is None:
+        raise not_found("product", product_id)
+    base = gateway.settings.issuer.rstrip("/")
+    return JSONResponse(
+        {"@context": cat.CONTEXT, **od.dataset(base, *found)}, media_type="application/ld+json"
+    )

@@ -1,7 +1,8 @@
 """The consumer's compute queries on the contract page, in Debian's Chromium on a live gateway
 with the real OPA: the noisy results with their noise and error bounds, the ε spent and the
-budget left (contract and consumer × resource) going down query by query, the receipt checked
-in the page, and the refusal once the budget is spent, read as the API's problem in words.
+budget left (contract and consumer × resource) shown before the first query and going down
+query by query, the receipt checked in the page, the refusal once the budget is spent, read as
+the API's problem in words, and no pull button on the compute-only contract.
 
 The demo has no compute product, so this file makes one through the public API: the demo's
 holder registers a general/L3 resource of 300 trips (the policy's L3 tier: ε 0.5 a query, a
@@ -128,8 +129,14 @@ def test_consumer_runs_compute_queries_sees_the_budget_go_down_and_a_refusal_in_
     page = pages.open(f"/portal/#/contract/{compute_contract}")
     sign_in(page, world.ids["CONSUMER"], world.key("consumer"))
     page.wait_for_selector("#compute-form")
-    # No route reports the budget before a query: the page says it comes with the first reply.
-    expect(page.locator("#compute-budget-unknown")).to_be_visible()
+    # Before this page's first query: the budget left as the route reports it (8 spent by code).
+    left = BUDGET - SPENT_BY_CODE * EPSILON
+    expect(page.locator("#now-budget-contract")).to_have_attribute("data-remaining", f"{left:g}")
+    assert page.locator("#now-budget-subject").get_attribute("data-remaining") == f"{left:g}"
+    assert page.locator("#budget-queries-left").get_attribute("data-n") == "2"
+    assert "剩余 ε 1(已用 4 / 共 5)" in page.locator("#now-budget-contract").inner_text()
+    # A compute-only product: the contract page shows the compute form alone, no pull.
+    assert page.locator("#pull").count() == 0
     # The form offers what the terms declare, nothing else.
     assert page.locator("#compute-op option").all_inner_texts() == [
         "不选",
@@ -173,6 +180,9 @@ def test_consumer_runs_compute_queries_sees_the_budget_go_down_and_a_refusal_in_
     assert page.locator("#budget-contract").get_attribute("data-remaining") == "0.5"
     assert page.locator("#budget-subject").get_attribute("data-remaining") == "0.5"
     assert "剩余 ε 0.5(已用 4.5 / 共 5)" in page.locator("#budget-contract").inner_text()
+    # The budget block read again after the reply: the same figures as the reply's.
+    expect(page.locator("#now-budget-contract")).to_have_attribute("data-remaining", "0.5")
+    assert page.locator("#budget-queries-left").get_attribute("data-n") == "1"
     # The receipt of the release, checked in the page as a pull's is.
     page.click("#compute-reply #verify-receipt")
     expect(page.locator("#verdict")).to_have_attribute("data-verdict", "verified")
@@ -186,7 +196,8 @@ def test_consumer_runs_compute_queries_sees_the_budget_go_down_and_a_refusal_in_
     expect(page.locator("#budget-contract")).to_have_attribute("data-remaining", "0")
     assert page.locator("#compute-rows tr").count() == 2  # the header and the one group
     assert page.locator("#budget-subject").get_attribute("data-remaining") == "0"
-    assert page.locator("#last-budget-contract").get_attribute("data-remaining") == "0"
+    expect(page.locator("#now-budget-contract")).to_have_attribute("data-remaining", "0")
+    assert page.locator("#budget-queries-left").get_attribute("data-n") == "0"
     pages.shot(page, "compute-second-reply-zh")
 
     # Third: refused by the policy, shown as the API's problem with its reason in words.
@@ -198,14 +209,16 @@ def test_consumer_runs_compute_queries_sees_the_budget_go_down_and_a_refusal_in_
     )
     assert "隐私预算已用尽" in refusal.inner_text()
     assert "403" in refusal.inner_text()
-    assert page.locator("#last-budget-contract").get_attribute("data-remaining") == "0"
+    assert page.locator("#now-budget-contract").get_attribute("data-remaining") == "0"
     pages.shot(page, "compute-refused-zh")
 
-    # On a phone, in English, a new sign-in (the page knows no budget yet): the same refusal.
+    # On a phone, in English, a new sign-in: the spent budget is shown before any query.
     phone = pages.open(f"/portal/?lang=en#/contract/{compute_contract}", viewport=PHONE)
     sign_in(phone, world.ids["CONSUMER"], world.key("consumer"))
     phone.wait_for_selector("#compute-form")
-    expect(phone.locator("#compute-budget-unknown")).to_be_visible()
+    expect(phone.locator("#now-budget-contract")).to_have_attribute("data-remaining", "0")
+    assert "ε 0 left (5 spent of 5)" in phone.locator("#now-budget-contract").inner_text()
+    assert phone.locator("#pull").count() == 0
     phone.click("#compute-run")
     expect(phone.locator("#compute-refusal")).to_be_visible()
     assert "The privacy budget is spent" in phone.locator("#compute-refusal").inner_text()

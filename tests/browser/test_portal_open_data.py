@@ -146,3 +146,41 @@ def test_a_refused_open_pull_reads_as_the_problem(pages, world, open_product):
     assert "urn:dsgw:problem:invalid-request" in problem.inner_text()
     assert "Invalid request" in problem.inner_text()  # the English page
     pages.shot(page, "open-data-refused")
+
+
+def test_anonymous_visitor_opens_an_open_product_page_and_is_asked_to_sign_in_to_request(
+    pages, world, open_product
+):
+    page = pages.open("/portal/#/open-data")
+    card = page.locator(f"article[data-open-product='{open_product['id']}']")
+    card.wait_for()
+    card.locator(f"a[href='#/product/{open_product['id']}']").click()
+    page.wait_for_selector("#public-product h1")
+    view = page.locator("#view").inner_text()
+    assert page.locator("#public-product h1").inner_text() == "城市空气质量开放数据"
+    assert "各站点每小时 PM2.5" in view and "general / L1" in view and "pm25, station" in view
+    assert "未登录" in page.locator("#public-product-note").inner_text()
+    offer = page.locator(f"section.offer[data-offer='{open_product['offers'][0]['id']}']")
+    assert "open-data-reuse" in offer.inner_text() and "30 天" in offer.inner_text()
+    # No request form: "sign in to request" in its place, which leads to the sign-in form.
+    assert page.locator("select[name=purpose]").count() == 0
+    offer.locator("[data-signin-to-request]").click()
+    assert page.evaluate("document.activeElement.id") == "signin-participant"
+    assert page.locator("#public-quality tr").count() > 1  # the quality report, public too
+    pages.shot(page, "open-product-anonymous-zh")
+    # Signed in, the same page is the participant's: offers with their request form.
+    sign_in(page, world.ids["CONSUMER"], world.key("consumer"))
+    page.wait_for_selector(f"section.offer[data-offer='{open_product['offers'][0]['id']}'] form")
+    assert page.locator("#public-product").count() == 0
+    pages.shot(page, "open-product-signed-in-zh")
+
+
+def test_anonymous_visitor_sees_nothing_of_a_product_that_is_not_open_data(pages, world):
+    # The demo's product (general L3, personal fields): GET /open-data/{id} is 404 by design.
+    pages.expect_console_error(r"status of 404")
+    page = pages.open(f"/portal/?lang=en#/product/{world.ids['PRODUCT']}", viewport=PHONE)
+    page.wait_for_selector("#public-product-signin")
+    assert "signed-in participants only" in page.locator("#public-product-signin").inner_text()
+    assert page.locator("#public-product h1").count() == 0
+    assert page.locator("[data-signin-to-request]").count() == 1
+    pages.shot(page, "closed-product-anonymous-en-phone")

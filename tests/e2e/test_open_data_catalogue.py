@@ -135,3 +135,64 @@ def test_bad_paging_or_search_is_a_422_problem(world, client, params):
     response = client.get("/open-data", params=params)
     assert response.status_code == 422, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_one_open_product_is_read_without_a_token_as_the_list_shows_it(world, client):
+    product_id = world.open[2]["id"]
+    response = client.get(f"/open-data/{product_id}")  # no Authorization header
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/ld+json")
+    body = response.json()
+    listed = next(
+        d
+        for d in client.get("/open-data").json()["dcat:dataset"]
+        if d["dct:identifier"] == product_id
+    )
+    # Exactly what the public list already discloses of it, with the JSON-LD context.
+    assert {k: v for k, v in body.items() if k != "@context"} == listed
+    assert body["@context"] and body["@type"] == "dcat:Dataset"
+
+
+def test_an_anonymous_visitor_cannot_read_a_draft_review_suspended_or_not_open_product(
+    world, client
+):
+    # The route answers for open data (so every 404 below is the gate, not a missing route).
+    assert client.get(f"/open-data/{world.open[2]['id']}").status_code == 200
+    in_review = world.merchant.call("POST", f"/products/{world.draft['id']}/submit")
+    assert in_review.status_code == 200 and in_review.json()["status"] == "review"
+    suspended = world.admin.call(
+        "POST", f"/products/{world.open[1]['id']}/suspend", json={"reason": "complaint"}
+    )
+    assert suspended.status_code == 200, suspended.text
+    delisted = world.merchant.call("POST", f"/products/{world.open[0]['id']}/delist")
+    assert delisted.status_code == 200, delisted.text
+    unknown = client.get("/open-data/prd_doesnotexist")
+    assert unknown.status_code == 404
+    hidden = {
+        "in review": world.draft["id"],
+        "suspended": world.open[1]["id"],
+        "delisted": world.open[0]["id"],
+        "listed, personal fields": world.product["id"],
+        "listed, core": world.core_product["id"],
+        "listed L1, a personal field": world.personal["id"],
+    }
+    for what, product_id in hidden.items():
+        response = client.get(f"/open-data/{product_id}")
+        # Told exactly as an unknown id: nothing says the product exists.
+        assert response.status_code == 404, (what, response.text)
+        assert response.json()["type"] == unknown.json()["type"] == "urn:dsgw:problem:not-found"
+        assert response.json()["title"] == unknown.json()["title"]
+    # A draft, before it is submitted, is as hidden.
+    draft = world.merchant.call(
+        "POST",
+        "/products",
+        json={
+            "name": "another draft",
+            "resource_id": world.open[2]["resource_id"],
+            "authorisation_id": world.open[2]["authorisation_id"],
+            "delivery_modes": ["api"],
+            "offers": [{**OFFER, "price_fen": 0}],
+        },
+    )
+    assert draft.status_code == 201 and draft.json()["status"] == "draft", draft.text
+    assert client.get(f"/open-data/{draft.json()['id']}").status_code == 404

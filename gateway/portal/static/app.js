@@ -6,13 +6,14 @@ import * as api from "./api.js";
 import * as audit from "./audit.js";
 import * as compute from "./compute.js";
 import { workPages } from "./work.js";
-import { openData } from "./opendata.js";
+import { openData, publicProduct } from "./opendata.js";
 import { canonicalJson, checkReceipt, hasEd25519, importPrivateJwk, ledgerKeys, signContract } from "./crypto.js";
 
 const STRINGS = JSON.parse(document.getElementById("dsgw-strings").textContent);
 let lang = document.body.dataset.lang in STRINGS ? document.body.dataset.lang : "zh-CN";
 const view = document.getElementById("view");
 const myContracts = new Map(); // id -> {product, state}, this sign-in only
+const productModes = new Map(); // product id -> its delivery modes, this sign-in only
 let lastExchange = null;
 
 function t(key, vars = {}) {
@@ -141,6 +142,7 @@ form.addEventListener("submit", async (event) => {
 document.getElementById("signout").addEventListener("click", () => {
   api.signOut();
   myContracts.clear();
+  productModes.clear();
   compute.forget();
   lastExchange = null;
   showSession();
@@ -234,7 +236,8 @@ function termRows(terms) {
 }
 
 function product(id) {
-  if (needSignIn()) return;
+  // A visitor who has not signed in sees what the open-data catalogue publishes (opendata.js).
+  if (!api.current()) return publicProduct(workUi, id);
   const box = h("div");
   show(box);
   guarded(box, async () => {
@@ -312,13 +315,34 @@ function contract(id) {
   guarded(box, async () => renderContract(box, await api.get(`/contracts/${encodeURIComponent(id)}`)));
 }
 
-function renderContract(box, c) {
+// The delivery modes of a contract's product (GET /products/{id}), else null when unreadable.
+async function deliveryModes(c) {
+  if (!productModes.has(c.product_id)) {
+    try {
+      const p = await api.get(`/products/${encodeURIComponent(c.product_id)}`);
+      productModes.set(c.product_id, Array.isArray(p.delivery_modes) ? p.delivery_modes : []);
+    } catch {
+      return null;
+    }
+  }
+  return productModes.get(c.product_id);
+}
+
+// Whether the contract's product serves the rows a pull asks for (delivery "api"): a
+// compute-only product does not, and its contract page shows the compute form alone. When the
+// product cannot be read, an offer with compute terms is taken for compute only.
+async function pullsRows(c) {
+  const modes = await deliveryModes(c);
+  return modes ? modes.includes("api") : !compute.offersCompute(c);
+}
+
+async function renderContract(box, c) {
   const me = api.current();
   myContracts.set(c.id, { product: c.product_id, state: c.state });
   const out = h("div", { id: "contract-result" });
   const sign = async (action) => guarded(out, async () => {
     const signature = await signContract(me.signer, c.document);
-    renderContract(box, await api.post(`/contracts/${c.id}/${action}`, { signature }));
+    await renderContract(box, await api.post(`/contracts/${c.id}/${action}`, { signature }));
   });
   const actions = [];
   if (me.participant === c.provider_id && c.state === "REQUESTED") {
@@ -327,7 +351,7 @@ function renderContract(box, c) {
   if (me.participant === c.consumer_id && c.state === "AGREED") {
     actions.push(h("button", { id: "sign-consumer", on: { click: () => sign("verify") } }, t("contract.sign_consumer")));
   }
-  if (me.participant === c.consumer_id && c.state === "FINALIZED") {
+  if (me.participant === c.consumer_id && c.state === "FINALIZED" && await pullsRows(c)) {
     actions.push(h("button", { id: "pull", on: { click: () => pull(c, out) } }, t("contract.pull")));
   }
   const computing = me.participant === c.consumer_id && c.state === "FINALIZED" && compute.offersCompute(c)

@@ -4,8 +4,9 @@
 // "compute"}; the reply's noisy groups, its noise and 95 % error bounds, the ε it spent and the
 // privacy budget left on the contract and on the consumer × resource, and its receipt checked as
 // a pull's is (app.js lends `receiptSection`). A refusal is the API's problem, its reasons in
-// words. No route reports the budget before a query, so the page shows the last reply's budget
-// (this sign-in only) until the first reply of the session.
+// words. The budget left is read from GET /contracts/{id}/privacy-budget when the panel opens,
+// before any query, and again after each reply or refusal; should that read fail, the page
+// says so (the API's problem) and shows the last reply's budget of this sign-in, if any.
 //
 // app.js hands in its page helpers (`ui`: h, t, fill, facts, guarded, problemBox, receiptSection).
 
@@ -63,13 +64,14 @@ function filterChoices(terms) {
   return out;
 }
 
-function budgetFacts(ui, privacy, prefix = "") {
+function budgetFacts(ui, privacy, prefix = "", more = []) {
   const { t } = ui;
   const scope = (id, b) => ui.h("span", { id: `${prefix}${id}`, "data-remaining": b.remaining },
     t("compute.budget_of", { remaining: num(b.remaining), spent: num(b.spent), budget: num(b.budget) }));
   return ui.facts([
     [t("compute.budget_contract"), scope("budget-contract", privacy.contract)],
     [t("compute.budget_subject"), scope("budget-subject", privacy.subject_resource)],
+    ...more,
   ]);
 }
 
@@ -104,11 +106,21 @@ export function computePanel(ui, c) {
   const offered = terms.aggregates ?? ["count"];
   const out = h("div", { id: "compute-result" });
   const budget = h("div", { id: "compute-budget" });
-  const showBudget = () => {
-    const p = lastPrivacy.get(c.id);
-    ui.fill(budget, p
-      ? [h("p.hint", {}, t("compute.budget_last")), budgetFacts(ui, p, "last-")]
-      : h("p.hint", { id: "compute-budget-unknown" }, t("compute.budget_unknown")));
+  // The budget as the policy sets it now (GET …/privacy-budget), else the last reply's.
+  const showBudget = async () => {
+    let b;
+    try {
+      b = await api.get(`/contracts/${encodeURIComponent(c.id)}/privacy-budget`);
+    } catch (err) {
+      const p = lastPrivacy.get(c.id);
+      ui.fill(budget, h("p.hint", { id: "compute-budget-unknown" }, t("compute.budget_unreadable")), ui.problemBox(err),
+        p ? [h("p.hint", {}, t("compute.budget_last")), budgetFacts(ui, p, "last-")] : null);
+      return;
+    }
+    ui.fill(budget, h("p.hint", {}, t("compute.budget_now")), budgetFacts(ui, b, "now-", [
+      [t("compute.eps_per_query"), num(b.epsilon_per_query)],
+      [t("compute.queries_left"), h("span", { id: "budget-queries-left", "data-n": b.queries_left }, String(b.queries_left))],
+    ]));
   };
   showBudget();
 
@@ -152,6 +164,7 @@ export function computePanel(ui, c) {
       x = await api.post("/exchanges", body);
     } catch (err) {
       ui.fill(out, refusal(ui, err));
+      showBudget();
       return;
     }
     lastPrivacy.set(c.id, x.privacy);

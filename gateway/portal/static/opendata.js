@@ -92,3 +92,80 @@ export function openData(ui, params) {
     );
   });
 }
+
+// An ODRL offer policy (as the catalogue publishes it) read back into the offer's terms, so that
+// app.js's `termRows` says them in words as on a signed-in product page.
+function termsOfPolicy(policy) {
+  const permission = (policy.permission ?? [])[0] ?? {};
+  const terms = {};
+  for (const c of permission.constraint ?? []) {
+    const right = c.rightOperand;
+    const value = right && typeof right === "object" && !Array.isArray(right) ? right["@value"] : right;
+    const name = String(c.leftOperand ?? "").replace(/^.*#/, "");
+    if (name === "purpose") terms.purposes = [].concat(value);
+    else if (name === "elapsedTime") terms.term = value;
+    else if (name === "count") terms.quota_calls = value;
+    else if (name === "rowCount") terms.quota_rows = value;
+    else if (name === "field") terms.fields = [].concat(value);
+    else if (name === "spatial") terms.region = "domestic";
+  }
+  const pay = (permission.duty ?? []).flatMap((d) => d.action ?? []).flatMap((a) => a.refinement ?? [])
+    .find((r) => r.leftOperand === "payAmount");
+  terms.price_fen = pay ? Math.round(Number(pay.rightOperand?.["@value"] ?? 0) * 100) : 0;
+  terms.onward_transfer = !(policy.prohibition ?? []).some((p) => p.action === "distribute");
+  return terms;
+}
+
+// A product's page for a visitor who has not signed in (#/product/{id}): what the open-data
+// catalogue already publishes of it (GET /open-data/{id}, no token: a listed open-data product,
+// nothing else), its offers read from their ODRL policies, its quality, and "sign in to
+// request" where a signed-in participant requests an offer. Any other product is for
+// signed-in participants only: the page says so and shows nothing of it.
+export function publicProduct(ui, id) {
+  const { h, t, fill, show, facts } = ui;
+  const box = h("div", { id: "public-product" });
+  show(box);
+  const signInButton = () => h("button", { type: "button", "data-signin-to-request": "", on: { click: () => {
+    const input = document.getElementById("signin-participant");
+    input?.scrollIntoView({ block: "center" });
+    input?.focus();
+  } } }, t("open.signin_to_request"));
+  (async () => {
+    fill(box, h("p.hint", {}, t("loading")));
+    let d;
+    try {
+      d = await api.get(`/open-data/${enc(id)}`, { auth: false });
+    } catch (err) {
+      fill(box, err.status === 404
+        ? [h("p.message", { role: "alert", id: "public-product-signin" }, t("open.product_signin")), signInButton()]
+        : ui.problemBox(err));
+      return;
+    }
+    const quality = d["dqv:hasQualityMeasurement"] ?? [];
+    fill(box,
+      h("h1", {}, d["dct:title"]),
+      h("p", {}, d["dct:description"]),
+      h("p.hint", { id: "public-product-note" }, t("open.product_public")),
+      h("div.card", {}, facts([
+        [t("product.grade"), [d["dsgw:grade"], d["dsgw:level"]].filter(Boolean).join(" / ")],
+        [t("product.domain"), d["dcat:theme"] || "—"],
+        [t("product.merchant"), d["dsgw:merchant"]?.["foaf:name"] ?? "—"],
+        [t("catalogue.delivery"), (d["dcat:distribution"] ?? []).map((x) => x["dsgw:deliveryMode"]).join(", ") || "—"],
+        [t("open.fields"), (d["dsgw:fields"] ?? []).join(", ") || "—"],
+        [t("open.endpoint"), h("code", {}, `POST /open-data/${d["dct:identifier"]}/exchanges`)],
+      ])),
+      h("h2", {}, t("product.offers")),
+      (d["odrl:hasPolicy"] ?? []).map((policy) => h("section.card.offer", { "data-offer": policy.uid ?? "" },
+        h("h3", {}, policy.uid ?? ""),
+        facts(ui.termRows(termsOfPolicy(policy))),
+        h("div.actions", {}, signInButton()),
+        h("details", {}, h("summary", {}, t("product.odrl")), ui.json(policy)),
+      )),
+      h("h2", {}, t("product.quality")),
+      h("div.card.scroll", {}, h("table", { id: "public-quality" },
+        h("tr", {}, h("th", {}, t("quality.dimension")), h("th", {}, t("quality.score")), h("th", {}, t("quality.method"))),
+        quality.map((m) => h("tr", {}, h("td", {}, m["dct:title"]), h("td", {}, m["dqv:value"]), h("td", {}, m["dsgw:method"]))),
+      )),
+    );
+  })();
+}
