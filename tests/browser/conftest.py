@@ -175,7 +175,14 @@ class Pages:
         )
         self.contexts.append(context)
         page = context.new_page()
-        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        # an error's text, and where it came from (a failed request's text names no URL)
+        page.on(
+            "console",
+            lambda m: (
+                m.type == "error"
+                and self.errors.append(f"{m.text} @ {(m.location or {}).get('url', '')}")
+            ),
+        )
         page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
         page.goto(self.world.url + path)
         page.wait_for_selector("#view:not(:has-text('加载中')):not(:has-text('Loading'))")

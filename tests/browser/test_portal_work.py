@@ -232,7 +232,9 @@ def test_important_data_from_registration_to_a_signed_contract_through_each_role
     expect(admin.locator(f"[data-list='{product}']")).to_have_count(0)
     expect(admin.locator(f"#live-list [data-product-status='{product}']")).to_have_text("listed")
 
-    # a consumer requests it (the consumer's pages, already tested elsewhere)
+    # a consumer requests it (the consumer's pages, already tested elsewhere); opened before
+    # the sign-in, the page asks for the product's public entry, and it is not open data
+    pages.expect_console_error(rf"status of 404 .*/open-data/{product}$")
     consumer = _open(pages, world, f"/portal/#/product/{product}", "consumer")
     consumer.locator(".offer button[type=submit]").first.click()
     consumer.wait_for_selector("#contract-state")
