@@ -1,0 +1,409 @@
+/* The JSON Lines of one record batch, written from the columns' Arrow buffers in C.
+ *
+ * gateway.dataplane.encoders.JsonLinesEncoder prepares each column (casts, the JSON text of
+ * floats and of what JSON has no type for) and calls
+ *
+ *     lines(length, columns, end) -> bytes
+ *
+ * with `columns` a sequence of (key, kind, offset, validity, values, data) in the order the keys
+ * are written: `key` the bytes written before the value (`{"name":` for the first column,
+ * `,"name":` for the others), `kind` one of the constants below, `offset` the array's offset,
+ * `validity` its validity bitmap or None, `values` its values (int32 offsets for STRING and
+ * RAW, a bitmap for BOOL, fixed-width integers) and `data` the bytes of STRING and RAW values
+ * (or None). Each line is the keys and values of one row followed by `end` (`}\n`).
+ *
+ * STRING values are written as json.dumps(ensure_ascii=False) writes a str: in quotes, with
+ * `"` and `\` escaped, \b \f \n \r \t as such and the other controls as \u00XX; nothing else
+ * (UTF-8 passes through). RAW values are JSON text already. Integers are written in decimal,
+ * booleans as true/false, nulls of every kind as null.
+ *
+ * Every buffer is checked against the lengths it must have before a byte is written, and every
+ * string offset before its bytes are read: a bad buffer raises ValueError, it never reads out
+ * of bounds. The GIL is released while the lines are written (into memory of our own, malloc),
+ * so that two threads write the two halves of a batch on two cores.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    K_STRING = 0,
+    K_RAW = 1,
+    K_BOOL = 2,
+    K_NULL = 3,
+    K_INT8 = 4,
+    K_INT16 = 5,
+    K_INT32 = 6,
+    K_INT64 = 7,
+    K_UINT8 = 8,
+    K_UINT16 = 9,
+    K_UINT32 = 10,
+    K_UINT64 = 11,
+    K_COUNT = 12
+};
+
+/* The widest text of a value of each kind, for the fixed-size kinds. */
+static const Py_ssize_t MAX_TEXT[K_COUNT] = {0, 0, 5, 4, 4, 6, 11, 20, 3, 5, 10, 20};
+static const Py_ssize_t WIDTH[K_COUNT] = {0, 0, 0, 0, 1, 2, 4, 8, 1, 2, 4, 8};
+
+typedef struct {
+    int kind;
+    Py_ssize_t offset;
+    Py_buffer key, validity, values, data;
+    int held_key, held_validity, held_values, held_data;
+} Column;
+
+enum { E_NONE = 0, E_MEMORY, E_OFFSETS };
+
+static unsigned char ESCAPE[256]; /* 0: as is; 'u': \u00XX; else the letter after the \ */
+static const char HEX[] = "0123456789abcdef";
+static const unsigned char EMPTY[1] = {0}; /* the data of a column without a data buffer */
+static const char DIGITS[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+typedef struct {
+    char *buf;
+    Py_ssize_t len, cap;
+} Out;
+
+/* Make room for `need` more bytes; 0 when memory ran out. */
+static int reserve(Out *out, Py_ssize_t need) {
+    if (need <= out->cap - out->len) return 1;
+    if (need > PY_SSIZE_T_MAX - out->len) return 0;
+    Py_ssize_t want = out->len + need;
+    Py_ssize_t cap = out->cap > PY_SSIZE_T_MAX / 2 ? PY_SSIZE_T_MAX : out->cap * 2;
+    if (cap < want) cap = want;
+    char *buf = realloc(out->buf, (size_t)cap);
+    if (buf == NULL) return 0;
+    out->buf = buf;
+    out->cap = cap;
+    return 1;
+}
+
+static inline char *write_u64(char *p, uint64_t v) {
+    char tmp[20];
+    char *end = tmp + sizeof tmp, *s = end;
+    while (v >= 100) {
+        unsigned i = (unsigned)(v % 100) * 2;
+        v /= 100;
+        s -= 2;
+        memcpy(s, DIGITS + i, 2);
+    }
+    if (v >= 10) {
+        s -= 2;
+        memcpy(s, DIGITS + v * 2, 2);
+    } else {
+        *--s = (char)('0' + v);
+    }
+    memcpy(p, s, (size_t)(end - s));
+    return p + (end - s);
+}
+
+static inline char *write_i64(char *p, int64_t v) {
+    if (v < 0) {
+        *p++ = '-';
+        return write_u64(p, (uint64_t)0 - (uint64_t)v);
+    }
+    return write_u64(p, (uint64_t)v);
+}
+
+static inline int bit(const unsigned char *bits, Py_ssize_t i) {
+    return (bits[i >> 3] >> (i & 7)) & 1;
+}
+
+static inline int32_t load_i32(const unsigned char *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline char *write_string(char *p, const unsigned char *s, const unsigned char *e) {
+    *p++ = '"';
+    while (s < e) {
+        const unsigned char *run = s;
+        while (s < e && !ESCAPE[*s]) s++;
+        memcpy(p, run, (size_t)(s - run));
+        p += s - run;
+        if (s == e) break;
+        unsigned char c = *s++, x = ESCAPE[c];
+        *p++ = '\\';
+        if (x == 'u') {
+            memcpy(p, "u00", 3);
+            p[3] = HEX[c >> 4];
+            p[4] = HEX[c & 15];
+            p += 5;
+        } else {
+            *p++ = (char)x;
+        }
+    }
+    *p++ = '"';
+    return p;
+}
+
+/* Write every line; return an E_ code (and the row and column of a bad offset). */
+static int write_lines(Out *out, Column *cols, Py_ssize_t ncols, Py_ssize_t length,
+                       const char *end, Py_ssize_t end_len, Py_ssize_t fixed,
+                       Py_ssize_t *bad_row, Py_ssize_t *bad_col) {
+    for (Py_ssize_t r = 0; r < length; r++) {
+        if (!reserve(out, fixed)) return E_MEMORY;
+        for (Py_ssize_t c = 0; c < ncols; c++) {
+            Column *col = &cols[c];
+            Py_ssize_t i = col->offset + r;
+            int valid = !col->held_validity || bit(col->validity.buf, i);
+            if (col->kind == K_STRING || col->kind == K_RAW) {
+                /* the room of the key and of a null is in `fixed` */
+                memcpy(out->buf + out->len, col->key.buf, (size_t)col->key.len);
+                out->len += col->key.len;
+                if (!valid) {
+                    memcpy(out->buf + out->len, "null", 4);
+                    out->len += 4;
+                    continue;
+                }
+                const unsigned char *offsets = col->values.buf;
+                int32_t start = load_i32(offsets + 4 * i), stop = load_i32(offsets + 4 * i + 4);
+                if (start < 0 || stop < start || stop > col->data.len) {
+                    *bad_row = r;
+                    *bad_col = c;
+                    return E_OFFSETS;
+                }
+                const unsigned char *s = (const unsigned char *)col->data.buf + start;
+                Py_ssize_t n = stop - start;
+                if (col->kind == K_RAW) {
+                    if (!reserve(out, n + fixed)) return E_MEMORY;
+                    memcpy(out->buf + out->len, s, (size_t)n);
+                    out->len += n;
+                } else {
+                    if (n > (PY_SSIZE_T_MAX - fixed - 2) / 6 || !reserve(out, 6 * n + 2 + fixed))
+                        return E_MEMORY;
+                    out->len = write_string(out->buf + out->len, s, s + n) - out->buf;
+                }
+                continue;
+            }
+            char *p = out->buf + out->len;
+            memcpy(p, col->key.buf, (size_t)col->key.len);
+            p += col->key.len;
+            if (!valid || col->kind == K_NULL) {
+                memcpy(p, "null", 4);
+                out->len = p + 4 - out->buf;
+                continue;
+            }
+            const unsigned char *v = col->values.buf;
+            switch (col->kind) {
+            case K_BOOL:
+                if (bit(v, i)) {
+                    memcpy(p, "true", 4);
+                    p += 4;
+                } else {
+                    memcpy(p, "false", 5);
+                    p += 5;
+                }
+                break;
+            case K_INT8: p = write_i64(p, ((const int8_t *)v)[i]); break;
+            case K_INT16: { int16_t x; memcpy(&x, v + 2 * i, 2); p = write_i64(p, x); break; }
+            case K_INT32: { int32_t x; memcpy(&x, v + 4 * i, 4); p = write_i64(p, x); break; }
+            case K_INT64: { int64_t x; memcpy(&x, v + 8 * i, 8); p = write_i64(p, x); break; }
+            case K_UINT8: p = write_u64(p, v[i]); break;
+            case K_UINT16: { uint16_t x; memcpy(&x, v + 2 * i, 2); p = write_u64(p, x); break; }
+            case K_UINT32: { uint32_t x; memcpy(&x, v + 4 * i, 4); p = write_u64(p, x); break; }
+            case K_UINT64: { uint64_t x; memcpy(&x, v + 8 * i, 8); p = write_u64(p, x); break; }
+            }
+            out->len = p - out->buf;
+        }
+        memcpy(out->buf + out->len, end, (size_t)end_len);
+        out->len += end_len;
+    }
+    return E_NONE;
+}
+
+static void release(Column *cols, Py_ssize_t n) {
+    for (Py_ssize_t c = 0; c < n; c++) {
+        if (cols[c].held_key) PyBuffer_Release(&cols[c].key);
+        if (cols[c].held_validity) PyBuffer_Release(&cols[c].validity);
+        if (cols[c].held_values) PyBuffer_Release(&cols[c].values);
+        if (cols[c].held_data) PyBuffer_Release(&cols[c].data);
+    }
+}
+
+/* Take the buffer of `obj` into `view` (None: not held); 0 with an exception set on error. */
+static int take(PyObject *obj, Py_buffer *view, int *held) {
+    if (obj == Py_None) return 1;
+    if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0) return 0;
+    *held = 1;
+    return 1;
+}
+
+static int too_short(Py_ssize_t c, const char *what, Py_ssize_t have, Py_ssize_t want) {
+    PyErr_Format(PyExc_ValueError, "column %zd: the %s buffer holds %zd bytes, %zd are needed",
+                 c, what, have, want);
+    return 0;
+}
+
+/* Take and check column `c` of the arguments (with the GIL); 0 with an exception set. */
+static int column(PyObject *item, Py_ssize_t c, Py_ssize_t length, Column *col) {
+    PyObject *key, *validity, *values, *data;
+    Py_ssize_t offset;
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 6) {
+        PyErr_Format(PyExc_TypeError,
+                     "column %zd: a tuple (key, kind, offset, validity, values, data) is needed",
+                     c);
+        return 0;
+    }
+    if (!PyArg_ParseTuple(item, "OinOOO", &key, &col->kind, &offset, &validity, &values, &data))
+        return 0;
+    if (col->kind < 0 || col->kind >= K_COUNT) {
+        PyErr_Format(PyExc_ValueError, "column %zd: no column kind %d", c, col->kind);
+        return 0;
+    }
+    if (offset < 0 || offset > PY_SSIZE_T_MAX / 8 - length - 1) {
+        PyErr_Format(PyExc_ValueError, "column %zd: offset %zd out of range", c, offset);
+        return 0;
+    }
+    col->offset = offset;
+    if (!take(key, &col->key, &col->held_key) || !take(validity, &col->validity, &col->held_validity)
+        || !take(values, &col->values, &col->held_values) || !take(data, &col->data, &col->held_data))
+        return 0;
+    if (!col->held_key) {
+        PyErr_Format(PyExc_TypeError, "column %zd: the key must be bytes", c);
+        return 0;
+    }
+    if (length == 0) return 1;
+    Py_ssize_t stop = offset + length, bitmap = (stop + 7) / 8;
+    if (col->held_validity && col->validity.len < bitmap)
+        return too_short(c, "validity", col->validity.len, bitmap);
+    if (col->kind == K_NULL) return 1;
+    Py_ssize_t want;
+    const char *what = "values";
+    if (col->kind == K_STRING || col->kind == K_RAW) {
+        want = 4 * (stop + 1);
+        what = "offsets";
+    } else if (col->kind == K_BOOL) {
+        want = bitmap;
+    } else {
+        want = WIDTH[col->kind] * stop;
+    }
+    Py_ssize_t have = col->held_values ? col->values.len : 0;
+    if (have < want) return too_short(c, what, have, want);
+    if (!col->held_data) {  /* no data: every value must be empty, which the offsets tell */
+        col->data.buf = (void *)EMPTY;
+        col->data.len = 0;
+    }
+    return 1;
+}
+
+static PyObject *lines(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_ssize_t length;
+    PyObject *seq;
+    Py_buffer end;
+    if (!PyArg_ParseTuple(args, "nOy*", &length, &seq, &end)) return NULL;
+    PyObject *fast = NULL;
+    Column *cols = NULL;
+    Py_ssize_t ncols = 0, taken = 0;
+    Out out = {NULL, 0, 0};
+    PyObject *result = NULL;
+    if (length < 0) {
+        PyErr_SetString(PyExc_ValueError, "a negative length");
+        goto done;
+    }
+    fast = PySequence_Fast(seq, "the columns must be a sequence");
+    if (fast == NULL) goto done;
+    ncols = PySequence_Fast_GET_SIZE(fast);
+    cols = calloc(ncols ? (size_t)ncols : 1, sizeof(Column));
+    if (cols == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    /* `fixed`: the room a row takes at most, but for the text of its non-null strings */
+    Py_ssize_t fixed = end.len, estimate = 0;
+    for (Py_ssize_t c = 0; c < ncols; c++) {
+        taken = c + 1;
+        if (!column(PySequence_Fast_GET_ITEM(fast, c), c, length, &cols[c])) goto done;
+        Column *col = &cols[c];
+        Py_ssize_t most = MAX_TEXT[col->kind] > 4 ? MAX_TEXT[col->kind] : 4;
+        if (col->key.len > PY_SSIZE_T_MAX / 4 || fixed > PY_SSIZE_T_MAX / 4) {
+            PyErr_SetString(PyExc_OverflowError, "keys too long");
+            goto done;
+        }
+        fixed += col->key.len + most;
+        if ((col->kind == K_STRING || col->kind == K_RAW) && length) {
+            const unsigned char *o = col->values.buf;
+            Py_ssize_t span = (Py_ssize_t)load_i32(o + 4 * (col->offset + length))
+                              - load_i32(o + 4 * col->offset);
+            if (span > 0 && span < PY_SSIZE_T_MAX / 4) estimate += span;
+        }
+    }
+    if (length && fixed > (PY_SSIZE_T_MAX / 2 - estimate) / length) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    estimate += fixed * length;
+    out.cap = estimate > 0 ? estimate : 1;
+    out.buf = malloc((size_t)out.cap);
+    if (out.buf == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int err;
+    Py_ssize_t bad_row = 0, bad_col = 0;
+    Py_BEGIN_ALLOW_THREADS
+    err = write_lines(&out, cols, ncols, length, end.buf, end.len, fixed, &bad_row, &bad_col);
+    Py_END_ALLOW_THREADS
+    if (err == E_MEMORY) {
+        PyErr_NoMemory();
+    } else if (err == E_OFFSETS) {
+        PyErr_Format(PyExc_ValueError,
+                     "column %zd, row %zd: the offsets point outside the data (%zd bytes)",
+                     bad_col, bad_row, cols[bad_col].data.len);
+    } else {
+        result = PyBytes_FromStringAndSize(out.buf, out.len);
+    }
+done:
+    free(out.buf);
+    if (cols != NULL) {
+        release(cols, taken);
+        free(cols);
+    }
+    Py_XDECREF(fast);
+    PyBuffer_Release(&end);
+    return result;
+}
+
+static PyMethodDef METHODS[] = {
+    {"lines", lines, METH_VARARGS,
+     "lines(length, columns, end) -> bytes: the JSON Lines of one record batch."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef MODULE = {
+    PyModuleDef_HEAD_INIT, "gateway.dataplane._jsonl",
+    "The JSON Lines of a record batch from its Arrow buffers (see encoders.py).", -1, METHODS,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__jsonl(void) {
+    for (int c = 0; c < 0x20; c++) ESCAPE[c] = 'u';
+    ESCAPE['\b'] = 'b';
+    ESCAPE['\f'] = 'f';
+    ESCAPE['\n'] = 'n';
+    ESCAPE['\r'] = 'r';
+    ESCAPE['\t'] = 't';
+    ESCAPE['"'] = '"';
+    ESCAPE['\\'] = '\\';
+    PyObject *m = PyModule_Create(&MODULE);
+    if (m == NULL) return NULL;
+    static const char *NAMES[K_COUNT] = {"STRING", "RAW", "BOOL", "NULL", "INT8", "INT16",
+                                         "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"};
+    for (int k = 0; k < K_COUNT; k++) {
+        if (PyModule_AddIntConstant(m, NAMES[k], k) < 0) {
+            Py_DECREF(m);
+            return NULL;
+        }
+    }
+    return m;
+}
