@@ -43,12 +43,15 @@ enum {
     K_UINT16 = 9,
     K_UINT32 = 10,
     K_UINT64 = 11,
-    K_COUNT = 12
+    K_FLOAT = 12,
+    K_COUNT = 13
 };
 
 /* The widest text of a value of each kind, for the fixed-size kinds. */
-static const Py_ssize_t MAX_TEXT[K_COUNT] = {0, 0, 5, 4, 4, 6, 11, 20, 3, 5, 10, 20};
-static const Py_ssize_t WIDTH[K_COUNT] = {0, 0, 0, 0, 1, 2, 4, 8, 1, 2, 4, 8};
+static const Py_ssize_t MAX_TEXT[K_COUNT] = {0, 0, 5, 4, 4, 6, 11, 20, 3, 5, 10, 20, 0};
+static const Py_ssize_t WIDTH[K_COUNT] = {0, 0, 0, 0, 1, 2, 4, 8, 1, 2, 4, 8, 0};
+#define FLOAT_TEXT 32 /* the longest repr of a double: -1.2345678901234567e-308 and less */
+#define FLOAT_DIGITS 17 /* the most significant digits of a double's shortest text */
 
 typedef struct {
     int kind;
@@ -57,7 +60,7 @@ typedef struct {
     int held_key, held_validity, held_values, held_data;
 } Column;
 
-enum { E_NONE = 0, E_MEMORY, E_OFFSETS };
+enum { E_NONE = 0, E_MEMORY, E_OFFSETS, E_FLOAT };
 
 static unsigned char ESCAPE[256]; /* 0: as is; 'u': \u00XX; else the letter after the \ */
 static const char HEX[] = "0123456789abcdef";
@@ -123,8 +126,36 @@ static inline int32_t load_i32(const unsigned char *p) {
     return v;
 }
 
+/* Whether any of the 8 bytes of `w` is a control (< 0x20), a quote or a backslash: the
+ * has-less-than and has-zero tests of "Bit Twiddling Hacks", exact for the word as a whole. */
+static inline int needs_escape8(uint64_t w) {
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t quote = w ^ (ones * '"'), slash = w ^ (ones * '\\');
+    uint64_t found = ((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote)
+                     | ((slash - ones) & ~slash);
+    return (found & high) != 0;
+}
+
+/* Whether any byte of s .. e needs an escape, eight bytes at a time. */
+static inline int needs_escape(const unsigned char *s, const unsigned char *e) {
+    for (; e - s >= 8; s += 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        if (needs_escape8(w)) return 1;
+    }
+    for (; s < e; s++)
+        if (ESCAPE[*s]) return 1;
+    return 0;
+}
+
 static inline char *write_string(char *p, const unsigned char *s, const unsigned char *e) {
     *p++ = '"';
+    if (!needs_escape(s, e)) {  /* most text: one copy */
+        memcpy(p, s, (size_t)(e - s));
+        p += e - s;
+        *p++ = '"';
+        return p;
+    }
     while (s < e) {
         const unsigned char *run = s;
         while (s < e && !ESCAPE[*s]) s++;
@@ -146,6 +177,94 @@ static inline char *write_string(char *p, const unsigned char *s, const unsigned
     return p;
 }
 
+/* Write a double as Python's repr() (json.dumps: NaN, Infinity, -Infinity) from the shortest
+ * text Arrow's cast to string gives it ([-]digits[.digits][e[+-]digits], nan, inf, -inf): the
+ * same digits, placed as repr places them (an exponent when the decimal point would be more
+ * than 16 digits right or 4 left of the first digit, else ".0" after an integral value).
+ * NULL when the text is none of those. */
+static char *write_float(char *p, const unsigned char *s, Py_ssize_t n) {
+    const unsigned char *e = s + n;
+    if (n == 3 && memcmp(s, "nan", 3) == 0) return memcpy(p, "NaN", 3), p + 3;
+    if (n == 4 && memcmp(s, "-nan", 4) == 0) return memcpy(p, "NaN", 3), p + 3;
+    if (n == 3 && memcmp(s, "inf", 3) == 0) return memcpy(p, "Infinity", 8), p + 8;
+    if (n == 4 && memcmp(s, "-inf", 4) == 0) return memcpy(p, "-Infinity", 9), p + 9;
+    char digits[FLOAT_DIGITS];
+    int nd = 0, seen = 0, integral = 1;
+    long decpt = 0, zeros = 0; /* zeros: seen after the last non-zero digit, not yet kept */
+    int negative = s < e && *s == '-';
+    if (negative) s++;
+    for (; s < e; s++) {
+        if (*s == '.' && integral) {
+            integral = 0;
+            continue;
+        }
+        if (*s < '0' || *s > '9') break;
+        seen++;
+        if (integral) decpt++;
+        if (*s == '0') {
+            if (nd == 0) decpt--; /* a leading zero (0.00ddd, 0ddd) is no digit of the value */
+            else zeros++;
+            continue;
+        }
+        if (nd + zeros + 1 > FLOAT_DIGITS) return NULL;
+        memset(digits + nd, '0', (size_t)zeros);
+        nd += (int)zeros;
+        zeros = 0;
+        digits[nd++] = (char)*s;
+    }
+    if (!seen) return NULL;
+    if (s < e && (*s == 'e' || *s == 'E')) {
+        int minus = 0;
+        long exponent = 0;
+        s++;
+        if (s < e && (*s == '+' || *s == '-')) minus = *s++ == '-';
+        if (s == e) return NULL;
+        for (; s < e && *s >= '0' && *s <= '9'; s++) {
+            exponent = exponent * 10 + (*s - '0');
+            if (exponent > 9999) return NULL;
+        }
+        decpt += minus ? -exponent : exponent;
+    }
+    if (s != e) return NULL;
+    if (negative) *p++ = '-';
+    if (nd == 0) return memcpy(p, "0.0", 3), p + 3;
+    if (decpt <= -4 || decpt > 16) {
+        long x = decpt - 1;
+        *p++ = digits[0];
+        if (nd > 1) {
+            *p++ = '.';
+            memcpy(p, digits + 1, (size_t)(nd - 1));
+            p += nd - 1;
+        }
+        *p++ = 'e';
+        *p++ = x < 0 ? '-' : '+';
+        if (x < 0) x = -x;
+        if (x < 10) *p++ = '0';
+        return write_u64(p, (uint64_t)x);
+    }
+    if (decpt <= 0) {
+        memcpy(p, "0.", 2);
+        p += 2;
+        memset(p, '0', (size_t)-decpt);
+        p += -decpt;
+        memcpy(p, digits, (size_t)nd);
+        return p + nd;
+    }
+    if (decpt >= nd) {
+        memcpy(p, digits, (size_t)nd);
+        p += nd;
+        memset(p, '0', (size_t)(decpt - nd));
+        p += decpt - nd;
+        memcpy(p, ".0", 2);
+        return p + 2;
+    }
+    memcpy(p, digits, (size_t)decpt);
+    p += decpt;
+    *p++ = '.';
+    memcpy(p, digits + decpt, (size_t)(nd - decpt));
+    return p + nd - decpt;
+}
+
 /* Write every line; return an E_ code (and the row and column of a bad offset). */
 static int write_lines(Out *out, Column *cols, Py_ssize_t ncols, Py_ssize_t length,
                        const char *end, Py_ssize_t end_len, Py_ssize_t fixed,
@@ -156,7 +275,7 @@ static int write_lines(Out *out, Column *cols, Py_ssize_t ncols, Py_ssize_t leng
             Column *col = &cols[c];
             Py_ssize_t i = col->offset + r;
             int valid = !col->held_validity || bit(col->validity.buf, i);
-            if (col->kind == K_STRING || col->kind == K_RAW) {
+            if (col->kind == K_STRING || col->kind == K_RAW || col->kind == K_FLOAT) {
                 /* the room of the key and of a null is in `fixed` */
                 memcpy(out->buf + out->len, col->key.buf, (size_t)col->key.len);
                 out->len += col->key.len;
@@ -174,7 +293,16 @@ static int write_lines(Out *out, Column *cols, Py_ssize_t ncols, Py_ssize_t leng
                 }
                 const unsigned char *s = (const unsigned char *)col->data.buf + start;
                 Py_ssize_t n = stop - start;
-                if (col->kind == K_RAW) {
+                if (col->kind == K_FLOAT) {
+                    if (!reserve(out, FLOAT_TEXT + fixed)) return E_MEMORY;
+                    char *p = write_float(out->buf + out->len, s, n);
+                    if (p == NULL) {
+                        *bad_row = r;
+                        *bad_col = c;
+                        return E_FLOAT;
+                    }
+                    out->len = p - out->buf;
+                } else if (col->kind == K_RAW) {
                     if (!reserve(out, n + fixed)) return E_MEMORY;
                     memcpy(out->buf + out->len, s, (size_t)n);
                     out->len += n;
@@ -279,7 +407,7 @@ static int column(PyObject *item, Py_ssize_t c, Py_ssize_t length, Column *col) 
     if (col->kind == K_NULL) return 1;
     Py_ssize_t want;
     const char *what = "values";
-    if (col->kind == K_STRING || col->kind == K_RAW) {
+    if (col->kind == K_STRING || col->kind == K_RAW || col->kind == K_FLOAT) {
         want = 4 * (stop + 1);
         what = "offsets";
     } else if (col->kind == K_BOOL) {
@@ -326,6 +454,7 @@ static PyObject *lines(PyObject *self, PyObject *args) {
         if (!column(PySequence_Fast_GET_ITEM(fast, c), c, length, &cols[c])) goto done;
         Column *col = &cols[c];
         Py_ssize_t most = MAX_TEXT[col->kind] > 4 ? MAX_TEXT[col->kind] : 4;
+        if (col->kind == K_FLOAT) estimate += 8 * length; /* a guess: most are short */
         if (col->key.len > PY_SSIZE_T_MAX / 4 || fixed > PY_SSIZE_T_MAX / 4) {
             PyErr_SetString(PyExc_OverflowError, "keys too long");
             goto done;
@@ -360,6 +489,10 @@ static PyObject *lines(PyObject *self, PyObject *args) {
         PyErr_Format(PyExc_ValueError,
                      "column %zd, row %zd: the offsets point outside the data (%zd bytes)",
                      bad_col, bad_row, cols[bad_col].data.len);
+    } else if (err == E_FLOAT) {
+        PyErr_Format(PyExc_ValueError,
+                     "column %zd, row %zd: the text is not the shortest text of a double",
+                     bad_col, bad_row);
     } else {
         result = PyBytes_FromStringAndSize(out.buf, out.len);
     }
@@ -398,7 +531,8 @@ PyMODINIT_FUNC PyInit__jsonl(void) {
     PyObject *m = PyModule_Create(&MODULE);
     if (m == NULL) return NULL;
     static const char *NAMES[K_COUNT] = {"STRING", "RAW", "BOOL", "NULL", "INT8", "INT16",
-                                         "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"};
+                                         "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64",
+                                         "FLOAT"};
     for (int k = 0; k < K_COUNT; k++) {
         if (PyModule_AddIntConstant(m, NAMES[k], k) < 0) {
             Py_DECREF(m);

@@ -379,8 +379,8 @@ def _native_column(values: pa.Array) -> tuple[int, pa.Array]:
         return _jsonl.STRING, _base64_text(values)
     if pa.types.is_decimal(t):
         return _jsonl.RAW, values.cast(pa.string())
-    if pa.types.is_floating(t):
-        return _jsonl.RAW, _json_float(values)
+    if pa.types.is_floating(t):  # Arrow's shortest text, which the writer places as repr does
+        return _jsonl.FLOAT, values.cast(pa.float64()).cast(pa.string())
     return _jsonl.RAW, _python_json(values)  # lists, structs, maps
 
 

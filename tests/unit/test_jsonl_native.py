@@ -299,3 +299,29 @@ def test_offsets_and_validity_of_a_sliced_array_are_honoured():
 def test_a_string_column_without_a_data_buffer_writes_its_empty_values():
     column = (b'{"k":', J.STRING, 0, None, _offsets(0, 0, 0), None)
     assert J.lines(2, [column], b"}\n") == b'{"k":""}\n{"k":""}\n'
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.floats(), min_size=1, max_size=64), st.sampled_from([pa.float64(), pa.float32()])
+)
+def test_floats_of_any_magnitude_are_written_as_repr_writes_them(values, t):
+    # the native writer places Arrow's shortest digits as repr() does, at every magnitude
+    table = pa.table({"f": pa.array(values, pa.float64()).cast(t, safe=False)})
+    assert _jsonl(table, native=True) == to_jsonl(table.to_pylist())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="0123456789.-+eE nafiNx", max_size=8), min_size=1, max_size=8))
+def test_a_float_column_of_text_no_double_has_raises_or_writes_a_number(texts):
+    # the FLOAT kind reads text that Arrow's cast wrote; any other text must not crash it
+    array = pa.array(texts, pa.string())
+    validity, offsets, data = array.buffers()
+    columns = [(b'{"f":', J.FLOAT, 0, validity, offsets, data)]
+    try:
+        out = J.lines(len(texts), columns, b"}\n")
+    except ValueError:
+        return
+    for line in out.splitlines():
+        value = json.loads(line)["f"]
+        assert isinstance(value, float)
