@@ -12,6 +12,8 @@
  * RAW, a bitmap for BOOL, fixed-width integers) and `data` the bytes of STRING and RAW values
  * (or None). Each line is the keys and values of one row followed by `end` (`}\n`).
  *
+ * FLOAT values are the text Arrow's cast to string gives a double, written as repr() places
+ * it; DATE32 values (days since 1970-01-01) are written as Arrow's cast writes them, quoted.
  * STRING values are written as json.dumps(ensure_ascii=False) writes a str: in quotes, with
  * `"` and `\` escaped, \b \f \n \r \t as such and the other controls as \u00XX; nothing else
  * (UTF-8 passes through). RAW values are JSON text already. Integers are written in decimal,
@@ -19,8 +21,9 @@
  *
  * Every buffer is checked against the lengths it must have before a byte is written, and every
  * string offset before its bytes are read: a bad buffer raises ValueError, it never reads out
- * of bounds. The GIL is released while the lines are written (into memory of our own, malloc),
- * so that two threads write the two halves of a batch on two cores.
+ * of bounds. The GIL is released while the lines are written (into the bytes object returned,
+ * which nothing else holds yet), so that two threads write the two halves of a batch on two
+ * cores.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -44,12 +47,15 @@ enum {
     K_UINT32 = 10,
     K_UINT64 = 11,
     K_FLOAT = 12,
-    K_COUNT = 13
+    K_DATE32 = 13,
+    K_COUNT = 14
 };
 
 /* The widest text of a value of each kind, for the fixed-size kinds. */
-static const Py_ssize_t MAX_TEXT[K_COUNT] = {0, 0, 5, 4, 4, 6, 11, 20, 3, 5, 10, 20, 0};
-static const Py_ssize_t WIDTH[K_COUNT] = {0, 0, 0, 0, 1, 2, 4, 8, 1, 2, 4, 8, 0};
+static const Py_ssize_t MAX_TEXT[K_COUNT] = {0, 0, 5, 4, 4, 6, 11, 20, 3, 5, 10, 20, 0, 12};
+static const Py_ssize_t WIDTH[K_COUNT] = {0, 0, 0, 0, 1, 2, 4, 8, 1, 2, 4, 8, 0, 4};
+#define DATE_FIRST (-719162) /* 0001-01-01 in days since 1970-01-01 */
+#define DATE_LAST 2932896    /* 9999-12-31 */
 #define FLOAT_TEXT 32 /* the longest repr of a double: -1.2345678901234567e-308 and less */
 #define FLOAT_DIGITS 17 /* the most significant digits of a double's shortest text */
 
@@ -60,7 +66,7 @@ typedef struct {
     int held_key, held_validity, held_values, held_data;
 } Column;
 
-enum { E_NONE = 0, E_MEMORY, E_OFFSETS, E_FLOAT };
+enum { E_NONE = 0, E_OFFSETS, E_FLOAT, E_DATE };
 
 static unsigned char ESCAPE[256]; /* 0: as is; 'u': \u00XX; else the letter after the \ */
 static const char HEX[] = "0123456789abcdef";
@@ -75,18 +81,56 @@ typedef struct {
     Py_ssize_t len, cap;
 } Out;
 
-/* Make room for `need` more bytes; 0 when memory ran out. */
-static int reserve(Out *out, Py_ssize_t need) {
-    if (need <= out->cap - out->len) return 1;
-    if (need > PY_SSIZE_T_MAX - out->len) return 0;
-    Py_ssize_t want = out->len + need;
-    Py_ssize_t cap = out->cap > PY_SSIZE_T_MAX / 2 ? PY_SSIZE_T_MAX : out->cap * 2;
-    if (cap < want) cap = want;
-    char *buf = realloc(out->buf, (size_t)cap);
-    if (buf == NULL) return 0;
-    out->buf = buf;
-    out->cap = cap;
-    return 1;
+/* Whether `need` more bytes fit. The room is reckoned from the buffers before (see `lines`),
+ * so only offsets that overlap or go backwards under nulls could make it short. */
+static inline int room(const Out *out, Py_ssize_t need) {
+    return need <= out->cap - out->len;
+}
+
+/* Scratch buffers, kept between calls: the lines of a batch are a few MB, and memory the
+ * process takes afresh from the system for each (glibc's malloc maps blocks that large) costs
+ * a page fault per 4 KiB written, more than the writing itself. The lines are written into a
+ * kept buffer and copied into a bytes object of their exact size (a block glibc recycles).
+ * Taken and given back with the GIL held, which guards the list; at most SCRATCH_KEPT are
+ * kept (two threads write the two halves of a batch), none larger than SCRATCH_LARGEST. */
+#define SCRATCH_KEPT 2
+#define SCRATCH_LARGEST ((Py_ssize_t)256 << 20)
+static Out SCRATCH[SCRATCH_KEPT];
+static int scratch_count = 0;
+
+/* Take a buffer of at least `cap` bytes into `out` (len 0); 0 when memory ran out. */
+static int scratch_take(Out *out, Py_ssize_t cap) {
+    out->buf = NULL;
+    out->cap = 0;
+    for (int i = 0; i < scratch_count; i++) {  /* the smallest kept one that fits, else any */
+        if (SCRATCH[i].cap >= cap && (out->buf == NULL || SCRATCH[i].cap < out->cap)) *out = SCRATCH[i];
+    }
+    if (out->buf == NULL && scratch_count > 0) *out = SCRATCH[scratch_count - 1];
+    if (out->buf != NULL) {  /* remove it from the list */
+        for (int i = 0; i < scratch_count; i++) {
+            if (SCRATCH[i].buf == out->buf) {
+                SCRATCH[i] = SCRATCH[--scratch_count];
+                break;
+            }
+        }
+    }
+    if (out->cap < cap) {  /* not realloc: the old bytes need no copy */
+        free(out->buf);
+        out->buf = malloc((size_t)cap);
+        out->cap = out->buf == NULL ? 0 : cap;
+    }
+    out->len = 0;
+    return out->buf != NULL;
+}
+
+static void scratch_give(Out *out) {
+    if (out->buf == NULL) return;
+    if (scratch_count < SCRATCH_KEPT && out->cap <= SCRATCH_LARGEST) {
+        SCRATCH[scratch_count++] = *out;
+    } else {
+        free(out->buf);
+    }
+    out->buf = NULL;
 }
 
 static inline char *write_u64(char *p, uint64_t v) {
@@ -265,12 +309,38 @@ static char *write_float(char *p, const unsigned char *s, Py_ssize_t n) {
     return p + nd - decpt;
 }
 
+/* Write a date32 (days since 1970-01-01, years 1 to 9999) as "YYYY-MM-DD", as Arrow's cast
+ * to string writes it: the civil calendar from days (H. Hinnant's days_from_civil, inverted). */
+static inline char *write_date(char *p, int32_t days) {
+    long z = (long)days + 719468;
+    long era = (z >= 0 ? z : z - 146096) / 146097;
+    long doe = z - era * 146097;
+    long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    long mp = (5 * doy + 2) / 153;
+    long d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+    long y = yoe + era * 400 + (m <= 2);
+    p[0] = '"';
+    memcpy(p + 1, DIGITS + 2 * (y / 100), 2);
+    memcpy(p + 3, DIGITS + 2 * (y % 100), 2);
+    p[5] = '-';
+    memcpy(p + 6, DIGITS + 2 * m, 2);
+    p[8] = '-';
+    memcpy(p + 9, DIGITS + 2 * d, 2);
+    p[11] = '"';
+    return p + 12;
+}
+
 /* Write every line; return an E_ code (and the row and column of a bad offset). */
 static int write_lines(Out *out, Column *cols, Py_ssize_t ncols, Py_ssize_t length,
                        const char *end, Py_ssize_t end_len, Py_ssize_t fixed,
                        Py_ssize_t *bad_row, Py_ssize_t *bad_col) {
     for (Py_ssize_t r = 0; r < length; r++) {
-        if (!reserve(out, fixed)) return E_MEMORY;
+        if (!room(out, fixed)) {
+            *bad_row = r;
+            *bad_col = 0;
+            return E_OFFSETS;
+        }
         for (Py_ssize_t c = 0; c < ncols; c++) {
             Column *col = &cols[c];
             Py_ssize_t i = col->offset + r;
@@ -294,7 +364,6 @@ static int write_lines(Out *out, Column *cols, Py_ssize_t ncols, Py_ssize_t leng
                 const unsigned char *s = (const unsigned char *)col->data.buf + start;
                 Py_ssize_t n = stop - start;
                 if (col->kind == K_FLOAT) {
-                    if (!reserve(out, FLOAT_TEXT + fixed)) return E_MEMORY;
                     char *p = write_float(out->buf + out->len, s, n);
                     if (p == NULL) {
                         *bad_row = r;
@@ -303,12 +372,19 @@ static int write_lines(Out *out, Column *cols, Py_ssize_t ncols, Py_ssize_t leng
                     }
                     out->len = p - out->buf;
                 } else if (col->kind == K_RAW) {
-                    if (!reserve(out, n + fixed)) return E_MEMORY;
+                    if (!room(out, n + fixed)) {
+                        *bad_row = r;
+                        *bad_col = c;
+                        return E_OFFSETS;
+                    }
                     memcpy(out->buf + out->len, s, (size_t)n);
                     out->len += n;
                 } else {
-                    if (n > (PY_SSIZE_T_MAX - fixed - 2) / 6 || !reserve(out, 6 * n + 2 + fixed))
-                        return E_MEMORY;
+                    if (n > (PY_SSIZE_T_MAX - fixed - 2) / 6 || !room(out, 6 * n + 2 + fixed)) {
+                        *bad_row = r;
+                        *bad_col = c;
+                        return E_OFFSETS;
+                    }
                     out->len = write_string(out->buf + out->len, s, s + n) - out->buf;
                 }
                 continue;
@@ -340,6 +416,17 @@ static int write_lines(Out *out, Column *cols, Py_ssize_t ncols, Py_ssize_t leng
             case K_UINT16: { uint16_t x; memcpy(&x, v + 2 * i, 2); p = write_u64(p, x); break; }
             case K_UINT32: { uint32_t x; memcpy(&x, v + 4 * i, 4); p = write_u64(p, x); break; }
             case K_UINT64: { uint64_t x; memcpy(&x, v + 8 * i, 8); p = write_u64(p, x); break; }
+            case K_DATE32: {
+                int32_t x;
+                memcpy(&x, v + 4 * i, 4);
+                if (x < DATE_FIRST || x > DATE_LAST) {
+                    *bad_row = r;
+                    *bad_col = c;
+                    return E_DATE;
+                }
+                p = write_date(p, x);
+                break;
+            }
             }
             out->len = p - out->buf;
         }
@@ -433,7 +520,6 @@ static PyObject *lines(PyObject *self, PyObject *args) {
     PyObject *fast = NULL;
     Column *cols = NULL;
     Py_ssize_t ncols = 0, taken = 0;
-    Out out = {NULL, 0, 0};
     PyObject *result = NULL;
     if (length < 0) {
         PyErr_SetString(PyExc_ValueError, "a negative length");
@@ -447,34 +533,34 @@ static PyObject *lines(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
-    /* `fixed`: the room a row takes at most, but for the text of its non-null strings */
-    Py_ssize_t fixed = end.len, estimate = 0;
+    /* `fixed`: the room a row takes at most, but for the text of its non-null strings and raw
+     * values, which the spans of their offsets bound (six bytes for one: \u00XX) */
+    Py_ssize_t fixed = end.len, bound = 0;
+    const Py_ssize_t limit = PY_SSIZE_T_MAX / 4;
     for (Py_ssize_t c = 0; c < ncols; c++) {
         taken = c + 1;
         if (!column(PySequence_Fast_GET_ITEM(fast, c), c, length, &cols[c])) goto done;
         Column *col = &cols[c];
         Py_ssize_t most = MAX_TEXT[col->kind] > 4 ? MAX_TEXT[col->kind] : 4;
-        if (col->kind == K_FLOAT) estimate += 8 * length; /* a guess: most are short */
-        if (col->key.len > PY_SSIZE_T_MAX / 4 || fixed > PY_SSIZE_T_MAX / 4) {
-            PyErr_SetString(PyExc_OverflowError, "keys too long");
-            goto done;
-        }
+        if (col->kind == K_FLOAT) most = FLOAT_TEXT;
+        if (col->key.len > limit || fixed > limit) goto too_large;
         fixed += col->key.len + most;
         if ((col->kind == K_STRING || col->kind == K_RAW) && length) {
             const unsigned char *o = col->values.buf;
             Py_ssize_t span = (Py_ssize_t)load_i32(o + 4 * (col->offset + length))
                               - load_i32(o + 4 * col->offset);
-            if (span > 0 && span < PY_SSIZE_T_MAX / 4) estimate += span;
+            if (span > 0) bound += (col->kind == K_STRING ? 6 : 1) * span; /* < 2^35 each */
+            if (bound > limit) goto too_large;
         }
     }
-    if (length && fixed > (PY_SSIZE_T_MAX / 2 - estimate) / length) {
-        PyErr_NoMemory();
+    if (length && fixed > (limit - bound) / (length + 1)) goto too_large;
+    bound += fixed * (length + 1); /* a row more: the room each value asks for beyond its own */
+    if (length == 0) {
+        result = PyBytes_FromStringAndSize(NULL, 0);
         goto done;
     }
-    estimate += fixed * length;
-    out.cap = estimate > 0 ? estimate : 1;
-    out.buf = malloc((size_t)out.cap);
-    if (out.buf == NULL) {
+    Out out;
+    if (!scratch_take(&out, bound)) {
         PyErr_NoMemory();
         goto done;
     }
@@ -483,21 +569,26 @@ static PyObject *lines(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     err = write_lines(&out, cols, ncols, length, end.buf, end.len, fixed, &bad_row, &bad_col);
     Py_END_ALLOW_THREADS
-    if (err == E_MEMORY) {
-        PyErr_NoMemory();
-    } else if (err == E_OFFSETS) {
+    if (err == E_OFFSETS) {
         PyErr_Format(PyExc_ValueError,
-                     "column %zd, row %zd: the offsets point outside the data (%zd bytes)",
+                     "column %zd, row %zd: the offsets point outside the data (%zd bytes), "
+                     "overlap or go backwards",
                      bad_col, bad_row, cols[bad_col].data.len);
     } else if (err == E_FLOAT) {
         PyErr_Format(PyExc_ValueError,
                      "column %zd, row %zd: the text is not the shortest text of a double",
                      bad_col, bad_row);
+    } else if (err == E_DATE) {
+        PyErr_Format(PyExc_ValueError,
+                     "column %zd, row %zd: a date outside the years 1 to 9999", bad_col, bad_row);
     } else {
         result = PyBytes_FromStringAndSize(out.buf, out.len);
     }
+    scratch_give(&out);
+    goto done;
+too_large:
+    PyErr_SetString(PyExc_OverflowError, "the lines of this batch would be too large");
 done:
-    free(out.buf);
     if (cols != NULL) {
         release(cols, taken);
         free(cols);
@@ -532,7 +623,7 @@ PyMODINIT_FUNC PyInit__jsonl(void) {
     if (m == NULL) return NULL;
     static const char *NAMES[K_COUNT] = {"STRING", "RAW", "BOOL", "NULL", "INT8", "INT16",
                                          "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64",
-                                         "FLOAT"};
+                                         "FLOAT", "DATE32"};
     for (int k = 0; k < K_COUNT; k++) {
         if (PyModule_AddIntConstant(m, NAMES[k], k) < 0) {
             Py_DECREF(m);

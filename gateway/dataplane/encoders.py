@@ -366,6 +366,8 @@ def _native_column(values: pa.Array) -> tuple[int, pa.Array]:
         values, t = values.dictionary_decode(), t.value_type
     if pa.types.is_string(t):
         return _jsonl.STRING, values
+    if pa.types.is_date32(t) and _dates_written_natively(values):
+        return _jsonl.DATE32, values
     if pa.types.is_large_string(t) or pa.types.is_string_view(t) or pa.types.is_temporal(t):
         return _jsonl.STRING, values.cast(pa.string())
     if pa.types.is_integer(t):
@@ -382,6 +384,17 @@ def _native_column(values: pa.Array) -> tuple[int, pa.Array]:
     if pa.types.is_floating(t):  # Arrow's shortest text, which the writer places as repr does
         return _jsonl.FLOAT, values.cast(pa.float64()).cast(pa.string())
     return _jsonl.RAW, _python_json(values)  # lists, structs, maps
+
+
+def _dates_written_natively(values: pa.Array) -> bool:
+    """Return whether every date32 is of the years 1 to 9999 (the writer's; Arrow's text of
+    the others is left to Arrow's cast)."""
+    bounds = pc.min_max(values.view(pa.int32()))
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    return low is None or (_DATE_FIRST <= low and high <= _DATE_LAST)
+
+
+_DATE_FIRST, _DATE_LAST = -719162, 2932896  # 0001-01-01 and 9999-12-31, days since 1970
 
 
 def _native_lines(batch: pa.RecordBatch, order: list[int], keys: list[bytes]) -> bytes:

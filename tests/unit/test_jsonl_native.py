@@ -325,3 +325,19 @@ def test_a_float_column_of_text_no_double_has_raises_or_writes_a_number(texts):
     for line in out.splitlines():
         value = json.loads(line)["f"]
         assert isinstance(value, float)
+
+
+def test_dates_of_every_year_are_written_as_arrows_text_and_outside_1_to_9999_by_its_cast():
+    days = [-719162, -1, 0, 59, 60, 11016, 2932896, None]  # 0001-01-01 .. 9999-12-31, leap days
+    inside = pa.table({"d": pa.array(days, pa.int32()).view(pa.date32())}).slice(1)
+    beyond = pa.table({"d": pa.array([-719163, 2932897, 0], pa.int32()).view(pa.date32())})
+    for table in (inside, beyond):
+        text = table.column("d").cast(pa.string()).to_pylist()
+        assert (
+            _jsonl(table, native=True)
+            == _jsonl(table, native=False)
+            == to_jsonl([{"d": v} for v in text])
+        )
+    bad = pa.array([2932897], pa.int32()).buffers()[1]
+    with pytest.raises(ValueError):
+        J.lines(1, [(b'{"d":', J.DATE32, 0, None, bad, None)], b"}\n")
