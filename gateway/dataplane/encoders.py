@@ -10,10 +10,19 @@ drive one:
     enc.rows, enc.bytes, enc.sha256
 
 JSON Lines are the same bytes as `gateway.exchanges.obligations.to_jsonl` of the same rows (one
-compact JSON object per line, keys sorted, UTF-8 unescaped), built column-wise with Arrow compute
-for strings, integers and booleans. Values JSON has no type for: dates, times and timestamps are
-written as the ISO 8601 text Arrow casts them to (`2024-01-01`, `2024-01-01 10:00:00.000000`),
-decimals as JSON numbers of their exact text, binary as base64 text.
+compact JSON object per line, keys sorted, UTF-8 unescaped). Values JSON has no type for: dates,
+times and timestamps are written as the ISO 8601 text Arrow casts them to (`2024-01-01`,
+`2024-01-01 10:00:00.000000`), decimals as JSON numbers of their exact text, binary as base64
+text.
+
+Two writers make those bytes. The native one (`gateway/dataplane/_jsonl.c`, built by setup.py
+where a C compiler is) writes the lines of a batch in C from the columns' Arrow buffers, the GIL
+released: strings escaped as json.dumps does, integers, booleans and date32 from their values,
+floats from Arrow's shortest text placed as repr() places it; decimals, times, timestamps and
+nested values are prepared here as JSON text. The pure one builds the lines column-wise with
+Arrow compute (`_json_value`, `binary_join_element_wise`). `JsonLinesEncoder` takes the native
+writer when it was built, unless `DSGW_JSONL_NATIVE=0`; the process logs which one it uses
+(`jsonl encoder`, writer native or python) when it first writes JSON Lines.
 """
 
 from __future__ import annotations
