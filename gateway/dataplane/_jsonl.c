@@ -234,7 +234,7 @@ static char *write_float(char *p, const unsigned char *s, Py_ssize_t n) {
     if (n == 4 && memcmp(s, "-inf", 4) == 0) return memcpy(p, "-Infinity", 9), p + 9;
     char digits[FLOAT_DIGITS];
     int nd = 0, seen = 0, integral = 1;
-    long decpt = 0, zeros = 0; /* zeros: seen after the last non-zero digit, not yet kept */
+    int64_t decpt = 0, zeros = 0; /* zeros: seen after the last non-zero digit, not kept yet */
     int negative = s < e && *s == '-';
     if (negative) s++;
     for (; s < e; s++) {
@@ -273,7 +273,7 @@ static char *write_float(char *p, const unsigned char *s, Py_ssize_t n) {
     if (negative) *p++ = '-';
     if (nd == 0) return memcpy(p, "0.0", 3), p + 3;
     if (decpt <= -4 || decpt > 16) {
-        long x = decpt - 1;
+        int64_t x = decpt - 1;
         *p++ = digits[0];
         if (nd > 1) {
             *p++ = '.';
