@@ -66,13 +66,21 @@ ensure_python() {
     dsgw_die "no Python 3.11+ found (tried 'python3.11' and 'python3' on PATH); install one, e.g. 'apt-get install python3 python3-venv' on Debian 12"
 }
 
+# Prints the hash of what `pip install -e .` builds from: pyproject.toml, setup.py and the C
+# extension's source, so that a changed C file is rebuilt on the next run.
+dsgw_install_inputs() {
+    (cd "$DSGW_ROOT" && { cat pyproject.toml setup.py gateway/dataplane/_jsonl.c 2>/dev/null || true; }) \
+        | sha256sum | cut -d' ' -f1
+}
+
 # Creates .venv (when missing or broken) and installs the project with its test extras into
-# it whenever the venv is new or pyproject.toml changed since the last install.
+# it whenever the venv is new or what it builds from (dsgw_install_inputs) changed since the
+# last install.
 ensure_venv() {
     local venv="$DSGW_ROOT/.venv"
     local stamp="$venv/.dsgw-installed"
     local want have=""
-    want="$(sha256sum "$DSGW_ROOT/pyproject.toml" | cut -d' ' -f1)"
+    want="$(dsgw_install_inputs)"
     if dsgw_python_ok "$venv/bin/python" && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
         return 0
     fi

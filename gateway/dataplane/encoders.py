@@ -10,10 +10,19 @@ drive one:
     enc.rows, enc.bytes, enc.sha256
 
 JSON Lines are the same bytes as `gateway.exchanges.obligations.to_jsonl` of the same rows (one
-compact JSON object per line, keys sorted, UTF-8 unescaped), built column-wise with Arrow compute
-for strings, integers and booleans. Values JSON has no type for: dates, times and timestamps are
-written as the ISO 8601 text Arrow casts them to (`2024-01-01`, `2024-01-01 10:00:00.000000`),
-decimals as JSON numbers of their exact text, binary as base64 text.
+compact JSON object per line, keys sorted, UTF-8 unescaped). Values JSON has no type for: dates,
+times and timestamps are written as the ISO 8601 text Arrow casts them to (`2024-01-01`,
+`2024-01-01 10:00:00.000000`), decimals as JSON numbers of their exact text, binary as base64
+text.
+
+Two writers make those bytes. The native one (`gateway/dataplane/_jsonl.c`, built by setup.py
+where a C compiler is) writes the lines of a batch in C from the columns' Arrow buffers, the GIL
+released: strings escaped as json.dumps does, integers, booleans and date32 from their values,
+floats from Arrow's shortest text placed as repr() places it; decimals, times, timestamps and
+nested values are prepared here as JSON text. The pure one builds the lines column-wise with
+Arrow compute (`_json_value`, `binary_join_element_wise`). `JsonLinesEncoder` takes the native
+writer when it was built, unless `DSGW_JSONL_NATIVE=0`; the process logs which one it uses
+(`jsonl encoder`, writer native or python) when it first writes JSON Lines.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.ipc as pa_ipc
 import pyarrow.parquet as pq
+import structlog
 
 from gateway.dataplane.errors import not_acceptable, source_unavailable
 from gateway.dataplane.stream import BatchStream, prefetch
@@ -296,12 +306,15 @@ class JsonLinesEncoder(Encoder):
             ("{" if n == 0 else ",") + json.dumps(names[i], ensure_ascii=False) + ":"
             for n, i in enumerate(self._order)
         ]
+        self._native = native_jsonl()
+        self._key_bytes = [key.encode() for key in self._keys]
 
     def _batch(self, batch: pa.RecordBatch) -> bytes:
         if not self._order:
             return b"{}\n" * batch.num_rows
         if batch.num_rows >= 2 * SPLIT_ROWS and (os.cpu_count() or 1) > 1:
-            # Two halves at once: Arrow's kernels release the GIL, so a second core writes one.
+            # Two halves at once: Arrow's kernels and the native writer release the GIL, so a
+            # second core writes one.
             half = batch.num_rows // 2
             later = _helper().submit(self._lines, batch.slice(half))
             first = self._lines(batch.slice(0, half))
@@ -309,6 +322,8 @@ class JsonLinesEncoder(Encoder):
         return self._lines(batch)
 
     def _lines(self, batch: pa.RecordBatch) -> bytes:
+        if self._native:
+            return _native_lines(batch, self._order, self._key_bytes)
         parts: list = []
         literal = ""  # the text between two values: a key, and a string's closing quote
         for key, i in zip(self._keys, self._order, strict=True):
@@ -319,6 +334,92 @@ class JsonLinesEncoder(Encoder):
         _validity, offsets, data = line.buffers()
         ends = memoryview(offsets).cast("i")
         return data[ends[line.offset] : ends[line.offset + len(line)]].to_pybytes()
+
+
+# -- JSON Lines, native (gateway/dataplane/_jsonl.c) -----------------------------------------
+
+try:  # built by `pip install` where a C compiler is (setup.py: optional)
+    from gateway.dataplane import _jsonl
+except ImportError:  # pragma: no cover - a machine without a compiler: the pure path
+    _jsonl = None
+
+_log = structlog.get_logger("gateway.dataplane")
+_LOGGED: set[str] = set()
+
+
+def native_jsonl() -> bool:
+    """Return whether JSON Lines are written by the native writer: it was built and
+    `DSGW_JSONL_NATIVE` is not 0 (which forces the pure path, for comparison)."""
+    use = _jsonl is not None and os.environ.get("DSGW_JSONL_NATIVE", "1").strip() != "0"
+    mode = "native" if use else "python"
+    if mode not in _LOGGED:  # once per process and mode: which writer serves JSON Lines
+        _LOGGED.add(mode)
+        _log.info("jsonl encoder", writer=mode, built=_jsonl is not None)
+    return use
+
+
+def _base64_text(values: pa.Array) -> pa.Array:
+    return pa.array(
+        [None if v is None else base64.b64encode(v).decode() for v in values.to_pylist()],
+        pa.string(),
+    )
+
+
+def _native_column(values: pa.Array) -> tuple[int, pa.Array]:
+    """Return (kind, array) for the native writer: string kinds as `string`, integers and
+    booleans as they are, and the JSON text ("raw") of the kinds the pure path writes as text
+    already (floats, decimals, nested values)."""
+    assert _jsonl is not None
+    t = values.type
+    if pa.types.is_dictionary(t):
+        values, t = values.dictionary_decode(), t.value_type
+    if pa.types.is_string(t):
+        return _jsonl.STRING, values
+    if pa.types.is_date32(t) and _dates_written_natively(values):
+        return _jsonl.DATE32, values
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t) or pa.types.is_temporal(t):
+        return _jsonl.STRING, values.cast(pa.string())
+    if pa.types.is_integer(t):
+        kind = ("UINT" if pa.types.is_unsigned_integer(t) else "INT") + str(t.bit_width)
+        return getattr(_jsonl, kind), values
+    if pa.types.is_boolean(t):
+        return _jsonl.BOOL, values
+    if pa.types.is_null(t):
+        return _jsonl.NULL, values
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        return _jsonl.STRING, _base64_text(values)
+    if pa.types.is_decimal(t):
+        return _jsonl.RAW, values.cast(pa.string())
+    if pa.types.is_floating(t):  # Arrow's shortest text, which the writer places as repr does
+        return _jsonl.FLOAT, values.cast(pa.float64()).cast(pa.string())
+    return _jsonl.RAW, _python_json(values)  # lists, structs, maps
+
+
+def _dates_written_natively(values: pa.Array) -> bool:
+    """Return whether every date32 is of the years 1 to 9999 (the writer's; Arrow's text of
+    the others is left to Arrow's cast)."""
+    bounds = pc.min_max(values.view(pa.int32()))
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    return low is None or (_DATE_FIRST <= low and high <= _DATE_LAST)
+
+
+_DATE_FIRST, _DATE_LAST = -719162, 2932896  # 0001-01-01 and 9999-12-31, days since 1970
+
+
+def _native_lines(batch: pa.RecordBatch, order: list[int], keys: list[bytes]) -> bytes:
+    """Return the JSON Lines of `batch` written by the native writer (the GIL released)."""
+    assert _jsonl is not None
+    columns = []
+    for key, i in zip(keys, order, strict=True):
+        kind, values = _native_column(batch.column(i))
+        buffers = values.buffers()
+        if kind == _jsonl.NULL:
+            validity = main = data = None
+        else:
+            validity, main, *rest = buffers
+            data = rest[0] if rest else None
+        columns.append((key, kind, values.offset, validity, main, data))
+    return _jsonl.lines(batch.num_rows, columns, b"}\n")
 
 
 # -- CSV, Arrow IPC, Parquet -----------------------------------------------------------------

@@ -13,6 +13,11 @@ encoded byte of a row (target < 100 ms; measured after the first chunk of one st
 same process, as in a gateway that has served before; with the CPU time the process spent to
 it, which a loaded machine does not inflate) and peak RSS (target < 300 MB, flat in
 the rows).
+With the Parquet source it also times the JSON Lines encoder alone, on the file's first 1M
+rows in memory (unmasked, batches of the data plane's default size): the native writer
+(gateway/dataplane/_jsonl.c) and the pure Arrow-compute path (`DSGW_JSONL_NATIVE=0`), wall and
+CPU seconds per 1M rows (CPU: all threads, the two halves of a batch are written at once), and
+whether their bytes are the same.
 `--repeat` runs each pair again and keeps the best of each (TTFB: best/worst): the machine is
 shared.
 
@@ -103,6 +108,55 @@ def _compare(label: str, direct, stream, formats: list[str], repeat: int) -> lis
     return lines
 
 
+def _encoder_alone(path: Path, repeat: int) -> None:
+    """Print the JSON Lines encoder's own cost per 1M rows, native and pure (see the docstring)."""
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    from gateway.dataplane import DEFAULT_BATCH_SIZE, encoders
+
+    table = pq.read_table(path)
+    table = table.slice(0, min(table.num_rows, 1_000_000))
+    batches = table.to_batches(max_chunksize=DEFAULT_BATCH_SIZE)
+    per = 1_000_000 / table.num_rows
+    print(f"\nJSON Lines encoder alone ({table.num_rows:,} rows in memory, unmasked)")
+    print(f"  {'writer':<8}{'wall s/1M':>11}{'CPU s/1M':>10}{'MiB/s':>9}  sha256")
+    digests = {}
+    before = os.environ.get("DSGW_JSONL_NATIVE")
+    try:
+        for writer, flag in (("native", "1"), ("pure", "0")):
+            os.environ["DSGW_JSONL_NATIVE"] = flag
+            if encoders.JsonLinesEncoder(table.schema)._native != (flag == "1"):
+                print(f"  {writer:<8}not built (setup.py: no C compiler?)")
+                continue
+            best = None
+            for _ in range(repeat):
+                enc = encoders.JsonLinesEncoder(table.schema)
+                digest = hashlib.sha256()
+                t0, c0 = time.perf_counter(), time.process_time()
+                for batch in batches:
+                    digest.update(enc.batch(batch))
+                run = (time.perf_counter() - t0, time.process_time() - c0, enc.bytes)
+                best = run if best is None or run[0] < best[0] else best
+            assert best is not None
+            wall, cpu, size = best
+            digests[writer] = digest.hexdigest()
+            print(
+                f"  {writer:<8}{wall * per:>11.2f}{cpu * per:>10.2f}"
+                f"{size / 2**20 / wall:>9,.0f}  {digests[writer][:16]}",
+                flush=True,
+            )
+    finally:
+        if before is None:
+            os.environ.pop("DSGW_JSONL_NATIVE", None)
+        else:
+            os.environ["DSGW_JSONL_NATIVE"] = before
+    if len(digests) == 2:
+        same = "the same bytes" if len(set(digests.values())) == 1 else "DIFFERENT BYTES"
+        print(f"  native and pure: {same}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -151,6 +205,7 @@ def main() -> None:
             formats,
             args.repeat,
         )
+        _encoder_alone(path, args.repeat)
     if "postgresql" in sources:
         with PostgresCluster() as pg:
             pg.create_database("holder")
