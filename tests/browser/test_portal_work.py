@@ -339,6 +339,7 @@ def test_the_merchant_and_holder_pages_list_their_own_statements_each_a_link_to_
         expect(rows).to_contain_text(period)
         expect(rows).to_contain_text(f"¥{earns // 100:,}.{earns % 100:02d}")
         expect(page.locator("#statement-period")).to_be_visible()  # a month by its field, too
+        expect(page.get_by_text("加载中…")).to_have_count(0)  # every list read, page by page
         pages.shot(page, f"{role}-statements")
         page.click(f"[data-statement='stm_{period}_{me}']")
         page.wait_for_selector("#statement-hash")
