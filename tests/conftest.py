@@ -6,6 +6,7 @@ DSGW_TEST_DATABASES (default "sqlite") lists the engines every database test run
 
 import os
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,30 +36,44 @@ def pg_cluster():
         yield cluster
 
 
-@pytest.fixture(params=DATABASES)
-def database_url(request, tmp_path: Path):
-    """A fresh, empty database of each configured engine."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'gateway.db'}"
+@contextmanager
+def fresh_database(engine: str, folder: Path, request):
+    """Yield the URL of a fresh, empty database of `engine` (sqlite: a file in `folder`)."""
+    if engine == "sqlite":
+        yield f"sqlite:///{folder / 'gateway.db'}"
         return
     cluster = request.getfixturevalue("pg_cluster")
     name = f"t_{uuid.uuid4().hex[:12]}"
     cluster.create_database(name)
-    yield cluster.url(name)
-    cluster.drop_database(name)
+    try:
+        yield cluster.url(name)
+    finally:
+        cluster.drop_database(name)
 
 
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str, opa_server: OpaServer) -> Settings:
+def gateway_settings(folder: Path, database_url: str, opa_url: str) -> Settings:
+    """The settings of a test's gateway: its state in `folder`, the suite's OPA."""
     return Settings(
-        state_dir=tmp_path / "state",
+        state_dir=folder / "state",
         database_url=database_url,
-        opa_url=opa_server.url,
+        opa_url=opa_url,
         issuer=BASE_URL,
         # The suite's S3 and HTTP sinks listen on loopback (the gateway's own OPA and
         # database stay refused whatever is allowed).
         sink_allowed_networks="127.0.0.0/8",
     )
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request, tmp_path: Path):
+    """A fresh, empty database of each configured engine."""
+    with fresh_database(request.param, tmp_path, request) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, opa_server: OpaServer) -> Settings:
+    return gateway_settings(tmp_path, database_url, opa_server.url)
 
 
 @pytest.fixture
@@ -73,6 +88,34 @@ def gateway(settings: Settings):
 def client(gateway) -> TestClient:
     with TestClient(create_app(gateway=gateway), base_url=BASE_URL) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def module_gateway(request, tmp_path_factory, opa_server):
+    """One gateway of each engine for a whole test file, for files of many requests that need
+    no fresh state each (a world built for each of them was most of their time)."""
+    folder = tmp_path_factory.mktemp("module")
+    with fresh_database(request.param, folder, request) as url:
+        gw = build_gateway(gateway_settings(folder, url, opa_server.url))
+        try:
+            yield gw
+        finally:
+            gw.policy.close()
+            gw.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def module_client(module_gateway) -> TestClient:
+    with TestClient(create_app(gateway=module_gateway), base_url=BASE_URL) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def module_world(module_client, module_gateway):
+    """The demo's cast on `module_gateway`, built once per file and engine."""
+    from tests.e2e.world import build_world
+
+    return build_world(module_client, module_gateway.settings.state_dir)
 
 
 # -- where the suite's time goes ----------------------------------------------------------------

@@ -11,12 +11,24 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.exchanges.models import Decision
-from tests.e2e.world import OFFER, PURPOSE, build_world
+from tests.e2e.world import OFFER, PURPOSE
 
 
 @pytest.fixture
-def world(client, settings):
-    return build_world(client, settings.state_dir)
+def world(module_world):
+    """One cast per engine for the file (tests/conftest.py): every test here is refused, or
+    makes its own contract; those that say nothing is stored compare before with after."""
+    return module_world
+
+
+@pytest.fixture
+def gateway(module_gateway):
+    return module_gateway
+
+
+@pytest.fixture
+def client(module_client):
+    return module_client
 
 
 def _decisions(gateway) -> int:
