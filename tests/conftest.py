@@ -7,6 +7,7 @@ DSGW_TEST_DATABASES (default "sqlite") lists the engines every database test run
 import os
 import uuid
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -96,7 +97,10 @@ def module_gateway(request, tmp_path_factory, opa_server):
     no fresh state each (a world built for each of them was most of their time)."""
     folder = tmp_path_factory.mktemp("module")
     with fresh_database(request.param, folder, request) as url:
-        gw = build_gateway(gateway_settings(folder, url, opa_server.url))
+        # Tokens for the whole file: it may outlast the default 15 minutes on a loaded machine,
+        # and fetching one for each test would meet the token route's rate limit.
+        settings = replace(gateway_settings(folder, url, opa_server.url), token_ttl_seconds=14400)
+        gw = build_gateway(settings)
         try:
             yield gw
         finally:

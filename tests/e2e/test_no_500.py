@@ -67,8 +67,6 @@ def _operations():
 def world(module_world):
     """One cast per engine for the whole file (tests/conftest.py): junk changes nothing a later
     operation needs (its requests are refused, or make what any gateway may hold)."""
-    for party in (module_world.admin, module_world.consumer):
-        party._token = None  # a fresh token for each operation: the file outlasts one's life
     return module_world
 
 
