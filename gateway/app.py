@@ -34,6 +34,7 @@ from gateway.dsp.views import routers as dsp_routers
 from gateway.evidence import sequencer
 from gateway.evidence.service import check_signing_key, checkpoint_info, record
 from gateway.evidence.views import router as ledger_router
+from gateway.exchanges.fast import ExchangeFastPath
 from gateway.exchanges.views import router as exchanges_router
 from gateway.federation.views import routers as federation_routers
 from gateway.negotiation.views import router as contracts_router
@@ -120,6 +121,8 @@ def api() -> FastAPI:
     install_handlers(app)
     openapi.install(app)
     openapi.install_docs(app)
+    # Innermost of ours: a well-formed JSON exchange is answered without FastAPI's routing.
+    app.add_middleware(ExchangeFastPath)
     app.add_middleware(InputGuard)
     # Outermost: a client over its limits is refused before its body is even read.
     app.add_middleware(RateLimit)

@@ -80,8 +80,25 @@ def pull(
         )
         return streaming_reply(gateway, transfer, chunks, enc)
 
+    return json_pull(session, gateway, subject=me, body=body, key=idempotency_key,
+                     preloaded=preloaded)  # fmt: skip
+
+
+def json_pull(
+    session: Session,
+    gateway: Gateway,
+    *,
+    subject: Participant,
+    body: ExchangeRequest,
+    key: str | None,
+    preloaded: flows.Preloaded | None,
+) -> Response:
+    """Run an exchange whose reply is JSON (one page, a file, a compute answer), retried safely
+    under `key`; return its reply, rendered to bytes once (here, in the request's thread)."""
+
     def work():
-        result = flows.exchange(session, gateway, subject=me, request=body, preloaded=preloaded)
+        result = flows.exchange(session, gateway, subject=subject, request=body,
+                                preloaded=preloaded)  # fmt: skip
         return 200, lambda: result.model_dump(mode="json"), result.exchange_id, result
 
     def replay(row: idempotency.IdempotencyKey) -> ExchangeResult:
@@ -90,9 +107,9 @@ def pull(
 
     result = idempotency.run(
         session,
-        subject_id=me.id,
+        subject_id=subject.id,
         route="POST /exchanges",
-        key=idempotency_key,
+        key=key,
         body=(lambda: body.model_dump(mode="json")),
         work=work,
         replay=replay,

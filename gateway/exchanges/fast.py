@@ -1,0 +1,169 @@
+"""The exchange route's fast path: `POST /exchanges` answered without FastAPI's routing.
+
+An exchange is the gateway's hot path. FastAPI's routing, dependency solving and the thread hop
+of each of its layers cost about a tenth of an exchange's CPU: this pure ASGI middleware, the
+innermost of the app's own (inside the metrics, the rate limit and the input guard), answers a
+well-formed JSON exchange itself, with the same code the route runs (views.json_pull) in one
+worker thread of the same pool.
+
+It answers only what it is sure to answer exactly as the route would; anything else goes on to
+the route, untouched, with the body it read: a request without a bearer token or with one that
+does not verify, a body that is not a JSON object the route's model accepts, a content type
+other than JSON, an `Accept` that asks for a data format (a streamed pull), an
+`Idempotency-Key` longer than the route takes. Every problem raised while it runs the exchange
+is rendered by the app's own exception handlers, so a refusal is the same problem+json either
+way (tests/e2e/test_exchange_fast_path.py compares the two).
+"""
+
+import inspect
+import json
+from typing import Any
+
+import anyio.to_thread
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.auth.views import participant_of
+from gateway.context import Gateway
+from gateway.core.db import session_scope
+from gateway.core.errors import Problem
+from gateway.dataplane.encoders import preferred_data_format
+from gateway.exchanges import flows
+from gateway.exchanges.models import ExchangeRequest
+from gateway.exchanges.views import JSON_REPLY, json_pull, router
+
+PATH = "/exchanges"
+MAX_KEY = 200  # the route's Idempotency-Key max_length
+
+
+class ExchangeFastPath:
+    """Pure ASGI middleware: a well-formed JSON `POST /exchanges`, answered directly."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        # The route it answers for, in the scope as the router puts it (the metrics' label).
+        self._route = next(
+            r
+            for r in router.routes
+            if r.path == PATH and "POST" in r.methods  # type: ignore[attr-defined]
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or _route_path(scope) != PATH:
+            await self.app(scope, receive, send)
+            return
+        body, disconnected = await _read_body(receive)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        if disconnected:
+            await self.app(scope, replay, send)
+            return
+        app = scope.get("app")
+        request = _parse(scope, body, app)
+        if request is None:  # not sure to answer it as the route would: the route answers
+            await self.app(scope, replay, send)
+            return
+        claims, exchange, key = request
+        gateway: Gateway = app.state.gateway
+        scope["route"] = self._route
+
+        def work():
+            # As the route: the preload, the participant, then the JSON exchange (views).
+            with session_scope(gateway.sessions) as session:
+                preloaded = flows.preload(
+                    session, subject_id=claims["sub"], contract_id=exchange.contract_id
+                )
+                me = participant_of(session, claims)
+                return json_pull(session, gateway, subject=me, body=exchange, key=key,
+                                 preloaded=preloaded)  # fmt: skip
+
+        try:
+            response = await anyio.to_thread.run_sync(work)
+        except Exception as exc:
+            handler = _handler_of(app, exc)
+            if handler is None:
+                raise  # as from the route: the server error middleware answers it
+            response = handler(Request(scope, replay), exc)
+            if inspect.isawaitable(response):
+                response = await response
+        await response(scope, replay, send)
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """Return the request's whole body (the input guard has read and capped it already), and
+    whether the client left before sending it."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"".join(chunks), True
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks), False
+
+
+def _route_path(scope: Scope) -> str:
+    """Return the request's path below the app's root path, as Starlette's router matches it."""
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
+        return path[len(root) :]
+    return path
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """Return the first value of header `name` (lower case), as Starlette decodes it."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _parse(
+    scope: Scope, body: bytes, app: Any
+) -> tuple[dict[str, Any], ExchangeRequest, str | None] | None:
+    """Return (claims, request, Idempotency-Key) when the route would run the JSON exchange on
+    this request with no problem before it; else None (the route then says what is wrong)."""
+    if app is None or getattr(app.state, "gateway", None) is None:
+        return None
+    accept = _header(scope, b"accept")
+    if preferred_data_format(accept, besides=JSON_REPLY) is not None:
+        return None  # a streamed pull (or compute, which refuses it): the route's
+    content_type = _header(scope, b"content-type")
+    if content_type is not None and content_type.split(";")[0].strip().lower() != (
+        "application/json"
+    ):
+        return None
+    key = _header(scope, b"idempotency-key")
+    if key is not None and len(key) > MAX_KEY:
+        return None
+    authorization = _header(scope, b"authorization") or ""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    try:
+        exchange = ExchangeRequest.model_validate(json.loads(body))
+    except (ValueError, ValidationError, RecursionError):
+        return None
+    try:
+        claims = app.state.issuer.verify(token)
+    except Problem:
+        return None
+    return claims, exchange, key
+
+
+def _handler_of(app: Any, exc: Exception):
+    """Return the app's handler of `exc` (by its class, most specific first), as Starlette's
+    exception middleware finds it; None when the app has none."""
+    handlers = app.exception_handlers
+    for cls in type(exc).__mro__:
+        if cls in handlers and cls is not Exception:
+            return handlers[cls]
+    return None
