@@ -2,11 +2,14 @@
 
 import random
 import re
+from datetime import date, datetime
+from decimal import Decimal
 
 import pyarrow as pa
 import pytest
 
 from gateway.dataplane import WATERMARK_COLUMN, BatchStream, Obligations, apply, mask_array
+from gateway.dataplane.obligations import SMALL
 from gateway.exchanges.obligations import mask_value
 
 # The reference the vectorised masks are held to: the row-by-row shapes of
@@ -146,3 +149,30 @@ def test_vectorised_mask_shortcuts_equal_the_reference(kind, values):
     out = mask_array(pa.array(values, pa.string()), kind)
     assert out.type == pa.string()
     assert out.to_pylist() == [mask_value(v, kind) for v in values]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["王小明", None, "13812345678", "", "a@b.cn", "@", "110101199003074512", "é\u2028\n"],
+        [None, 0, -7, 12345678901, 2**62],
+        [True, False, None],
+        [1.5, -0.0, 1e20, 2.5e-7, float("nan"), float("-inf"), None],
+        pa.array([datetime(2026, 1, 2, 3, 4, 5), None], pa.timestamp("us", "UTC")),
+        pa.array([date(2026, 1, 2), None]),
+        pa.array([Decimal("12.50"), None], pa.decimal128(10, 2)),
+        pa.array(["13812345678", None, "abc"]).dictionary_encode(),
+        pa.array(["13812345678", None, "abc"], pa.large_string()),
+    ],
+    ids=["strings", "ints", "bools", "floats", "timestamps", "dates", "decimals", "dict", "large"],
+)
+def test_a_small_column_is_masked_as_a_large_one(kind, values):
+    small = values if isinstance(values, pa.Array) else pa.array(values)
+    assert len(small) <= SMALL
+    plain = small.dictionary_decode() if pa.types.is_dictionary(small.type) else small
+    large = pa.concat_arrays([plain] * (SMALL // len(small) + 1))
+    assert len(large) > SMALL  # the vectorised shapes
+    expected = mask_array(large, kind).to_pylist()[: len(small)]
+    assert mask_array(small, kind).to_pylist() == expected
+    assert mask_array(small, kind).type == pa.string()
