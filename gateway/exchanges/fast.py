@@ -24,12 +24,13 @@ from typing import Any
 
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.auth.views import participant_of
 from gateway.context import Gateway
 from gateway.core.db import session_scope
 from gateway.core.errors import Problem
+from gateway.core.guard import replaying
 from gateway.dataplane.encoders import preferred_data_format
 from gateway.exchanges import flows
 from gateway.exchanges.models import ExchangeRequest
@@ -70,15 +71,7 @@ class ExchangeFastPath:
             await self.app(scope, receive, send)
             return
         body, disconnected = await _read_body(receive)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
+        replay = replaying(body, receive)
         if disconnected:
             await self.app(scope, replay, send)
             return
