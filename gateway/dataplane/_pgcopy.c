@@ -115,7 +115,7 @@ static PyObject *drain(PyObject *self, PyObject *args) {
             continue;
         }
         if (row != NULL) freemem(row); /* never set for n <= 0; harmless if it were */
-        if (n == -1 || n < -1) {
+        if (n < 0) {
             status = n == -1 ? -1 : -2;
             break;
         }

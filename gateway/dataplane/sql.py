@@ -27,6 +27,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -260,20 +261,18 @@ def _native_blocks(raw, copy, drain) -> Iterator[bytes]:
     while True:
         ptr = pgconn.pgconn_ptr
         if ptr is None:  # the connection was closed under the stream: psycopg raises
-            copy.read()
-            return
+            _failed(copy)
         data, status = drain(ptr, limit, IDLE_MS)
         if status == -1:  # the last rows leave only once the COPY is known to have succeeded
             _final_result(raw)
             if data:
                 yield data
             return
+        if status == -2:  # libpq failed: psycopg reads once more and raises its error
+            _failed(copy)
         if data:
             yield data
             limit = COPY_BLOCK
-        if status == -2:  # libpq failed: psycopg reads once more and raises its error
-            copy.read()
-            return
 
 
 def _final_result(raw) -> None:
@@ -313,8 +312,16 @@ def _rows(raw, copy) -> Iterator[memoryview]:
             _final_result(raw)
             return
         else:  # -2: the connection failed; psycopg raises its error
-            read()
-            return
+            _failed(copy)
+
+
+def _failed(copy) -> NoReturn:
+    """Raise the error of a COPY whose connection failed: psycopg's, as its own read raises it,
+    else (a read that returned instead) an OperationalError: never an end that looks whole."""
+    from psycopg import OperationalError
+
+    copy.read()
+    raise OperationalError("the COPY's connection failed")
 
 
 # -- the native drain (gateway/dataplane/_pgcopy.c) ------------------------------------------
