@@ -222,3 +222,23 @@ def test_a_pull_from_a_table_whose_rows_fail_midway_is_a_recorded_502_on_both_dr
     problem = pulled.json()
     assert problem["type"] == "urn:dsgw:problem:data-source-unavailable"
     assert [r["code"] for r in problem["reasons"]] == ["SOURCE_UNAVAILABLE"]
+
+
+def test_without_the_module_or_a_single_libpq_the_pure_path_reads_the_rows(holder, monkeypatch):
+    url, run = holder
+    run("CREATE TABLE few AS SELECT i AS id, 'n' || i AS name FROM generate_series(1, 5000) i")
+    monkeypatch.setenv("DSGW_PGCOPY_NATIVE", "1")
+    monkeypatch.setattr(sql_source, "_pgcopy", None)  # not built
+    assert sql_source.native_copy() is None
+    with _stream(url, "few") as stream:
+        assert stream.read_all().column("id").to_pylist() == list(range(1, 5001))
+    monkeypatch.undo()
+    if sql_source._pgcopy is None:
+        return
+    # Two libpq mapped (or none): which one the PGconn belongs to is not known, so none is used.
+    monkeypatch.setenv("DSGW_PGCOPY_NATIVE", "1")
+    monkeypatch.setattr(sql_source, "_native_state", {})
+    monkeypatch.setattr(sql_source, "_loaded_libpq", lambda: None)
+    assert sql_source.native_copy() is None
+    with _stream(url, "few") as stream:
+        assert stream.read_all().num_rows == 5000
