@@ -1,9 +1,11 @@
-"""The one part of the build pyproject.toml cannot say: the optional C extension.
+"""The one part of the build pyproject.toml cannot say: the optional C extensions.
 
 gateway/dataplane/_jsonl.c writes JSON Lines from Arrow buffers (gateway/dataplane/encoders.py
-uses it when it imports). `optional=True`: where no C compiler or Python.h is, the build warns
-and installs without it, and the encoder takes its pure-Python (Arrow compute) path, which
-writes the same bytes.
+uses it when it imports); gateway/dataplane/_pgcopy.c drains a PostgreSQL COPY from libpq
+(gateway/dataplane/sql.py; it calls the libpq psycopg loaded, so it needs no libpq headers).
+`optional=True`: where no C compiler or Python.h is, the build warns and installs without them,
+and the encoder and the COPY reader take their pure-Python paths, which give the same bytes and
+rows.
 """
 
 from setuptools import Extension, setup
@@ -15,6 +17,12 @@ setup(
             ["gateway/dataplane/_jsonl.c"],
             optional=True,
             extra_compile_args=["-O2", "-std=c99"],
-        )
+        ),
+        Extension(
+            "gateway.dataplane._pgcopy",
+            ["gateway/dataplane/_pgcopy.c"],
+            optional=True,
+            extra_compile_args=["-O2", "-std=c99"],
+        ),
     ]
 )

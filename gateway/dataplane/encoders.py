@@ -426,17 +426,29 @@ def _native_lines(batch: pa.RecordBatch, order: list[int], keys: list[bytes]) ->
 
 
 class _Tap(io.RawIOBase):
-    """A write-only file that hands back what was written since the last `drain()`."""
+    """A write-only file that hands back what was written since the last `drain()`.
 
-    def __init__(self) -> None:
+    `sent`: bytes the writer will write first that were sent already; they are checked as they
+    come and not handed back again (a writer that wrote otherwise raises RuntimeError)."""
+
+    def __init__(self, sent: bytes = b"") -> None:
         self._parts: list[bytes] = []
+        self._sent = memoryview(sent)
 
     def writable(self) -> bool:
         return True
 
     def write(self, data) -> int:  # type: ignore[override]
-        self._parts.append(bytes(data))
-        return len(data)
+        data = bytes(data)
+        size = len(data)
+        if len(self._sent):
+            n = min(len(self._sent), size)
+            if data[:n] != self._sent[:n]:
+                raise RuntimeError("the writer did not begin with the bytes sent for it")
+            self._sent, data = self._sent[n:], data[n:]
+        if data:
+            self._parts.append(data)
+        return size
 
     def drain(self) -> bytes:
         data, self._parts = b"".join(self._parts), []
@@ -482,6 +494,25 @@ class ArrowStreamEncoder(_WriterEncoder):
 
     def _open(self, sink: _Tap) -> Any:
         return pa_ipc.new_stream(sink, self.schema)
+
+    def _begin(self) -> bytes:
+        """Return the schema message at once: pyarrow's writer writes it only with the first
+        batch, so the first byte of a reply waited for the source's first batch (a Parquet
+        row group's pages, 16,384 rows decoded and masked). The same bytes the writer will
+        write are taken from a writer closed at once (its schema, then the end-of-stream
+        marker), and the tap drops them from the real writer's first write."""
+        scratch = _Tap()
+        pa_ipc.new_stream(scratch, self.schema).close()
+        head = scratch.drain()
+        if not head.endswith(_IPC_END) or len(head) <= len(_IPC_END):
+            return super()._begin()  # not the layout known here: the writer's own order
+        head = head[: -len(_IPC_END)]
+        self._tap = _Tap(sent=head)
+        self._writer = self._open(self._tap)
+        return head + self._tap.drain()
+
+
+_IPC_END = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # the IPC stream's end-of-stream marker
 
 
 class ParquetEncoder(_WriterEncoder):

@@ -5,9 +5,14 @@ gathered into blocks of about 1 MiB (64 KiB for the first, so the first batch is
 Arrow's CSV parser reads with the column types of the query's result description. Of the ways
 measured, it is the fastest (tests/bench/bench_dataplane.py times a server-side cursor fed to
 Arrow beside it); text CSV rather than COPY's binary format, because Arrow parses CSV in C++
-while the binary format would be decoded in Python. Leaving a stream early cancels the COPY on
-the server. Every other engine (SQLite, the embedded default, included) is streamed through
-SQLAlchemy with `yield_per`, one batch per partition.
+while the binary format would be decoded in Python. The rows are taken from libpq in C, the
+GIL released (`gateway/dataplane/_pgcopy.c`: PQgetCopyData into one buffer per block, in the
+libpq psycopg loaded), or, where that module is not built or `DSGW_PGCOPY_NATIVE=0`, in Python
+one row at a time (`_rows`); both give the same rows. The COPY's final result is checked as
+psycopg checks it (an error the server sends midway, a statement_timeout included, is the
+stream's 502), and the last block leaves only once it is known good. Leaving a stream early
+cancels the COPY on the server. Every other engine (SQLite, the embedded default, included) is
+streamed through SQLAlchemy with `yield_per`, one batch per partition.
 
 Identifiers are validated by the address (letters, digits, _ and $) and quoted by the dialect;
 nothing from the address is interpolated into SQL unquoted.
@@ -18,11 +23,16 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import decimal
-from collections.abc import Iterator
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import NoReturn
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.engine import make_url
 
 from gateway.dataplane.addresses import SqlAddress, reveal, valid_identifier
@@ -31,6 +41,8 @@ from gateway.dataplane.stream import DEFAULT_BATCH_SIZE, BatchStream
 
 COPY_BLOCK = 1 << 20  # bytes of COPY rows parsed at a time
 FIRST_BLOCK = 64 << 10  # the first block is small, so that the first batch leaves early
+
+_log = structlog.get_logger("gateway.dataplane")
 
 # PostgreSQL type OIDs -> Arrow types for COPY's CSV text. Unlisted types arrive as text.
 _PG_TYPES = {
@@ -91,7 +103,10 @@ class SqlSource:
             raise source_unavailable(f"database unreachable: {type(err).__name__}") from None
 
         def close() -> None:
-            conn.close()
+            # A connection the server ended (a terminated backend, a restart) fails its
+            # closing rollback: the stream's own failure, raised already, is what counts.
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                conn.close()
             engine.dispose()
 
         try:
@@ -182,28 +197,20 @@ def _copy_csv(
         yield from table.to_batches(max_chunksize=batch_size)
 
     def batches() -> Iterator[pa.RecordBatch]:
-        # The server sends one COPY message per row, so the chunks are whole rows: blocks of
-        # them are parsed here, in the one thread that reads the stream (stream.prefetch).
-        finished = False
+        finished = left = False
         try:
             with cur.copy(f"COPY ({sql_text}) TO STDOUT (FORMAT csv, HEADER false)") as copy:
                 try:
-                    # Rows are appended to one buffer (each libpq buffer is freed at once:
-                    # holding a million of them costs more than the copy).
-                    block = bytearray()
-                    limit = FIRST_BLOCK  # a small first block: the first batch is early
-                    for chunk in _rows(raw, copy):
-                        block += chunk
-                        if len(block) >= limit:
-                            yield from parse(block)
-                            block, limit = bytearray(), COPY_BLOCK
-                    if block:
+                    for block in _blocks(raw, copy):
                         yield from parse(block)
                     finished = True
+                except GeneratorExit:
+                    left = True
+                    raise
                 finally:
                     if not finished:
-                        # Left early (a row cap, a consumer gone): stop the server's COPY, or
-                        # leaving the COPY would read it to its end.
+                        # Left early (a row cap, a consumer gone) or failed: stop the server's
+                        # COPY, or leaving the COPY would read it to its end.
                         raw.cancel_safe(timeout=10)
         except GeneratorExit:
             raise
@@ -211,7 +218,10 @@ def _copy_csv(
             raise source_unavailable(f"{where} could not be read: {err}") from None
         except Exception as err:  # psycopg errors midway
             if type(err).__module__.startswith("psycopg"):
-                if not finished and _cancelled(err):
+                # Only the end of the COPY this stream cancelled on leaving is quiet: a
+                # statement the server cancelled itself (statement_timeout, an operator's
+                # pg_cancel_backend) is a failure, not the end of the rows.
+                if left and _cancelled(err):
                     return
                 raise _unreadable(where, err) from None
             raise
@@ -222,8 +232,63 @@ def _copy_csv(
     return schema, batches()
 
 
+def _blocks(raw, copy) -> Iterator[bytes | bytearray]:
+    """Yield the rows of a COPY TO in blocks of whole rows, the first of about FIRST_BLOCK
+    bytes and the others of about COPY_BLOCK: drained by the native module when it is usable
+    (`native_copy`), else by `_rows` in Python."""
+    drain = native_copy()
+    if drain is not None:
+        yield from _native_blocks(raw, copy, drain)
+        return
+    # Rows are appended to one buffer (each libpq buffer is freed at once: holding a million
+    # of them costs more than the copy).
+    block = bytearray()
+    limit = FIRST_BLOCK  # a small first block: the first batch is early
+    for chunk in _rows(raw, copy):
+        block += chunk
+        if len(block) >= limit:
+            yield block
+            block, limit = bytearray(), COPY_BLOCK
+    if block:
+        yield block
+
+
+def _native_blocks(raw, copy, drain) -> Iterator[bytes]:
+    """Yield the blocks `_pgcopy.drain` fills from libpq (the GIL released while it waits for
+    the socket and gathers the rows); its end and its failures are handled as `_rows` does."""
+    pgconn = raw.pgconn
+    limit = FIRST_BLOCK
+    while True:
+        ptr = pgconn.pgconn_ptr
+        if ptr is None:  # the connection was closed under the stream: psycopg raises
+            _failed(copy)
+        data, status = drain(ptr, limit, IDLE_MS)
+        if status == -1:  # the last rows leave only once the COPY is known to have succeeded
+            _final_result(raw)
+            if data:
+                yield data
+            return
+        if status == -2:  # libpq failed: psycopg reads once more and raises its error
+            _failed(copy)
+        if data:
+            yield data
+            limit = COPY_BLOCK
+
+
+def _final_result(raw) -> None:
+    """Fetch and check the COPY's final result as psycopg does: an error the server sent
+    midway (a statement_timeout, say) is raised here, as psycopg's own error."""
+    from psycopg import errors, generators, pq
+
+    results = raw.wait(generators.fetch_many(raw.pgconn))
+    for result in results:
+        if result.status != pq.ExecStatus.COMMAND_OK:
+            raise errors.error_from_result(result, encoding=raw.info.encoding)
+
+
 def _rows(raw, copy) -> Iterator[memoryview]:
-    """Yield the rows of a COPY TO as libpq hands them over, each its own buffer.
+    """Yield the rows of a COPY TO as libpq hands them over, each its own buffer (the pure
+    path, when the native module is not built or is switched off).
 
     The rows already received are taken straight from libpq (`PQgetCopyData`, non-blocking):
     psycopg's `Copy.read()` costs some microseconds a row in Python, more than the server
@@ -231,8 +296,6 @@ def _rows(raw, copy) -> Iterator[memoryview]:
     raises the server's error); at the end of the COPY, its final result is fetched and
     checked as psycopg does (an error the server sent midway is raised here).
     """
-    from psycopg import errors, generators, pq
-
     pgconn = raw.pgconn
     get = pgconn.get_copy_data
     read = copy.read
@@ -246,14 +309,89 @@ def _rows(raw, copy) -> Iterator[memoryview]:
                 return
             yield data
         elif nbytes == -1:  # the end: the COPY's final result (or the server's error)
-            results = raw.wait(generators.fetch_many(pgconn))
-            for result in results:
-                if result.status != pq.ExecStatus.COMMAND_OK:
-                    raise errors.error_from_result(result, encoding=raw.info.encoding)
+            _final_result(raw)
             return
         else:  # -2: the connection failed; psycopg raises its error
-            read()
-            return
+            _failed(copy)
+
+
+def _failed(copy) -> NoReturn:
+    """Raise the error of a COPY whose connection failed: psycopg's, as its own read raises it,
+    else (a read that returned instead) an OperationalError: never an end that looks whole."""
+    from psycopg import OperationalError
+
+    copy.read()
+    raise OperationalError("the COPY's connection failed")
+
+
+# -- the native drain (gateway/dataplane/_pgcopy.c) ------------------------------------------
+
+try:
+    from gateway.dataplane import _pgcopy
+except ImportError:  # not built (no C compiler where it was installed): the pure path
+    _pgcopy = None
+
+IDLE_MS = 50  # a drain that waited this long for a row hands back what it has
+_LIBPQ_FUNCTIONS = ("PQgetCopyData", "PQfreemem", "PQconsumeInput", "PQsocket")
+_native_state: dict[str, object] = {}
+_native_lock = threading.Lock()
+
+
+def native_copy() -> Callable[[int, int, int], tuple[bytes, int]] | None:
+    """Return the native drain (`_pgcopy.drain`) bound to the libpq psycopg uses, or None for
+    the pure path: the module is not built, `DSGW_PGCOPY_NATIVE=0` forces the pure path (for
+    comparison), or the one libpq loaded in the process cannot be told (`_loaded_libpq`).
+    Which one is used is logged once (`pgcopy drain`, native or python)."""
+    if _pgcopy is None or os.environ.get("DSGW_PGCOPY_NATIVE", "1").strip() == "0":
+        mode = "python"
+    else:
+        with _native_lock:
+            if "bound" not in _native_state:
+                _native_state["bound"] = _bind()
+        mode = "native" if _native_state["bound"] else "python"
+    if _native_state.get("logged") != mode:
+        _native_state["logged"] = mode
+        _log.info("pgcopy drain", mode=mode, built=_pgcopy is not None)
+    return _pgcopy.drain if mode == "native" and _pgcopy is not None else None
+
+
+def _bind() -> bool:
+    """Give `_pgcopy` the addresses of libpq's functions in the libpq psycopg loaded."""
+    import ctypes
+
+    import psycopg.pq  # loads psycopg's libpq (its own, for the binary package)
+
+    assert _pgcopy is not None
+    path = _loaded_libpq()
+    if path is None or psycopg.pq.__impl__ not in ("binary", "c", "python"):
+        return False
+    try:
+        lib = ctypes.CDLL(path)  # already loaded: the same handle, the same functions
+        addresses = [ctypes.cast(getattr(lib, n), ctypes.c_void_p).value for n in _LIBPQ_FUNCTIONS]
+        if not all(addresses):
+            return False
+        _pgcopy.bind(*addresses)
+    except (OSError, AttributeError, ValueError):
+        return False
+    return True
+
+
+def _loaded_libpq() -> str | None:
+    """Return the path of the one libpq mapped into this process (psycopg's: the binary
+    package's bundled copy, or the system's for the C and ctypes builds), or None when none
+    or several are (the PGconn could then belong to either: the pure path is taken)."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:  # not Linux
+        return None
+    paths = set()
+    for line in maps.splitlines():
+        parts = line.split(None, 5)  # address perms offset dev inode path
+        if len(parts) == 6 and "libpq" in parts[5]:
+            name = Path(parts[5].strip()).name
+            if name.startswith("libpq") and ".so" in name:
+                paths.add(parts[5].strip())
+    return paths.pop() if len(paths) == 1 else None
 
 
 def _cancelled(err: BaseException) -> bool:
