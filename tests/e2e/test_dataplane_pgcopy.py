@@ -154,7 +154,8 @@ def test_an_error_the_server_sends_after_some_blocks_is_the_source_problem_on_bo
 def test_a_statement_timeout_midway_is_the_source_problem_on_both_drains(holder, drain):
     url, run = holder
     run(ENDLESS)
-    timed = f"{url}?options=-c%20statement_timeout%3D400"
+    # Long enough that the first blocks leave even on a loaded machine, short enough to wait.
+    timed = f"{url}?options=-c%20statement_timeout%3D2000"
     seen = 0
     with pytest.raises(DataPlaneError) as err:
         for batch in _stream(timed, "endless", batch_size=10_000):
