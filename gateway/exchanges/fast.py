@@ -23,18 +23,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pydantic import ValidationError
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.auth.views import participant_of
 from gateway.context import Gateway
 from gateway.core.db import session_scope
 from gateway.core.errors import Problem
 from gateway.core.guard import replaying
 from gateway.dataplane.encoders import preferred_data_format
-from gateway.exchanges import flows
 from gateway.exchanges.models import ExchangeRequest
-from gateway.exchanges.views import JSON_REPLY, json_pull, router
+from gateway.exchanges.views import JSON_REPLY, json_pull, router, subject_of
 
 PATH = "/exchanges"
 MAX_KEY = 200  # the route's Idempotency-Key max_length
@@ -87,10 +86,7 @@ class ExchangeFastPath:
         def work():
             # As the route: the preload, the participant, then the JSON exchange (views).
             with session_scope(gateway.sessions) as session:
-                preloaded = flows.preload(
-                    session, subject_id=claims["sub"], contract_id=exchange.contract_id
-                )
-                me = participant_of(session, claims)
+                me, preloaded = subject_of(session, claims, exchange)
                 return json_pull(session, gateway, subject=me, body=exchange, key=key,
                                  preloaded=preloaded)  # fmt: skip
 
@@ -127,14 +123,6 @@ def _route_path(scope: Scope) -> str:
     return path
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    """Return the first value of header `name` (lower case), as Starlette decodes it."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
-
-
 def _parse(
     scope: Scope, body: bytes, app: Any
 ) -> tuple[dict[str, Any], ExchangeRequest, str | None] | None:
@@ -142,18 +130,19 @@ def _parse(
     this request with no problem before it; else None (the route then says what is wrong)."""
     if app is None or getattr(app.state, "gateway", None) is None:
         return None
-    accept = _header(scope, b"accept")
+    headers = Headers(scope=scope)  # the first of each, latin-1, as the route reads them
+    accept = headers.get("accept")
     if preferred_data_format(accept, besides=JSON_REPLY) is not None:
         return None  # a streamed pull (or compute, which refuses it): the route's
-    content_type = _header(scope, b"content-type")
+    content_type = headers.get("content-type")
     if content_type is not None and content_type.split(";")[0].strip().lower() != (
         "application/json"
     ):
         return None
-    key = _header(scope, b"idempotency-key")
+    key = headers.get("idempotency-key")
     if key is not None and len(key) > MAX_KEY:
         return None
-    authorization = _header(scope, b"authorization") or ""
+    authorization = headers.get("authorization") or ""
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None

@@ -66,8 +66,7 @@ def pull(
     # The whole request (the participant's load included) runs in this one worker thread, and
     # the reply is rendered once, to bytes, here: no second hop to serialise it. One statement
     # reads the participant, the contract and what it is for; the checks then find them.
-    preloaded = flows.preload(session, subject_id=claims["sub"], contract_id=body.contract_id)
-    me = participant_of(session, claims)
+    me, preloaded = subject_of(session, claims, body)
     media = preferred_data_format(request.headers.get("accept"), besides=JSON_REPLY)
     if media is not None and body.delivery != "compute":
         if body.cursor is not None or idempotency_key is not None:
@@ -82,6 +81,15 @@ def pull(
 
     return json_pull(session, gateway, subject=me, body=body, key=idempotency_key,
                      preloaded=preloaded)  # fmt: skip
+
+
+def subject_of(
+    session: Session, claims: dict[str, Any], body: ExchangeRequest
+) -> tuple[Participant, flows.Preloaded]:
+    """Return the token's participant (401 unless active and not revoked) and what one statement
+    read for the exchange `body` asks for (its contract and what it is for)."""
+    preloaded = flows.preload(session, subject_id=claims["sub"], contract_id=body.contract_id)
+    return participant_of(session, claims), preloaded
 
 
 def json_pull(
