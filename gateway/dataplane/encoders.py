@@ -34,7 +34,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
@@ -62,6 +62,48 @@ MEDIA_TYPES = {
 EXTENSIONS = {JSONL: "jsonl", CSV: "csv", ARROW: "arrows", PARQUET: "parquet"}
 
 
+HASH_AHEAD = 1 << 18  # chunks of this many bytes or more are hashed on a thread of their own
+_HASHERS: ThreadPoolExecutor | None = None
+_HASHERS_LOCK = threading.Lock()
+
+
+def _hashers() -> ThreadPoolExecutor:
+    """Return the threads that hash large chunks (one per core), made on first use."""
+    global _HASHERS
+    with _HASHERS_LOCK:
+        if _HASHERS is None:
+            workers = os.cpu_count() or 1
+            _HASHERS = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dataplane-hash")
+        return _HASHERS
+
+
+class _Digest:
+    """The SHA-256 of every chunk given, in order; a large chunk is hashed on another thread
+    while the caller makes the next one (hashlib releases the GIL), at most one chunk in
+    flight: `update` waits for the one before, so the order is kept and memory is constant.
+    Reading the digest waits for the last one."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._pending: Future | None = None
+
+    def update(self, data: bytes) -> None:
+        self._settle()
+        if len(data) >= HASH_AHEAD and (os.cpu_count() or 1) > 1:
+            self._pending = _hashers().submit(self._hash.update, data)
+        else:
+            self._hash.update(data)
+
+    def _settle(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def hexdigest(self) -> str:
+        self._settle()
+        return self._hash.hexdigest()
+
+
 class Encoder:
     """Base class: `begin()`, `batch(b)` and `end()` return the bytes to send next."""
 
@@ -73,7 +115,7 @@ class Encoder:
         self.schema = schema
         self.rows = 0
         self.bytes = 0
-        self._digest = hashlib.sha256()
+        self._digest = _Digest()
 
     @property
     def sha256(self) -> str:

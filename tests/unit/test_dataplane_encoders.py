@@ -19,6 +19,7 @@ from gateway.dataplane import (
     DataPlaneError,
     encode,
     encoder_for,
+    encoders,
     negotiate,
 )
 from gateway.exchanges.obligations import to_jsonl
@@ -85,6 +86,32 @@ def test_digest_and_counters_are_those_of_exactly_the_bytes_produced(media):
     assert enc.sha256 == hashlib.sha256(data).hexdigest()
     assert enc.bytes == len(data)
     assert enc.rows == 1000
+
+
+def test_the_digest_of_large_and_small_chunks_mixed_is_of_the_bytes_in_order():
+    # Chunks of HASH_AHEAD bytes or more are hashed on another thread while the next is made;
+    # a small chunk between two large ones, and a digest read midway, must see them in order.
+    big = encoders.HASH_AHEAD
+    chunks = [b"a" * big, b"b", b"c" * (big + 1), b"d" * (3 * big), b"", b"e" * 7, b"f" * big]
+    digest = encoders._Digest()
+    for n, chunk in enumerate(chunks):
+        digest.update(chunk)
+        if n == 3:  # read midway: what was given so far
+            assert digest.hexdigest() == hashlib.sha256(b"".join(chunks[:4])).hexdigest()
+    assert digest.hexdigest() == hashlib.sha256(b"".join(chunks)).hexdigest()
+
+
+@pytest.mark.parametrize("media", [JSONL, CSV, ARROW, PARQUET])
+def test_the_digest_of_a_stream_of_large_batches_is_of_exactly_its_bytes(media):
+    rows = 60_000  # batches whose bytes are larger than HASH_AHEAD, in every format
+    names = [hashlib.sha256(b"%d" % i).hexdigest() for i in range(rows)]  # little to compress
+    table = pa.table({"id": list(range(rows)), "name": names})
+    enc = encoder_for(media, table.schema)
+    chunks = list(encode(_stream(table, batch=30_000), enc))
+    assert max(len(c) for c in chunks) >= encoders.HASH_AHEAD
+    data = b"".join(chunks)
+    assert enc.sha256 == hashlib.sha256(data).hexdigest()
+    assert enc.bytes == len(data)
 
 
 @pytest.mark.parametrize("media", [CSV, ARROW, PARQUET])
