@@ -2,10 +2,11 @@
 
 gateway/dataplane/_jsonl.c writes JSON Lines from Arrow buffers (gateway/dataplane/encoders.py
 uses it when it imports); gateway/dataplane/_pgcopy.c drains a PostgreSQL COPY from libpq
-(gateway/dataplane/sql.py; it calls the libpq psycopg loaded, so it needs no libpq headers).
+(gateway/dataplane/sql.py; it calls the libpq psycopg loaded, so it needs no libpq headers);
+gateway/dataplane/_masks.c masks a string column (gateway/dataplane/obligations.py).
 `optional=True`: where no C compiler or Python.h is, the build warns and installs without them,
-and the encoder and the COPY reader take their pure-Python paths, which give the same bytes and
-rows.
+and the encoder, the COPY reader and the masks take their pure-Python (Arrow compute) paths, which
+give the same bytes and rows.
 """
 
 from setuptools import Extension, setup
@@ -21,6 +22,12 @@ setup(
         Extension(
             "gateway.dataplane._pgcopy",
             ["gateway/dataplane/_pgcopy.c"],
+            optional=True,
+            extra_compile_args=["-O2", "-std=c99"],
+        ),
+        Extension(
+            "gateway.dataplane._masks",
+            ["gateway/dataplane/_masks.c"],
             optional=True,
             extra_compile_args=["-O2", "-std=c99"],
         ),

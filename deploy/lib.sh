@@ -69,7 +69,7 @@ ensure_python() {
 # Prints the hash of what `pip install -e .` builds from: pyproject.toml, setup.py and the C
 # extensions' sources, so that a changed C file is rebuilt on the next run.
 dsgw_install_inputs() {
-    (cd "$DSGW_ROOT" && { cat pyproject.toml setup.py gateway/dataplane/_jsonl.c gateway/dataplane/_pgcopy.c 2>/dev/null || true; }) \
+    (cd "$DSGW_ROOT" && { cat pyproject.toml setup.py gateway/dataplane/*.c 2>/dev/null || true; }) \
         | sha256sum | cut -d' ' -f1
 }
 

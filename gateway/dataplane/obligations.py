@@ -10,6 +10,7 @@ masked column is a string column.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -214,6 +215,10 @@ def mask_array(values: pa.Array, kind: str = "text") -> pa.Array:
     text = _text(values)
     if len(text) <= SMALL:  # the same shapes, on the same text
         return pa.array([mask_value(v, kind) for v in text.to_pylist()], pa.string())
+    if native_masks():
+        out = _native_mask(text, kind)
+        if out is not None:
+            return out
     ascii = _ascii(text)
     # On ASCII text the characters are the bytes: the lengths come from the offsets alone.
     length = pc.binary_length(text) if ascii else pc.utf8_length(text)
@@ -221,6 +226,44 @@ def mask_array(values: pa.Array, kind: str = "text") -> pa.Array:
     if text.null_count:  # null stays null, whatever a shape's if_else filled in
         out = pc.if_else(pc.is_valid(text), out, pa.scalar(None, pa.string()))
     return out.cast(pa.string())
+
+
+# -- masks, native (gateway/dataplane/_masks.c) ---------------------------------------------
+
+try:  # built by `pip install` where a C compiler is (setup.py: optional)
+    from gateway.dataplane import _masks
+except ImportError:  # pragma: no cover - a machine without a compiler: Arrow's kernels
+    _masks = None
+
+
+def native_masks() -> bool:
+    """Return whether masks are applied by the native kernel: it was built and
+    `DSGW_MASKS_NATIVE` is not 0 (which forces Arrow's kernels, for comparison)."""
+    return _masks is not None and os.environ.get("DSGW_MASKS_NATIVE", "1").strip() != "0"
+
+
+def _native_mask(text: pa.Array, kind: str) -> pa.Array | None:
+    """Return the string array `text` masked to `kind` by the native kernel (one pass over the
+    values, the GIL released), nulls kept; None when its values would not fit 32-bit offsets
+    (Arrow's kernels then take it)."""
+    assert _masks is not None
+    code = getattr(_masks, kind.upper()) if kind in SHAPES else _masks.TEXT
+    validity, offsets, data = text.buffers()
+    try:
+        new_offsets, new_data = _masks.mask(
+            code, len(text), text.offset, offsets, b"" if data is None else data
+        )
+    except OverflowError:
+        return None
+    buffers = [pa.py_buffer(new_offsets), pa.py_buffer(new_data)]
+    if not text.null_count:
+        return pa.Array.from_buffers(pa.string(), len(text), [None, *buffers], null_count=0)
+    if text.offset == 0:  # the input's validity, as it is
+        return pa.Array.from_buffers(
+            pa.string(), len(text), [validity, *buffers], null_count=text.null_count
+        )
+    out = pa.Array.from_buffers(pa.string(), len(text), [None, *buffers], null_count=0)
+    return pc.if_else(pc.is_valid(text), out, pa.scalar(None, pa.string()))
 
 
 # -- the stream ------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from gateway.dataplane import WATERMARK_COLUMN, BatchStream, Obligations, apply, mask_array
-from gateway.dataplane.obligations import SMALL
+from gateway.dataplane.obligations import SMALL, native_masks
 from gateway.exchanges.obligations import mask_value
 
 # The reference the vectorised masks are held to: the row-by-row shapes of
@@ -25,6 +25,47 @@ def _strings(n: int, seed: int) -> list:
     return fixed + [
         "".join(rnd.choice(ALPHABET) for _ in range(rnd.randint(0, 24))) for _ in range(n)
     ]
+
+
+@pytest.fixture(autouse=True, params=["native", "arrow"])
+def masks_path(request, monkeypatch):
+    """Every test here runs on both paths of a large column: the native kernel
+    (gateway/dataplane/_masks.c) and Arrow's kernels (`DSGW_MASKS_NATIVE=0`)."""
+    if request.param == "native" and not native_masks():
+        pytest.skip("the native masks were not built")
+    monkeypatch.setenv("DSGW_MASKS_NATIVE", "1" if request.param == "native" else "0")
+    return request.param
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_both_paths_mask_sliced_columns_with_nulls_and_wide_characters_as_the_reference(kind):
+    rnd = random.Random(7)
+    alphabet = ALPHABET + "𝄞😀ß"  # 4-byte and 2-byte UTF-8 too
+    words = ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 20))) for _ in range(3000)]
+    values = [None if rnd.random() < 0.1 else w for w in words]
+    column = pa.array(values, pa.string())
+    for start, stop in [(0, 3000), (5, 2995), (333, 1400)]:  # offsets inside the buffers
+        part = column.slice(start, stop - start)
+        got = mask_array(part, kind)
+        assert got.to_pylist() == [mask_value(v, kind) for v in values[start:stop]]
+        assert got.null_count == part.null_count
+        got.validate(full=True)
+
+
+def test_the_native_kernel_refuses_offsets_outside_its_data(masks_path):
+    from gateway.dataplane.obligations import _masks
+
+    if _masks is None or masks_path != "native":
+        pytest.skip("the native kernel's own test (it was built)")
+
+    offsets = pa.array([0, 3, 99], pa.int32()).buffers()[1]
+    with pytest.raises(ValueError, match="outside the data"):
+        _masks.mask(_masks.PHONE, 2, 0, offsets, b"abcdef")
+    with pytest.raises(ValueError, match="offsets buffer"):
+        _masks.mask(_masks.PHONE, 5, 0, offsets, b"abcdef")
+    backwards = pa.array([0, 4, 2], pa.int32()).buffers()[1]
+    with pytest.raises(ValueError, match="backwards"):
+        _masks.mask(_masks.NAME, 2, 0, backwards, b"abcdef")
 
 
 @pytest.mark.parametrize("kind", KINDS)
