@@ -63,18 +63,18 @@ EXTENSIONS = {JSONL: "jsonl", CSV: "csv", ARROW: "arrows", PARQUET: "parquet"}
 
 
 HASH_AHEAD = 1 << 18  # chunks of this many bytes or more are hashed on a thread of their own
-_HASHERS: ThreadPoolExecutor | None = None
-_HASHERS_LOCK = threading.Lock()
+_POOLS: dict[str, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
 
 
-def _hashers() -> ThreadPoolExecutor:
-    """Return the threads that hash large chunks (one per core), made on first use."""
-    global _HASHERS
-    with _HASHERS_LOCK:
-        if _HASHERS is None:
-            workers = os.cpu_count() or 1
-            _HASHERS = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dataplane-hash")
-        return _HASHERS
+def _pool(name: str, workers: int) -> ThreadPoolExecutor:
+    """Return the process's thread pool `name` (of `workers` threads), made on first use: the
+    hashers of large chunks (one per core), the writer of JSON Lines' second halves (one)."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(name)
+        if pool is None:
+            pool = _POOLS[name] = ThreadPoolExecutor(workers, thread_name_prefix=name)
+        return pool
 
 
 class _Digest:
@@ -90,7 +90,9 @@ class _Digest:
     def update(self, data: bytes) -> None:
         self._settle()
         if len(data) >= HASH_AHEAD and (os.cpu_count() or 1) > 1:
-            self._pending = _hashers().submit(self._hash.update, data)
+            self._pending = _pool("dataplane-hash", os.cpu_count() or 1).submit(
+                self._hash.update, data
+            )
         else:
             self._hash.update(data)
 
@@ -320,17 +322,6 @@ def _json_value(values: pa.Array) -> tuple[pa.Array, bool]:
 
 
 SPLIT_ROWS = 4096  # JSON Lines of a batch of twice as many rows are written in two halves
-_HELPER: ThreadPoolExecutor | None = None
-_HELPER_LOCK = threading.Lock()
-
-
-def _helper() -> ThreadPoolExecutor:
-    """Return the one thread that writes the second half of large JSON Lines batches."""
-    global _HELPER
-    with _HELPER_LOCK:
-        if _HELPER is None:
-            _HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataplane-jsonl")
-        return _HELPER
 
 
 class JsonLinesEncoder(Encoder):
@@ -358,7 +349,7 @@ class JsonLinesEncoder(Encoder):
             # Two halves at once: Arrow's kernels and the native writer release the GIL, so a
             # second core writes one.
             half = batch.num_rows // 2
-            later = _helper().submit(self._lines, batch.slice(half))
+            later = _pool("dataplane-jsonl", 1).submit(self._lines, batch.slice(half))
             first = self._lines(batch.slice(0, half))
             return b"".join((first, later.result()))
         return self._lines(batch)
