@@ -102,10 +102,14 @@ class Nginx:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
+        # Ready when it answers on its OPA listener (the replicas are up before it starts). Not
+        # through the gateways' listener: the gateways may not listen yet, and a refused
+        # connection marks a server failed for its fail_timeout (5 s), so the first requests
+        # after the gateways came up would find no live upstream (502).
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
-                httpx.get(f"{self.url}/health", timeout=1)
+                httpx.get(f"{self.opa_url}/health", timeout=1)
                 return
             except httpx.HTTPError:
                 time.sleep(0.1)
