@@ -215,14 +215,12 @@ def mask_array(values: pa.Array, kind: str = "text") -> pa.Array:
     text = _text(values)
     if len(text) <= SMALL:  # the same shapes, on the same text
         return pa.array([mask_value(v, kind) for v in text.to_pylist()], pa.string())
-    if native_masks():
-        out = _native_mask(text, kind)
-        if out is not None:
-            return out
-    ascii = _ascii(text)
-    # On ASCII text the characters are the bytes: the lengths come from the offsets alone.
-    length = pc.binary_length(text) if ascii else pc.utf8_length(text)
-    out = SHAPES.get(kind, _mask_text)(text, length, ascii)
+    out = _native_mask(text, kind) if native_masks() else None
+    if out is None:
+        ascii = _ascii(text)
+        # On ASCII text the characters are the bytes: the lengths come from the offsets alone.
+        length = pc.binary_length(text) if ascii else pc.utf8_length(text)
+        out = SHAPES.get(kind, _mask_text)(text, length, ascii)
     if text.null_count:  # null stays null, whatever a shape's if_else filled in
         out = pc.if_else(pc.is_valid(text), out, pa.scalar(None, pa.string()))
     return out.cast(pa.string())
@@ -244,26 +242,20 @@ def native_masks() -> bool:
 
 def _native_mask(text: pa.Array, kind: str) -> pa.Array | None:
     """Return the string array `text` masked to `kind` by the native kernel (one pass over the
-    values, the GIL released), nulls kept; None when its values would not fit 32-bit offsets
-    (Arrow's kernels then take it)."""
+    values, the GIL released), a null's slot masked as its (empty) bytes: the caller puts the
+    nulls back. None when its values would not fit 32-bit offsets (Arrow's kernels then take
+    it)."""
     assert _masks is not None
     code = getattr(_masks, kind.upper()) if kind in SHAPES else _masks.TEXT
-    validity, offsets, data = text.buffers()
+    _validity, offsets, data = text.buffers()
     try:
         new_offsets, new_data = _masks.mask(
             code, len(text), text.offset, offsets, b"" if data is None else data
         )
     except OverflowError:
         return None
-    buffers = [pa.py_buffer(new_offsets), pa.py_buffer(new_data)]
-    if not text.null_count:
-        return pa.Array.from_buffers(pa.string(), len(text), [None, *buffers], null_count=0)
-    if text.offset == 0:  # the input's validity, as it is
-        return pa.Array.from_buffers(
-            pa.string(), len(text), [validity, *buffers], null_count=text.null_count
-        )
-    out = pa.Array.from_buffers(pa.string(), len(text), [None, *buffers], null_count=0)
-    return pc.if_else(pc.is_valid(text), out, pa.scalar(None, pa.string()))
+    buffers = [None, pa.py_buffer(new_offsets), pa.py_buffer(new_data)]
+    return pa.Array.from_buffers(pa.string(), len(text), buffers, null_count=0)
 
 
 # -- the stream ------------------------------------------------------------------------------
