@@ -743,7 +743,7 @@ class PullStream:
         self._chunks = chunks
         self._ended = False
 
-    def next(self) -> bytes | None:
+    def next(self) -> bytes | memoryview | None:
         """Return the next chunk, or None after the last (the completion is then recorded)."""
         if self._ended:
             return None

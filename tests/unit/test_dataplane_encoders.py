@@ -223,3 +223,64 @@ def test_arrow_sends_its_schema_message_before_the_first_batch_is_read():
     assert data == sink.getvalue().to_pybytes()
     assert enc.sha256 == hashlib.sha256(data).hexdigest() and enc.bytes == len(data)
     assert pa_ipc.open_stream(data).read_all().equals(table)
+
+
+def _writer_bytes(schema: pa.Schema, batches: list[pa.RecordBatch]) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa_ipc.new_stream(sink, schema) as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()
+
+
+def test_arrow_without_dictionaries_is_byte_for_byte_pyarrows_stream_of_the_same_batches():
+    # Without dictionaries the encoder writes each batch's own message (no stream writer); its
+    # bytes must stay exactly the writer's, for every kind of column and for sliced batches
+    # (offsets into shared buffers, as a masked or capped batch is).
+    n = 5000
+    table = pa.table({
+        "id": pa.array(range(n), pa.int64()),
+        "small": pa.array([i % 100 for i in range(n)], pa.int8()),
+        "text": [f"值{i}" if i % 7 else None for i in range(n)],
+        "big": pa.array([f"t{i}" for i in range(n)], pa.large_string()),
+        "raw": pa.array([bytes([i % 256]) * (i % 5) for i in range(n)], pa.binary()),
+        "f": [i / 3 if i % 11 else None for i in range(n)],
+        "b": [bool(i % 2) if i % 5 else None for i in range(n)],
+        "day": pa.array([dt.date(2026, 1, 1) + dt.timedelta(days=i % 400) for i in range(n)]),
+        "at": pa.array([i * 1_000_003 for i in range(n)], pa.timestamp("us", tz="UTC")),
+        "tags": [[i, None] if i % 3 else None for i in range(n)],
+        "pair": [{"k": i, "v": str(i)} if i % 4 else None for i in range(n)],
+        "amount": pa.array([i * 7 for i in range(n)], pa.decimal128(12, 2)),
+    })  # fmt: skip
+    batches = [table.to_batches(max_chunksize=1500)[0].slice(3, 1000)]
+    batches += table.slice(1003).to_batches(max_chunksize=1700)
+    enc = encoder_for(ARROW, table.schema)
+    chunks = list(encode(BatchStream(table.schema, iter(batches)), enc))
+    data = b"".join(chunks)
+    assert data == _writer_bytes(table.schema, batches)
+    assert enc.rows == n - 3 and enc.bytes == len(data)
+    assert enc.sha256 == hashlib.sha256(data).hexdigest()
+    assert pa_ipc.open_stream(data).read_all().equals(table.slice(3))
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [pa.dictionary(pa.int8(), pa.string()), pa.list_(pa.dictionary(pa.int8(), pa.string())),
+     pa.struct([("d", pa.dictionary(pa.int16(), pa.string()))])],
+)  # fmt: skip
+def test_arrow_with_a_dictionary_anywhere_writes_its_dictionaries(kind):
+    values = {"dictionary": ["a", "b", None], "list": [["a"], None, ["b", "a"]],
+              "struct": [{"d": "a"}, None, {"d": "b"}]}  # fmt: skip
+    key = "dictionary" if pa.types.is_dictionary(kind) else str(kind).split("<")[0]
+    table = pa.table({"id": [1, 2, 3], "x": pa.array(values[key], kind)})
+    data, _ = _run(ARROW, table)
+    assert data == _writer_bytes(table.schema, table.to_batches(max_chunksize=2))
+    assert pa_ipc.open_stream(data).read_all().equals(table)
+
+
+def test_arrow_refuses_a_batch_of_another_schema_as_the_writer_does():
+    schema = pa.schema([("id", pa.int64())])
+    enc = encoder_for(ARROW, schema)
+    enc.begin()
+    with pytest.raises(pa.ArrowInvalid):
+        enc.batch(pa.record_batch({"id": pa.array([1], pa.int32())}))
