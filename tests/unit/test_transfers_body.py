@@ -1,6 +1,7 @@
 """The pull's reply body: large chunks go to the server in bounded views, bytes unchanged."""
 
 import asyncio
+import threading
 
 from gateway.transfers import views
 
@@ -16,8 +17,17 @@ class _Pull:
         self.closed += 1
 
 
-async def _drain(pull) -> list:
+async def _pieces(pull) -> list:
     return [piece async for piece in views._body(pull)]
+
+
+def _drain(pull) -> list:
+    # A loop of its own in a thread of its own: another test's loop may be running in this one.
+    out: list = []
+    worker = threading.Thread(target=lambda: out.append(asyncio.run(_pieces(pull))))
+    worker.start()
+    worker.join()
+    return out[0]
 
 
 def test_large_chunks_are_sent_in_views_of_at_most_send_bytes_and_in_order():
@@ -25,7 +35,7 @@ def test_large_chunks_are_sent_in_views_of_at_most_send_bytes_and_in_order():
     view = memoryview(bytes(range(200)) * (views.SEND_BYTES // 100))
     small = b"tail"
     pull = _Pull([big, small, view])
-    pieces = asyncio.run(_drain(pull))
+    pieces = _drain(pull)
     assert all(len(p) <= views.SEND_BYTES for p in pieces)
     assert b"".join(pieces) == big + small + view.tobytes()
     assert [len(p) for p in pieces[:4]] == [views.SEND_BYTES, views.SEND_BYTES, 768, 4]
