@@ -133,8 +133,17 @@ class Encoder:
         return self._out(self._begin())
 
     def batch(self, batch: pa.RecordBatch) -> bytes | memoryview:
+        parts = self.pieces(batch)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def pieces(self, batch: pa.RecordBatch) -> list[bytes | memoryview]:
+        """Return the bytes of `batch` in one or more pieces, to be sent in order (`batch()`'s
+        bytes, not joined: joining a batch's megabytes costs a copy of them)."""
         self.rows += batch.num_rows
-        return self._out(self._batch(batch))
+        return [self._out(part) for part in self._pieces(batch)]
+
+    def _pieces(self, batch: pa.RecordBatch) -> list[bytes | memoryview]:
+        return [self._batch(batch)]
 
     def end(self) -> bytes:
         return self._out(self._end())
@@ -176,10 +185,10 @@ def _chunks(stream: BatchStream, encoder: Encoder) -> Iterator[bytes | memoryvie
     first = encoder.split_first
     for batch in stream:
         if first and batch.num_rows > FIRST_ROWS:
-            yield encoder.batch(batch.slice(0, FIRST_ROWS))
+            yield from encoder.pieces(batch.slice(0, FIRST_ROWS))
             batch = batch.slice(FIRST_ROWS)
         first = False
-        yield encoder.batch(batch)
+        yield from encoder.pieces(batch)
     yield encoder.end()
 
 
@@ -344,16 +353,19 @@ class JsonLinesEncoder(Encoder):
         self._key_bytes = [key.encode() for key in self._keys]
 
     def _batch(self, batch: pa.RecordBatch) -> bytes:
+        return b"".join(self._pieces(batch))
+
+    def _pieces(self, batch: pa.RecordBatch) -> list[bytes | memoryview]:
         if not self._order:
-            return b"{}\n" * batch.num_rows
+            return [b"{}\n" * batch.num_rows]
         if batch.num_rows >= 2 * SPLIT_ROWS and (os.cpu_count() or 1) > 1:
             # Two halves at once: Arrow's kernels and the native writer release the GIL, so a
-            # second core writes one.
+            # second core writes one. They are sent as two pieces, not joined (a copy).
             half = batch.num_rows // 2
             later = _pool("dataplane-jsonl", 1).submit(self._lines, batch.slice(half))
             first = self._lines(batch.slice(0, half))
-            return b"".join((first, later.result()))
-        return self._lines(batch)
+            return [first, later.result()]
+        return [self._lines(batch)]
 
     def _lines(self, batch: pa.RecordBatch) -> bytes:
         if self._native:

@@ -190,12 +190,20 @@ def test_jsonl_of_null_free_text_dates_and_floats_of_every_range_equals_to_jsonl
 def test_jsonl_of_a_batch_written_in_two_halves_is_the_bytes_of_one():
     from gateway.dataplane.encoders import SPLIT_ROWS
 
-    n = 2 * SPLIT_ROWS + 3  # large enough to be written in two halves at once
+    n = 2 * SPLIT_ROWS + 1024 + 3  # after the first rows, enough for two halves at once
     table = pa.table({"id": range(n), "s": [f"v{i}" for i in range(n)]})
     enc = encoder_for(JSONL, table.schema)
-    data = b"".join(encode(BatchStream(table.schema, table.to_batches()), enc))
+    chunks = list(encode(BatchStream(table.schema, table.to_batches()), enc))
+    data = b"".join(chunks)
     assert data == to_jsonl(table.to_pylist())
     assert enc.rows == n and enc.sha256 == hashlib.sha256(data).hexdigest()
+    assert enc.bytes == len(data)
+    # The first rows on their own, then the rest's two halves as two pieces (not joined).
+    assert len(chunks) == 3 and chunks[0] == to_jsonl(table.slice(0, 1024).to_pylist())
+    assert chunks[1].count(b"\n") == (n - 1024) // 2
+    # batch() still returns one piece: the same bytes.
+    again = encoder_for(JSONL, table.schema)
+    assert again.batch(table.to_batches()[0]) == data and again.rows == n
 
 
 def test_arrow_sends_its_schema_message_before_the_first_batch_is_read():
