@@ -150,6 +150,8 @@ def add_parsers(participants_sub: Any) -> None:
 
     retire = keys_sub.add_parser("retire", help="retire a key (ledger entry key_retired)")
     common(retire)
-    retire.add_argument("kid", help="the key id to retire")
+    retire.add_argument(
+        "kid", help='the key id to retire (one that begins with "-" goes after "--": ID -- KID)'
+    )
     retire.add_argument("--reason", default="", help="why (kept in the ledger entry)")
     retire.set_defaults(func=cmd_keys_retire)

@@ -35,10 +35,11 @@ def consumer(admin) -> Party:
     return register_party(admin, "consumer", ["consumer"])
 
 
-def _keys(settings, *args) -> int:
+def _keys(settings, command, *args) -> int:
+    # The options first: after a "--" in `args` every word is a positional.
     return dsgw(
-        ["--state", str(settings.state_dir), "participants", "keys", *args,
-         "--database-url", settings.resolved_database_url]
+        ["--state", str(settings.state_dir), "participants", "keys", command,
+         "--database-url", settings.resolved_database_url, *args]
     )  # fmt: skip
 
 
@@ -94,8 +95,11 @@ def test_the_key_cli_refuses_bad_keys_and_reports_problems(settings, consumer, t
     public.write_text(json.dumps(consumer.key.public_jwk()))
     assert _keys(settings, "add", consumer.id, "--jwk", str(public)) == 1
     assert json.loads(capsys.readouterr().err)["type"] == "urn:dsgw:problem:duplicate-key"
-    assert _keys(settings, "retire", consumer.id, consumer.key.kid) == 1
+    # A thumbprint kid may begin with "-" (one in 64): after "--" it is never an option.
+    assert _keys(settings, "retire", consumer.id, "--", consumer.key.kid) == 1
     assert json.loads(capsys.readouterr().err)["type"] == "urn:dsgw:problem:last-key"
+    assert _keys(settings, "retire", consumer.id, "--", "-no-such-kid") == 1
+    assert json.loads(capsys.readouterr().err)["type"] == "urn:dsgw:problem:not-found"
     assert _keys(settings, "list", "prt_nobody") == 1
     assert json.loads(capsys.readouterr().err)["type"] == "urn:dsgw:problem:not-found"
 
