@@ -352,9 +352,6 @@ class JsonLinesEncoder(Encoder):
         self._native = native_jsonl()
         self._key_bytes = [key.encode() for key in self._keys]
 
-    def _batch(self, batch: pa.RecordBatch) -> bytes:
-        return b"".join(self._pieces(batch))
-
     def _pieces(self, batch: pa.RecordBatch) -> list[bytes | memoryview]:
         if not self._order:
             return [b"{}\n" * batch.num_rows]
